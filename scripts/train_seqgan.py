@@ -1,0 +1,457 @@
+#!/usr/bin/env python
+"""SeqGAN (Yu et al., AAAI 2017) against an MLE baseline of equal budget.
+
+    python scripts/train_seqgan.py --corpus poems              # the `cpu` preset
+    python scripts/train_seqgan.py --corpus oracle --oracle paper
+    python scripts/train_seqgan.py --corpus my.txt --tokenizer sentencepiece --vocab-size 4000
+
+Phases, as in the official code (sequence_gan.py):
+  1. pretrain G by MLE (teacher forcing);
+  2. pretrain D on real vs generated sequences;
+  3. MLE baseline: from the pretrained G, `adv_epochs * g_steps` more MLE updates;
+  4. adversarial: per epoch, `g_steps` policy-gradient updates of G with rollout
+     rewards from a delayed copy of G (moving average, rate 0.8), then `d_rounds`
+     rounds of D training on fresh samples;
+  5. evaluation of the pretrained G, the MLE baseline and SeqGAN on the same metrics.
+Writes to --out: tensorboard logs (tb/), checkpoint.pt after every epoch of every
+phase (atomic), pretrained.pt / mle.pt / seqgan.pt, decoded samples, results.json.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import random
+import sys
+import time
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from seqadv.checkpoint import CheckpointError, save_checkpoint
+from seqadv.corpus import DataError
+from seqadv.dataset import SequenceData, batches, load_corpus
+from seqadv.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
+from seqadv.generator import Generator
+from seqadv.losses import discriminator_loss, mle_loss, policy_gradient_loss
+from seqadv.metrics import BLEU, nll, self_bleu
+from seqadv.policy import ema_update
+from seqadv.rewards import discriminator_reward
+from seqadv.rollout import RolloutEngine
+from seqadv.sampling import tokens_mask
+
+
+@dataclass
+class Args:
+    corpus: str = "poems"  # poems | coco | oracle | path/to/file.txt
+    preset: str = "cpu"  # tiny | cpu | paper
+    oracle: str = "random"  # oracle corpus: random (seeded N(0,1)) | paper (the paper's oracle file)
+    data_dir: Optional[str] = None
+    tokenizer: Optional[str] = None  # char | word | sentencepiece (default: the recipe's, word for files)
+    vocab_size: Optional[int] = None
+    max_length: Optional[int] = None
+    max_train: Optional[int] = None  # keep only this many training sequences
+    max_test: Optional[int] = None
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 88
+    out: str = "runs/seqgan"
+    debug: bool = False  # show full tracebacks
+    # generator (official: embedding 32, hidden 32, Adam 0.01, clip 5.0, batch 64)
+    g_embedding_dim: int = 32
+    g_hidden_dim: int = 32
+    g_lr: float = 0.01
+    grad_clip: float = 5.0
+    batch_size: int = 64
+    pretrain_epochs: int = 120
+    # discriminator (official: embedding 64, widths 1-10, 15, 20, dropout 0.25, L2 0.2, Adam 1e-4)
+    d_embedding_dim: int = 64
+    d_filter_sizes: tuple[int, ...] = PAPER_FILTER_SIZES
+    d_num_filters: tuple[int, ...] = PAPER_NUM_FILTERS
+    d_dropout: float = 0.25
+    d_l2: float = 0.2
+    d_lr: float = 1e-4
+    d_samples: int = 10000  # generated (and as many real) sequences per D round
+    d_pretrain_rounds: int = 50
+    d_epochs: int = 3  # epochs over each round's data
+    # adversarial (official: 200 epochs of 1 G step and 5 D rounds, 16 rollouts, rate 0.8)
+    adv_epochs: int = 200
+    g_steps: int = 1
+    d_rounds: int = 5
+    num_rollouts: int = 16
+    rollout_rate: float = 0.8
+    rollout_memory_mb: float = 512.0
+    # evaluation
+    eval_every: int = 10  # adversarial epochs (and MLE-baseline steps) between evaluations
+    pretrain_eval_every: int = 10  # pretraining epochs between evaluations
+    eval_samples: int = 2000  # samples scored by BLEU / Self-BLEU
+    nll_oracle_samples: int = 10000  # the paper's count
+    bleu_max_n: int = 4
+
+
+PRESETS: dict[str, dict] = {
+    # seconds: for tests and a first look
+    "tiny": dict(
+        g_embedding_dim=16, g_hidden_dim=16, pretrain_epochs=2, max_train=1024, max_test=256,
+        d_embedding_dim=16, d_filter_sizes=(1, 2, 3, 5), d_num_filters=(8, 8, 8, 8),
+        d_samples=256, d_pretrain_rounds=2, d_epochs=1, adv_epochs=3, d_rounds=1,
+        num_rollouts=4, eval_every=2, pretrain_eval_every=1, eval_samples=200, nll_oracle_samples=500,
+    ),
+    # about 20 minutes on 2 CPU cores: the paper's G, a smaller D, fewer rounds and epochs
+    "cpu": dict(
+        pretrain_epochs=40, d_filter_sizes=(1, 2, 3, 4, 5, 8, 10, 15, 20),
+        d_num_filters=(50, 100, 100, 100, 100, 50, 50, 80, 80), d_samples=2048,
+        d_pretrain_rounds=20, d_epochs=2, adv_epochs=80, d_rounds=1,
+    ),
+    # the official code's settings (hours on a CPU)
+    "paper": dict(),
+}
+
+
+# --- configuration -------------------------------------------------------------------------
+
+def parse_args(argv: Optional[list[str]] = None) -> Args:
+    """Dataclass defaults <- the preset <- options given on the command line."""
+    hints = typing.get_type_hints(Args)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(Args):
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        if kind is bool:
+            parser.add_argument(flag, action="store_true", default=None)
+        elif kind == tuple[int, ...]:
+            parser.add_argument(flag, type=_int_tuple, default=None, metavar="N,N,...")
+        else:
+            base = typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Union else kind
+            choices = {"preset": list(PRESETS), "device": ["auto", "cpu", "cuda"], "oracle": ["random", "paper"]}.get(f.name)
+            parser.add_argument(flag, type=base, default=None, choices=choices, help=f"default {f.default}")
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    preset = given.get("preset", Args.preset)
+    args = dataclasses.replace(Args(), **{**PRESETS[preset], **given})
+    validate(args)
+    return args
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def validate(args: Args) -> None:
+    positive = ["batch_size", "num_rollouts", "g_embedding_dim", "g_hidden_dim", "d_embedding_dim", "d_samples",
+                "eval_samples", "nll_oracle_samples", "eval_every", "pretrain_eval_every", "g_lr", "d_lr"]
+    for name in positive:
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ["pretrain_epochs", "d_pretrain_rounds", "d_epochs", "adv_epochs", "g_steps", "d_rounds", "grad_clip", "d_l2", "d_dropout"]:
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
+    if not 0.0 <= args.rollout_rate <= 1.0:
+        raise ValueError(f"--rollout-rate must be in [0, 1], got {args.rollout_rate}")
+    if len(args.d_filter_sizes) != len(args.d_num_filters):
+        raise ValueError("--d-filter-sizes and --d-num-filters must have the same length")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine (use --device cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --- training pieces -------------------------------------------------------------------------
+
+def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float) -> float:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else float("inf"))
+    optimizer.step()
+    return norm.item()
+
+
+def mle_step(g: Generator, opt: torch.optim.Optimizer, batch: torch.Tensor, args: Args) -> float:
+    """One teacher-forcing update. batch (B, T)."""
+    loss = mle_loss(g.target_logits(batch), batch, tokens_mask(batch, g.eos_token, g.pad_token))
+    clip_and_step(g, opt, loss, args.grad_clip)
+    return loss.item()
+
+
+def train_discriminator_round(d: Discriminator, opt, g: Generator, data: SequenceData, args: Args,
+                              rng: torch.Generator, order_rng: torch.Generator) -> tuple[float, float]:
+    """Fresh generated sequences vs as many real ones, `d_epochs` epochs. Returns (loss, accuracy)."""
+    num = min(args.d_samples, len(data.train))
+    fake = g.sample(num, data.length, generator=rng)
+    real = data.train[torch.randperm(len(data.train), generator=order_rng)[:num]].to(fake.device)
+    sequences = torch.cat([real, fake])
+    labels = torch.cat([torch.ones(num), torch.zeros(num)]).to(fake.device)
+    d.train()
+    losses, correct, seen = [], 0, 0
+    for _ in range(args.d_epochs):
+        order = torch.randperm(len(sequences), generator=order_rng).to(fake.device)
+        for begin in range(0, len(order) - args.batch_size + 1, args.batch_size):
+            idx = order[begin : begin + args.batch_size]
+            logits = d(sequences[idx])
+            loss = discriminator_loss(logits, labels[idx]) + args.d_l2 * d.l2_penalty()
+            clip_and_step(d, opt, loss, 0.0)
+            losses.append(loss.item())
+            correct += ((logits > 0).float() == labels[idx]).sum().item()
+            seen += len(idx)
+    return float(np.mean(losses)) if losses else float("nan"), correct / max(seen, 1)
+
+
+@torch.no_grad()
+def evaluate(g: Generator, data: SequenceData, args: Args, bleu: Optional[BLEU], seed: int) -> tuple[dict, torch.Tensor]:
+    """Metrics of one generator, on samples drawn with a fixed seed."""
+    rng = torch.Generator(device=g.device).manual_seed(seed)
+    test = data.test.to(g.device)
+    metrics = {"nll_test": nll(g, test, eos_token=data.eos_token, pad_token=data.pad_token)}
+    if data.oracle is not None:
+        samples = g.sample(args.nll_oracle_samples, data.length, generator=rng)
+        metrics["nll_oracle"] = nll(data.oracle, samples)
+    else:
+        samples = g.sample(args.eval_samples, data.length, generator=rng)
+        tokens = [data.tokens(s) for s in samples.cpu()]
+        for n in range(2, args.bleu_max_n + 1):
+            metrics[f"bleu{n}"] = bleu.score(tokens, n)
+        for n in range(2, args.bleu_max_n + 1):
+            metrics[f"self_bleu{n}"] = self_bleu(tokens, n)
+    return metrics, samples
+
+
+def log_metrics(writer: SummaryWriter, model: str, metrics: dict, step: int) -> None:
+    for name, value in metrics.items():
+        writer.add_scalar(f"eval/{model}/{name}", value, step)
+
+
+def write_samples(path: Path, samples: torch.Tensor, data: SequenceData) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(data.text(s) + "\n" for s in samples.cpu()), encoding="utf-8")
+    tmp.replace(path)
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+def run(args: Args) -> dict:
+    start_time = time.time()
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    data = load_corpus(args.corpus, data_dir=args.data_dir, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+                       max_length=args.max_length, oracle=args.oracle, max_train=args.max_train, max_test=args.max_test)
+    if data.oracle is not None:
+        data.oracle.to(device)
+    if len(data.train) < args.batch_size:
+        raise DataError(f"{args.corpus}: {len(data.train)} training sequences, fewer than one batch of {args.batch_size}")
+    T = data.length
+    print(f"corpus {data.name}: {len(data.train)} train / {len(data.test)} test sequences, length {T}, "
+          f"vocabulary {data.vocab_size}; device {device}; preset {args.preset}")
+    bleu = None if data.oracle is not None else BLEU([data.tokens(s) for s in data.test], max_n=args.bleu_max_n)
+
+    writer = SummaryWriter(str(out / "tb"))
+    writer.add_text("config", "```\n" + json.dumps(dataclasses.asdict(args), indent=1) + "\n```")
+    rng = torch.Generator(device=device).manual_seed(args.seed)  # sampling and rollouts
+    order_rng = torch.Generator().manual_seed(args.seed + 1)  # data order
+    eval_seed = args.seed + 2  # every evaluation draws from the same seed: comparable across models
+
+    g = Generator(data.vocab_size, args.g_embedding_dim, args.g_hidden_dim, start_token=data.start_token,
+                  eos_token=data.eos_token, pad_token=data.pad_token).to(device)
+    g_opt = torch.optim.Adam(g.parameters(), lr=args.g_lr)
+    d = Discriminator(data.vocab_size, args.d_embedding_dim, args.d_filter_sizes, args.d_num_filters,
+                      args.d_dropout, pad_token=data.pad_token or 0).to(device)
+    d_opt = torch.optim.Adam(d.parameters(), lr=args.d_lr)
+    train = data.train.to(device)
+    meta = {"args": dataclasses.asdict(args), "vocab": data.vocab.itos if data.vocab else None,
+            "tokenizer": data.tokenizer.state() if data.tokenizer else None, "data_info": data.info,
+            "generator_config": dict(vocab_size=data.vocab_size, embedding_dim=args.g_embedding_dim,
+                                     hidden_dim=args.g_hidden_dim, start_token=data.start_token,
+                                     eos_token=data.eos_token, pad_token=data.pad_token)}
+
+    def checkpoint(phase: str, epoch: int, **extra) -> None:
+        save_checkpoint({**meta, "phase": phase, "epoch": epoch, "generator": g.state_dict(),
+                         "g_optimizer": g_opt.state_dict(), "discriminator": d.state_dict(),
+                         "d_optimizer": d_opt.state_dict(), "rng": rng.get_state(),
+                         "order_rng": order_rng.get_state(), "torch_rng": torch.get_rng_state(), **extra},
+                        out / "checkpoint.pt")
+
+    timings: dict[str, float] = {}
+    history: dict[str, list] = {"pretrain": [], "mle": [], "seqgan": []}
+
+    # 1. MLE pretraining ------------------------------------------------------------------
+    t0 = time.time()
+    g_step = 0
+    for epoch in tqdm(range(1, args.pretrain_epochs + 1), desc="pretrain G (MLE)", unit="epoch"):
+        losses = [mle_step(g, g_opt, batch, args) for batch in batches(train, args.batch_size, order_rng)]
+        g_step += len(losses)
+        writer.add_scalar("losses/g_mle", float(np.mean(losses)), g_step)
+        if epoch % args.pretrain_eval_every == 0 or epoch == args.pretrain_epochs:
+            metrics, _ = evaluate(g, data, args, bleu, eval_seed)
+            log_metrics(writer, "pretrain", metrics, epoch)
+            history["pretrain"].append({"epoch": epoch, **metrics})
+        checkpoint("pretrain_g", epoch)
+    timings["pretrain_g_s"] = time.time() - t0
+    pretrained = copy.deepcopy(g.state_dict())
+    pretrained_opt = copy.deepcopy(g_opt.state_dict())
+    save_checkpoint({**meta, "generator": pretrained}, out / "pretrained.pt")
+
+    # 2. D pretraining ------------------------------------------------------------------------
+    t0 = time.time()
+    for round_ in tqdm(range(1, args.d_pretrain_rounds + 1), desc="pretrain D", unit="round"):
+        d_loss, d_acc = train_discriminator_round(d, d_opt, g, data, args, rng, order_rng)
+        writer.add_scalar("losses/d_pretrain", d_loss, round_)
+        writer.add_scalar("charts/d_pretrain_accuracy", d_acc, round_)
+        checkpoint("pretrain_d", round_)
+    timings["pretrain_d_s"] = time.time() - t0
+
+    # 3. MLE baseline of equal budget: as many G updates as the adversarial phase makes -----
+    t0 = time.time()
+    mle = Generator(**meta["generator_config"]).to(device)
+    mle.load_state_dict(pretrained)
+    mle_opt = torch.optim.Adam(mle.parameters(), lr=args.g_lr)
+    mle_opt.load_state_dict(pretrained_opt)
+    budget = args.adv_epochs * args.g_steps
+    mle_batches = iter(())
+    for step in tqdm(range(1, budget + 1), desc="MLE baseline", unit="step"):
+        batch = next(mle_batches, None)
+        if batch is None:
+            mle_batches = batches(train, args.batch_size, order_rng)
+            batch = next(mle_batches)
+        writer.add_scalar("losses/mle_baseline", mle_step(mle, mle_opt, batch, args), step)
+        if step % (args.eval_every * args.g_steps) == 0 or step == budget:
+            metrics, _ = evaluate(mle, data, args, bleu, eval_seed)
+            log_metrics(writer, "mle", metrics, step)
+            history["mle"].append({"g_updates": step, **metrics})
+    save_checkpoint({**meta, "generator": mle.state_dict()}, out / "mle.pt")
+    timings["mle_baseline_s"] = time.time() - t0
+
+    # 4. Adversarial training -----------------------------------------------------------------
+    t0 = time.time()
+    rollout_policy = copy.deepcopy(g).requires_grad_(False)  # the delayed policy of the rollouts
+    engine = RolloutEngine(rollout_policy, args.num_rollouts, memory_budget_mb=args.rollout_memory_mb,
+                           eos_token=data.eos_token, pad_token=data.pad_token)
+    reward_fn = discriminator_reward(d)
+    g_adv_opt = torch.optim.Adam(g.parameters(), lr=args.g_lr)  # the official code's separate optimizer
+    split = {"rollout_s": 0.0, "g_update_s": 0.0, "d_train_s": 0.0}
+    for epoch in tqdm(range(1, args.adv_epochs + 1), desc="adversarial", unit="epoch"):
+        for _ in range(args.g_steps):
+            t = time.time()
+            samples = g.sample(args.batch_size, T, generator=rng)
+            rewards = engine.rewards(samples, reward_fn, generator=rng)  # (B, T)
+            split["rollout_s"] += time.time() - t
+            t = time.time()
+            mask = tokens_mask(samples, data.eos_token, data.pad_token)
+            pg_loss = policy_gradient_loss(g.target_logits(samples), samples, rewards, mask)
+            clip_and_step(g, g_adv_opt, pg_loss, args.grad_clip)
+            ema_update(rollout_policy, g, args.rollout_rate)
+            split["g_update_s"] += time.time() - t
+        t = time.time()
+        for _ in range(args.d_rounds):
+            d_loss, d_acc = train_discriminator_round(d, d_opt, g, data, args, rng, order_rng)
+        split["d_train_s"] += time.time() - t
+        step = epoch * args.g_steps
+        writer.add_scalar("losses/g_pg", pg_loss.item(), step)
+        writer.add_scalar("charts/reward_mean", rewards.mean().item(), step)
+        writer.add_scalar("charts/reward_last_token", rewards[:, -1].mean().item(), step)
+        if args.d_rounds:
+            writer.add_scalar("losses/d", d_loss, step)
+            writer.add_scalar("charts/d_accuracy", d_acc, step)
+        for name, seconds in split.items():
+            writer.add_scalar(f"charts/{name}_per_epoch", seconds / epoch, step)
+        if epoch % args.eval_every == 0 or epoch == args.adv_epochs:
+            metrics, samples = evaluate(g, data, args, bleu, eval_seed)
+            log_metrics(writer, "seqgan", metrics, step)
+            history["seqgan"].append({"g_updates": step, **metrics})
+            writer.add_text("samples/seqgan", "\n\n".join(data.text(s) for s in samples[:5].cpu()), step)
+        checkpoint("adversarial", epoch, rollout_policy=rollout_policy.state_dict(), g_adv_optimizer=g_adv_opt.state_dict())
+    save_checkpoint({**meta, "generator": g.state_dict()}, out / "seqgan.pt")
+    timings["adversarial_s"] = time.time() - t0
+    if args.adv_epochs:
+        timings["adversarial_epoch_s"] = timings["adversarial_s"] / args.adv_epochs
+        timings.update({f"adversarial_epoch_{k}": v / args.adv_epochs for k, v in split.items()})
+
+    # 5. Final evaluation -----------------------------------------------------------------------
+    t0 = time.time()
+    results_by_model = {}
+    for name, state in [("pretrained", pretrained), ("mle", mle.state_dict()), ("seqgan", g.state_dict())]:
+        model = Generator(**meta["generator_config"]).to(device)
+        model.load_state_dict(state)
+        metrics, samples = evaluate(model, data, args, bleu, eval_seed)
+        results_by_model[name] = metrics
+        write_samples(out / f"samples_{name}.txt", samples[: args.eval_samples], data)
+        writer.add_text(f"samples/final_{name}", "\n\n".join(data.text(s) for s in samples[:10].cpu()))
+    timings["final_eval_s"] = time.time() - t0
+    timings["total_s"] = time.time() - start_time
+    writer.close()
+
+    results = {
+        "corpus": data.name, "preset": args.preset, "seed": args.seed, "device": str(device),
+        "generator_updates": {"pretrain_epochs": args.pretrain_epochs, "mle_baseline": budget, "seqgan": budget},
+        "models": results_by_model, "history": history, "timings": timings,
+        "data": {**data.info, "num_train": len(data.train), "num_test": len(data.test), "vocab_size": data.vocab_size},
+        "args": dataclasses.asdict(args),
+    }
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(out / "results.json")
+    print_table(results)
+    return results
+
+
+LOWER_IS_BETTER = ("nll_test", "nll_oracle", "self_bleu")
+
+
+def print_table(results: dict) -> None:
+    models = results["models"]
+    names = list(models["seqgan"])
+    print(f"\n{results['corpus']} ({results['preset']} preset, seed {results['seed']}): "
+          f"pretrained G, then {results['generator_updates']['seqgan']} more G updates each")
+    print(f"{'metric':<14}{'pretrained':>12}{'MLE':>12}{'SeqGAN':>12}   better")
+    for metric in names:
+        lower = metric.startswith(LOWER_IS_BETTER)
+        row = "".join(f"{models[m][metric]:>12.4f}" for m in ("pretrained", "mle", "seqgan"))
+        mle, gan = models["mle"][metric], models["seqgan"][metric]
+        winner = "tie" if mle == gan else ("SeqGAN" if (gan < mle) == lower else "MLE")
+        note = " (lower is better)" if lower else ""
+        print(f"{metric:<14}{row}   {winner}{note}")
+    t = results["timings"]
+    print(f"wall time {t['total_s']:.0f} s (pretrain G {t['pretrain_g_s']:.0f} s, pretrain D {t['pretrain_d_s']:.0f} s, "
+          f"MLE baseline {t['mle_baseline_s']:.0f} s, adversarial {t['adversarial_s']:.0f} s, eval {t['final_eval_s']:.0f} s)")
+    if "adversarial_epoch_s" in t:
+        e = t["adversarial_epoch_s"]
+        print(f"one adversarial epoch {e:.2f} s: rollouts {t['adversarial_epoch_rollout_s'] / e:.0%}, "
+              f"G update {t['adversarial_epoch_g_update_s'] / e:.0%}, D training {t['adversarial_epoch_d_train_s'] / e:.0%}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        run(parse_args(argv))
+    except (DataError, CheckpointError, ValueError) as exc:
+        if debug:
+            raise
+        print(f"train_seqgan.py: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("train_seqgan.py: interrupted; the last checkpoint is in --out", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

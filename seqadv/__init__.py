@@ -1,0 +1,14 @@
+"""seqadv: sequence generation with adversarial reinforcement learning.
+
+The data path, one module per step:
+corpus -> tokenizer -> dataset -> generator -> discriminator -> rollout -> rewards
+-> losses -> metrics -> checkpoint.
+"""
+from .discriminator import Discriminator
+from .generator import Generator
+from .policy import Policy, ema_update
+from .rollout import RolloutEngine
+from .sampling import sample_from_logits
+
+__all__ = ["Discriminator", "Generator", "Policy", "RolloutEngine", "ema_update", "sample_from_logits"]
+__version__ = "0.1.0"

@@ -1,0 +1,140 @@
+"""Tokenised corpora as fixed-length tensors, ready for the generator and discriminator.
+
+Every sequence has the same length T: text tokens, then (for corpora with
+variable-length lines) one <eos> and <pad> up to T. Lines longer than the maximum
+length are truncated and counted.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from .corpus import DataError, Recipe, load_recipe, locate, read_lines, split_lines
+from .tokenizer import Vocab, make_tokenizer
+
+
+@dataclass
+class SequenceData:
+    name: str
+    train: Tensor  # (num_train, T) int64
+    test: Tensor  # (num_test, T) int64
+    vocab_size: int
+    start_token: int
+    eos_token: Optional[int] = None
+    pad_token: Optional[int] = None
+    vocab: Optional[Vocab] = None  # None when ids are the tokens (the oracle)
+    tokenizer: Optional[object] = None
+    oracle: Optional[torch.nn.Module] = None  # the oracle corpus's data-generating LSTM
+    info: dict = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return self.train.shape[1]
+
+    def tokens(self, ids: Sequence[int] | Tensor) -> list:
+        """One sequence's tokens, up to its end token, as BLEU compares them."""
+        ids = ids.tolist() if isinstance(ids, Tensor) else list(ids)
+        if self.vocab is not None:
+            return self.vocab.decode(ids)
+        if self.eos_token is not None and self.eos_token in ids:
+            ids = ids[: ids.index(self.eos_token)]
+        return ids
+
+    def text(self, ids: Sequence[int] | Tensor) -> str:
+        tokens = self.tokens(ids)
+        if self.tokenizer is not None:
+            return self.tokenizer.detokenize(tokens)
+        return " ".join(str(t) for t in tokens)
+
+
+def encode_lines(tokenized: list[list[str]], vocab: Vocab, max_length: int, eos: bool) -> tuple[Tensor, int]:
+    """Token lists -> (num, max_length [+1 with eos]) ids, and how many lines were truncated."""
+    length = max_length + (1 if eos else 0)
+    out = torch.full((len(tokenized), length), vocab.pad, dtype=torch.long)
+    truncated = 0
+    for row, tokens in enumerate(tokenized):
+        if len(tokens) > max_length:
+            truncated += 1
+            tokens = tokens[:max_length]
+        ids = vocab.encode(tokens) + ([vocab.eos] if eos else [])
+        out[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return out, truncated
+
+
+def _is_path(corpus: str) -> bool:
+    return os.sep in corpus or "/" in corpus or Path(corpus).suffix != "" or Path(corpus).is_file()
+
+
+def load_corpus(
+    corpus: str,
+    *,
+    data_dir: Optional[str] = None,
+    tokenizer: Optional[str] = None,
+    vocab_size: Optional[int] = None,
+    max_length: Optional[int] = None,
+    oracle: str = "random",
+    max_train: Optional[int] = None,
+    max_test: Optional[int] = None,
+) -> SequenceData:
+    """A named corpus (`poems`, `coco`, `oracle`) or any text file, tokenised and split.
+
+    Named corpora follow their recipe (`corpora/<name>.toml`); `tokenizer`,
+    `vocab_size` and `max_length` override it. A text file gets the word
+    tokenizer, a 10% test split and the longest training line (at most 64
+    tokens) unless told otherwise. `max_train` / `max_test` keep only the first
+    lines of each split (small experiments and tests).
+    """
+    if corpus == "oracle":
+        from .oracle import oracle_corpus
+
+        return oracle_corpus(load_recipe("oracle"), kind=oracle, data_dir=data_dir, max_train=max_train, max_test=max_test)
+    if _is_path(corpus):
+        path = Path(corpus)
+        recipe = Recipe(name=path.stem, description=str(path), file=str(path), url="", sha256="", max_length=0)
+    else:
+        recipe = load_recipe(corpus)
+        path = locate(recipe, data_dir)
+    lines = read_lines(path)
+    train_lines, test_lines = split_lines(lines, recipe.test_fraction, recipe.split_seed)
+    train_lines, test_lines = train_lines[:max_train], test_lines[:max_test]
+    kind = tokenizer or recipe.tokenizer
+    tok = make_tokenizer(kind, train_lines, vocab_size or 8000, seed=recipe.split_seed)
+    train_tokens = [tok.tokenize(line) for line in train_lines]
+    test_tokens = [tok.tokenize(line) for line in test_lines]
+    vocab = Vocab.build(train_tokens, max_size=vocab_size if kind != "sentencepiece" else None)
+    length = max_length or recipe.max_length or min(64, max(len(t) for t in train_tokens))
+    train, cut_train = encode_lines(train_tokens, vocab, length, recipe.eos)
+    test, cut_test = encode_lines(test_tokens, vocab, length, recipe.eos)
+    return SequenceData(
+        name=recipe.name,
+        train=train,
+        test=test,
+        vocab_size=len(vocab),
+        start_token=vocab.bos,
+        eos_token=vocab.eos if recipe.eos else None,
+        pad_token=vocab.pad,
+        vocab=vocab,
+        tokenizer=tok,
+        info={
+            "file": str(path),
+            "tokenizer": kind,
+            "max_length": length,
+            "truncated_train_lines": cut_train,
+            "truncated_test_lines": cut_test,
+            "split": f"seeded permutation (seed {recipe.split_seed}), {recipe.test_fraction:.0%} held out for test",
+        },
+    )
+
+
+def batches(data: Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """One shuffled epoch of full batches. Shape: data (num, T) -> each (batch_size, T)."""
+    if len(data) < batch_size:
+        raise DataError(f"the corpus has {len(data)} training sequences, fewer than one batch of {batch_size}")
+    order = torch.randperm(len(data), generator=generator)
+    for begin in range(0, len(data) - batch_size + 1, batch_size):
+        yield data[order[begin : begin + batch_size]]

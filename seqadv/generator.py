@@ -1,0 +1,96 @@
+"""The generator: an LSTM language model used as a token-level policy.
+
+embedding -> LSTM -> linear to vocabulary logits. The one `nn.LSTM` serves both
+teacher forcing (a whole sequence in one call) and the step-by-step policy
+protocol (a length-1 call), so the cell is written once.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from .sampling import mask_after_eos, sample_from_logits
+
+
+class Generator(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 32,
+        hidden_dim: int = 32,
+        num_layers: int = 1,
+        start_token: int = 0,
+        eos_token: Optional[int] = None,
+        pad_token: Optional[int] = None,
+    ):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.start_token = start_token
+        self.eos_token = eos_token
+        self.pad_token = pad_token
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim, num_layers=num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_dim, vocab_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    # --- policy protocol -------------------------------------------------------------
+    def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """(h, c), each (batch, layers, hidden): batch first, as the protocol asks."""
+        shape = (batch_size, self.lstm.num_layers, self.lstm.hidden_size)
+        zeros = torch.zeros(shape, device=self.device, dtype=self.head.weight.dtype)
+        return zeros, zeros.clone()
+
+    def step(self, tokens: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """tokens (B,) -> logits (B, V), new state ((B, L, H), (B, L, H))."""
+        h, c = state
+        x = self.embedding(tokens).unsqueeze(1)  # (B, 1, E)
+        out, (h, c) = self.lstm(x, (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous()))
+        return self.head(out.squeeze(1)), (h.transpose(0, 1), c.transpose(0, 1))
+
+    # --- teacher forcing -----------------------------------------------------------------
+    def forward(self, inputs: Tensor) -> Tensor:
+        """inputs (B, T) -> logits (B, T, V); position t predicts the token after inputs[:, t]."""
+        out, _ = self.lstm(self.embedding(inputs))  # (B, T, H)
+        return self.head(out)
+
+    def shift_right(self, targets: Tensor) -> Tensor:
+        """The teacher-forcing inputs for `targets`: start token, then targets[:, :-1]."""
+        start = torch.full_like(targets[:, :1], self.start_token)
+        return torch.cat([start, targets[:, :-1]], dim=1)
+
+    def target_logits(self, targets: Tensor) -> Tensor:
+        """targets (B, T) -> logits (B, T, V) of each target token given the ones before it."""
+        return self(self.shift_right(targets))
+
+    # --- sampling ------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(
+        self,
+        num: int,
+        length: int,
+        temperature: float = 1.0,
+        generator: Optional[torch.Generator] = None,
+        batch_size: int = 4096,
+    ) -> Tensor:
+        """Draw `num` sequences of `length` tokens -> (num, length) int64.
+
+        Tokens after the first end token (if the model has one) are set to padding.
+        """
+        chunks = []
+        for begin in range(0, num, batch_size):
+            rows = min(batch_size, num - begin)
+            state = self.initial_state(rows)
+            tokens = torch.full((rows,), self.start_token, dtype=torch.long, device=self.device)
+            out = torch.empty(rows, length, dtype=torch.long, device=self.device)
+            for t in range(length):
+                logits, state = self.step(tokens, state)
+                tokens = sample_from_logits(logits, temperature=temperature, generator=generator)[:, 0]
+                out[:, t] = tokens
+            chunks.append(out)
+        samples = torch.cat(chunks) if chunks else torch.empty(0, length, dtype=torch.long, device=self.device)
+        return mask_after_eos(samples, self.eos_token, self.pad_token)

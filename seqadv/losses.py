@@ -1,0 +1,45 @@
+"""Losses of the generator (MLE, policy gradient) and the discriminator."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def token_log_probs(logits: Tensor, tokens: Tensor) -> Tensor:
+    """log p(tokens) under softmax(logits).
+
+    Shape: logits (B, T, V), tokens (B, T) -> (B, T)
+    """
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def mle_loss(logits: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean negative log-likelihood per token (teacher forcing).
+
+    Shape: logits (B, T, V), targets (B, T), mask (B, T) of 0/1 or None -> scalar
+    """
+    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view_as(targets)
+    if mask is None:
+        return nll.mean()
+    return (nll * mask).sum() / mask.sum().clamp(min=1)
+
+
+def policy_gradient_loss(logits: Tensor, actions: Tensor, rewards: Tensor, mask: Tensor | None = None) -> Tensor:
+    """REINFORCE with per-token rewards: -mean_t [ log pi(a_t | a_<t) * Q_t ].
+
+    Shape: logits (B, T, V), actions (B, T), rewards (B, T), mask (B, T) or None -> scalar
+
+    The official SeqGAN code sums over the batch instead of averaging; with Adam the
+    two differ only through gradient clipping, and the mean keeps the loss scale
+    independent of batch size and length.
+    """
+    weighted = token_log_probs(logits, actions) * rewards.detach()
+    if mask is None:
+        return -weighted.mean()
+    return -(weighted * mask).sum() / mask.sum().clamp(min=1)
+
+
+def discriminator_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Binary cross-entropy of real (1) vs generated (0). Shape: logits (B,), labels (B,) -> scalar"""
+    return F.binary_cross_entropy_with_logits(logits, labels.float())

@@ -1,0 +1,157 @@
+"""Evaluation: BLEU and Self-BLEU equal to nltk's, NLL-test and NLL-oracle.
+
+BLEU-n here is nltk's `sentence_bleu(references, hypothesis, weights=(1/n,)*n,
+smoothing_function=SmoothingFunction().method1)` averaged over hypotheses: the
+convention of Texygen and most SeqGAN follow-ups. nltk rescans every reference
+for every hypothesis; here the references' clipped n-gram maxima and lengths are
+computed once, so thousands of references cost one pass (tests compare to nltk).
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from typing import Hashable, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from .losses import mle_loss
+from .sampling import tokens_mask
+
+Tokens = Sequence[Hashable]
+_EPSILON = 0.1  # nltk SmoothingFunction().method1's epsilon
+
+
+def ngram_counts(tokens: Tokens, n: int) -> Counter:
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _closest(lengths: list[int], hyp_len: int) -> int:
+    """The reference length closest to hyp_len, the shorter one on a tie (nltk's rule)."""
+    i = bisect.bisect_left(lengths, hyp_len)
+    candidates = lengths[max(0, i - 1) : i + 1]
+    return min(candidates, key=lambda r: (abs(r - hyp_len), r))
+
+
+def _bleu(hyp_len: int, clipped: list[int], totals: list[int], ref_len: int) -> float:
+    """nltk's sentence BLEU from per-order clipped matches and hypothesis n-gram totals."""
+    if clipped[0] == 0:
+        return 0.0
+    n = len(clipped)
+    log_p = []
+    for num, total in zip(clipped, totals):
+        den = max(1, total)
+        log_p.append(math.log(num / den if num > 0 else _EPSILON / den))
+    if hyp_len > ref_len:
+        bp = 1.0
+    else:
+        bp = math.exp(1 - ref_len / hyp_len)
+    return bp * math.exp(math.fsum((1 / n) * lp for lp in log_p))
+
+
+class BLEU:
+    """Sentence BLEU of hypotheses against one fixed set of references.
+
+    Args:
+        references: token sequences (strings, ints, anything hashable).
+        max_n: the highest order that `score` may be asked for.
+    """
+
+    def __init__(self, references: Sequence[Tokens], max_n: int = 5):
+        if len(references) == 0:
+            raise ValueError("BLEU needs at least one reference")
+        self.max_n = max_n
+        self.max_counts: list[dict] = []
+        for n in range(1, max_n + 1):
+            best: dict = {}
+            for ref in references:
+                for gram, count in ngram_counts(ref, n).items():
+                    if count > best.get(gram, 0):
+                        best[gram] = count
+            self.max_counts.append(best)
+        self.lengths = sorted({len(r) for r in references})
+
+    def sentence(self, hypothesis: Tokens, n: int = 4) -> float:
+        if not 1 <= n <= self.max_n:
+            raise ValueError(f"BLEU order must be in 1..{self.max_n}, got {n}")
+        clipped, totals = [], []
+        for order in range(1, n + 1):
+            counts = ngram_counts(hypothesis, order)
+            best = self.max_counts[order - 1]
+            clipped.append(sum(min(c, best.get(g, 0)) for g, c in counts.items()))
+            totals.append(sum(counts.values()))
+        return _bleu(len(hypothesis), clipped, totals, _closest(self.lengths, len(hypothesis)))
+
+    def score(self, hypotheses: Sequence[Tokens], n: int = 4) -> float:
+        """Mean sentence BLEU-n of the hypotheses."""
+        if len(hypotheses) == 0:
+            raise ValueError("BLEU needs at least one hypothesis")
+        return sum(self.sentence(h, n) for h in hypotheses) / len(hypotheses)
+
+
+def self_bleu(samples: Sequence[Tokens], n: int = 4) -> float:
+    """Mean BLEU-n of each sample against all the other samples (Zhu et al., Texygen).
+
+    Exact leave-one-out in one pass: for every n-gram keep the largest count, how
+    many samples reach it, and the second largest, so the maximum over "all but
+    sample i" is known without rescanning. High Self-BLEU means low diversity.
+    """
+    if len(samples) < 2:
+        raise ValueError("Self-BLEU needs at least two samples")
+    per_order = []
+    for order in range(1, n + 1):
+        counts = [ngram_counts(s, order) for s in samples]
+        top: dict = {}  # gram -> [largest count, how many samples have it, second largest]
+        for c in counts:
+            for gram, k in c.items():
+                entry = top.get(gram)
+                if entry is None:
+                    top[gram] = [k, 1, 0]
+                elif k > entry[0]:
+                    top[gram] = [k, 1, entry[0]]
+                elif k == entry[0]:
+                    entry[1] += 1
+                elif k > entry[2]:
+                    entry[2] = k
+        per_order.append((counts, top))
+    length_counts = Counter(len(s) for s in samples)
+    total = 0.0
+    for i, sample in enumerate(samples):
+        clipped, totals = [], []
+        for counts, top in per_order:
+            matched = 0
+            for gram, k in counts[i].items():
+                best, holders, second = top[gram]
+                other_best = second if (k == best and holders == 1) else best
+                matched += min(k, other_best)
+            clipped.append(matched)
+            totals.append(sum(counts[i].values()))
+        lengths = sorted(l for l, c in length_counts.items() if c - (l == len(sample)) > 0)
+        total += _bleu(len(sample), clipped, totals, _closest(lengths, len(sample)))
+    return total / len(samples)
+
+
+@torch.no_grad()
+def nll(
+    model,
+    data: Tensor,
+    batch_size: int = 1024,
+    eos_token: Optional[int] = None,
+    pad_token: Optional[int] = None,
+    temperature: float = 1.0,
+) -> float:
+    """Mean per-token negative log-likelihood (nats) of `data` under `model`.
+
+    Shape: data (num, T) int64. Positions after the first end token are not counted.
+    `model` is a `Generator` (anything with `target_logits(targets) -> (B, T, V)`).
+    """
+    total, count = 0.0, 0.0
+    for batch in data.split(batch_size):
+        mask = tokens_mask(batch, eos_token, pad_token)
+        logits = model.target_logits(batch)
+        if temperature != 1.0:
+            logits = logits / temperature
+        total += mle_loss(logits, batch, mask).item() * mask.sum().item()
+        count += mask.sum().item()
+    return total / max(count, 1.0)

@@ -1,0 +1,70 @@
+"""The policy protocol that the rollout engine (and every trainer) depends on.
+
+A policy is anything that generates tokens left to right:
+
+    start_token: int                       the input fed before position 0
+    initial_state(batch_size) -> state     the state before the first step
+    step(tokens, state) -> (logits, state) consume one token per row, return the
+                                           next-token logits (rows, vocab)
+
+A state is a tensor or a (nested) tuple of tensors whose first dimension is the
+batch; the engine indexes, repeats and concatenates states along that dimension
+and never looks inside. `Generator` implements the protocol; so can a
+Transformer with a KV cache or a policy of one's own.
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol, Union, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+State = Union[Tensor, tuple]
+
+
+@runtime_checkable
+class Policy(Protocol):
+    start_token: int
+
+    def initial_state(self, batch_size: int) -> State: ...
+
+    def step(self, tokens: Tensor, state: State) -> tuple[Tensor, State]: ...
+
+
+def map_state(fn: Callable[[Tensor], Tensor], state: State) -> State:
+    """Apply `fn` to every tensor of a (nested tuple) state."""
+    if isinstance(state, Tensor):
+        return fn(state)
+    return tuple(map_state(fn, s) for s in state)
+
+
+def cat_states(states: list[State]) -> State:
+    """Concatenate states along the batch dimension."""
+    first = states[0]
+    if isinstance(first, Tensor):
+        return torch.cat(states, dim=0)
+    return tuple(cat_states([s[i] for s in states]) for i in range(len(first)))
+
+
+def stack_states(states: list[State]) -> State:
+    """Stack states into a new leading dimension: (steps, batch, ...)."""
+    first = states[0]
+    if isinstance(first, Tensor):
+        return torch.stack(states, dim=0)
+    return tuple(stack_states([s[i] for s in states]) for i in range(len(first)))
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, source: nn.Module, rate: float) -> None:
+    """target <- rate * target + (1 - rate) * source, parameter by parameter.
+
+    SeqGAN's delayed rollout policy is this moving average of the generator with
+    rate 0.8 (official code, `rollout.update_params`): the rollouts that score the
+    generator's tokens come from a slightly older, smoother policy.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"ema rate must be in [0, 1], got {rate}")
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.mul_(rate).add_(s.detach(), alpha=1.0 - rate)
+    for t, s in zip(target.buffers(), source.buffers()):
+        t.copy_(s)

@@ -1,0 +1,129 @@
+"""Tokenizers (char, word, sentencepiece) and the vocabulary they feed.
+
+Every tokenizer turns a line into string tokens; one `Vocab` maps them to ids, so
+the rest of the package never sees which tokenizer made them.
+"""
+from __future__ import annotations
+
+import io
+from collections import Counter
+from typing import Iterable, Optional, Sequence
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SPECIALS = (PAD, BOS, EOS, UNK)
+
+
+class Vocab:
+    """Token <-> id. Ids 0-3 are <pad>, <bos>, <eos>, <unk>; the rest by falling frequency."""
+
+    def __init__(self, tokens: Sequence[str]):
+        self.itos = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+        self.pad, self.bos, self.eos, self.unk = (self.stoi[s] for s in SPECIALS)
+
+    @classmethod
+    def build(cls, tokenized_lines: Iterable[Sequence[str]], max_size: Optional[int] = None) -> "Vocab":
+        counts = Counter(t for line in tokenized_lines for t in line)
+        ordered = sorted(counts, key=lambda t: (-counts[t], t))
+        if max_size is not None:
+            ordered = ordered[: max(0, max_size - len(SPECIALS))]
+        return cls(ordered)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, tokens: Sequence[str]) -> list[int]:
+        return [self.stoi.get(t, self.unk) for t in tokens]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Ids -> tokens, up to (not including) the first <eos>; <pad> and <bos> dropped."""
+        out = []
+        for i in ids:
+            if i == self.eos:
+                break
+            if i not in (self.pad, self.bos):
+                out.append(self.itos[i])
+        return out
+
+
+class CharTokenizer:
+    kind = "char"
+
+    def tokenize(self, line: str) -> list[str]:
+        return list(line)
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return "".join(tokens)
+
+    def state(self) -> dict:
+        return {"kind": self.kind}
+
+
+class WordTokenizer:
+    kind = "word"
+
+    def tokenize(self, line: str) -> list[str]:
+        return line.split()
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return " ".join(tokens)
+
+    def state(self) -> dict:
+        return {"kind": self.kind}
+
+
+class SentencePieceTokenizer:
+    """A unigram sentencepiece model trained on the training split (never on test)."""
+
+    kind = "sentencepiece"
+
+    def __init__(self, model_proto: bytes):
+        import sentencepiece as spm
+
+        self.model_proto = model_proto
+        self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
+
+    @classmethod
+    def train(cls, lines: Sequence[str], vocab_size: int, seed: int = 0) -> "SentencePieceTokenizer":
+        import sentencepiece as spm
+
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type="unigram",
+            character_coverage=1.0,
+            hard_vocab_limit=False,  # a small corpus may not support the full size
+            random_seed=seed,
+            minloglevel=2,
+        )
+        return cls(model.getvalue())
+
+    def tokenize(self, line: str) -> list[str]:
+        return self.processor.encode(line, out_type=str)
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return self.processor.decode_pieces(list(tokens))
+
+    def state(self) -> dict:
+        return {"kind": self.kind, "model_proto": self.model_proto}
+
+
+TOKENIZERS = ("char", "word", "sentencepiece")
+
+
+def make_tokenizer(kind: str, train_lines: Sequence[str] = (), vocab_size: int = 8000, seed: int = 0):
+    if kind == "char":
+        return CharTokenizer()
+    if kind == "word":
+        return WordTokenizer()
+    if kind == "sentencepiece":
+        return SentencePieceTokenizer.train(train_lines, vocab_size, seed)
+    raise ValueError(f"unknown tokenizer {kind!r}: choose one of {', '.join(TOKENIZERS)}")
+
+
+def tokenizer_from_state(state: dict):
+    if state["kind"] == "sentencepiece":
+        return SentencePieceTokenizer(state["model_proto"])
+    return make_tokenizer(state["kind"])
