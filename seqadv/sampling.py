@@ -40,10 +40,11 @@ def sample_from_logits(
     # The unnormalised running sum is enough: the uniforms are scaled by its last entry.
     weights = (scaled - scaled.amax(dim=1, keepdim=True)).exp_()
     cdf = weights.cumsum_(dim=1)
-    targets = uniforms * cdf[:, -1:]
-    tokens = torch.searchsorted(cdf, targets, right=True)
-    # u * total can round up to total itself; the last token is then the right answer.
-    return tokens.clamp_(max=vocab - 1)
+    total = cdf[:, -1:]
+    # u * total can round up to total itself; the largest float below it still lands on the
+    # last token of non-zero probability, where a clamp could pick a zero-probability one.
+    targets = torch.minimum(uniforms * total, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, targets, right=True)
 
 
 def mask_after_eos(tokens: Tensor, eos_token: Optional[int], pad_token: Optional[int]) -> Tensor:

@@ -95,7 +95,7 @@ class SentencePieceTokenizer:
             model_type="unigram",
             character_coverage=1.0,
             hard_vocab_limit=False,  # a small corpus may not support the full size
-            random_seed=seed,
+            num_threads=1,  # one thread: the same pieces on every run
             minloglevel=2,
         )
         return cls(model.getvalue())

@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("SEQADV_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+if "SEQADV_DATA_DIR" not in os.environ and (REPO.parent / "shared").is_dir():
+    os.environ["SEQADV_DATA_DIR"] = str(REPO.parent / "shared")
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """The shared data folder. In CI it must be there: a missing one fails, never skips."""
+    path = Path(os.environ.get("SEQADV_DATA_DIR", REPO.parent / "shared"))
+    if not (path / "corpora" / "poems" / "shi.txt").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data missing at {path}")
+        pytest.skip(f"shared data not found at {path} (set SEQADV_DATA_DIR)")
+    return path

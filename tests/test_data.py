@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from seqadv.corpus import DataError, load_recipe, locate, read_lines
+from seqadv.dataset import batches, load_corpus
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    """Nowhere to find data and no network: an empty data dir and an empty cache."""
+    monkeypatch.setenv("SEQADV_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEQADV_OFFLINE", "1")
+    return tmp_path
+
+
+def test_poems_follow_the_recipe(shared_dir):
+    data = load_corpus("poems", data_dir=str(shared_dir))
+    assert len(data.train) + len(data.test) == 16394
+    assert len(data.test) == round(0.25 * 16394)
+    assert data.train.shape[1] == 24 and data.eos_token is None
+    assert data.text(data.train[0]).count("，") == 2  # a quatrain: two commas, two full stops
+    again = load_corpus("poems", data_dir=str(shared_dir))
+    assert torch.equal(again.test, data.test)  # the split is fixed
+
+
+def test_coco_has_end_and_padding(shared_dir):
+    data = load_corpus("coco", max_train=200, max_test=50)
+    row = data.train[0].tolist()
+    assert data.eos_token in row and row[row.index(data.eos_token) + 1 :] == [data.pad_token] * (len(row) - row.index(data.eos_token) - 1)
+    assert data.text(data.train[0]).split()[0] and "<eos>" not in data.text(data.train[0])
+
+
+def test_missing_file_gives_one_line_with_where_and_url(no_data):
+    recipe = load_recipe("poems")
+    with pytest.raises(DataError) as err:
+        locate(recipe)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "corpora/poems/shi.txt" in message and recipe.url in message and str(no_data / "data") in message
+
+
+def test_data_dir_comes_first_and_checksums_are_checked(shared_dir, no_data, tmp_path):
+    recipe = load_recipe("poems")
+    assert locate(recipe, data_dir=shared_dir) == shared_dir / recipe.file
+    bad = tmp_path / "bad" / recipe.file
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not the poems\n")
+    with pytest.raises(DataError, match="sha256"):
+        locate(recipe, data_dir=tmp_path / "bad")
+
+
+def test_unknown_corpus_names_the_choices():
+    with pytest.raises(DataError, match="poems"):
+        load_corpus("peoms")
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "word", "sentencepiece"])
+def test_any_text_file(tmp_path, tokenizer):
+    lines = [f"the {w} sat on the mat number {i % 7}" for i, w in enumerate(["cat", "dog", "bird", "fox"] * 30)]
+    lines.append("a much longer line " * 10)
+    path = tmp_path / "mine.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = load_corpus(str(path), tokenizer=tokenizer, vocab_size=60, max_length=12)
+    assert data.train.shape[1] == 13 and len(data.train) + len(data.test) == len(lines)
+    assert data.info["truncated_train_lines"] + data.info["truncated_test_lines"] >= 1
+    row = next(r for r in data.train if data.eos_token in r.tolist())
+    assert data.text(row) in "\n".join(lines)  # decoding gives back the text
+
+
+def test_bad_utf8_names_the_line(tmp_path):
+    path = tmp_path / "broken.txt"
+    path.write_bytes(b"fine line\nalso fine\nbad \xff\xfe bytes\n")
+    with pytest.raises(DataError, match="line 3 is not valid UTF-8"):
+        read_lines(path)
+
+
+def test_batches_cover_an_epoch_once():
+    data = torch.arange(10).unsqueeze(1).expand(10, 3)
+    seen = torch.cat(list(batches(data, 3, torch.Generator().manual_seed(0))))
+    assert len(seen) == 9 and len(set(seen[:, 0].tolist())) == 9
+    with pytest.raises(DataError, match="fewer than one batch"):
+        next(batches(data, 11, torch.Generator()))

@@ -1,0 +1,227 @@
+"""The rollout engine against exact expectations and the naive per-prefix reference."""
+import itertools
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from seqadv.generator import Generator
+from seqadv.rollout import RolloutEngine
+from seqadv.rollout_reference import naive_rollout_rewards
+from seqadv.sampling import mask_after_eos
+
+
+class MarkovPolicy:
+    """A policy that is not a Generator: logits depend on the last token only; its state is a
+    plain tensor (a step counter), to show the engine needs nothing but the protocol."""
+
+    start_token = 0
+
+    def __init__(self, logits: torch.Tensor):
+        self.table = logits  # (V, V): row = previous token
+
+    def initial_state(self, batch_size):
+        return torch.zeros(batch_size, 1)
+
+    def step(self, tokens, state):
+        return self.table[tokens], state + 1
+
+
+def sequence_log_probs(policy, sequences):
+    """log p(y_k | y_<k) for every position. (B, T) -> (B, T)"""
+    B, T = sequences.shape
+    state = policy.initial_state(B)
+    tokens = torch.full((B,), policy.start_token, dtype=torch.long)
+    out = []
+    for k in range(T):
+        logits, state = policy.step(tokens, state)
+        out.append(torch.log_softmax(logits.double(), 1).gather(1, sequences[:, k : k + 1])[:, 0])
+        tokens = sequences[:, k]
+    return torch.stack(out, 1)
+
+
+def exact_rewards(policy, sequences, reward_fn, vocab, fixed=None):
+    """Exact Q by enumerating every completion, and the variance of one rollout's reward.
+    Returns (mean (B, T), variance (B, T))."""
+    B, T = sequences.shape
+    everything = torch.tensor(list(itertools.product(range(vocab), repeat=T)))
+    logp = sequence_log_probs(policy, everything)  # (V^T, T)
+    rewards = reward_fn(everything).double()
+    mean = torch.zeros(B, T, dtype=torch.double)
+    var = torch.zeros(B, T, dtype=torch.double)
+    for b in range(B):
+        for t in range(T):
+            keep = torch.zeros(T, dtype=torch.bool)
+            keep[: t + 1] = True
+            if fixed is not None:
+                keep |= fixed[b]
+            match = (everything[:, keep] == sequences[b, keep]).all(1)
+            # kept tokens are forced, not drawn: only drawn positions carry probability
+            weight = logp[match][:, ~keep].sum(1).exp()
+            r = rewards[match]
+            mean[b, t] = (weight * r).sum()
+            var[b, t] = (weight * r.square()).sum() - mean[b, t] ** 2
+    return mean, var
+
+
+def reward_fn(s):
+    # favours token 1, with a position-dependent twist so prefixes matter
+    return ((s == 1).float() * torch.linspace(0.5, 1.5, s.shape[1])).mean(1) / 1.5
+
+
+@pytest.fixture
+def lstm():
+    torch.manual_seed(0)
+    g = Generator(vocab_size=3, embedding_dim=8, hidden_dim=8, start_token=0)
+    with torch.no_grad():
+        g.head.weight.mul_(4)  # peakier distributions, so wrong conditioning would show
+    return g
+
+
+def within_mc_error(estimate, mean, var, n, sigmas=5.0):
+    bound = sigmas * (var / n).sqrt() + 1e-6
+    assert ((estimate.double() - mean).abs() <= bound).all(), (estimate, mean, bound)
+
+
+def test_engine_matches_exact_expectation(lstm):
+    seqs = torch.tensor([[1, 2, 0, 1, 1], [2, 2, 2, 0, 1], [0, 1, 1, 2, 0]])
+    mean, var = exact_rewards(lstm, seqs, reward_fn, 3)
+    n = 20000
+    rewards = RolloutEngine(lstm, n).rewards(seqs, reward_fn, generator=torch.Generator().manual_seed(0))
+    within_mc_error(rewards, mean, var, n)
+
+
+def test_naive_reference_matches_exact_expectation(lstm):
+    seqs = torch.tensor([[1, 2, 0, 1], [2, 0, 2, 1]])
+    mean, var = exact_rewards(lstm, seqs, reward_fn, 3)
+    n = 300
+    rewards = naive_rollout_rewards(lstm, seqs, reward_fn, n, generator=torch.Generator().manual_seed(1))
+    within_mc_error(rewards, mean, var, n)
+
+
+def test_engine_matches_naive_reference_on_a_larger_model():
+    torch.manual_seed(3)
+    g = Generator(vocab_size=50, embedding_dim=16, hidden_dim=16, start_token=0)
+    seqs = g.sample(6, 6, generator=torch.Generator().manual_seed(0))
+    reward = lambda s: (s < 10).float().mean(1)  # noqa: E731
+    fast = RolloutEngine(g, 4000).rewards(seqs, reward, generator=torch.Generator().manual_seed(1))
+    slow = naive_rollout_rewards(g, seqs, reward, 250, generator=torch.Generator().manual_seed(2))
+    # rewards lie in [0, 1]: one rollout's variance is at most 1/4
+    bound = 5 * math.sqrt(0.25 / 4000 + 0.25 / 250)
+    assert (fast - slow).abs().max().item() < bound
+    assert_close(fast[:, -1], slow[:, -1])
+
+
+def test_engine_with_fixed_positions_matches_exact_expectation(lstm):
+    seqs = torch.tensor([[1, 2, 0, 1, 1], [2, 2, 2, 0, 1]])
+    fixed = torch.tensor([[0, 0, 1, 0, 1], [0, 1, 0, 1, 0]], dtype=torch.bool)
+    mean, var = exact_rewards(lstm, seqs, reward_fn, 3, fixed)
+    n = 20000
+    rewards = RolloutEngine(lstm, n).rewards(seqs, reward_fn, fixed=fixed, generator=torch.Generator().manual_seed(0))
+    within_mc_error(rewards, mean, var, n)
+
+
+def test_any_policy_with_the_protocol():
+    torch.manual_seed(1)
+    policy = MarkovPolicy(torch.randn(3, 3) * 2)
+    seqs = torch.tensor([[1, 1, 2, 0], [0, 2, 2, 1]])
+    mean, var = exact_rewards(policy, seqs, reward_fn, 3)
+    n = 20000
+    rewards = RolloutEngine(policy, n).rewards(seqs, reward_fn, generator=torch.Generator().manual_seed(0))
+    within_mc_error(rewards, mean, var, n)
+
+
+def test_prefixes_and_fixed_positions_never_change():
+    torch.manual_seed(0)
+    g = Generator(vocab_size=20, embedding_dim=8, hidden_dim=8, start_token=0)
+    B, T, N = 5, 9, 7
+    seqs = g.sample(B, T, generator=torch.Generator().manual_seed(0))
+    fixed = torch.rand(B, T, generator=torch.Generator().manual_seed(1)) < 0.3
+    seen = []
+
+    def record(s):
+        seen.append(s.clone())
+        return s.float().mean(1)
+
+    RolloutEngine(g, N, max_batch_rows=2 * (T - 1) * N).rewards(seqs, record, fixed=fixed)
+    completions = seen[1:]  # seen[0] is the given sequences, scored for the last column
+    assert torch.equal(seen[0], seqs)
+    begin = 0
+    for chunk in completions:
+        b = chunk.shape[0] // ((T - 1) * N)
+        rows = chunk.view(T - 1, b, N, T)
+        for t in range(1, T):
+            given = seqs[begin : begin + b].unsqueeze(1).expand(b, N, T)
+            keep = fixed[begin : begin + b].clone()
+            keep[:, :t] = True
+            keep = keep.unsqueeze(1).expand(b, N, T)
+            assert torch.equal(rows[t - 1][keep], given[keep])
+        begin += b
+    assert begin == B
+    # and the rollouts do sample: some free position differs from the given sequence
+    first = completions[0].view(T - 1, -1, N, T)
+    b = first.shape[1]
+    free = ~fixed[:b].unsqueeze(1).expand(b, N, T)
+    assert (first[0] != seqs[:b].unsqueeze(1).expand(b, N, T))[free].any()
+
+
+def test_last_column_is_the_reward_of_the_given_sequence():
+    torch.manual_seed(0)
+    g = Generator(vocab_size=30, embedding_dim=8, hidden_dim=8, start_token=0)
+    seqs = g.sample(7, 6, generator=torch.Generator().manual_seed(0))
+    reward = lambda s: torch.sin(s.float()).sum(1)  # noqa: E731
+    rewards = RolloutEngine(g, 4).rewards(seqs, reward)
+    assert_close(rewards[:, -1], reward(seqs))
+
+
+def test_result_does_not_depend_on_chunk_size():
+    torch.manual_seed(0)
+    g = Generator(vocab_size=40, embedding_dim=8, hidden_dim=8, start_token=0)
+    seqs = g.sample(9, 7, generator=torch.Generator().manual_seed(0))
+    reward = lambda s: (s % 3 == 0).float().mean(1)  # noqa: E731
+    results = [
+        RolloutEngine(g, 5, max_batch_rows=rows).rewards(seqs, reward, generator=torch.Generator().manual_seed(42))
+        for rows in (1, 2 * 6 * 5, 4 * 6 * 5 + 3, 10**6)
+    ]
+    for r in results[1:]:
+        assert_close(r, results[0])
+
+
+def test_end_token_pads_the_rest_before_scoring():
+    torch.manual_seed(0)
+    g = Generator(vocab_size=6, embedding_dim=8, hidden_dim=8, start_token=1, eos_token=2, pad_token=0)
+    seqs = torch.tensor([[3, 4, 5, 3, 4, 5], [3, 2, 0, 0, 0, 0]])
+    seen = []
+
+    def record(s):
+        seen.append(s.clone())
+        return torch.zeros(len(s))
+
+    RolloutEngine(g, 8, eos_token=2, pad_token=0).rewards(seqs, record)
+    for s in seen:
+        assert torch.equal(s, mask_after_eos(s, 2, 0))
+    assert (torch.cat(seen) == 2).any()  # some rollouts did end early
+
+
+def test_invalid_arguments_are_rejected():
+    g = Generator(vocab_size=5, embedding_dim=4, hidden_dim=4)
+    with pytest.raises(ValueError, match="num_rollouts"):
+        RolloutEngine(g, 0)
+    with pytest.raises(ValueError, match="fixed"):
+        RolloutEngine(g, 2).rewards(torch.zeros(2, 3, dtype=torch.long), lambda s: s.sum(1), fixed=torch.zeros(2, 4, dtype=torch.bool))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available")
+def test_engine_on_cuda_matches_cpu():
+    torch.manual_seed(0)
+    g = Generator(vocab_size=3, embedding_dim=8, hidden_dim=8, start_token=0)
+    seqs = torch.tensor([[1, 2, 0, 1, 1], [2, 2, 2, 0, 1]])
+    mean, var = exact_rewards(g, seqs, reward_fn, 3)
+    n = 20000
+    cuda = torch.device("cuda")
+    g_cuda = Generator(vocab_size=3, embedding_dim=8, hidden_dim=8, start_token=0).to(cuda)
+    g_cuda.load_state_dict(g.state_dict())
+    rewards = RolloutEngine(g_cuda, n).rewards(seqs.to(cuda), reward_fn, generator=torch.Generator(cuda).manual_seed(0))
+    assert rewards.device.type == "cuda"
+    within_mc_error(rewards.cpu(), mean, var, n)
