@@ -58,10 +58,7 @@ def mask_after_eos(tokens: Tensor, eos_token: Optional[int], pad_token: Optional
     """
     if eos_token is None or pad_token is None:
         return tokens
-    is_eos = tokens == eos_token
-    # positions strictly after the first eos: the running count of eos before them is > 0
-    after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
-    return tokens.masked_fill(after, pad_token)
+    return tokens.masked_fill(_after_eos(tokens, eos_token), pad_token)
 
 
 def tokens_mask(tokens: Tensor, eos_token: Optional[int], pad_token: Optional[int]) -> Tensor:
@@ -71,6 +68,10 @@ def tokens_mask(tokens: Tensor, eos_token: Optional[int], pad_token: Optional[in
     """
     if eos_token is None or pad_token is None:
         return torch.ones_like(tokens, dtype=torch.float)
+    return (~_after_eos(tokens, eos_token)).float()
+
+
+def _after_eos(tokens: Tensor, eos_token: int) -> Tensor:
+    """True at positions strictly after the first eos: where the count of eos before them is > 0."""
     is_eos = tokens == eos_token
-    after = (is_eos.cumsum(dim=1) - is_eos.long()) > 0
-    return (~after).float()
+    return (is_eos.cumsum(dim=1) - is_eos.long()) > 0
