@@ -1,0 +1,202 @@
+#!/usr/bin/env python
+"""Rollout speed, side by side on the same weights and input: the naive per-prefix
+loop, the engine, and the floor (the work no implementation can avoid).
+
+    python scripts/bench_rollout.py                       # the SeqGAN oracle case, both rewards
+    python scripts/bench_rollout.py --reward cheap --scaling --json bench.json
+    python scripts/bench_rollout.py --device cuda
+
+The reference case is the paper's oracle experiment: batch 64, 16 rollouts,
+length 20, vocabulary 5,000, generator 32/32, the paper's discriminator.
+The floor is timed piece by piece on this machine: the output projection of
+every rollout step, one exact categorical draw for every sampled token, and (for
+the `paper` reward) one discriminator forward over all B*N*(T-1)+B sequences.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from seqadv.discriminator import Discriminator
+from seqadv.generator import Generator
+from seqadv.rewards import discriminator_reward
+from seqadv.rollout import RolloutEngine
+from seqadv.rollout_reference import naive_rollout_rewards
+from seqadv.sampling import sample_from_logits
+
+
+@dataclass
+class Case:
+    batch: int = 64
+    rollouts: int = 16
+    length: int = 20
+    vocab: int = 5000
+    embedding: int = 32
+    hidden: int = 32
+
+
+class PeakMemory:
+    """Peak RSS (CPU, sampled every 2 ms) or peak allocated memory (CUDA) during a block, in GB."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak = 0
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.002)
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._stop = threading.Event()
+            self.peak = self._rss()
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak = max(self.peak, self._rss())
+
+    @property
+    def gb(self) -> float:
+        return self.peak / 2**30
+
+
+def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Median seconds of `repeats` calls after one warm-up call."""
+    def once() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    once()
+    return statistics.median(once() for _ in range(repeats))
+
+
+def floor_seconds(g: Generator, case: Case, reward, with_reward: bool, repeats: int, device: torch.device) -> dict:
+    """The unavoidable parts, each timed alone, in the shapes the rollouts need them."""
+    B, N, T, V = case.batch, case.rollouts, case.length, case.vocab
+    gen = torch.Generator(device=device).manual_seed(0)
+    hidden = torch.randn(B * N * (T - 1), case.hidden, device=device, generator=gen)
+    # step k samples position k for the rows of every prefix length t <= k: k * B * N tokens
+    rows_per_step = [k * B * N for k in range(1, T)]
+    logits = {r: torch.randn(r, V, device=device, generator=gen) for r in set(rows_per_step)}
+
+    def projections():
+        with torch.no_grad():
+            for r in rows_per_step:
+                g.head(hidden[:r])
+
+    def draws():
+        for r in rows_per_step:
+            sample_from_logits(logits[r], generator=gen)
+
+    parts = {"projection_s": timed(projections, repeats, device), "draw_s": timed(draws, repeats, device)}
+    if with_reward:
+        sequences = torch.randint(V, (B * N * (T - 1) + B, T), device=device, generator=gen)
+        parts["reward_s"] = timed(lambda: reward(sequences), repeats, device)
+    parts["floor_s"] = sum(parts.values())
+    return parts
+
+
+def build(case: Case, device: torch.device, seed: int = 0):
+    torch.manual_seed(seed)
+    g = Generator(case.vocab, case.embedding, case.hidden).to(device).eval()
+    d = Discriminator(case.vocab).to(device).eval()
+    sequences = g.sample(case.batch, case.length, generator=torch.Generator(device=device).manual_seed(seed))
+    return g, d, sequences
+
+
+def cheap_reward(sequences: torch.Tensor) -> torch.Tensor:
+    """Near-free: the sum of token ids, so only the rollouts are timed."""
+    return sequences.float().sum(dim=1)
+
+
+def bench_case(case: Case, reward_name: str, args, device: torch.device, naive: bool = True) -> dict:
+    g, d, sequences = build(case, device)
+    reward = discriminator_reward(d) if reward_name == "paper" else cheap_reward
+    engine = RolloutEngine(g, case.rollouts)
+    gen = torch.Generator(device=device).manual_seed(1)
+    with PeakMemory(device) as memory:
+        engine_s = timed(lambda: engine.rewards(sequences, reward, generator=gen), args.repeats, device)
+    row = {"engine_s": engine_s, "peak_memory_gb": memory.gb}
+    if naive:
+        row["naive_s"] = timed(lambda: naive_rollout_rewards(g, sequences, reward, case.rollouts, generator=gen),
+                               args.repeats, device)
+        row["speedup"] = row["naive_s"] / engine_s
+    row.update(floor_seconds(g, case, reward, reward_name == "paper", args.repeats, device))
+    row["floor_ratio"] = engine_s / row["floor_s"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    for name, default in vars(Case()).items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--reward", choices=["paper", "cheap", "both"], default="both")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls after one warm-up; the median is shown")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--scaling", action="store_true", help="also time T, V and N changed one at a time (engine vs floor)")
+    parser.add_argument("--scaling-reward", choices=["paper", "cheap"], default="cheap")
+    parser.add_argument("--json", help="write the results to this file")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available on this machine")
+    case = Case(**{k: getattr(args, k) for k in vars(Case())})
+    machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
+               else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    print(f"rollout benchmark: {case}, device {device} ({machine}), torch {torch.__version__}, "
+          f"median of {args.repeats} after a warm-up")
+
+    results: dict = {"machine": machine, "device": str(device), "torch": torch.__version__, "case": vars(case)}
+    rewards = ["paper", "cheap"] if args.reward == "both" else [args.reward]
+    print(f"{'reward':<8}{'naive s':>10}{'engine s':>10}{'floor s':>10}{'speed-up':>10}{'/floor':>8}{'peak GB':>9}")
+    for name in rewards:
+        row = bench_case(case, name, args, device)
+        results[name] = row
+        print(f"{name:<8}{row['naive_s']:>10.2f}{row['engine_s']:>10.2f}{row['floor_s']:>10.2f}"
+              f"{row['speedup']:>9.1f}x{row['floor_ratio']:>8.2f}{row['peak_memory_gb']:>9.2f}")
+
+    if args.scaling:
+        print(f"\nscaling ({args.scaling_reward} reward; one setting changed at a time)")
+        print(f"{'setting':<12}{'engine s':>10}{'floor s':>10}{'/floor':>8}")
+        results["scaling"] = []
+        for field, values in [("length", (10, 20, 40)), ("vocab", (5000, 20000)), ("rollouts", (8, 16, 32))]:
+            for value in values:
+                changed = Case(**{**vars(case), field: value})
+                row = bench_case(changed, args.scaling_reward, args, device, naive=False)
+                results["scaling"].append({field: value, **row})
+                print(f"{field}={value:<5}{row['engine_s']:>10.2f}{row['floor_s']:>10.2f}{row['floor_ratio']:>8.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
