@@ -46,6 +46,15 @@ def cat_states(states: list[State]) -> State:
     return tuple(cat_states([s[i] for s in states]) for i in range(len(first)))
 
 
+def assign_state(buffer: State, begin: int, value: State) -> None:
+    """Copy `value` into rows begin .. begin + len(value) of `buffer`, leaf by leaf, in place."""
+    if isinstance(buffer, Tensor):
+        buffer[begin : begin + value.shape[0]].copy_(value)
+        return
+    for b, v in zip(buffer, value):
+        assign_state(b, begin, v)
+
+
 def stack_states(states: list[State]) -> State:
     """Stack states into a new leading dimension: (steps, batch, ...)."""
     first = states[0]

@@ -7,32 +7,53 @@ last token's reward is the reward of y itself (SeqGAN, eq. 4).
 How it is fast, compared to the per-prefix loop of the public implementations
 (`rollout_reference.naive_rollout_rewards`), which re-runs the policy over each
 prefix for each rollout and so costs N * T^2 steps:
-  * one pass over the given sequences yields every prefix's state and its
-    next-token logits (T steps on B rows);
+  * one pass over the given sequences yields every prefix's state, and the N
+    first tokens after each prefix are drawn right there from one CDF;
   * all prefixes x rollouts of a chunk advance together, one position per step,
     so a whole reward computation is T - 1 steps. Rows are ordered by prefix
     length, so at position k only the rows whose prefix is shorter than k are
     stepped: a contiguous slice, no masking, no wasted work;
-  * the first token after a prefix is drawn from the prefix pass's logits
-    (N draws from one CDF), never recomputed;
-  * sampling is exact inverse-CDF (`sampling.sample_from_logits`), not
+  * each step is taken in blocks of `block_rows` rows, so that one block's
+    logits, exponentials and CDF stay in the CPU cache between the projection
+    and the draw (2.5x faster than one big matrix at V = 5,000 on a 2-core EPYC);
+  * sampling is exact inverse-CDF with a two-level CDF (`sampling`), not
     `torch.multinomial`;
   * every uniform is drawn up front in one tensor indexed by (sequence, prefix,
     rollout, position), so the result for a seed does not depend on the chunk
-    size, and chunks bound the memory.
+    or block size, and chunks bound the memory;
+  * a reward may score the completions of a prefix knowing what they share
+    (`PrefixAwareReward`): the discriminator reuses the convolution windows that
+    lie inside the kept prefix instead of recomputing them N * (T - 1) times.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from .policy import Policy, State, cat_states, map_state
+from .policy import Policy, State, assign_state, map_state
 from .sampling import mask_after_eos, sample_from_logits
 
 RewardFn = Callable[[Tensor], Tensor]
 """sequences (rows, T) int64 -> rewards (rows,) float; called without gradients."""
+
+
+@runtime_checkable
+class PrefixAwareReward(Protocol):
+    """A reward that can score the completions of many prefixes faster than one by one.
+
+    `score_rollouts(sequences, completions, num_rollouts)` receives the given
+    sequences (b, T) and their completions ((T-1) * b * N, T), rows ordered
+    (prefix length t = 1..T-1, sequence, rollout), where the completions of
+    prefix length t keep sequences[:, :t]; it returns the same rewards as
+    calling the reward on `completions`. The engine uses it only when nothing
+    but the prefix is kept (no `fixed` mask, no end-token masking).
+    """
+
+    def __call__(self, sequences: Tensor) -> Tensor: ...
+
+    def score_rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int) -> Tensor: ...
 
 
 class RolloutEngine:
@@ -44,9 +65,12 @@ class RolloutEngine:
             active, e.g. SeqGAN's delayed copy of the generator.
         num_rollouts: completions per prefix (N; SeqGAN uses 16).
         temperature: the policy's softmax temperature during rollouts.
-        max_batch_rows: rows (prefixes x rollouts) sampled at once. Default: as
-            many as fit `memory_budget_mb` of sampling buffers.
+        max_batch_rows: completions (prefixes x rollouts) held at once; the batch
+            is split into chunks of whole sequences. Default: as many as fit
+            `memory_budget_mb`.
         memory_budget_mb: the bound used when `max_batch_rows` is None.
+        block_rows: rows projected and sampled at once within a step. Default:
+            as many as keep about 8 MB of logits (a cache-sized block).
         eos_token, pad_token: if both are given, everything after the first
             end token of a completion is set to padding before it is scored.
 
@@ -63,6 +87,7 @@ class RolloutEngine:
         temperature: float = 1.0,
         max_batch_rows: Optional[int] = None,
         memory_budget_mb: float = 512.0,
+        block_rows: Optional[int] = None,
         eos_token: Optional[int] = None,
         pad_token: Optional[int] = None,
     ):
@@ -70,8 +95,9 @@ class RolloutEngine:
             raise ValueError(f"num_rollouts must be at least 1, got {num_rollouts}")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        if max_batch_rows is not None and max_batch_rows < 1:
-            raise ValueError(f"max_batch_rows must be at least 1, got {max_batch_rows}")
+        for name, value in [("max_batch_rows", max_batch_rows), ("block_rows", block_rows)]:
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
         if memory_budget_mb <= 0:
             raise ValueError(f"memory_budget_mb must be positive, got {memory_budget_mb}")
         self.policy = policy
@@ -79,38 +105,9 @@ class RolloutEngine:
         self.temperature = temperature
         self.max_batch_rows = max_batch_rows
         self.memory_budget_mb = memory_budget_mb
+        self.block_rows = block_rows
         self.eos_token = eos_token
         self.pad_token = pad_token
-
-    def _rows_per_chunk(self, vocab_size: int, length: int) -> int:
-        if self.max_batch_rows is not None:
-            return self.max_batch_rows
-        # logits, their exponentials/CDF and a temporary: three floats per vocabulary entry
-        bytes_per_row = 3 * 4 * vocab_size + 16 * length
-        return max(1, int(self.memory_budget_mb * 2**20) // bytes_per_row)
-
-    def _vocab_size(self, device: torch.device) -> int:
-        start = torch.full((1,), self.policy.start_token, dtype=torch.long, device=device)
-        return self.policy.step(start, self.policy.initial_state(1))[0].shape[1]
-
-    def _prefix_pass(self, sequences: Tensor) -> tuple[list[Tensor], list[State]]:
-        """One pass over the given sequences.
-
-        Shape:
-            sequences: (B, T)
-            returns logits[p]: (B, V), the next-token logits for position p, and
-            states[p]: the state after consuming start, y_0 .. y_{p-1}, for p = 0 .. T-1.
-        """
-        B, T = sequences.shape
-        state = self.policy.initial_state(B)
-        tokens = torch.full((B,), self.policy.start_token, dtype=torch.long, device=sequences.device)
-        logits, states = [], []
-        for p in range(T):
-            step_logits, state = self.policy.step(tokens, state)
-            logits.append(step_logits if self.temperature == 1.0 else step_logits / self.temperature)
-            states.append(state)
-            tokens = sequences[:, p]
-        return logits, states
 
     @torch.no_grad()
     def rewards(
@@ -146,29 +143,50 @@ class RolloutEngine:
         # uniforms[b, t - 1, n, k]: the draw at position k of rollout n of prefix length t of sequence b
         uniforms = torch.rand(B, T - 1, N, T, device=device, generator=generator)
         fixed = fixed.bool() if fixed is not None else None
-        chunk = max(1, self._rows_per_chunk(self._vocab_size(device), T) // ((T - 1) * N))
+        prefix_aware = (isinstance(reward_fn, PrefixAwareReward) and fixed is None
+                        and (self.eos_token is None or self.pad_token is None))
+        vocab, state_bytes = self._probe(device)
+        block = self.block_rows or max(16, (8 << 20) // (4 * vocab))
+        chunk = self._sequences_per_chunk(T, vocab, state_bytes)
         for begin in range(0, B, chunk):
             end = min(B, begin + chunk)
-            logits, states = self._prefix_pass(sequences[begin:end])
-            completed = self._complete(
-                sequences[begin:end],
-                None if fixed is None else fixed[begin:end],
-                logits,
-                states,
-                uniforms[begin:end],
-            )
-            scores = reward_fn(self._finish(completed)).float()  # ((T-1) * b * N,)
-            rewards[begin:end, : T - 1] = scores.view(T - 1, end - begin, N).mean(dim=2).T
+            part = sequences[begin:end]
+            completed = self._complete(part, None if fixed is None else fixed[begin:end], uniforms[begin:end], block)
+            if prefix_aware:
+                scores = reward_fn.score_rollouts(part, completed, N)
+            else:
+                scores = reward_fn(self._finish(completed))
+            # scores: ((T-1) * b * N,) in (t, b, n) order -> mean over n -> (b, T-1)
+            rewards[begin:end, : T - 1] = scores.float().view(T - 1, end - begin, N).mean(dim=2).T
         return rewards
 
-    def _complete(
-        self,
-        sequences: Tensor,
-        fixed: Optional[Tensor],
-        logits: list[Tensor],
-        states: list[State],
-        uniforms: Tensor,
-    ) -> Tensor:
+    def _probe(self, device: torch.device) -> tuple[int, int]:
+        """The policy's vocabulary size and the bytes of one row of its state."""
+        state = self.policy.initial_state(1)
+        start = torch.full((1,), self.policy.start_token, dtype=torch.long, device=device)
+        logits, _ = self.policy.step(start, state)
+        state_bytes = 0
+        def count(s: Tensor) -> Tensor:
+            nonlocal state_bytes
+            state_bytes += s.numel() * s.element_size()
+            return s
+
+        map_state(count, state)
+        return logits.shape[1], state_bytes
+
+    def _sequences_per_chunk(self, length: int, vocab: int, state_bytes: int) -> int:
+        rows_per_sequence = (length - 1) * self.num_rollouts
+        if self.max_batch_rows is not None:
+            return max(1, self.max_batch_rows // rows_per_sequence)
+        # per completion: tokens (int64), a copy for the reward, uniforms, keep mask, two states
+        row_bytes = length * (8 + 8 + 4 + 1) + 2 * state_bytes
+        # per sequence: its prefix states, and its N * (T - 1) completions
+        sequence_bytes = length * state_bytes + rows_per_sequence * row_bytes
+        block_bytes = 3 * 4 * vocab * (self.block_rows or (8 << 20) // (4 * vocab))
+        budget = self.memory_budget_mb * 2**20 - block_bytes
+        return max(1, int(budget // sequence_bytes))
+
+    def _complete(self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, block: int) -> Tensor:
         """Complete every prefix of a chunk N times.
 
         Shape:
@@ -178,29 +196,52 @@ class RolloutEngine:
         b, T = sequences.shape
         N = self.num_rollouts
         M = b * N  # rows per prefix length
+        fresh, states = self._prefix_pass(sequences, uniforms)
         out = sequences.repeat_interleave(N, dim=0).repeat(T - 1, 1)
         keep = None if fixed is None else fixed.repeat_interleave(N, dim=0).repeat(T - 1, 1)
-        running = None  # states of the rows already rolling, prefix lengths 1 .. k-2
+        # running[r]: the state of row r, for the rows already rolling (prefix lengths 1 .. k-2)
+        running = map_state(lambda s: s.new_empty(((T - 2) * M,) + s.shape[1:]), states[1]) if T > 2 else None
         for k in range(1, T):
-            # rows with prefix length k start here: N draws per sequence from the prefix's logits
-            fresh = sample_from_logits(logits[k], uniforms[:, k - 1, :, k]).reshape(M)
+            stepped = (k - 1) * M
             if k >= 2:
                 # rows with prefix length k-1 join the rolling rows, from their prefix states
-                joining = map_state(lambda s: s.repeat_interleave(N, dim=0), states[k - 1])
-                running = joining if running is None else cat_states([running, joining])
-                stepped = (k - 1) * M
-                step_logits, running = self.policy.step(out[:stepped, k - 1], running)
-                if self.temperature != 1.0:
-                    step_logits = step_logits / self.temperature
+                assign_state(running, (k - 2) * M, map_state(lambda s: s.repeat_interleave(N, dim=0), states[k - 1]))
                 u = uniforms[:, : k - 1, :, k].transpose(0, 1).reshape(stepped, 1)
-                drawn = torch.cat([sample_from_logits(step_logits, u)[:, 0], fresh])
-            else:
-                drawn = fresh
-            active = k * M
-            if keep is not None:
-                drawn = torch.where(keep[:active, k], out[:active, k], drawn)
-            out[:active, k] = drawn
+                for a in range(0, stepped, block):
+                    e = min(stepped, a + block)
+                    logits, new = self.policy.step(out[a:e, k - 1], map_state(lambda s: s[a:e], running))
+                    assign_state(running, a, new)
+                    drawn = sample_from_logits(logits, u[a:e], temperature=self.temperature, overwrite=True)[:, 0]
+                    out[a:e, k] = drawn if keep is None else torch.where(keep[a:e, k], out[a:e, k], drawn)
+            # rows with prefix length k start here, from the draws of the prefix pass
+            drawn = fresh[k].reshape(M)
+            rows = slice(stepped, stepped + M)
+            out[rows, k] = drawn if keep is None else torch.where(keep[rows, k], out[rows, k], drawn)
         return out
+
+    def _prefix_pass(self, sequences: Tensor, uniforms: Tensor) -> tuple[list[Optional[Tensor]], list[State]]:
+        """One pass over the given sequences; the N first tokens after each prefix.
+
+        Shape:
+            sequences: (b, T); uniforms: (b, T-1, N, T)
+            returns fresh[k]: (b, N), the tokens at position k of the rollouts of prefix
+            length k (k = 1 .. T-1; fresh[0] is None), and states[p]: the state after
+            consuming start, y_0 .. y_{p-1} (p = 0 .. T-2; T steps in all)
+        """
+        b, T = sequences.shape
+        state = self.policy.initial_state(b)
+        tokens = torch.full((b,), self.policy.start_token, dtype=torch.long, device=sequences.device)
+        fresh: list[Optional[Tensor]] = [None]
+        states = []
+        for p in range(T - 1):
+            logits, state = self.policy.step(tokens, state)
+            if p >= 1:
+                fresh.append(sample_from_logits(logits, uniforms[:, p - 1, :, p], temperature=self.temperature))
+            states.append(state)
+            tokens = sequences[:, p]
+        logits, _ = self.policy.step(tokens, state)
+        fresh.append(sample_from_logits(logits, uniforms[:, T - 2, :, T - 1], temperature=self.temperature))
+        return fresh, states
 
     def _finish(self, sequences: Tensor) -> Tensor:
         return mask_after_eos(sequences, self.eos_token, self.pad_token)

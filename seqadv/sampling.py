@@ -1,17 +1,27 @@
 """Exact, fast categorical sampling.
 
-`torch.multinomial` on a (rows, vocab) matrix is slow on CPU (it was 12x slower
-than this for 19,456 x 5,000 on a 2-core machine); Gumbel-max is slower still.
+`torch.multinomial` on a (rows, vocab) matrix is slow on CPU (12x slower than
+this for 19,456 x 5,000 on a 2-core machine); Gumbel-max is slower still.
 Inverse-CDF sampling draws exactly from the softmax: with w = exp(logits - max)
 and c its running sum, token k is chosen for u ~ U[0, c_V) when c_{k-1} <= u < c_k,
-which has probability w_k / sum(w). One exp, one cumsum and one binary search.
+which has probability w_k / sum(w).
+
+For a large vocabulary the running sum over all V columns is itself the slow
+part (a sequential scan per row), so the CDF is taken in two levels: sums of
+blocks of G columns (a vectorised reduction), a running sum over the V/G block
+sums to find the block, then a running sum inside that one block. It is the same
+inverse CDF, in the same token order; only the order of float additions differs.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
 from torch import Tensor
+
+# Below this vocabulary size one running sum over the row is as fast as two levels.
+TWO_LEVEL_MIN_VOCAB = 1024
 
 
 def sample_from_logits(
@@ -20,6 +30,8 @@ def sample_from_logits(
     num_samples: int = 1,
     temperature: float = 1.0,
     generator: Optional[torch.Generator] = None,
+    block_size: Optional[int] = None,
+    overwrite: bool = False,
 ) -> Tensor:
     """Draw tokens from softmax(logits / temperature) by inverse CDF.
 
@@ -29,22 +41,82 @@ def sample_from_logits(
         returns: (rows, k) int64 token ids, each row's k draws independent given its uniforms
 
     Passing `uniforms` makes the draw a pure function of them, which is how the
-    rollout engine makes its results independent of its chunk size.
+    rollout engine makes its results independent of its chunk size. `block_size`
+    sets the two-level CDF's block (default: about sqrt(vocab) for vocabularies of
+    at least 1,024; 0 forces one running sum over the whole row). `overwrite=True`
+    lets it use float32 `logits` as its scratch space (saves a copy; the rollout
+    engine does this with logits it owns).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     rows, vocab = logits.shape
     if uniforms is None:
         uniforms = torch.rand(rows, num_samples, device=logits.device, generator=generator)
-    scaled = logits.float() if temperature == 1.0 else logits.float() / temperature
-    # The unnormalised running sum is enough: the uniforms are scaled by its last entry.
-    weights = (scaled - scaled.amax(dim=1, keepdim=True)).exp_()
+    if temperature != 1.0:
+        scaled = logits.float() / temperature
+    elif overwrite or logits.dtype != torch.float32:
+        scaled = logits.float()
+    else:
+        scaled = logits.clone()
+    # exp(logits - max): every weight <= 1, no overflow; the normaliser is never needed.
+    weights = scaled.sub_(scaled.amax(dim=1, keepdim=True)).exp_()
+    if block_size is None:
+        block_size = _block_size(vocab)
+    if block_size and vocab >= 2 * block_size:
+        return _two_level_inverse_cdf(weights, uniforms, block_size)
     cdf = weights.cumsum_(dim=1)
-    total = cdf[:, -1:]
-    # u * total can round up to total itself; the largest float below it still lands on the
-    # last token of non-zero probability, where a clamp could pick a zero-probability one.
-    targets = torch.minimum(uniforms * total, torch.nextafter(total, torch.zeros_like(total)))
-    return torch.searchsorted(cdf, targets, right=True)
+    return torch.searchsorted(cdf, _targets(uniforms, cdf[:, -1:]), right=True)
+
+
+def _block_size(vocab: int) -> int:
+    """About sqrt(vocab); a divisor of vocab near it if there is one (no short last block)."""
+    if vocab < TWO_LEVEL_MIN_VOCAB:
+        return 0
+    root = int(math.sqrt(vocab))
+    for size in sorted(range(root // 2, 2 * root + 1), key=lambda s: abs(s - root)):
+        if vocab % size == 0:
+            return size
+    return root
+
+
+def _targets(uniforms: Tensor, total: Tensor) -> Tensor:
+    """u * total, kept strictly below total.
+
+    u * total can round up to total itself; the largest float below it still lands
+    on the last token of non-zero probability, where a clamp to the last index could
+    pick a zero-probability one.
+    """
+    return torch.minimum(uniforms * total, torch.nextafter(total, torch.zeros_like(total)))
+
+
+def _two_level_inverse_cdf(weights: Tensor, uniforms: Tensor, block: int) -> Tensor:
+    """Inverse CDF of unnormalised `weights` (rows, V) at `uniforms` (rows, k) -> (rows, k)."""
+    rows, vocab = weights.shape
+    full = vocab // block
+    block_sums = weights[:, : full * block].reshape(rows, full, block).sum(dim=2)  # (rows, full)
+    if full * block < vocab:
+        block_sums = torch.cat([block_sums, weights[:, full * block :].sum(dim=1, keepdim=True)], dim=1)
+    block_cdf = block_sums.cumsum_(dim=1)  # (rows, nb)
+    targets = _targets(uniforms, block_cdf[:, -1:])  # (rows, k)
+    # the block j with block_cdf[j-1] <= target < block_cdf[j]: its weight is positive
+    j = torch.searchsorted(block_cdf, targets, right=True)
+    below = torch.where(j > 0, block_cdf.gather(1, (j - 1).clamp_(min=0)), torch.zeros_like(targets))
+    # the block's own running sum; columns past the vocabulary (last, short block) weigh nothing
+    columns = j.unsqueeze(2) * block + torch.arange(block, device=weights.device)  # (rows, k, G)
+    if full * block == vocab:
+        inside = weights.gather(1, columns.flatten(1)).view(rows, -1, block)
+    else:
+        inside = weights.gather(1, columns.clamp(max=vocab - 1).flatten(1)).view(rows, -1, block)
+        inside = inside.masked_fill_(columns >= vocab, 0.0)
+    inside = inside.cumsum_(dim=2)
+    residual = _targets_within(targets - below, inside[:, :, -1])
+    offset = torch.searchsorted(inside, residual.unsqueeze(2), right=True).squeeze(2)
+    return columns.gather(2, offset.unsqueeze(2)).squeeze(2)
+
+
+def _targets_within(residual: Tensor, total: Tensor) -> Tensor:
+    """The residual target inside a block, in [0, total): rounding may push it just outside."""
+    return torch.minimum(residual.clamp_(min=0.0), torch.nextafter(total, torch.zeros_like(total)))
 
 
 def mask_after_eos(tokens: Tensor, eos_token: Optional[int], pad_token: Optional[int]) -> Tensor:
