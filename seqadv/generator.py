@@ -52,12 +52,23 @@ class Generator(nn.Module):
         zeros = torch.zeros(shape, device=self.device, dtype=self.head.weight.dtype)
         return zeros, zeros.clone()
 
-    def step(self, tokens: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """tokens (B,) -> logits (B, V), new state ((B, L, H), (B, L, H))."""
+    def step(
+        self, tokens: Tensor, state: tuple[Tensor, Tensor], out: Optional[Tensor] = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """tokens (B,) -> logits (B, V), new state ((B, L, H), (B, L, H)).
+
+        `out`, optional (B, V): write the logits there (without gradients only). The
+        rollout engine passes one reused buffer: on CPU a fresh (B, V) matrix per
+        step can cost more in page faults than the projection itself.
+        """
         h, c = state
         x = self.embedding(tokens).unsqueeze(1)  # (B, 1, E)
-        out, (h, c) = self.lstm(x, (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous()))
-        return self.head(out.squeeze(1)), (h.transpose(0, 1), c.transpose(0, 1))
+        y, (h, c) = self.lstm(x, (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous()))
+        if out is None:
+            logits = self.head(y.squeeze(1))
+        else:
+            logits = torch.addmm(self.head.bias, y.squeeze(1), self.head.weight.T, out=out)
+        return logits, (h.transpose(0, 1), c.transpose(0, 1))
 
     # --- teacher forcing -----------------------------------------------------------------
     def forward(self, inputs: Tensor) -> Tensor:

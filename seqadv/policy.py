@@ -7,6 +7,10 @@ A policy is anything that generates tokens left to right:
     step(tokens, state) -> (logits, state) consume one token per row, return the
                                            next-token logits (rows, vocab)
 
+`step` may also take a keyword `out`, a (rows, vocab) tensor to write the
+logits into; the rollout engine then reuses one buffer instead of receiving a
+fresh matrix each step (on CPU, much of a fresh matrix's cost is page faults).
+
 A state is a tensor or a (nested) tuple of tensors whose first dimension is the
 batch; the engine indexes, repeats and concatenates states along that dimension
 and never looks inside. `Generator` implements the protocol; so can a
@@ -38,14 +42,6 @@ def map_state(fn: Callable[[Tensor], Tensor], state: State) -> State:
     return tuple(map_state(fn, s) for s in state)
 
 
-def cat_states(states: list[State]) -> State:
-    """Concatenate states along the batch dimension."""
-    first = states[0]
-    if isinstance(first, Tensor):
-        return torch.cat(states, dim=0)
-    return tuple(cat_states([s[i] for s in states]) for i in range(len(first)))
-
-
 def assign_state(buffer: State, begin: int, value: State) -> None:
     """Copy `value` into rows begin .. begin + len(value) of `buffer`, leaf by leaf, in place."""
     if isinstance(buffer, Tensor):
@@ -53,14 +49,6 @@ def assign_state(buffer: State, begin: int, value: State) -> None:
         return
     for b, v in zip(buffer, value):
         assign_state(b, begin, v)
-
-
-def stack_states(states: list[State]) -> State:
-    """Stack states into a new leading dimension: (steps, batch, ...)."""
-    first = states[0]
-    if isinstance(first, Tensor):
-        return torch.stack(states, dim=0)
-    return tuple(stack_states([s[i] for s in states]) for i in range(len(first)))
 
 
 @torch.no_grad()

@@ -2,9 +2,9 @@
 
 `torch.multinomial` on a (rows, vocab) matrix is slow on CPU (12x slower than
 this for 19,456 x 5,000 on a 2-core machine); Gumbel-max is slower still.
-Inverse-CDF sampling draws exactly from the softmax: with w = exp(logits - max)
+Inverse-CDF sampling draws exactly from the softmax: with w = softmax(logits)
 and c its running sum, token k is chosen for u ~ U[0, c_V) when c_{k-1} <= u < c_k,
-which has probability w_k / sum(w).
+which has probability w_k / c_V.
 
 For a large vocabulary the running sum over all V columns is itself the slow
 part (a sequential scan per row), so the CDF is taken in two levels: sums of
@@ -53,13 +53,15 @@ def sample_from_logits(
     if uniforms is None:
         uniforms = torch.rand(rows, num_samples, device=logits.device, generator=generator)
     if temperature != 1.0:
-        scaled = logits.float() / temperature
-    elif overwrite or logits.dtype != torch.float32:
-        scaled = logits.float()
+        scaled = logits.div_(temperature) if overwrite and logits.dtype == torch.float32 else logits.float() / temperature
     else:
-        scaled = logits.clone()
-    # exp(logits - max): every weight <= 1, no overflow; the normaliser is never needed.
-    weights = scaled.sub_(scaled.amax(dim=1, keepdim=True)).exp_()
+        scaled = logits.float()
+    # torch's fused softmax kernel is twice as fast on CPU as max, subtract and exp
+    # taken apart. In place only where the logits are ours to overwrite.
+    if scaled is not logits or overwrite:
+        weights = torch.softmax(scaled, dim=1, out=scaled)
+    else:
+        weights = torch.softmax(scaled, dim=1)
     if block_size is None:
         block_size = _block_size(vocab)
     if block_size and vocab >= 2 * block_size:

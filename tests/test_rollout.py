@@ -188,6 +188,34 @@ def test_result_does_not_depend_on_chunk_size():
         assert_close(r, results[0])
 
 
+class WithoutOut:
+    """The same generator behind a `step` that takes no `out` buffer (a plain protocol policy)."""
+
+    def __init__(self, g):
+        self.g, self.start_token = g, g.start_token
+
+    def initial_state(self, batch_size):
+        return self.g.initial_state(batch_size)
+
+    def step(self, tokens, state):
+        return self.g.step(tokens, state)
+
+
+def test_result_does_not_depend_on_block_size_or_logits_buffer():
+    torch.manual_seed(0)
+    # a vocabulary large enough for the sampler's two-level CDF
+    g = Generator(vocab_size=1500, embedding_dim=8, hidden_dim=8, start_token=0).eval()
+    seqs = g.sample(4, 6, generator=torch.Generator().manual_seed(0))
+    reward = lambda s: (s % 7 == 0).float().mean(1)  # noqa: E731
+    run = lambda policy, block: RolloutEngine(policy, 3, block_rows=block).rewards(  # noqa: E731
+        seqs, reward, generator=torch.Generator().manual_seed(42))
+    reference = run(g, None)
+    for block in (1, 7, 24, 10**4):
+        assert_close(run(g, block), reference)
+    assert_close(run(WithoutOut(g), 7), reference)
+    assert not torch.equal(reference[:, :-1], reference[:, -1:].expand(-1, 5))  # the rollouts did vary
+
+
 def test_end_token_pads_the_rest_before_scoring():
     torch.manual_seed(0)
     g = Generator(vocab_size=6, embedding_dim=8, hidden_dim=8, start_token=1, eos_token=2, pad_token=0)

@@ -51,3 +51,39 @@ def test_mask_after_eos():
     assert mask_after_eos(tokens, 2, 0).tolist() == [[5, 2, 0, 0, 0], [5, 6, 7, 8, 9], [2, 0, 0, 0, 0]]
     assert_close(tokens_mask(tokens, 2, 0), torch.tensor([[1.0, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]))
     assert torch.equal(mask_after_eos(tokens, None, None), tokens)
+
+
+def test_two_level_cdf_matches_the_softmax():
+    # 50 tokens in blocks of 7: a short last block, and one whole block of zero probability
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(50, generator=gen) * 1.5
+    logits[14:21] = -float("inf")
+    logits[3] = -float("inf")
+    draws = sample_from_logits(logits.expand(4, 50).contiguous(), num_samples=100_000, block_size=7, generator=gen)
+    assert not ((draws >= 14) & (draws < 21)).any() and not (draws == 3).any()
+    probs = torch.softmax(logits.double(), 0)
+    support = probs > 0
+    for row in draws:
+        counts = torch.bincount(row, minlength=50).double()
+        assert chi_square_p_value(counts[support], probs[support]) > 1e-3
+
+
+def test_two_level_and_one_level_cdfs_agree_draw_for_draw():
+    # the same inverse CDF: the same token for the same uniform, but for float rounding at a boundary
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(64, 5000, generator=gen) * 3
+    uniforms = torch.rand(64, 200, generator=gen)
+    one = sample_from_logits(logits, uniforms, block_size=0)
+    two = sample_from_logits(logits, uniforms)  # V = 5,000: two levels by default
+    assert (one == two).double().mean() > 0.999
+
+
+def test_overwrite_only_when_asked():
+    logits = torch.randn(8, 2000, generator=torch.Generator().manual_seed(5))
+    kept, uniforms = logits.clone(), torch.rand(8, 3, generator=torch.Generator().manual_seed(6))
+    for temperature in (1.0, 0.7):
+        draws = sample_from_logits(logits, uniforms, temperature=temperature)
+        assert torch.equal(logits, kept)
+        scratch = logits.clone()
+        assert torch.equal(sample_from_logits(scratch, uniforms, temperature=temperature, overwrite=True), draws)
+        assert not torch.equal(scratch, kept)
