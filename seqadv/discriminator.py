@@ -55,13 +55,59 @@ class Discriminator(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) -> logits (B,): log-odds that each sequence is real."""
+        return self.classify(self.features(tokens))
+
+    def features(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) -> (B, sum F): every filter's max over time, after ReLU."""
+        x = self._embed(tokens)  # (B, E, L)
+        return torch.cat([F.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1)
+
+    def classify(self, features: Tensor) -> Tensor:
+        """(B, sum F) -> logits (B,)."""
+        return self.out(self.dropout(self.highway(features))).squeeze(1)
+
+    def rollout_logits(self, sequences: Tensor, completions: Tensor, num_rollouts: int, max_rows: int = 1024) -> Tensor:
+        """`self(completions)`, for completions that each keep a prefix of `sequences`.
+
+        The N completions of the prefix y_0..y_{t-1} share every convolution window
+        that lies inside it: those windows are computed once, from y itself, as a
+        running max over window positions; only the windows that reach the
+        completed part are computed per completion. With the paper's filters and
+        T = 20 that is two thirds of the dense convolution work.
+
+        Shape:
+            sequences: (b, T); completions: ((T-1) * b * N, T), rows ordered
+            (prefix length t = 1..T-1, sequence, rollout), each keeping sequences[:, :t]
+            returns: ((T-1) * b * N,) logits; at most `max_rows` completions at a time
+        """
+        b, T = sequences.shape
+        N = num_rollouts
+        # prefix_max[i][:, :, s]: the max of filter bank i over the windows of y starting at 0..s
+        prefix_max = [conv(self._embed(sequences)).cummax(dim=2).values for conv in self.convs]  # (b, F_i, L-w_i+1)
+        grid = completions.view(T - 1, b, N, T)
+        logits = torch.empty(T - 1, b, N, device=completions.device, dtype=prefix_max[0].dtype)
+        per_piece = max(1, max_rows // N)
+        for t in range(1, T):
+            for begin in range(0, b, per_piece):
+                end = min(b, begin + per_piece)
+                x = self._embed(grid[t - 1, begin:end].reshape(-1, T))  # ((end-begin)*N, E, L)
+                pooled = []
+                for conv, best_inside in zip(self.convs, prefix_max):
+                    w = conv.kernel_size[0]
+                    # the windows starting at s >= t - w + 1 reach position t, the first completed one
+                    bank = conv(x[:, :, max(0, t - w + 1):]).amax(dim=2)  # (rows, F)
+                    if t - w >= 0:  # some windows lie wholly inside the prefix
+                        bank = torch.maximum(bank, best_inside[begin:end, :, t - w].repeat_interleave(N, dim=0))
+                    pooled.append(F.relu(bank))
+                logits[t - 1, begin:end] = self.classify(torch.cat(pooled, dim=1)).view(end - begin, N)
+        return logits.view(-1)
+
+    def _embed(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) -> (B, E, L), L = max(T, widest filter)."""
         if tokens.shape[1] < self.max_width:
             # a filter wider than the text sees padding, as it would in a longer padded batch
             tokens = F.pad(tokens, (0, self.max_width - tokens.shape[1]), value=self.pad_token)
-        x = self.embedding(tokens).transpose(1, 2)  # (B, E, T)
-        pooled = [F.relu(conv(x)).amax(dim=2) for conv in self.convs]  # each (B, F_i)
-        h = self.highway(torch.cat(pooled, dim=1))  # (B, sum F)
-        return self.out(self.dropout(h)).squeeze(1)
+        return self.embedding(tokens).transpose(1, 2)
 
     def l2_penalty(self) -> Tensor:
         """0.5 * ||W_out||^2 + 0.5 * ||b_out||^2: the official code's L2 term (weighted by 0.2 there)."""

@@ -5,23 +5,54 @@ import torch
 from torch import Tensor
 
 from .discriminator import Discriminator
-from .rollout import RewardFn
 
 
-def discriminator_reward(discriminator: Discriminator, max_rows: int = 4096) -> RewardFn:
+class DiscriminatorReward:
     """D's probability that each sequence is real, as SeqGAN rewards it.
 
     Evaluated in eval mode (no dropout) and in chunks of `max_rows` sequences, so
     that scoring the B * N * (T - 1) rollouts of a batch stays memory-bounded.
+    It is a `rollout.PrefixAwareReward`: given the completions of every prefix,
+    it computes the convolution windows inside each prefix once instead of N
+    times (`Discriminator.rollout_logits`); `share_prefix=False` turns that off.
     """
 
-    @torch.no_grad()
-    def reward(sequences: Tensor) -> Tensor:
-        was_training = discriminator.training
-        discriminator.eval()
-        try:
-            return torch.cat([torch.sigmoid(discriminator(part)) for part in sequences.split(max_rows)])
-        finally:
-            discriminator.train(was_training)
+    def __init__(self, discriminator: Discriminator, max_rows: int = 1024, share_prefix: bool = True):
+        self.discriminator = discriminator
+        self.max_rows = max_rows
+        self.share_prefix = share_prefix
 
-    return reward
+    @torch.no_grad()
+    def __call__(self, sequences: Tensor) -> Tensor:
+        """(rows, T) -> (rows,)"""
+        with _eval(self.discriminator) as d:
+            return torch.cat([torch.sigmoid(d(part)) for part in sequences.split(self.max_rows)])
+
+    @torch.no_grad()
+    def score_rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int) -> Tensor:
+        """The same as `self(completions)`, for completions ((T-1) * b * N, T) ordered
+        (prefix length, sequence, rollout) that keep the prefixes of sequences (b, T)."""
+        if not self.share_prefix:
+            return self(completions)
+        with _eval(self.discriminator) as d:
+            return torch.sigmoid(d.rollout_logits(sequences, completions, num_rollouts, self.max_rows))
+
+
+def discriminator_reward(discriminator: Discriminator, max_rows: int = 1024, share_prefix: bool = True) -> DiscriminatorReward:
+    """D's probability of "real" as the reward (see `DiscriminatorReward`)."""
+    return DiscriminatorReward(discriminator, max_rows, share_prefix)
+
+
+class _eval:
+    """Run a module in eval mode, restoring its mode afterwards."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+
+    def __enter__(self) -> torch.nn.Module:
+        self.was_training = self.module.training
+        self.module.eval()
+        return self.module
+
+    def __exit__(self, *exc) -> None:
+        self.module.train(self.was_training)

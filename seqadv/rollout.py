@@ -22,8 +22,8 @@ prefix for each rollout and so costs N * T^2 steps:
     rollout, position), so the result for a seed does not depend on the chunk
     or block size, and chunks bound the memory;
   * a reward may score the completions of a prefix knowing what they share
-    (`PrefixAwareReward`): the discriminator reuses the convolution windows that
-    lie inside the kept prefix instead of recomputing them N * (T - 1) times.
+    (`PrefixAwareReward`): the discriminator computes the convolution windows
+    that lie inside a kept prefix once, not once per rollout.
 """
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ class PrefixAwareReward(Protocol):
     sequences (b, T) and their completions ((T-1) * b * N, T), rows ordered
     (prefix length t = 1..T-1, sequence, rollout), where the completions of
     prefix length t keep sequences[:, :t]; it returns the same rewards as
-    calling the reward on `completions`. The engine uses it only when nothing
-    but the prefix is kept (no `fixed` mask, no end-token masking).
+    calling the reward on `completions`. The engine calls it instead of
+    `__call__` whenever a reward has it (`rewards.DiscriminatorReward` does).
     """
 
     def __call__(self, sequences: Tensor) -> Tensor: ...
@@ -145,8 +145,7 @@ class RolloutEngine:
         # uniforms[b, t - 1, n, k]: the draw at position k of rollout n of prefix length t of sequence b
         uniforms = torch.rand(B, T - 1, N, T, device=device, generator=generator)
         fixed = fixed.bool() if fixed is not None else None
-        prefix_aware = (isinstance(reward_fn, PrefixAwareReward) and fixed is None
-                        and (self.eos_token is None or self.pad_token is None))
+        prefix_aware = isinstance(reward_fn, PrefixAwareReward)
         vocab, dtype, state_bytes = self._probe(device)
         block = self._block(vocab)
         chunk = self._sequences_per_chunk(T, vocab, state_bytes)
@@ -157,7 +156,8 @@ class RolloutEngine:
             part = sequences[begin:end]
             completed = self._complete(part, None if fixed is None else fixed[begin:end], uniforms[begin:end], block, buffer)
             if prefix_aware:
-                scores = reward_fn.score_rollouts(part, completed, N)
+                # end-token masking keeps prefixes shared: a prefix is masked as its sequence is
+                scores = reward_fn.score_rollouts(self._finish(part), self._finish(completed), N)
             else:
                 scores = reward_fn(self._finish(completed))
             # scores: ((T-1) * b * N,) in (t, b, n) order -> mean over n -> (b, T-1)
