@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import multiprocessing
 import platform
+import resource
 import statistics
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -44,48 +44,34 @@ class Case:
     hidden: int = 32
 
 
-class PeakMemory:
-    """Peak RSS (CPU, sampled every 2 ms) or peak allocated memory (CUDA) during a block, in GB."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.peak = 0
-
-    def _rss(self) -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            time.sleep(0.002)
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self._stop = threading.Event()
-            self.peak = self._rss()
-            self._thread = threading.Thread(target=self._poll, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            self.peak = torch.cuda.max_memory_allocated(self.device)
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, self._rss())
-
-    @property
-    def gb(self) -> float:
-        return self.peak / 2**30
+def peak_memory_gb(case: Case, variant: str, device: torch.device) -> float:
+    """Peak memory of one engine call: on CPU the peak RSS of a fresh process that
+    builds the models and runs it (so nothing an earlier measurement left behind
+    counts), on CUDA `torch.cuda.max_memory_allocated`."""
+    if device.type == "cuda":
+        g, d, sequences = build(case, device)
+        torch.cuda.reset_peak_memory_stats(device)
+        RolloutEngine(g, case.rollouts).rewards(sequences, make_reward(variant, d))
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(_peak_rss_of_one_call, (vars(case), variant)) / 2**30
 
 
-def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    """Median seconds of `repeats` calls after one warm-up call."""
-    def once() -> float:
+def _peak_rss_of_one_call(case: dict, variant: str) -> int:
+    case = Case(**case)
+    g, d, sequences = build(case, torch.device("cpu"))
+    RolloutEngine(g, case.rollouts).rewards(sequences, make_reward(variant, d))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+
+
+def timed_together(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:
+    """Median seconds of each function over `repeats` rounds, after a warm-up round.
+
+    Each round calls every function once, so a drift in the machine's speed (a busy
+    neighbour, a clock change) weighs on the engine and on the floor alike.
+    """
+    def once(fn: Callable[[], object]) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
@@ -94,12 +80,17 @@ def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float
             torch.cuda.synchronize(device)
         return time.perf_counter() - start
 
-    once()
-    return statistics.median(once() for _ in range(repeats))
+    for fn in fns.values():
+        once(fn)
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            seconds[name].append(once(fn))
+    return {name: statistics.median(values) for name, values in seconds.items()}
 
 
-def floor_seconds(g: Generator, d: Optional[Discriminator], case: Case, repeats: int, device: torch.device) -> dict:
-    """The unavoidable parts, each timed alone at its best batching.
+def floor_parts(g: Generator, d: Optional[Discriminator], case: Case, device: torch.device) -> dict[str, Callable[[], object]]:
+    """The unavoidable parts, each alone, at several batchings; the floor takes the best of each.
 
     Any exact rollout must compute one next-token distribution per distinct
     context and draw every sampled token from one. The distinct contexts are
@@ -107,9 +98,9 @@ def floor_seconds(g: Generator, d: Optional[Discriminator], case: Case, repeats:
     and, at position k = 2 .. T - 1, the (k - 1) * B * N rollouts already under
     way: B * (T - 1) + B * N * (T - 1) * (T - 2) / 2 rows (176,320 in the oracle
     case; counting one per sampled token, as a plain per-step loop must, gives
-    B * N * T * (T - 1) / 2 = 194,560). Each part is timed alone on a reused,
-    cache-sized buffer, at the best of several block sizes, so the floor leaves
-    out every allocation, copy and state update the engine makes.
+    B * N * T * (T - 1) / 2 = 194,560). Each part runs on a reused buffer, so the
+    floor leaves out every allocation, copy, state update and policy step the
+    engine makes. Keys are "part/batching".
     """
     B, N, T, V, H = case.batch, case.rollouts, case.length, case.vocab, case.hidden
     prefix_rows = B * (T - 1)
@@ -121,36 +112,42 @@ def floor_seconds(g: Generator, d: Optional[Discriminator], case: Case, repeats:
         for begin in range(0, rows, block):
             fn(min(block, rows - begin))
 
-    def projections(block: int) -> float:
+    def projections(block: int) -> Callable[[], None]:
         hidden = torch.randn(block, H, device=device, generator=gen)
         out = torch.empty(block, V, device=device)
-        project = lambda r: torch.addmm(bias, hidden[:r], weight.T, out=out[:r])
-        return timed(lambda: in_blocks(prefix_rows + step_rows, block, project), repeats, device)
+        project = lambda r: torch.addmm(bias, hidden[:r], weight.T, out=out[:r])  # noqa: E731
+        return lambda: in_blocks(prefix_rows + step_rows, block, project)
 
-    def draws(block: int, block_size) -> float:
-        # overwrite=True turns the buffer into exp(logits - max); re-sampling that
-        # keeps every value finite and costs the same, so one buffer serves all calls
+    def draws(block: int) -> Callable[[], None]:
+        # overwrite=True turns the buffer into softmax(logits); re-sampling that keeps
+        # every value finite and costs the same, so one buffer serves every call
         logits = torch.randn(block, V, device=device, generator=gen)
         u_step = torch.rand(block, 1, device=device, generator=gen)
         u_prefix = torch.rand(block, N, device=device, generator=gen)
         def draw(u: torch.Tensor) -> Callable[[int], object]:
-            return lambda r: sample_from_logits(logits[:r], u[:r], block_size=block_size, overwrite=True)
-        return timed(lambda: (in_blocks(prefix_rows, block, draw(u_prefix)), in_blocks(step_rows, block, draw(u_step))),
-                     repeats, device)
+            return lambda r: sample_from_logits(logits[:r], u[:r], overwrite=True)
+        return lambda: (in_blocks(prefix_rows, block, draw(u_prefix)), in_blocks(step_rows, block, draw(u_step)))
 
-    blocks = [b for b in (64, 128, 256, 512, 1024, 4096) if b * V * 4 <= 2**30]
-    parts = {
-        "projection_s": min(projections(b) for b in blocks),
-        # the sampler's two-level CDF (block_size None) or one running sum (0), whichever is faster
-        "draw_s": min(draws(b, s) for b in blocks for s in (None, 0)),
-    }
+    blocks = [b for b in (128, 256, 512, 1024) if b * V * 4 <= 2**30]
+    parts = {f"projection/{b}": projections(b) for b in blocks}
+    parts.update({f"draw/{b}": draws(b) for b in blocks})
     if d is not None:
         count = B * N * (T - 1) + B
         sequences = torch.randint(V, (count, T), device=device, generator=gen)
-        parts["reward_s"] = min(timed(lambda: discriminator_reward(d, max_rows=size)(sequences), repeats, device)
-                                for size in (1024, 4096, count))
-    parts["floor_s"] = sum(parts.values())
+        for size in (512, 1024, 2048):
+            reward = discriminator_reward(d, max_rows=size)
+            parts[f"reward/{size}"] = lambda reward=reward: reward(sequences)
     return parts
+
+
+def best_parts(seconds: dict[str, float]) -> dict[str, float]:
+    """{"projection/128": s, ...} -> {"projection_s": best, ..., "floor_s": their sum}."""
+    best: dict[str, float] = {}
+    for key, value in seconds.items():
+        part = key.split("/")[0] + "_s"
+        best[part] = min(best.get(part, float("inf")), value)
+    best["floor_s"] = sum(best.values())
+    return best
 
 
 def build(case: Case, device: torch.device, seed: int = 0):
@@ -166,32 +163,37 @@ def cheap_reward(sequences: torch.Tensor) -> torch.Tensor:
     return sequences.float().sum(dim=1)
 
 
+def make_reward(variant: str, d: Discriminator):
+    return {"paper": lambda: discriminator_reward(d, share_prefix=False),
+            "paper-shared": lambda: discriminator_reward(d), "cheap": lambda: cheap_reward}[variant]()
+
+
 def bench_reward(case: Case, reward_name: str, args, device: torch.device, naive: bool = True) -> dict[str, dict]:
     """Rows for one reward: `paper` gives two, the dense discriminator and `paper-shared`
     (the default `DiscriminatorReward`, which computes windows inside a prefix once)."""
     g, d, sequences = build(case, device)
-    if reward_name == "paper":
-        variants = {"paper": discriminator_reward(d, share_prefix=False), "paper-shared": discriminator_reward(d)}
-    else:
-        variants = {"cheap": cheap_reward}
+    variants = {name: make_reward(name, d) for name in (["paper", "paper-shared"] if reward_name == "paper" else ["cheap"])}
     engine = RolloutEngine(g, case.rollouts)
+    gen = torch.Generator(device=device).manual_seed(1)
+    fns = {f"engine/{name}": (lambda reward=reward: engine.rewards(sequences, reward, generator=gen))
+           for name, reward in variants.items()}
+    if naive:
+        fns["naive"] = lambda: naive_rollout_rewards(g, sequences, variants[reward_name], case.rollouts, generator=gen)
+    fns.update(floor_parts(g, d if reward_name == "paper" else None, case, device))
+    seconds = timed_together(fns, args.repeats, device)
+    floor = best_parts({k: v for k, v in seconds.items() if not k.startswith(("engine", "naive"))})
+    # the issue's count: one projection and one draw per sampled token, at the same cost per row
+    B, N, T = case.batch, case.rollouts, case.length
+    per_token = (B * N * T * (T - 1) / 2) / (B * (T - 1) + B * N * (T - 1) * (T - 2) / 2)
+    floor["floor_per_token_s"] = (floor["projection_s"] + floor["draw_s"]) * per_token + floor.get("reward_s", 0.0)
     rows = {}
     for name, reward in variants.items():
-        gen = torch.Generator(device=device).manual_seed(1)
-        engine_s = timed(lambda: engine.rewards(sequences, reward, generator=gen), args.repeats, device)
-        # measured apart: polling the RSS slows the timed calls by a few per cent
-        with PeakMemory(device) as memory:
-            engine.rewards(sequences, reward, generator=gen)
-        rows[name] = {"engine_s": engine_s, "peak_memory_gb": memory.gb}
-    if naive:
-        gen = torch.Generator(device=device).manual_seed(1)
-        naive_s = timed(lambda: naive_rollout_rewards(g, sequences, variants[reward_name], case.rollouts, generator=gen),
-                        args.repeats, device)
-    floor = floor_seconds(g, d if reward_name == "paper" else None, case, args.repeats, device)
-    for row in rows.values():
+        engine_s = seconds[f"engine/{name}"]
+        rows[name] = {"engine_s": engine_s, "peak_memory_gb": peak_memory_gb(case, name, device), **floor,
+                      "floor_ratio": engine_s / floor["floor_s"],
+                      "floor_per_token_ratio": engine_s / floor["floor_per_token_s"]}
         if naive:
-            row.update(naive_s=naive_s, speedup=naive_s / row["engine_s"])
-        row.update(floor, floor_ratio=row["engine_s"] / floor["floor_s"])
+            rows[name].update(naive_s=seconds["naive"], speedup=seconds["naive"] / engine_s)
     return rows
 
 
@@ -200,7 +202,7 @@ def main() -> None:
     for name, default in vars(Case()).items():
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--reward", choices=["paper", "cheap", "both"], default="both")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls after one warm-up; the median is shown")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds after a warm-up round; medians are shown")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--scaling", action="store_true", help="also time T, V and N changed one at a time (engine vs floor)")
     parser.add_argument("--scaling-reward", choices=["paper", "cheap"], default="cheap")
@@ -213,20 +215,22 @@ def main() -> None:
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     print(f"rollout benchmark: {case}, device {device} ({machine}), torch {torch.__version__}, "
-          f"median of {args.repeats} after a warm-up")
+          f"median of {args.repeats} interleaved rounds after a warm-up")
 
     results: dict = {"machine": machine, "device": str(device), "torch": torch.__version__, "case": vars(case)}
     rewards = ["paper", "cheap"] if args.reward == "both" else [args.reward]
-    print(f"{'reward':<14}{'naive s':>9}{'engine s':>10}{'floor s':>9}{'speed-up':>10}{'/floor':>8}{'peak GB':>9}")
+    print("floor: one projection and draw per distinct context; /token: per sampled token, the issue's count")
+    print(f"{'reward':<14}{'naive s':>9}{'engine s':>10}{'floor s':>9}{'speed-up':>10}{'/floor':>8}{'/token':>8}{'peak GB':>9}")
     for reward_name in rewards:
         for name, row in bench_reward(case, reward_name, args, device).items():
             results[name] = row
             print(f"{name:<14}{row['naive_s']:>9.2f}{row['engine_s']:>10.2f}{row['floor_s']:>9.2f}"
-                  f"{row['speedup']:>9.1f}x{row['floor_ratio']:>8.2f}{row['peak_memory_gb']:>9.2f}")
+                  f"{row['speedup']:>9.1f}x{row['floor_ratio']:>8.2f}{row['floor_per_token_ratio']:>8.2f}"
+                  f"{row['peak_memory_gb']:>9.2f}")
 
     if args.scaling:
         print(f"\nscaling ({args.scaling_reward} reward; one setting changed at a time)")
-        print(f"{'setting':<16}{'reward':<14}{'engine s':>10}{'floor s':>9}{'/floor':>8}{'peak GB':>9}")
+        print(f"{'setting':<16}{'reward':<14}{'engine s':>10}{'floor s':>9}{'/floor':>8}{'/token':>8}{'peak GB':>9}")
         results["scaling"] = []
         for field, values in [("length", (10, 20, 40)), ("vocab", (5000, 20000)), ("rollouts", (8, 16, 32))]:
             for value in values:
@@ -234,7 +238,7 @@ def main() -> None:
                 for name, row in bench_reward(changed, args.scaling_reward, args, device, naive=False).items():
                     results["scaling"].append({field: value, "reward": name, **row})
                     print(f"{field + '=' + str(value):<16}{name:<14}{row['engine_s']:>10.2f}{row['floor_s']:>9.2f}"
-                          f"{row['floor_ratio']:>8.2f}{row['peak_memory_gb']:>9.2f}")
+                          f"{row['floor_ratio']:>8.2f}{row['floor_per_token_ratio']:>8.2f}{row['peak_memory_gb']:>9.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
