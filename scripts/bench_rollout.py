@@ -18,7 +18,6 @@ import argparse
 import json
 import multiprocessing
 import platform
-import resource
 import statistics
 import time
 from dataclasses import dataclass
@@ -62,7 +61,9 @@ def _peak_rss_of_one_call(case: dict, variant: str) -> int:
     case = Case(**case)
     g, d, sequences = build(case, torch.device("cpu"))
     RolloutEngine(g, case.rollouts).rewards(sequences, make_reward(variant, d))
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    # VmHWM, not getrusage's ru_maxrss: that one keeps the parent's peak across fork and exec
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
 
 
 def timed_together(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, float]:

@@ -14,7 +14,15 @@ Phases, as in the official code (sequence_gan.py):
      rounds of D training on fresh samples;
   5. evaluation of the pretrained G, the MLE baseline and SeqGAN on the same metrics.
 Writes to --out: tensorboard logs (tb/), checkpoint.pt after every epoch of every
-phase (atomic), pretrained.pt / mle.pt / seqgan.pt, decoded samples, results.json.
+phase (atomic, the one before kept as checkpoint.pt.prev), pretrained.pt / mle.pt /
+seqgan.pt, decoded samples, results.json.
+
+    python scripts/train_seqgan.py --resume runs/seqgan      # after a crash, a kill or Ctrl-C
+
+goes on from the checkpoint with the run's own options and ends with the same
+parameters, bit for bit on CPU, as a run that never stopped. Ctrl-C (or SIGTERM)
+stops at the next checkpoint. Bad input stops with one line and exit code 2; a
+NaN or infinite loss, reward or gradient stops before the update with exit code 3.
 """
 from __future__ import annotations
 
@@ -22,20 +30,22 @@ import argparse
 import copy
 import dataclasses
 import json
+import os
 import random
+import signal
 import sys
 import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from seqadv.checkpoint import CheckpointError, save_checkpoint
+from seqadv.checkpoint import CheckpointError, load_latest, save_checkpoint
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, batches, load_corpus
 from seqadv.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
@@ -63,6 +73,7 @@ class Args:
     seed: int = 88
     out: str = "runs/seqgan"
     debug: bool = False  # show full tracebacks
+    resume: Optional[str] = None  # a run's --out directory: go on from its checkpoint, with its options
     # generator (official: embedding 32, hidden 32, Adam 0.01, clip 5.0, batch 64)
     g_embedding_dim: int = 32
     g_hidden_dim: int = 32
@@ -116,10 +127,18 @@ PRESETS: dict[str, dict] = {
 
 # --- configuration -------------------------------------------------------------------------
 
-def parse_args(argv: Optional[list[str]] = None) -> Args:
-    """Dataclass defaults <- the preset <- options given on the command line."""
+class OneLineParser(argparse.ArgumentParser):
+    """A bad option gets one line, not the whole usage block above it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parse_args(argv: Optional[list[str]] = None) -> tuple[Args, dict]:
+    """Dataclass defaults <- the preset <- options given on the command line.
+    Returns the arguments and the options given explicitly."""
     hints = typing.get_type_hints(Args)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = OneLineParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in dataclasses.fields(Args):
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
@@ -134,6 +153,29 @@ def parse_args(argv: Optional[list[str]] = None) -> Args:
     given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     preset = given.get("preset", Args.preset)
     args = dataclasses.replace(Args(), **{**PRESETS[preset], **given})
+    validate(args)
+    return args, given
+
+
+# options a resumed run may change: they do not alter what it computes (on one device)
+RESUME_MAY_CHANGE = ("resume", "debug", "device", "data_dir")
+
+
+def resumed_args(state: dict, given: dict, directory: str) -> Args:
+    """The run's own options, from its checkpoint; an option given again must agree."""
+    saved = state["args"]
+    for key, value in given.items():
+        if key in RESUME_MAY_CHANGE:
+            continue
+        if key == "out":
+            if Path(value).resolve() != Path(directory).resolve():
+                raise ValueError(f"--out {value}: a resumed run goes on writing into its own directory {directory}")
+            continue
+        if saved.get(key) != value:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"--resume {directory}: {flag} {value} differs from the run's {saved.get(key)}; "
+                             f"leave it out to go on with the run's own")
+    args = Args(**{**saved, **{k: given[k] for k in RESUME_MAY_CHANGE if k in given}, "out": directory})
     validate(args)
     return args
 
@@ -176,23 +218,37 @@ def seed_everything(seed: int) -> None:
 
 # --- training pieces -------------------------------------------------------------------------
 
-def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float) -> float:
+class NumericalError(RuntimeError):
+    """A loss, reward or gradient that is NaN or infinite: the update is not made."""
+
+
+def check_finite(value: torch.Tensor, what: str, where: str) -> None:
+    if not bool(torch.isfinite(value).all()):
+        bad = value[~torch.isfinite(value)].flatten()[0].item()
+        raise NumericalError(f"{where}: {what} is {bad}; the update was not made and the last checkpoint is kept")
+
+
+def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float,
+                  where: str, what: str) -> float:
+    """One update, refused if the loss or the gradient is not finite (the paper clips G's norm at 5)."""
+    check_finite(loss.detach(), what, where)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else float("inf"))
+    check_finite(norm, f"the gradient norm of {what}", where)
     optimizer.step()
     return norm.item()
 
 
-def mle_step(g: Generator, opt: torch.optim.Optimizer, batch: torch.Tensor, args: Args) -> float:
+def mle_step(g: Generator, opt: torch.optim.Optimizer, batch: torch.Tensor, args: Args, where: str) -> float:
     """One teacher-forcing update. batch (B, T)."""
     loss = mle_loss(g.target_logits(batch), batch, tokens_mask(batch, g.eos_token, g.pad_token))
-    clip_and_step(g, opt, loss, args.grad_clip)
+    clip_and_step(g, opt, loss, args.grad_clip, where, "the MLE loss")
     return loss.item()
 
 
 def train_discriminator_round(d: Discriminator, opt, g: Generator, data: SequenceData, args: Args,
-                              rng: torch.Generator, order_rng: torch.Generator) -> tuple[float, float]:
+                              rng: torch.Generator, order_rng: torch.Generator, where: str) -> tuple[float, float]:
     """Fresh generated sequences vs as many real ones, `d_epochs` epochs. Returns (loss, accuracy)."""
     num = min(args.d_samples, len(data.train))
     fake = g.sample(num, data.length, generator=rng)
@@ -207,7 +263,7 @@ def train_discriminator_round(d: Discriminator, opt, g: Generator, data: Sequenc
             idx = order[begin : begin + args.batch_size]
             logits = d(sequences[idx])
             loss = discriminator_loss(logits, labels[idx]) + args.d_l2 * d.l2_penalty()
-            clip_and_step(d, opt, loss, 0.0)
+            clip_and_step(d, opt, loss, 0.0, where, "the discriminator loss")
             losses.append(loss.item())
             correct += ((logits > 0).float() == labels[idx]).sum().item()
             seen += len(idx)
@@ -246,8 +302,66 @@ def write_samples(path: Path, samples: torch.Tensor, data: SequenceData) -> None
 
 # --- the run -----------------------------------------------------------------------------------
 
-def run(args: Args) -> dict:
-    start_time = time.time()
+PHASES = ("pretrain_g", "pretrain_d", "mle_baseline", "adversarial")
+
+
+class Interrupted(Exception):
+    """Ctrl-C (or SIGTERM) was honoured at a checkpoint."""
+
+
+class StopAtCheckpoint:
+    """Ctrl-C and SIGTERM ask the run to stop at its next checkpoint, so that what it
+    leaves is consistent and resumes exactly; a second Ctrl-C stops it at once (the
+    last checkpoint is still there)."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self) -> "StopAtCheckpoint":
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping at the next checkpoint (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+
+
+def rng_states(rng: torch.Generator, order_rng: torch.Generator) -> dict:
+    states = {"sampling": rng.get_state(), "order": order_rng.get_state(), "torch": torch.get_rng_state(),
+              "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict, rng: torch.Generator, order_rng: torch.Generator) -> None:
+    rng.set_state(states["sampling"])
+    order_rng.set_state(states["order"])
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _crash_point(phase: str, unit: int) -> Optional[Callable[[], None]]:
+    """Tests: SEQADV_CRASH_AT=phase:unit kills the run (SIGKILL) once that unit's work is
+    done but before its checkpoint is written, as a crash would; phase:unit:write kills it
+    after the new checkpoint is written to its temporary file, before the rename."""
+    point = os.environ.get("SEQADV_CRASH_AT")
+    kill = lambda: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
+    if point == f"{phase}:{unit}":
+        kill()
+    return kill if point == f"{phase}:{unit}:write" else None
+
+
+def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoint] = None) -> dict:
     device = resolve_device(args.device)
     seed_everything(args.seed)
     out = Path(args.out)
@@ -260,8 +374,10 @@ def run(args: Args) -> dict:
     if len(data.train) < args.batch_size:
         raise DataError(f"{args.corpus}: {len(data.train)} training sequences, fewer than one batch of {args.batch_size}")
     T = data.length
-    print(f"corpus {data.name}: {len(data.train)} train / {len(data.test)} test sequences, length {T}, "
-          f"vocabulary {data.vocab_size}; device {device}; preset {args.preset}")
+    truncated = data.info.get("truncated_train_lines", 0) + data.info.get("truncated_test_lines", 0)
+    print(f"corpus {data.name}: {len(data.train)} train / {len(data.test)} test sequences, length {T}"
+          + (f" ({truncated} longer lines cut to it)" if truncated else "")
+          + f", vocabulary {data.vocab_size}; device {device}; preset {args.preset}")
     bleu = None if data.oracle is not None else BLEU([data.tokens(s) for s in data.test], max_n=args.bleu_max_n)
 
     writer = SummaryWriter(str(out / "tb"))
@@ -270,125 +386,165 @@ def run(args: Args) -> dict:
     order_rng = torch.Generator().manual_seed(args.seed + 1)  # data order
     eval_seed = args.seed + 2  # every evaluation draws from the same seed: comparable across models
 
-    g = Generator(data.vocab_size, args.g_embedding_dim, args.g_hidden_dim, start_token=data.start_token,
-                  eos_token=data.eos_token, pad_token=data.pad_token).to(device)
-    g_opt = torch.optim.Adam(g.parameters(), lr=args.g_lr)
-    d = Discriminator(data.vocab_size, args.d_embedding_dim, args.d_filter_sizes, args.d_num_filters,
-                      args.d_dropout, pad_token=data.pad_token or 0).to(device)
-    d_opt = torch.optim.Adam(d.parameters(), lr=args.d_lr)
-    train = data.train.to(device)
     meta = {"args": dataclasses.asdict(args), "vocab": data.vocab.itos if data.vocab else None,
             "tokenizer": data.tokenizer.state() if data.tokenizer else None, "data_info": data.info,
             "generator_config": dict(vocab_size=data.vocab_size, embedding_dim=args.g_embedding_dim,
                                      hidden_dim=args.g_hidden_dim, start_token=data.start_token,
                                      eos_token=data.eos_token, pad_token=data.pad_token)}
+    g = Generator(**meta["generator_config"]).to(device)
+    g_opt = torch.optim.Adam(g.parameters(), lr=args.g_lr)
+    d = Discriminator(data.vocab_size, args.d_embedding_dim, args.d_filter_sizes, args.d_num_filters,
+                      args.d_dropout, pad_token=data.pad_token or 0).to(device)
+    d_opt = torch.optim.Adam(d.parameters(), lr=args.d_lr)
+    mle = Generator(**meta["generator_config"]).to(device)  # the MLE baseline, from the pretrained G
+    mle_opt = torch.optim.Adam(mle.parameters(), lr=args.g_lr)
+    rollout_policy = copy.deepcopy(g).requires_grad_(False)  # SeqGAN's delayed policy of the rollouts
+    g_adv_opt = torch.optim.Adam(g.parameters(), lr=args.g_lr)  # the official code's separate optimizer
+    train = data.train.to(device)
 
-    def checkpoint(phase: str, epoch: int, **extra) -> None:
-        save_checkpoint({**meta, "phase": phase, "epoch": epoch, "generator": g.state_dict(),
-                         "g_optimizer": g_opt.state_dict(), "discriminator": d.state_dict(),
-                         "d_optimizer": d_opt.state_dict(), "rng": rng.get_state(),
-                         "order_rng": order_rng.get_state(), "torch_rng": torch.get_rng_state(), **extra},
-                        out / "checkpoint.pt")
-
+    # where the run is: the phase, the units (epochs, rounds, steps) done in it, and the
+    # MLE baseline's place in its shuffled epoch
+    progress = {"phase": PHASES[0], "done": 0, "g_step": 0, "mle_order": None, "mle_position": 0}
+    pretrained: Optional[dict] = None  # G and its optimizer after MLE pretraining
     timings: dict[str, float] = {}
+    split = {"rollout_s": 0.0, "g_update_s": 0.0, "d_train_s": 0.0}
     history: dict[str, list] = {"pretrain": [], "mle": [], "seqgan": []}
+    modules = {"generator": g, "g_optimizer": g_opt, "discriminator": d, "d_optimizer": d_opt,
+               "mle_generator": mle, "mle_optimizer": mle_opt, "rollout_policy": rollout_policy,
+               "g_adv_optimizer": g_adv_opt}
+
+    if resume is not None:
+        check_resume_data(resume, meta, args.resume)
+        for name, module in modules.items():
+            module.load_state_dict(resume[name])
+        progress, pretrained, timings = resume["progress"], resume["pretrained"], resume["timings"]
+        split, history = resume["split"], resume["history"]
+        set_rng_states(resume["rng"], rng, order_rng)
+        print(f"resumed from {args.resume}: {progress['phase']}, {progress['done']} done")
+
+    def checkpoint(phase: str, unit: int) -> None:
+        """Everything the run needs to go on exactly as if it had not stopped."""
+        crash_in_write = _crash_point(phase, unit)
+        progress.update(phase=phase, done=unit)
+        save_checkpoint({**meta, **{name: m.state_dict() for name, m in modules.items()},
+                         "progress": progress, "pretrained": pretrained, "timings": timings, "split": split,
+                         "history": history, "rng": rng_states(rng, order_rng)}, out / "checkpoint.pt",
+                        keep_previous=True, _before_rename=crash_in_write)
+        if stop is not None and stop.requested:
+            raise Interrupted(f"stopped after {phase} {unit}; go on with --resume {out}")
+
+    def first_unit(phase: str) -> Optional[int]:
+        """The first unit of `phase` still to run, or None if the phase was finished before."""
+        if PHASES.index(progress["phase"]) > PHASES.index(phase):
+            return None
+        return progress["done"] + 1 if progress["phase"] == phase else 1
+
+    def add_time(key: str, since: float) -> None:
+        timings[key] = timings.get(key, 0.0) + time.time() - since
 
     # 1. MLE pretraining ------------------------------------------------------------------
     t0 = time.time()
-    g_step = 0
-    for epoch in tqdm(range(1, args.pretrain_epochs + 1), desc="pretrain G (MLE)", unit="epoch"):
-        losses = [mle_step(g, g_opt, batch, args) for batch in batches(train, args.batch_size, order_rng)]
-        g_step += len(losses)
-        writer.add_scalar("losses/g_mle", float(np.mean(losses)), g_step)
-        if epoch % args.pretrain_eval_every == 0 or epoch == args.pretrain_epochs:
-            metrics, _ = evaluate(g, data, args, bleu, eval_seed)
-            log_metrics(writer, "pretrain", metrics, epoch)
-            history["pretrain"].append({"epoch": epoch, **metrics})
-        checkpoint("pretrain_g", epoch)
-    timings["pretrain_g_s"] = time.time() - t0
-    pretrained = copy.deepcopy(g.state_dict())
-    pretrained_opt = copy.deepcopy(g_opt.state_dict())
-    save_checkpoint({**meta, "generator": pretrained}, out / "pretrained.pt")
+    if (first := first_unit("pretrain_g")) is not None:
+        for epoch in tqdm(range(first, args.pretrain_epochs + 1), desc="pretrain G (MLE)", unit="epoch"):
+            where = f"pretrain G epoch {epoch}"
+            losses = [mle_step(g, g_opt, batch, args, where) for batch in batches(train, args.batch_size, order_rng)]
+            progress["g_step"] += len(losses)
+            writer.add_scalar("losses/g_mle", float(np.mean(losses)), progress["g_step"])
+            if epoch % args.pretrain_eval_every == 0 or epoch == args.pretrain_epochs:
+                metrics, _ = evaluate(g, data, args, bleu, eval_seed)
+                log_metrics(writer, "pretrain", metrics, epoch)
+                history["pretrain"].append({"epoch": epoch, **metrics})
+            checkpoint("pretrain_g", epoch)
+        add_time("pretrain_g_s", t0)
+    if pretrained is None:
+        pretrained = {"generator": copy.deepcopy(g.state_dict()), "optimizer": copy.deepcopy(g_opt.state_dict())}
+        save_checkpoint({**meta, "generator": pretrained["generator"]}, out / "pretrained.pt")
 
     # 2. D pretraining ------------------------------------------------------------------------
     t0 = time.time()
-    for round_ in tqdm(range(1, args.d_pretrain_rounds + 1), desc="pretrain D", unit="round"):
-        d_loss, d_acc = train_discriminator_round(d, d_opt, g, data, args, rng, order_rng)
-        writer.add_scalar("losses/d_pretrain", d_loss, round_)
-        writer.add_scalar("charts/d_pretrain_accuracy", d_acc, round_)
-        checkpoint("pretrain_d", round_)
-    timings["pretrain_d_s"] = time.time() - t0
+    if (first := first_unit("pretrain_d")) is not None:
+        for round_ in tqdm(range(first, args.d_pretrain_rounds + 1), desc="pretrain D", unit="round"):
+            d_loss, d_acc = train_discriminator_round(d, d_opt, g, data, args, rng, order_rng, f"pretrain D round {round_}")
+            writer.add_scalar("losses/d_pretrain", d_loss, round_)
+            writer.add_scalar("charts/d_pretrain_accuracy", d_acc, round_)
+            checkpoint("pretrain_d", round_)
+        add_time("pretrain_d_s", t0)
 
     # 3. MLE baseline of equal budget: as many G updates as the adversarial phase makes -----
     t0 = time.time()
-    mle = Generator(**meta["generator_config"]).to(device)
-    mle.load_state_dict(pretrained)
-    mle_opt = torch.optim.Adam(mle.parameters(), lr=args.g_lr)
-    mle_opt.load_state_dict(pretrained_opt)
     budget = args.adv_epochs * args.g_steps
-    mle_batches = iter(())
-    for step in tqdm(range(1, budget + 1), desc="MLE baseline", unit="step"):
-        batch = next(mle_batches, None)
-        if batch is None:
-            mle_batches = batches(train, args.batch_size, order_rng)
-            batch = next(mle_batches)
-        writer.add_scalar("losses/mle_baseline", mle_step(mle, mle_opt, batch, args), step)
-        if step % (args.eval_every * args.g_steps) == 0 or step == budget:
-            metrics, _ = evaluate(mle, data, args, bleu, eval_seed)
-            log_metrics(writer, "mle", metrics, step)
-            history["mle"].append({"g_updates": step, **metrics})
+    if (first := first_unit("mle_baseline")) is not None:
+        if first == 1:
+            mle.load_state_dict(pretrained["generator"])
+            mle_opt.load_state_dict(pretrained["optimizer"])
+        for step in tqdm(range(first, budget + 1), desc="MLE baseline", unit="step"):
+            # shuffled epochs of full batches, as in pretraining; the place in it is checkpointed
+            if progress["mle_order"] is None or progress["mle_position"] + args.batch_size > len(train):
+                progress["mle_order"] = torch.randperm(len(train), generator=order_rng)
+                progress["mle_position"] = 0
+            begin = progress["mle_position"]
+            batch = train[progress["mle_order"][begin : begin + args.batch_size].to(device)]
+            progress["mle_position"] += args.batch_size
+            writer.add_scalar("losses/mle_baseline", mle_step(mle, mle_opt, batch, args, f"MLE baseline step {step}"), step)
+            if step % (args.eval_every * args.g_steps) == 0 or step == budget:
+                metrics, _ = evaluate(mle, data, args, bleu, eval_seed)
+                log_metrics(writer, "mle", metrics, step)
+                history["mle"].append({"g_updates": step, **metrics})
+                checkpoint("mle_baseline", step)
+        add_time("mle_baseline_s", t0)
     save_checkpoint({**meta, "generator": mle.state_dict()}, out / "mle.pt")
-    timings["mle_baseline_s"] = time.time() - t0
 
     # 4. Adversarial training -----------------------------------------------------------------
     t0 = time.time()
-    rollout_policy = copy.deepcopy(g).requires_grad_(False)  # the delayed policy of the rollouts
     engine = RolloutEngine(rollout_policy, args.num_rollouts, memory_budget_mb=args.rollout_memory_mb,
                            eos_token=data.eos_token, pad_token=data.pad_token)
     reward_fn = discriminator_reward(d)
-    g_adv_opt = torch.optim.Adam(g.parameters(), lr=args.g_lr)  # the official code's separate optimizer
-    split = {"rollout_s": 0.0, "g_update_s": 0.0, "d_train_s": 0.0}
-    for epoch in tqdm(range(1, args.adv_epochs + 1), desc="adversarial", unit="epoch"):
-        for _ in range(args.g_steps):
+    if (first := first_unit("adversarial")) is not None:
+        if first == 1:
+            rollout_policy.load_state_dict(g.state_dict())
+        for epoch in tqdm(range(first, args.adv_epochs + 1), desc="adversarial", unit="epoch"):
+            where = f"adversarial epoch {epoch}"
+            for _ in range(args.g_steps):
+                t = time.time()
+                samples = g.sample(args.batch_size, T, generator=rng)
+                rewards = engine.rewards(samples, reward_fn, generator=rng)  # (B, T)
+                check_finite(rewards, "a rollout reward", where)
+                split["rollout_s"] += time.time() - t
+                t = time.time()
+                mask = tokens_mask(samples, data.eos_token, data.pad_token)
+                pg_loss = policy_gradient_loss(g.target_logits(samples), samples, rewards, mask)
+                clip_and_step(g, g_adv_opt, pg_loss, args.grad_clip, where, "the policy-gradient loss")
+                ema_update(rollout_policy, g, args.rollout_rate)
+                split["g_update_s"] += time.time() - t
             t = time.time()
-            samples = g.sample(args.batch_size, T, generator=rng)
-            rewards = engine.rewards(samples, reward_fn, generator=rng)  # (B, T)
-            split["rollout_s"] += time.time() - t
-            t = time.time()
-            mask = tokens_mask(samples, data.eos_token, data.pad_token)
-            pg_loss = policy_gradient_loss(g.target_logits(samples), samples, rewards, mask)
-            clip_and_step(g, g_adv_opt, pg_loss, args.grad_clip)
-            ema_update(rollout_policy, g, args.rollout_rate)
-            split["g_update_s"] += time.time() - t
-        t = time.time()
-        for _ in range(args.d_rounds):
-            d_loss, d_acc = train_discriminator_round(d, d_opt, g, data, args, rng, order_rng)
-        split["d_train_s"] += time.time() - t
-        step = epoch * args.g_steps
-        writer.add_scalar("losses/g_pg", pg_loss.item(), step)
-        writer.add_scalar("charts/reward_mean", rewards.mean().item(), step)
-        writer.add_scalar("charts/reward_last_token", rewards[:, -1].mean().item(), step)
-        if args.d_rounds:
-            writer.add_scalar("losses/d", d_loss, step)
-            writer.add_scalar("charts/d_accuracy", d_acc, step)
-        for name, seconds in split.items():
-            writer.add_scalar(f"charts/{name}_per_epoch", seconds / epoch, step)
-        if epoch % args.eval_every == 0 or epoch == args.adv_epochs:
-            metrics, samples = evaluate(g, data, args, bleu, eval_seed)
-            log_metrics(writer, "seqgan", metrics, step)
-            history["seqgan"].append({"g_updates": step, **metrics})
-            writer.add_text("samples/seqgan", "\n\n".join(data.text(s) for s in samples[:5].cpu()), step)
-        checkpoint("adversarial", epoch, rollout_policy=rollout_policy.state_dict(), g_adv_optimizer=g_adv_opt.state_dict())
+            for _ in range(args.d_rounds):
+                d_loss, d_acc = train_discriminator_round(d, d_opt, g, data, args, rng, order_rng, where)
+            split["d_train_s"] += time.time() - t
+            step = epoch * args.g_steps
+            writer.add_scalar("losses/g_pg", pg_loss.item(), step)
+            writer.add_scalar("charts/reward_mean", rewards.mean().item(), step)
+            writer.add_scalar("charts/reward_last_token", rewards[:, -1].mean().item(), step)
+            if args.d_rounds:
+                writer.add_scalar("losses/d", d_loss, step)
+                writer.add_scalar("charts/d_accuracy", d_acc, step)
+            for name, seconds in split.items():
+                writer.add_scalar(f"charts/{name}_per_epoch", seconds / epoch, step)
+            if epoch % args.eval_every == 0 or epoch == args.adv_epochs:
+                metrics, samples = evaluate(g, data, args, bleu, eval_seed)
+                log_metrics(writer, "seqgan", metrics, step)
+                history["seqgan"].append({"g_updates": step, **metrics})
+                writer.add_text("samples/seqgan", "\n\n".join(data.text(s) for s in samples[:5].cpu()), step)
+            checkpoint("adversarial", epoch)
+        add_time("adversarial_s", t0)
     save_checkpoint({**meta, "generator": g.state_dict()}, out / "seqgan.pt")
-    timings["adversarial_s"] = time.time() - t0
     if args.adv_epochs:
-        timings["adversarial_epoch_s"] = timings["adversarial_s"] / args.adv_epochs
+        timings["adversarial_epoch_s"] = timings.get("adversarial_s", 0.0) / args.adv_epochs
         timings.update({f"adversarial_epoch_{k}": v / args.adv_epochs for k, v in split.items()})
 
     # 5. Final evaluation -----------------------------------------------------------------------
     t0 = time.time()
     results_by_model = {}
-    for name, state in [("pretrained", pretrained), ("mle", mle.state_dict()), ("seqgan", g.state_dict())]:
+    for name, state in [("pretrained", pretrained["generator"]), ("mle", mle.state_dict()), ("seqgan", g.state_dict())]:
         model = Generator(**meta["generator_config"]).to(device)
         model.load_state_dict(state)
         metrics, samples = evaluate(model, data, args, bleu, eval_seed)
@@ -396,7 +552,7 @@ def run(args: Args) -> dict:
         write_samples(out / f"samples_{name}.txt", samples[: args.eval_samples], data)
         writer.add_text(f"samples/final_{name}", "\n\n".join(data.text(s) for s in samples[:10].cpu()))
     timings["final_eval_s"] = time.time() - t0
-    timings["total_s"] = time.time() - start_time
+    timings["total_s"] = sum(timings.get(f"{phase}_s", 0.0) for phase in PHASES) + timings["final_eval_s"]
     writer.close()
 
     results = {
@@ -411,6 +567,14 @@ def run(args: Args) -> dict:
     tmp.replace(out / "results.json")
     print_table(results)
     return results
+
+
+def check_resume_data(state: dict, meta: dict, where: str) -> None:
+    """The corpus must encode as it did when the run began."""
+    for key, what in [("vocab", "vocabulary"), ("tokenizer", "tokenizer"), ("generator_config", "generator")]:
+        if state.get(key) != meta[key]:
+            raise DataError(f"{where}: the checkpoint's {what} does not match this corpus's "
+                            f"(the data or its options changed since the run began)")
 
 
 LOWER_IS_BETTER = ("nll_test", "nll_oracle", "self_bleu")
@@ -440,15 +604,31 @@ def print_table(results: dict) -> None:
 
 def main(argv: Optional[list[str]] = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    say = lambda line: print(f"train_seqgan.py: {line}", file=sys.stderr)  # noqa: E731
     try:
-        run(parse_args(argv))
+        args, given = parse_args(argv)
+        resume = None
+        if args.resume is not None:
+            path = Path(args.resume) / "checkpoint.pt"
+            resume = load_latest(path, warn=lambda line: say(f"warning: {line}"))
+            args = resumed_args(resume, given, args.resume)
+        with StopAtCheckpoint() as stop:
+            run(args, resume, stop)
     except (DataError, CheckpointError, ValueError) as exc:
         if debug:
             raise
-        print(f"train_seqgan.py: error: {exc}", file=sys.stderr)
+        say(f"error: {exc}")
         return 2
+    except NumericalError as exc:
+        if debug:
+            raise
+        say(f"error: {exc}")
+        return 3
+    except Interrupted as exc:
+        say(str(exc))
+        return 130
     except KeyboardInterrupt:
-        print("train_seqgan.py: interrupted; the last checkpoint is in --out", file=sys.stderr)
+        say("interrupted; the last checkpoint is in --out (go on with --resume)")
         return 130
     return 0
 

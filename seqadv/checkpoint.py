@@ -1,53 +1,102 @@
-"""Checkpoints written atomically: to a temporary file beside the target, flushed
-and fsync'd, then renamed over it. A crash mid-write leaves the previous file."""
+"""Checkpoints that are never half-written and never silently damaged.
+
+`save_checkpoint` writes to a temporary file beside the target, flushes and
+fsyncs it, moves the current checkpoint to `<name>.prev` and renames the new
+one into place: a crash at any moment leaves either the new file or the
+previous one (`load_latest` falls back to it). The file is `torch.save` of
+{"format_version", "sha256", "payload"}, where the payload is the torch.save
+bytes of the object: torch.load alone does not notice a damaged byte inside a
+tensor (it loads it silently), the digest does.
+"""
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import torch
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated or not one of ours."""
+    """A checkpoint is missing, truncated, damaged or not one of ours."""
 
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
-def save_checkpoint(obj: dict, path: str | os.PathLike) -> Path:
+def previous_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".prev")
+
+
+def save_checkpoint(obj: dict, path: str | os.PathLike, keep_previous: bool = False,
+                    _before_rename: Optional[Callable[[], None]] = None) -> Path:
+    """Write `obj` atomically to `path`; with `keep_previous` the file it replaces
+    becomes `<path>.prev`. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    payload = buffer.getvalue()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **obj}, f)
+            torch.save({"format_version": FORMAT_VERSION, "sha256": hashlib.sha256(payload).hexdigest(),
+                        "payload": payload}, f)
             f.flush()
             os.fsync(f.fileno())
+        if _before_rename is not None:  # tests: a crash between the write and the rename
+            _before_rename()
+        if keep_previous and path.exists():
+            os.replace(path, previous_path(path))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_directory(path.parent)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """The object saved at `path`; CheckpointError naming the file if it is missing or damaged."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        outer = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many kinds for a truncated file
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc)[:80]})") from None
+    if not isinstance(outer, dict) or outer.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: not a seqadv checkpoint of format {FORMAT_VERSION}")
+    payload = outer.get("payload")
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != outer.get("sha256"):
+        raise CheckpointError(f"{path}: damaged checkpoint (its sha256 does not match its contents)")
+    return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
+
+
+def load_latest(path: str | os.PathLike, map_location: Any = "cpu", warn: Callable[[str], None] = print) -> dict:
+    """`load_checkpoint(path)`, or, if that fails, the previous checkpoint `<path>.prev`
+    (calling `warn` with one line that says so)."""
+    try:
+        return load_checkpoint(path, map_location)
+    except CheckpointError as exc:
+        previous = previous_path(path)
+        if not previous.is_file():
+            raise
+        obj = load_checkpoint(previous, map_location)
+        warn(f"{exc}; resuming from the previous checkpoint {previous}")
+        return obj
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename durable."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
     except OSError:
         pass
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # torch raises many kinds for a damaged file
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(obj, dict) or obj.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: not a seqadv checkpoint of format {FORMAT_VERSION}")
-    return obj

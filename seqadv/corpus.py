@@ -122,6 +122,8 @@ def _first_bad_utf8_line(path: Path) -> Optional[int]:
 def read_lines(path: str | os.PathLike) -> list[str]:
     """Non-empty lines of a UTF-8 text file, read through a `datasets` Arrow cache."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: a directory, not a text file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if not os.access(path, os.R_OK):

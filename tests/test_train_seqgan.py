@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from seqadv.checkpoint import load_checkpoint
 
@@ -30,7 +31,7 @@ def test_tiny_run_on_the_poem_corpus(shared_dir, tmp_path):
     assert "SeqGAN" in result.stdout and "bleu2" in result.stdout  # the printed table
     for name in ("pretrained.pt", "mle.pt", "seqgan.pt", "checkpoint.pt"):
         assert "generator" in load_checkpoint(tmp_path / name)
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["phase"] == "adversarial"
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["progress"]["phase"] == "adversarial"
     samples = (tmp_path / "samples_seqgan.txt").read_text(encoding="utf-8").splitlines()
     assert len(samples) == 200 and all(len(s.split()) == 24 for s in samples)
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
@@ -45,17 +46,53 @@ def test_tiny_run_on_the_oracle(tmp_path):
     assert all(6.0 < m["nll_oracle"] < 12.0 for m in models.values())
 
 
-@pytest.mark.parametrize(
-    "args, fragment",
-    [
-        (["--corpus", "peoms"], "unknown corpus 'peoms'"),
-        (["--corpus", "missing/file.txt"], "missing/file.txt: no such file"),
-        (["--num-rollouts", "0"], "--num-rollouts must be positive"),
-        (["--rollout-rate", "1.5"], "--rollout-rate must be in [0, 1]"),
-    ],
-)
-def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, args, fragment):
-    result = run_script(*args, "--preset", "tiny", "--out", str(tmp_path))
-    assert result.returncode == 2
+def _file(name, content):
+    """A corpus file written into the test's folder: (folder) -> its path."""
+    def make(folder):
+        path = folder / name
+        path.write_bytes(content)
+        return str(path)
+    return make
+
+
+BAD_INPUTS = [
+    # (what, options (a callable makes a file in the test's folder), the fragment the one line must hold)
+    ("unknown corpus", ["--corpus", "peoms"], "unknown corpus 'peoms'"),
+    ("missing file", ["--corpus", "missing/file.txt"], "missing/file.txt: no such file"),
+    ("empty file", ["--corpus", _file("empty.txt", b"\n\n")], "empty.txt: no non-empty lines"),
+    ("a directory", ["--corpus", lambda folder: str(folder)], "a directory, not a text file"),
+    ("not UTF-8", ["--corpus", _file("latin1.txt", "ein Satz\nnoch einer\nüber\n".encode("latin-1"))],
+     "latin1.txt: line 3 is not valid UTF-8"),
+    ("fewer lines than a batch", ["--corpus", _file("short.txt", b"a b c\n" * 20)], "fewer than one batch of 64"),
+    ("zero rollouts", ["--num-rollouts", "0"], "--num-rollouts must be positive"),
+    ("a rate above 1", ["--rollout-rate", "1.5"], "--rollout-rate must be in [0, 1]"),
+    ("a negative learning rate", ["--g-lr", "-0.01"], "--g-lr must be positive"),
+    ("not a number", ["--d-lr", "fast"], "--d-lr: invalid float value: 'fast'"),
+    ("no checkpoint to resume", ["--resume", "nowhere"], "nowhere/checkpoint.pt: no such checkpoint"),
+]
+if not torch.cuda.is_available():
+    BAD_INPUTS.append(("cuda without CUDA", ["--device", "cuda"], "--device cuda: CUDA is not available"))
+
+
+@pytest.mark.parametrize("what, args, fragment", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, what, args, fragment):
+    args = [a(tmp_path) if callable(a) else a for a in args]
+    result = run_script(*args, "--preset", "tiny", "--out", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.stderr
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.stderr, lines
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_script("--corpus", "peoms", "--preset", "tiny", "--out", str(tmp_path), "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_lines_longer_than_the_maximum_are_cut_and_counted(tmp_path):
+    corpus = tmp_path / "long.txt"
+    corpus.write_text("".join(f"w{i % 7} w{i % 5} w3 w4 w5 w6 w7 w8\n" if i % 10 == 0 else f"w{i % 7} w2\n"
+                              for i in range(300)), encoding="utf-8")
+    result = run_script("--corpus", str(corpus), "--max-length", "4", "--preset", "tiny", "--out", str(tmp_path / "run"),
+                        "--adv-epochs", "1", "--pretrain-epochs", "1", "--d-pretrain-rounds", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(30 longer lines cut to it)" in result.stdout

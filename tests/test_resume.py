@@ -1,0 +1,184 @@
+"""Crash, resume, Ctrl-C and the numerical guard of train_seqgan.py, as a user meets them."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqadv.checkpoint import CheckpointError, load_checkpoint, previous_path, save_checkpoint
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_seqgan.py"
+
+
+def toy_text(path: Path, lines: int = 400) -> Path:
+    """Counting sequences of words: small, learnable, and quick to train on."""
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for _ in range(lines):
+        start, stride = torch.randint(0, 20, (2,), generator=gen).tolist()
+        rows.append(" ".join(f"w{(start + (stride % 3 + 1) * k) % 20}" for k in range(6)))
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def train(*args, crash_at=None, timeout=180):
+    env = {k: v for k, v in os.environ.items() if k != "SEQADV_CRASH_AT"}
+    if crash_at is not None:
+        env["SEQADV_CRASH_AT"] = crash_at
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def assert_same_tensors(a, b, where=""):
+    """Every tensor equal bit for bit, through nested dicts, lists and tuples."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same_tensors(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_tensors(x, y, f"{where}[{i}]")
+
+
+MODELS = ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
+          "rollout_policy", "g_adv_optimizer"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    corpus = toy_text(root / "toy.txt")
+    out = root / "whole"
+    result = train("--corpus", str(corpus), "--preset", "tiny", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return corpus, out
+
+
+@pytest.mark.parametrize("crash_at", ["pretrain_g:2", "pretrain_d:1", "mle_baseline:3", "adversarial:2",
+                                      "adversarial:3:write"])
+def test_killed_then_resumed_run_ends_bitwise_equal(uninterrupted, tmp_path, crash_at):
+    corpus, whole = uninterrupted
+    out = tmp_path / "run"
+    killed = train("--corpus", str(corpus), "--preset", "tiny", "--out", str(out), crash_at=crash_at)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = train("--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stdout
+    final, reference = load_checkpoint(out / "checkpoint.pt"), load_checkpoint(whole / "checkpoint.pt")
+    for name in MODELS:
+        assert_same_tensors(final[name], reference[name], name)
+    for name in ("mle.pt", "seqgan.pt"):
+        assert_same_tensors(load_checkpoint(out / name)["generator"], load_checkpoint(whole / name)["generator"], name)
+    assert (out / "samples_seqgan.txt").read_text() == (whole / "samples_seqgan.txt").read_text()
+
+
+def test_ctrl_c_writes_a_checkpoint_and_the_run_goes_on_exactly(uninterrupted, tmp_path):
+    corpus, whole = uninterrupted
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, str(SCRIPT), "--corpus", str(corpus), "--preset", "tiny",
+                                "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "stopped after" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    resumed = train("--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_tensors(load_checkpoint(out / "seqgan.pt")["generator"], load_checkpoint(whole / "seqgan.pt")["generator"])
+
+
+def test_a_nan_loss_stops_before_the_update_and_keeps_the_checkpoint(tmp_path):
+    corpus = toy_text(tmp_path / "toy.txt")
+    # an absurd learning rate: the first update sends the weights to ~1e36, the next loss overflows
+    result = train("--corpus", str(corpus), "--preset", "tiny", "--out", str(tmp_path / "run"), "--g-lr", "1e36")
+    assert result.returncode == 3, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if "error" in line]  # the rest is tqdm's progress
+    assert len(lines) == 1 and "pretrain G epoch 1" in lines[0] and "not made" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert "nan" in lines[0] or "inf" in lines[0]
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()  # nothing was saved from the broken epoch
+
+
+def test_a_damaged_checkpoint_is_detected_and_the_previous_one_used(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"step": 1, "w": torch.arange(1000.0)}, path, keep_previous=True)
+    save_checkpoint({"step": 2, "w": torch.arange(1000.0) * 2}, path, keep_previous=True)
+    assert load_checkpoint(previous_path(path))["step"] == 1
+    data = path.read_bytes()
+    gen = torch.Generator().manual_seed(0)
+    cut = int(torch.randint(1, len(data) - 1, (1,), generator=gen))
+    path.write_bytes(data[:cut])  # truncated at a random byte
+    with pytest.raises(CheckpointError, match="checkpoint.pt"):
+        load_checkpoint(path)
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0xFF  # one flipped byte inside a tensor: torch.load alone would not notice
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(path)
+
+
+def test_a_crash_while_writing_leaves_the_last_good_checkpoint(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"step": 1}, path, keep_previous=True)
+
+    def crash():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"step": 2}, path, keep_previous=True, _before_rename=crash)
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    target.mkdir()
+    for name in ("checkpoint.pt", "checkpoint.pt.prev"):
+        (target / name).write_bytes((source / name).read_bytes())
+    return target
+
+
+def test_resume_refuses_a_changed_option_or_corpus(uninterrupted, tmp_path):
+    corpus, whole = uninterrupted
+    out = copy_run(whole, tmp_path / "run")
+    changed = train("--resume", str(out), "--adv-epochs", "5")
+    assert changed.returncode == 2
+    lines = changed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--adv-epochs 5 differs from the run's 3" in lines[0]
+    # the corpus file edited since the run began: its vocabulary no longer matches
+    state = load_checkpoint(out / "checkpoint.pt")
+    edited = toy_text(tmp_path / "edited.txt", lines=300)
+    edited.write_text(edited.read_text().replace("w7", "w77"), encoding="utf-8")
+    state["args"]["corpus"] = str(edited)
+    save_checkpoint(state, out / "checkpoint.pt")
+    moved = train("--resume", str(out))
+    assert moved.returncode == 2
+    lines = moved.stderr.strip().splitlines()
+    assert len(lines) == 1 and "vocabulary does not match" in lines[0], lines
+    assert load_checkpoint(out / "checkpoint.pt")["progress"]["phase"] == "adversarial"  # nothing lost
+
+
+def test_resume_falls_back_to_the_previous_checkpoint_and_says_so(uninterrupted, tmp_path):
+    corpus, whole = uninterrupted
+    out = copy_run(whole, tmp_path / "run")
+    data = (out / "checkpoint.pt").read_bytes()
+    (out / "checkpoint.pt").write_bytes(data[: len(data) // 3])
+    result = train("--resume", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "checkpoint.pt" in warnings[0] and "previous checkpoint" in warnings[0]
+    # the previous checkpoint was one epoch earlier: the run redid that epoch and ends as the whole run did
+    assert_same_tensors(load_checkpoint(out / "seqgan.pt")["generator"], load_checkpoint(whole / "seqgan.pt")["generator"])
+    # both damaged: one line naming the file, exit code 2
+    for name in ("checkpoint.pt", "checkpoint.pt.prev"):
+        (out / name).write_bytes(b"not a checkpoint")
+    result = train("--resume", str(out))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "checkpoint.pt.prev: unreadable checkpoint" in result.stderr
