@@ -55,6 +55,10 @@ def save_checkpoint(obj: dict, path: str | os.PathLike, keep_previous: bool = Fa
     finally:
         if tmp.exists():
             tmp.unlink()
+    # a writer killed between its write and its rename (SIGKILL runs no `finally`)
+    # leaves its temporary file; the complete checkpoint now in place supersedes it
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
     _fsync_directory(path.parent)
     return path
 

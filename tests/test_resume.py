@@ -76,6 +76,7 @@ def test_killed_then_resumed_run_ends_bitwise_equal(uninterrupted, tmp_path, cra
     for name in ("mle.pt", "seqgan.pt"):
         assert_same_tensors(load_checkpoint(out / name)["generator"], load_checkpoint(whole / name)["generator"], name)
     assert (out / "samples_seqgan.txt").read_text() == (whole / "samples_seqgan.txt").read_text()
+    assert not list(out.glob(".checkpoint.pt.tmp-*"))  # what a writer killed before its rename left is gone
 
 
 def test_ctrl_c_writes_a_checkpoint_and_the_run_goes_on_exactly(uninterrupted, tmp_path):
