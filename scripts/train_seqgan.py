@@ -236,7 +236,13 @@ def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else float("inf"))
     check_finite(norm, f"the gradient norm of {what}", where)
-    optimizer.step()
+    try:
+        optimizer.step()
+    except RuntimeError as exc:  # e.g. a learning rate so large that Adam's step overflows float32
+        if "overflow" not in str(exc):
+            raise
+        raise NumericalError(f"{where}: the update for {what} overflowed ({exc}); "
+                             f"the last checkpoint is kept") from None
     return norm.item()
 
 
