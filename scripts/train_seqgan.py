@@ -114,7 +114,7 @@ PRESETS: dict[str, dict] = {
         d_samples=256, d_pretrain_rounds=2, d_epochs=1, adv_epochs=3, d_rounds=1,
         num_rollouts=4, eval_every=2, pretrain_eval_every=1, eval_samples=200, nll_oracle_samples=500,
     ),
-    # under 30 minutes on 2 CPU cores (poems 27 min): the paper's G, a smaller D, fewer rounds and epochs
+    # under 30 minutes on 2 CPU cores (poems 14 min): the paper's G, a smaller D, fewer rounds and epochs
     "cpu": dict(
         pretrain_epochs=40, d_filter_sizes=(1, 2, 3, 4, 5, 8, 10, 15, 20),
         d_num_filters=(50, 100, 100, 100, 100, 50, 50, 80, 80), d_samples=2048,

@@ -1,4 +1,5 @@
-"""Evaluation: BLEU and Self-BLEU equal to nltk's, NLL-test and NLL-oracle.
+"""Evaluation: BLEU and Self-BLEU equal to nltk's, NLL-test and NLL-oracle,
+distinct n-grams and samples copied from the training set.
 
 BLEU-n here is nltk's `sentence_bleu(references, hypothesis, weights=(1/n,)*n,
 smoothing_function=SmoothingFunction().method1)` averaged over hypotheses: the
@@ -130,6 +131,17 @@ def self_bleu(samples: Sequence[Tokens], n: int = 4) -> float:
         lengths = sorted(l for l, c in length_counts.items() if c - (l == len(sample)) > 0)
         total += _bleu(len(sample), clipped, totals, _closest(lengths, len(sample)))
     return total / len(samples)
+
+
+def distinct_ngrams(samples: Sequence[Tokens], n: int) -> int:
+    """How many different n-grams the samples hold together (a diversity count)."""
+    return len({gram for s in samples for gram in ngram_counts(s, n)})
+
+
+def copied(samples: Sequence[Tokens], training: Sequence[Tokens]) -> int:
+    """How many samples equal a training sequence whole (memorisation)."""
+    seen = {tuple(t) for t in training}
+    return sum(tuple(s) in seen for s in samples)
 
 
 @torch.no_grad()

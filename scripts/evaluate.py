@@ -1,0 +1,287 @@
+#!/usr/bin/env python
+"""Quality against diversity over a temperature sweep, for trained generators.
+
+    python scripts/evaluate.py runs/seqgan                     # its MLE baseline and SeqGAN
+    python scripts/evaluate.py runs/seqgan/pretrained.pt runs/seqgan/mle.pt runs/seqgan/seqgan.pt
+    python scripts/evaluate.py runs/seqgan --temperatures 0.8,1.0,1.2 --samples 500
+
+A single number at temperature 1 flatters a model that trades diversity for
+quality (Caccia et al., "Language GANs Falling Short"): lowering an MLE model's
+temperature buys quality too. So every model is sampled at each temperature of a
+sweep, and the curves are compared where their diversity matches. For each model
+and temperature, on `--samples` sequences drawn with one seed:
+  * BLEU-2..5 against the whole test split, Self-BLEU-2..5 (each sample against
+    the others; on a seeded subsample of `--self-bleu-samples` if there are more);
+  * NLL-test of the temperature-scaled model; NLL-oracle on the oracle corpus;
+  * distinct n-grams (1..4) and samples copied whole from the training split.
+Writes eval.json, eval.csv and eval.png (quality against diversity, one curve per
+model, temperature 1 marked) into `--out` (default: <run>/eval).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from seqadv.checkpoint import CheckpointError, load_checkpoint
+from seqadv.corpus import DataError
+from seqadv.dataset import SequenceData, load_corpus
+from seqadv.generator import Generator
+from seqadv.metrics import BLEU, copied, distinct_ngrams, nll, self_bleu
+
+
+@dataclass
+class Args:
+    models: tuple[str, ...] = ()  # run directories (their mle.pt and seqgan.pt) or generator checkpoints
+    out: Optional[str] = None  # default: <the first run's directory>/eval
+    temperatures: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4)
+    samples: int = 2000
+    self_bleu_samples: int = 2000  # Self-BLEU on a seeded subsample of at most this many
+    max_n: int = 5  # BLEU and Self-BLEU orders 2..max_n
+    seed: int = 2017  # every model and temperature samples from this seed
+    data_dir: Optional[str] = None
+    device: str = "auto"
+    debug: bool = False
+
+
+# --- pieces ----------------------------------------------------------------------------------
+
+def model_paths(given: tuple[str, ...]) -> list[Path]:
+    """A run directory stands for its MLE baseline and SeqGAN generator."""
+    paths = []
+    for name in given:
+        path = Path(name)
+        if path.is_dir():
+            found = [path / f for f in ("mle.pt", "seqgan.pt") if (path / f).is_file()]
+            if not found:
+                raise DataError(f"{path}: a directory without mle.pt or seqgan.pt (give a run's --out, or .pt files)")
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise DataError(f"{path}: no such run directory or checkpoint")
+    return paths
+
+
+def model_names(paths: list[Path]) -> list[str]:
+    """`mle`, `seqgan`, ... and, when two runs are compared, `run/mle` and so on."""
+    names = [p.stem for p in paths]
+    if len(set(names)) < len(names):
+        names = [f"{p.parent.name}/{p.stem}" for p in paths]
+    return names
+
+
+def load_generators(paths: list[Path], device: torch.device) -> tuple[dict, list[Generator]]:
+    """The checkpoints' shared metadata (run arguments, vocabulary) and their generators."""
+    states = [load_checkpoint(p) for p in paths]
+    for path, state in zip(paths, states):
+        if "generator" not in state or "generator_config" not in state:
+            raise CheckpointError(f"{path}: not a generator checkpoint of train_seqgan.py")
+        if state.get("vocab") != states[0].get("vocab") or state["args"]["corpus"] != states[0]["args"]["corpus"]:
+            raise DataError(f"{path}: trained on another corpus or vocabulary than {paths[0]}; compare like with like")
+    generators = []
+    for state in states:
+        g = Generator(**state["generator_config"]).to(device).eval()
+        g.load_state_dict(state["generator"])
+        generators.append(g)
+    return states[0], generators
+
+
+def corpus_of(meta: dict, data_dir: Optional[str]) -> SequenceData:
+    """The run's corpus, split and tokenised as it was for training (checked by the vocabulary)."""
+    a = meta["args"]
+    data = load_corpus(a["corpus"], data_dir=data_dir or a.get("data_dir"), tokenizer=a.get("tokenizer"),
+                       vocab_size=a.get("vocab_size"), max_length=a.get("max_length"), oracle=a.get("oracle", "random"),
+                       max_train=a.get("max_train"), max_test=a.get("max_test"))
+    if (data.vocab.itos if data.vocab else None) != meta.get("vocab"):
+        raise DataError(f"{a['corpus']}: its vocabulary no longer matches the one the models were trained with")
+    return data
+
+
+def evaluate_at(g: Generator, data: SequenceData, temperature: float, args: Args, bleu: Optional[BLEU],
+                train_tokens: set) -> dict:
+    """Every metric of one model at one temperature, on `args.samples` samples from `args.seed`."""
+    rng = torch.Generator(device=g.device).manual_seed(args.seed)
+    samples = g.sample(args.samples, data.length, temperature=temperature, generator=rng)
+    m: dict = {"temperature": temperature}
+    m["nll_test"] = nll(g, data.test.to(g.device), eos_token=data.eos_token, pad_token=data.pad_token,
+                        temperature=temperature)
+    if data.oracle is not None:
+        m["nll_oracle"] = nll(data.oracle, samples)
+    tokens = [data.tokens(s) for s in samples.cpu()]
+    if bleu is not None:
+        for n in range(2, args.max_n + 1):
+            m[f"bleu{n}"] = bleu.score(tokens, n)
+        subset = tokens
+        if len(tokens) > args.self_bleu_samples:
+            subset = random.Random(args.seed).sample(tokens, args.self_bleu_samples)
+        for n in range(2, args.max_n + 1):
+            m[f"self_bleu{n}"] = self_bleu(subset, n)
+    for n in range(1, 5):
+        m[f"distinct{n}"] = distinct_ngrams(tokens, n)
+    m["copied"] = copied(tokens, train_tokens)
+    return m
+
+
+def axes_of(data: SequenceData) -> tuple[str, str, str, str]:
+    """(diversity metric, quality metric, their labels): NLL-test / NLL-oracle on the oracle."""
+    if data.oracle is not None:
+        return "nll_test", "nll_oracle", "NLL-test (lower: covers more of the data)", "NLL-oracle (lower: better samples)"
+    return "self_bleu4", "bleu4", "Self-BLEU-4 (lower: more diverse)", "BLEU-4 (higher: better samples)"
+
+
+def quality_at(curve: list[dict], x_key: str, y_key: str, x: float) -> Optional[float]:
+    """A curve's quality where its diversity is x (linear between sweep points), or None outside it."""
+    points = sorted((m[x_key], m[y_key]) for m in curve)
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if not xs[0] <= x <= xs[-1]:
+        return None
+    return float(np.interp(x, xs, ys))
+
+
+def plot(results: dict, data: SequenceData, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    x_key, y_key, x_label, y_label = axes_of(data)
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for name, curve in results.items():
+        xs, ys = [m[x_key] for m in curve], [m[y_key] for m in curve]
+        (line,) = ax.plot(xs, ys, marker="o", markersize=3, label=name)
+        for m in curve:
+            if m["temperature"] == 1.0:
+                ax.plot(m[x_key], m[y_key], marker="*", markersize=14, color=line.get_color())
+        for m in (curve[0], curve[-1]):
+            ax.annotate(f"T={m['temperature']:g}", (m[x_key], m[y_key]), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(f"{data.name}: quality against diversity over temperature (star: T = 1)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_outputs(results: dict, settings: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "eval.json.tmp"
+    tmp.write_text(json.dumps({"settings": settings, "models": results}, indent=2))
+    tmp.replace(out / "eval.json")
+    keys = list(next(iter(results.values()))[0])
+    with open(out / "eval.csv.tmp", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", *keys])
+        for name, curve in results.items():
+            for m in curve:
+                writer.writerow([name, *[m[k] for k in keys]])
+    (out / "eval.csv.tmp").replace(out / "eval.csv")
+
+
+def print_summary(results: dict, data: SequenceData) -> None:
+    x_key, y_key, _, _ = axes_of(data)
+    shown = [k for k in ("nll_test", "nll_oracle", "bleu2", "bleu4", "self_bleu2", "self_bleu4", "distinct2", "copied")
+             if k in next(iter(results.values()))[0]]
+    print(f"{'model':<16}{'temp':>6}" + "".join(f"{k:>12}" for k in shown))
+    for name, curve in results.items():
+        for m in curve:
+            print(f"{name:<16}{m['temperature']:>6.2f}" + "".join(
+                f"{m[k]:>12d}" if isinstance(m[k], int) else f"{m[k]:>12.4f}" for k in shown))
+    # each model at temperature 1 against every other model's curve at the same diversity
+    lower_is_better = y_key.startswith("nll")
+    for name, curve in results.items():
+        at_one = next((m for m in curve if m["temperature"] == 1.0), None)
+        if at_one is None:
+            continue
+        for other, other_curve in results.items():
+            if other == name:
+                continue
+            q = quality_at(other_curve, x_key, y_key, at_one[x_key])
+            if q is None:
+                print(f"{name} at T=1 ({x_key} {at_one[x_key]:.4f}) lies outside {other}'s sweep")
+                continue
+            ahead = at_one[y_key] < q if lower_is_better else at_one[y_key] > q
+            print(f"at {name}'s {x_key} at T=1 ({at_one[x_key]:.4f}): {name} {y_key} {at_one[y_key]:.4f}, "
+                  f"{other}'s curve {q:.4f} -> {name if ahead else other} is better at matched diversity")
+
+
+# --- command line ------------------------------------------------------------------------------
+
+def parse_args(argv: Optional[list[str]] = None) -> Args:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", nargs="+", help="run directories or generator checkpoints (.pt)")
+    parser.add_argument("--out")
+    parser.add_argument("--temperatures", type=lambda s: tuple(float(x) for x in s.split(",")),
+                        default=Args.temperatures, metavar="T,T,...")
+    for name in ("samples", "self_bleu_samples", "max_n", "seed"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(Args, name))
+    parser.add_argument("--data-dir")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--debug", action="store_true")
+    given = vars(parser.parse_args(argv))
+    args = Args(**{**given, "models": tuple(given["models"])})
+    if args.samples < 2 or args.self_bleu_samples < 2:
+        raise ValueError("--samples and --self-bleu-samples must be at least 2")
+    if not 2 <= args.max_n <= 5:
+        raise ValueError(f"--max-n must be in 2..5, got {args.max_n}")
+    if any(t <= 0 for t in args.temperatures):
+        raise ValueError("--temperatures must be positive")
+    return args
+
+
+def run(args: Args) -> dict:
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine (use --device cpu)")
+    paths = model_paths(args.models)
+    meta, generators = load_generators(paths, device)
+    data = corpus_of(meta, args.data_dir)
+    if data.oracle is not None:
+        data.oracle.to(device)
+    bleu = None if data.oracle is not None else BLEU([data.tokens(s) for s in data.test], max_n=args.max_n)
+    train_tokens = {tuple(data.tokens(s)) for s in data.train}
+    print(f"corpus {data.name}: {len(data.test)} test sequences as references; {args.samples} samples per model "
+          f"and temperature (seed {args.seed})"
+          + (f"; Self-BLEU on a seeded subsample of {args.self_bleu_samples}" if args.samples > args.self_bleu_samples else ""))
+    results = {}
+    for name, g in zip(model_names(paths), generators):
+        results[name] = [evaluate_at(g, data, t, args, bleu, train_tokens) for t in args.temperatures]
+    out = Path(args.out) if args.out else paths[0].parent / "eval"
+    settings = {**dataclasses.asdict(args), "checkpoints": [str(p) for p in paths], "corpus": data.name,
+                "num_test": len(data.test), "num_train": len(data.train)}
+    write_outputs(results, settings, out)
+    plot(results, data, out / "eval.png")
+    print_summary(results, data)
+    print(f"wrote {out / 'eval.json'}, {out / 'eval.csv'} and {out / 'eval.png'}")
+    return results
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        run(parse_args(argv))
+    except (DataError, CheckpointError, ValueError) as exc:
+        if debug:
+            raise
+        print(f"evaluate.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

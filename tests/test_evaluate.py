@@ -1,0 +1,88 @@
+"""scripts/evaluate.py: the temperature sweep, its files, and the metrics it adds."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import torch
+
+from seqadv.generator import Generator
+from seqadv.metrics import copied, distinct_ngrams, nll
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def script(name, *args):
+    return subprocess.run([sys.executable, str(SCRIPTS / name), *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    gen = torch.Generator().manual_seed(0)
+    words = [f"w{i}" for i in range(30)]
+    lines = [" ".join(words[j] for j in torch.randint(0, 30, (int(torch.randint(3, 9, (1,), generator=gen)),),
+                                                      generator=gen).tolist()) for _ in range(300)]
+    corpus = root / "toy.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = script("train_seqgan.py", "--corpus", corpus, "--preset", "tiny", "--out", root / "run")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return root / "run"
+
+
+def test_the_sweep_writes_json_csv_and_a_readable_png(tiny_run, tmp_path):
+    result = script("evaluate.py", tiny_run, "--temperatures", "0.8,1.0,1.25", "--samples", "60",
+                    "--self-bleu-samples", "40", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Self-BLEU on a seeded subsample of 40" in result.stdout
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert set(report["models"]) == {"mle", "seqgan"}
+    trained = json.loads((tiny_run / "results.json").read_text())["models"]
+    for name, curve in report["models"].items():
+        assert [m["temperature"] for m in curve] == [0.8, 1.0, 1.25]
+        # at temperature 1 the sweep's NLL-test is the model's plain NLL-test, as train_seqgan.py reported it
+        assert curve[1]["nll_test"] == pytest.approx(trained[name]["nll_test"], abs=1e-12)
+        assert curve[0]["nll_test"] != curve[1]["nll_test"]
+        for m in curve:
+            assert 0 <= m["bleu5"] <= m["bleu4"] <= m["bleu2"] <= 1 and 0 <= m["self_bleu4"] <= 1
+            assert 0 <= m["copied"] <= 60 and m["distinct1"] <= m["distinct2"]
+    with open(tmp_path / "eval.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and float(rows[1]["nll_test"]) == curve_value(report, rows[1])
+    image = matplotlib.image.imread(tmp_path / "eval.png")
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0
+
+
+def curve_value(report, row):
+    return next(m["nll_test"] for m in report["models"][row["model"]] if m["temperature"] == float(row["temperature"]))
+
+
+def test_bad_input_gets_one_line(tmp_path):
+    result = script("evaluate.py", tmp_path / "nowhere")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nowhere: no such run directory or checkpoint" in lines[0]
+    (tmp_path / "empty").mkdir()
+    result = script("evaluate.py", tmp_path / "empty")
+    assert result.returncode == 2 and "without mle.pt or seqgan.pt" in result.stderr
+
+
+def test_distinct_ngrams_and_copies():
+    samples = [["a", "b", "a", "b"], ["a", "b", "c"], ["x"]]
+    assert [distinct_ngrams(samples, n) for n in (1, 2, 3)] == [4, 3, 3]  # {a,b,c,x}; {ab,ba,bc}; {aba,bab,abc}
+    training = [["a", "b", "c"], ["x"], ["y"]]
+    assert copied(samples, training) == 2
+    assert copied(samples + [["a", "b", "c"]], training) == 3  # a copy counts each time it is drawn
+
+
+def test_nll_at_a_temperature_is_that_of_the_scaled_softmax():
+    torch.manual_seed(0)
+    g = Generator(vocab_size=9, embedding_dim=4, hidden_dim=4, start_token=1)
+    data = torch.randint(2, 9, (5, 6))
+    for t in (0.5, 1.0, 2.0):
+        logp = torch.log_softmax(g.target_logits(data) / t, -1).gather(-1, data.unsqueeze(-1))
+        assert nll(g, data, temperature=t) == pytest.approx(-logp.mean().item(), rel=1e-5)
