@@ -86,3 +86,24 @@ def test_nll_at_a_temperature_is_that_of_the_scaled_softmax():
     for t in (0.5, 1.0, 2.0):
         logp = torch.log_softmax(g.target_logits(data) / t, -1).gather(-1, data.unsqueeze(-1))
         assert nll(g, data, temperature=t) == pytest.approx(-logp.mean().item(), rel=1e-5)
+
+
+def test_seeds_are_averaged_and_a_rerun_reuses_finished_seeds(tiny_run, tmp_path):
+    corpus = tiny_run.parent / "toy.txt"
+    out = tmp_path / "seeds"
+    result = script("train_seeds.py", "--seeds", "2", "--out", out, "--", "--corpus", corpus, "--preset", "tiny",
+                    "--adv-epochs", "1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "seeds.json").read_text())
+    runs = [json.loads((out / f"seed-{s}" / "results.json").read_text())["models"] for s in (88, 89)]
+    for model in ("pretrained", "mle", "seqgan"):
+        values = [r[model]["bleu2"] for r in runs]
+        assert summary["models"][model]["bleu2"]["mean"] == pytest.approx(sum(values) / 2)
+        assert summary["models"][model]["bleu2"]["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    assert runs[0]["seqgan"]["bleu2"] != runs[1]["seqgan"]["bleu2"]  # the seeds differ
+    finished = (out / "seed-88" / "results.json").stat().st_mtime_ns
+    again = script("train_seeds.py", "--seeds", "2", "--out", out, "--", "--corpus", corpus, "--preset", "tiny",
+                   "--adv-epochs", "1")
+    assert again.returncode == 0 and (out / "seed-88" / "results.json").stat().st_mtime_ns == finished
+    refused = script("train_seeds.py", "--out", out, "--", "--seed", "3")
+    assert refused.returncode == 2 and "set per seed" in refused.stderr

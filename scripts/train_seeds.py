@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""The MLE-vs-SeqGAN comparison over several seeds: mean ± std of every metric.
+
+    python scripts/train_seeds.py --seeds 3 -- --corpus poems
+    python scripts/train_seeds.py --seeds 3 --evaluate -- --corpus oracle --oracle paper
+
+Everything after `--` goes to train_seqgan.py unchanged (except --seed and --out).
+Each seed runs in <out>/seed-<s>; a seed whose results.json exists is not run
+again, and one that was stopped goes on from its checkpoint (--resume), so the
+whole command can be rerun after an interruption. With --evaluate, evaluate.py's
+temperature sweep runs on each seed's models too, and its metrics are averaged
+per model and temperature. Writes <out>/seeds.json and prints the tables.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+SCRIPTS = Path(__file__).resolve().parent
+
+
+def mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values}
+
+
+def aggregate(per_seed: list[dict]) -> dict:
+    """{model: {metric: value}} per seed -> {model: {metric: {mean, std, values}}}."""
+    return {model: {metric: mean_std([run[model][metric] for run in per_seed]) for metric in per_seed[0][model]}
+            for model in per_seed[0]}
+
+
+def aggregate_sweeps(per_seed: list[dict]) -> dict:
+    """evaluate.py's {model: [metrics per temperature]} per seed -> the same with mean/std per metric."""
+    out = {}
+    for model, curve in per_seed[0].items():
+        out[model] = []
+        for i, point in enumerate(curve):
+            out[model].append({"temperature": point["temperature"],
+                               **{k: mean_std([run[model][i][k] for run in per_seed])
+                                  for k in point if k != "temperature"}})
+    return out
+
+
+def run_seed(seed: int, out: Path, train_args: list[str], evaluate: bool, eval_args: list[str]) -> None:
+    if not (out / "results.json").is_file():
+        if (out / "checkpoint.pt").is_file():
+            command = ["--resume", str(out)]
+        else:
+            command = [*train_args, "--seed", str(seed), "--out", str(out)]
+        result = subprocess.run([sys.executable, str(SCRIPTS / "train_seqgan.py"), *command])
+        if result.returncode != 0:
+            raise SystemExit(f"train_seeds.py: seed {seed} stopped (exit {result.returncode}); "
+                             f"rerun the same command to go on")
+    if evaluate and not (out / "eval" / "eval.json").is_file():
+        result = subprocess.run([sys.executable, str(SCRIPTS / "evaluate.py"), str(out), *eval_args])
+        if result.returncode != 0:
+            raise SystemExit(f"train_seeds.py: evaluate.py failed on seed {seed} (exit {result.returncode})")
+
+
+def print_models(summary: dict, seeds: list[int]) -> None:
+    models = list(summary)
+    print(f"\nmean ± std over seeds {', '.join(map(str, seeds))}")
+    print(f"{'metric':<14}" + "".join(f"{m:>22}" for m in models))
+    for metric in summary[models[0]]:
+        print(f"{metric:<14}" + "".join(
+            f"{summary[m][metric]['mean']:>13.4f} ± {summary[m][metric]['std']:.4f}" for m in models))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    own, train_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=88)
+    parser.add_argument("--out", default=None, help="default: runs/seeds-<corpus>")
+    parser.add_argument("--evaluate", action="store_true", help="also run evaluate.py's sweep on every seed")
+    parser.add_argument("--eval-args", default="", help="options for evaluate.py, e.g. \"--samples 1000\"")
+    args = parser.parse_args(own)
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    if any(a in ("--seed", "--out", "--resume") for a in train_args):
+        parser.error("--seed, --out and --resume are set per seed by train_seeds.py; leave them out after --")
+    corpus = train_args[train_args.index("--corpus") + 1] if "--corpus" in train_args else "poems"
+    out = Path(args.out or f"runs/seeds-{Path(corpus).stem}")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    for seed in seeds:
+        run_seed(seed, out / f"seed-{seed}", train_args, args.evaluate, args.eval_args.split())
+
+    results = [json.loads((out / f"seed-{s}" / "results.json").read_text()) for s in seeds]
+    summary = {"seeds": seeds, "train_args": train_args, "models": aggregate([r["models"] for r in results]),
+               "wall_time_s": mean_std([r["timings"]["total_s"] for r in results])}
+    if args.evaluate:
+        sweeps = [json.loads((out / f"seed-{s}" / "eval" / "eval.json").read_text())["models"] for s in seeds]
+        summary["sweep"] = aggregate_sweeps(sweeps)
+    tmp = out / "seeds.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(out / "seeds.json")
+    print_models(summary["models"], seeds)
+    wall = summary["wall_time_s"]
+    print(f"wall time per seed {wall['mean']:.0f} ± {wall['std']:.0f} s; wrote {out / 'seeds.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
