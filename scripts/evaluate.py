@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 
 from seqadv.checkpoint import CheckpointError, load_checkpoint
@@ -37,6 +36,7 @@ from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, load_corpus
 from seqadv.generator import Generator
 from seqadv.metrics import BLEU, copied, distinct_ngrams, nll, self_bleu
+from seqadv.report import plot_sweep, quality_at, sweep_axes
 
 
 @dataclass
@@ -133,48 +133,11 @@ def evaluate_at(g: Generator, data: SequenceData, temperature: float, args: Args
 
 
 def axes_of(data: SequenceData) -> tuple[str, str, str, str]:
-    """(diversity metric, quality metric, their labels): NLL-test / NLL-oracle on the oracle."""
-    if data.oracle is not None:
-        return "nll_test", "nll_oracle", "NLL-test (lower: covers more of the data)", "NLL-oracle (lower: better samples)"
-    return "self_bleu4", "bleu4", "Self-BLEU-4 (lower: more diverse)", "BLEU-4 (higher: better samples)"
-
-
-def quality_at(curve: list[dict], x_key: str, y_key: str, x: float) -> Optional[float]:
-    """A curve's quality where its diversity is x (linear between sweep points), or None outside it."""
-    points = sorted((m[x_key], m[y_key]) for m in curve)
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    if not xs[0] <= x <= xs[-1]:
-        return None
-    return float(np.interp(x, xs, ys))
+    return sweep_axes(data.oracle is not None)
 
 
 def plot(results: dict, data: SequenceData, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    x_key, y_key, x_label, y_label = axes_of(data)
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    for name, curve in results.items():
-        xs, ys = [m[x_key] for m in curve], [m[y_key] for m in curve]
-        (line,) = ax.plot(xs, ys, marker="o", markersize=3, label=name)
-        for m in curve:
-            if m["temperature"] == 1.0:
-                ax.plot(m[x_key], m[y_key], marker="*", markersize=14, color=line.get_color())
-        for m in (curve[0], curve[-1]):
-            ax.annotate(f"T={m['temperature']:g}", (m[x_key], m[y_key]), fontsize=7,
-                        textcoords="offset points", xytext=(4, 4))
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
-    ax.set_title(f"{data.name}: quality against diversity over temperature (star: T = 1)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    plot_sweep(results, *axes_of(data), f"{data.name}: quality against diversity over temperature (star: T = 1)", path)
 
 
 def write_outputs(results: dict, settings: dict, out: Path) -> None:

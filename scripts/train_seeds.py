@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from seqadv.report import plot_sweep, quality_at, sweep_axes
+
 SCRIPTS = Path(__file__).resolve().parent
 
 
@@ -102,9 +104,35 @@ def main(argv: Optional[list[str]] = None) -> int:
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(out / "seeds.json")
     print_models(summary["models"], seeds)
+    if args.evaluate:
+        report_sweep(summary["sweep"], seeds, results[0]["corpus"], out / "seeds.png")
     wall = summary["wall_time_s"]
     print(f"wall time per seed {wall['mean']:.0f} ± {wall['std']:.0f} s; wrote {out / 'seeds.json'}")
     return 0
+
+
+def report_sweep(sweep: dict, seeds: list[int], corpus: str, path: Path) -> None:
+    """The mean curves over seeds (std as error bars), and each model at temperature 1
+    against the others' mean curves at the same diversity."""
+    means = {m: [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in p.items()} for p in c] for m, c in sweep.items()}
+    stds = {m: [{k: (v["std"] if isinstance(v, dict) else 0.0) for k, v in p.items()} for p in c] for m, c in sweep.items()}
+    x_key, y_key, x_label, y_label = sweep_axes("nll_oracle" in next(iter(means.values()))[0])
+    plot_sweep(means, x_key, y_key, x_label, y_label,
+               f"{corpus}: quality against diversity, mean ± std over {len(seeds)} seeds (star: T = 1)", path, stds)
+    lower_is_better = y_key.startswith("nll")
+    for name, curve in means.items():
+        at_one = next((p for p in curve if p["temperature"] == 1.0), None)
+        for other, other_curve in means.items():
+            if other == name or at_one is None:
+                continue
+            q = quality_at(other_curve, x_key, y_key, at_one[x_key])
+            if q is None:
+                print(f"{name} at T=1 ({x_key} {at_one[x_key]:.4f}) lies outside {other}'s mean sweep")
+                continue
+            ahead = at_one[y_key] < q if lower_is_better else at_one[y_key] > q
+            print(f"mean over seeds, at {name}'s {x_key} at T=1 ({at_one[x_key]:.4f}): {name} {y_key} "
+                  f"{at_one[y_key]:.4f}, {other}'s curve {q:.4f} -> {name if ahead else other} is better at matched diversity")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -91,9 +91,11 @@ def test_nll_at_a_temperature_is_that_of_the_scaled_softmax():
 def test_seeds_are_averaged_and_a_rerun_reuses_finished_seeds(tiny_run, tmp_path):
     corpus = tiny_run.parent / "toy.txt"
     out = tmp_path / "seeds"
-    result = script("train_seeds.py", "--seeds", "2", "--out", out, "--", "--corpus", corpus, "--preset", "tiny",
+    result = script("train_seeds.py", "--seeds", "2", "--out", out, "--evaluate", "--eval-args",
+                    "--samples 30 --temperatures 0.9,1.0,1.1", "--", "--corpus", corpus, "--preset", "tiny",
                     "--adv-epochs", "1")
     assert result.returncode == 0, result.stderr[-2000:]
+    assert matplotlib.image.imread(out / "seeds.png").shape[0] > 200
     summary = json.loads((out / "seeds.json").read_text())
     runs = [json.loads((out / f"seed-{s}" / "results.json").read_text())["models"] for s in (88, 89)]
     for model in ("pretrained", "mle", "seqgan"):
@@ -101,6 +103,10 @@ def test_seeds_are_averaged_and_a_rerun_reuses_finished_seeds(tiny_run, tmp_path
         assert summary["models"][model]["bleu2"]["mean"] == pytest.approx(sum(values) / 2)
         assert summary["models"][model]["bleu2"]["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
     assert runs[0]["seqgan"]["bleu2"] != runs[1]["seqgan"]["bleu2"]  # the seeds differ
+    sweeps = [json.loads((out / f"seed-{s}" / "eval" / "eval.json").read_text())["models"] for s in (88, 89)]
+    point = summary["sweep"]["mle"][2]
+    assert point["temperature"] == 1.1
+    assert point["bleu4"]["mean"] == pytest.approx((sweeps[0]["mle"][2]["bleu4"] + sweeps[1]["mle"][2]["bleu4"]) / 2)
     finished = (out / "seed-88" / "results.json").stat().st_mtime_ns
     again = script("train_seeds.py", "--seeds", "2", "--out", out, "--", "--corpus", corpus, "--preset", "tiny",
                    "--adv-epochs", "1")
