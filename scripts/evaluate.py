@@ -36,7 +36,7 @@ from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, load_corpus
 from seqadv.generator import Generator
 from seqadv.metrics import BLEU, copied, distinct_ngrams, nll, self_bleu
-from seqadv.report import plot_sweep, quality_at, sweep_axes
+from seqadv.report import matched_diversity, plot_sweep, sweep_axes
 
 
 @dataclass
@@ -165,21 +165,8 @@ def print_summary(results: dict, data: SequenceData) -> None:
             print(f"{name:<16}{m['temperature']:>6.2f}" + "".join(
                 f"{m[k]:>12d}" if isinstance(m[k], int) else f"{m[k]:>12.4f}" for k in shown))
     # each model at temperature 1 against every other model's curve at the same diversity
-    lower_is_better = y_key.startswith("nll")
-    for name, curve in results.items():
-        at_one = next((m for m in curve if m["temperature"] == 1.0), None)
-        if at_one is None:
-            continue
-        for other, other_curve in results.items():
-            if other == name:
-                continue
-            q = quality_at(other_curve, x_key, y_key, at_one[x_key])
-            if q is None:
-                print(f"{name} at T=1 ({x_key} {at_one[x_key]:.4f}) lies outside {other}'s sweep")
-                continue
-            ahead = at_one[y_key] < q if lower_is_better else at_one[y_key] > q
-            print(f"at {name}'s {x_key} at T=1 ({at_one[x_key]:.4f}): {name} {y_key} {at_one[y_key]:.4f}, "
-                  f"{other}'s curve {q:.4f} -> {name if ahead else other} is better at matched diversity")
+    for line in matched_diversity(results, x_key, y_key):
+        print(line)
 
 
 # --- command line ------------------------------------------------------------------------------

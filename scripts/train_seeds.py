@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from seqadv.report import plot_sweep, quality_at, sweep_axes
+from seqadv.report import matched_diversity, plot_sweep, sweep_axes
 
 SCRIPTS = Path(__file__).resolve().parent
 
@@ -119,19 +119,8 @@ def report_sweep(sweep: dict, seeds: list[int], corpus: str, path: Path) -> None
     x_key, y_key, x_label, y_label = sweep_axes("nll_oracle" in next(iter(means.values()))[0])
     plot_sweep(means, x_key, y_key, x_label, y_label,
                f"{corpus}: quality against diversity, mean ± std over {len(seeds)} seeds (star: T = 1)", path, stds)
-    lower_is_better = y_key.startswith("nll")
-    for name, curve in means.items():
-        at_one = next((p for p in curve if p["temperature"] == 1.0), None)
-        for other, other_curve in means.items():
-            if other == name or at_one is None:
-                continue
-            q = quality_at(other_curve, x_key, y_key, at_one[x_key])
-            if q is None:
-                print(f"{name} at T=1 ({x_key} {at_one[x_key]:.4f}) lies outside {other}'s mean sweep")
-                continue
-            ahead = at_one[y_key] < q if lower_is_better else at_one[y_key] > q
-            print(f"mean over seeds, at {name}'s {x_key} at T=1 ({at_one[x_key]:.4f}): {name} {y_key} "
-                  f"{at_one[y_key]:.4f}, {other}'s curve {q:.4f} -> {name if ahead else other} is better at matched diversity")
+    for line in matched_diversity(means, x_key, y_key, prefix="mean over seeds, ", sweep="mean sweep"):
+        print(line)
     print(f"wrote {path}")
 
 

@@ -28,6 +28,26 @@ def quality_at(curve: list[dict], x_key: str, y_key: str, x: float) -> Optional[
     return float(np.interp(x, xs, ys))
 
 
+def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sweep: str = "sweep") -> list[str]:
+    """One line per pair of models: the first at temperature 1 against the second's
+    curve at the same diversity, and which is better there."""
+    lower_is_better = y_key.startswith("nll")
+    lines = []
+    for name, curve in curves.items():
+        at_one = next((m for m in curve if m["temperature"] == 1.0), None)
+        for other, other_curve in curves.items():
+            if other == name or at_one is None:
+                continue
+            q = quality_at(other_curve, x_key, y_key, at_one[x_key])
+            if q is None:
+                lines.append(f"{name} at T=1 ({x_key} {at_one[x_key]:.4f}) lies outside {other}'s {sweep}")
+                continue
+            ahead = at_one[y_key] < q if lower_is_better else at_one[y_key] > q
+            lines.append(f"{prefix}at {name}'s {x_key} at T=1 ({at_one[x_key]:.4f}): {name} {y_key} {at_one[y_key]:.4f}, "
+                         f"{other}'s curve {q:.4f} -> {name if ahead else other} is better at matched diversity")
+    return lines
+
+
 def plot_sweep(curves: dict, x_key: str, y_key: str, x_label: str, y_label: str, title: str, path: Path,
                errors: Optional[dict] = None) -> None:
     """One line per model through its temperatures, a star at temperature 1. `errors`,
