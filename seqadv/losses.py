@@ -43,3 +43,12 @@ def policy_gradient_loss(logits: Tensor, actions: Tensor, rewards: Tensor, mask:
 def discriminator_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Binary cross-entropy of real (1) vs generated (0). Shape: logits (B,), labels (B,) -> scalar"""
     return F.binary_cross_entropy_with_logits(logits, labels.float())
+
+
+def critic_loss(values: Tensor, returns: Tensor, mask: Tensor) -> Tensor:
+    """Mean squared error of the critic's values against the returns, where mask is 1.
+
+    Shape: values (B, T), returns (B, T), mask (B, T) of 0/1 -> scalar
+    """
+    err = (values - returns.detach()).square() * mask
+    return err.sum() / mask.sum().clamp(min=1)

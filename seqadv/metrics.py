@@ -138,6 +138,19 @@ def distinct_ngrams(samples: Sequence[Tokens], n: int) -> int:
     return len({gram for s in samples for gram in ngram_counts(s, n)})
 
 
+def infilled_ngram_uniqueness(samples: Sequence[Tokens], hidden: Sequence[Sequence[bool]], n: int) -> float:
+    """The percentage of unique n-grams among the n-grams that contain a filled token.
+
+    samples[i] is a filled text and hidden[i] marks which of its positions the
+    model wrote (at least as long as the text). MaskGAN's diversity figure (unique
+    quadgrams 88.2% for MaskGAN, 92.6% for MaskMLE on PTB): 100 * distinct / total
+    over the n-grams of all samples together; n-grams of visible tokens alone are
+    left out, as they are the same for every model.
+    """
+    grams = [tuple(s[i : i + n]) for s, h in zip(samples, hidden) for i in range(len(s) - n + 1) if any(h[i : i + n])]
+    return 100.0 * len(set(grams)) / len(grams) if grams else float("nan")
+
+
 def copied(samples: Sequence[Tokens], training: Sequence[Tokens]) -> int:
     """How many samples equal a training sequence whole (memorisation)."""
     seen = {tuple(t) for t in training}

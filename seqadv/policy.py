@@ -18,10 +18,12 @@ Transformer with a KV cache or a policy of one's own.
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol, Union, runtime_checkable
+from typing import Callable, Optional, Protocol, Union, runtime_checkable
 
 import torch
 from torch import Tensor, nn
+
+from .sampling import sample_from_logits
 
 State = Union[Tensor, tuple]
 
@@ -65,3 +67,52 @@ def ema_update(target: nn.Module, source: nn.Module, rate: float) -> None:
         t.mul_(rate).add_(s.detach(), alpha=1.0 - rate)
     for t, s in zip(target.buffers(), source.buffers()):
         t.copy_(s)
+
+
+@torch.no_grad()
+def generate(
+    policy: Policy,
+    batch_size: int,
+    length: int,
+    *,
+    temperature: float = 1.0,
+    generator: Optional[torch.Generator] = None,
+    initial_state: Optional[State] = None,
+    given: Optional[Tensor] = None,
+    fixed: Optional[Tensor] = None,
+    device: Optional[torch.device] = None,
+) -> Tensor:
+    """Sample sequences from a policy, left to right, keeping `fixed` positions.
+
+    Shape:
+        initial_state: `batch_size` rows, or None for `policy.initial_state(batch_size)`
+        given, fixed: optional (batch_size, length) int64 / bool: where `fixed` is
+            True the token of `given` is written (and fed to the next step) instead
+            of a sampled one; infilling keeps the visible tokens this way
+        returns: (batch_size, length) int64
+
+    One draw per row and step from `generator`, whether or not the position is
+    fixed, so the random stream does not depend on where the blanks are.
+    """
+    if (given is None) != (fixed is None):
+        raise ValueError("given and fixed go together")
+    state = policy.initial_state(batch_size) if initial_state is None else initial_state
+    if device is None:
+        device = given.device if given is not None else next(iter(_leaves(state))).device
+    tokens = torch.full((batch_size,), policy.start_token, dtype=torch.long, device=device)
+    out = torch.empty(batch_size, length, dtype=torch.long, device=device)
+    for t in range(length):
+        logits, state = policy.step(tokens, state)
+        tokens = sample_from_logits(logits, temperature=temperature, generator=generator)[:, 0]
+        if fixed is not None:
+            tokens = torch.where(fixed[:, t], given[:, t], tokens)
+        out[:, t] = tokens
+    return out
+
+
+def _leaves(state: State):
+    if isinstance(state, Tensor):
+        yield state
+    else:
+        for s in state:
+            yield from _leaves(s)

@@ -118,6 +118,7 @@ class RolloutEngine:
         reward_fn: RewardFn,
         fixed: Optional[Tensor] = None,
         generator: Optional[torch.Generator] = None,
+        initial_state: Optional[State] = None,
     ) -> Tensor:
         """Per-token rewards of `sequences`.
 
@@ -125,6 +126,10 @@ class RolloutEngine:
             sequences: (B, T) int64 token ids, on the policy's device
             fixed: optional (B, T) bool; True marks positions that every rollout
                 keeps as given (a prefix is always kept; infilling keeps more)
+            initial_state: optional state of B rows, batch first; default
+                `policy.initial_state(B)`. A conditional policy passes the state
+                that carries each sequence's condition (the infilling generator's
+                encoding of the masked text).
             returns: (B, T) float32; column t is the mean reward of the N
                 completions of y_0..y_t, column T-1 is reward_fn(sequences)
 
@@ -135,6 +140,11 @@ class RolloutEngine:
         if fixed is not None and fixed.shape != sequences.shape:
             raise ValueError(f"fixed must have the shape of sequences {tuple(sequences.shape)}, got {tuple(fixed.shape)}")
         B, T = sequences.shape
+        if initial_state is not None:
+            rows: set[int] = set()
+            map_state(lambda s: rows.add(s.shape[0]) or s, initial_state)
+            if rows != {B}:
+                raise ValueError(f"initial_state must have {B} rows (one per sequence), got {sorted(rows)}")
         N = self.num_rollouts
         device = sequences.device
         rewards = torch.empty(B, T, device=device)
@@ -146,7 +156,7 @@ class RolloutEngine:
         uniforms = torch.rand(B, T - 1, N, T, device=device, generator=generator)
         fixed = fixed.bool() if fixed is not None else None
         prefix_aware = isinstance(reward_fn, PrefixAwareReward)
-        vocab, dtype, state_bytes = self._probe(device)
+        vocab, dtype, state_bytes = self._probe(device, initial_state)
         block = self._block(vocab)
         chunk = self._sequences_per_chunk(T, vocab, state_bytes)
         # one logits buffer for every block of every step, if the policy can write into it
@@ -154,7 +164,9 @@ class RolloutEngine:
         for begin in range(0, B, chunk):
             end = min(B, begin + chunk)
             part = sequences[begin:end]
-            completed = self._complete(part, None if fixed is None else fixed[begin:end], uniforms[begin:end], block, buffer)
+            state = None if initial_state is None else map_state(lambda s: s[begin:end], initial_state)
+            completed = self._complete(part, None if fixed is None else fixed[begin:end], uniforms[begin:end], block,
+                                       buffer, state)
             if prefix_aware:
                 # end-token masking keeps prefixes shared: a prefix is masked as its sequence is
                 scores = reward_fn.score_rollouts(self._finish(part), self._finish(completed), N)
@@ -164,9 +176,9 @@ class RolloutEngine:
             rewards[begin:end, : T - 1] = scores.float().view(T - 1, end - begin, N).mean(dim=2).T
         return rewards
 
-    def _probe(self, device: torch.device) -> tuple[int, torch.dtype, int]:
+    def _probe(self, device: torch.device, initial_state: Optional[State]) -> tuple[int, torch.dtype, int]:
         """The policy's vocabulary size, its logits' dtype and the bytes of one row of its state."""
-        state = self.policy.initial_state(1)
+        state = self.policy.initial_state(1) if initial_state is None else map_state(lambda s: s[:1], initial_state)
         start = torch.full((1,), self.policy.start_token, dtype=torch.long, device=device)
         logits, _ = self.policy.step(start, state)
         state_bytes = 0
@@ -196,18 +208,20 @@ class RolloutEngine:
         return self.block_rows or max(16, (16 << 20) // (4 * vocab))
 
     def _complete(
-        self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, block: int, buffer: Optional[Tensor]
+        self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, block: int, buffer: Optional[Tensor],
+        initial_state: Optional[State],
     ) -> Tensor:
         """Complete every prefix of a chunk N times.
 
         Shape:
-            sequences: (b, T); fixed: (b, T) or None; uniforms: (b, T-1, N, T)
+            sequences: (b, T); fixed: (b, T) or None; uniforms: (b, T-1, N, T);
+            initial_state: b rows or None
             returns: ((T-1) * b * N, T), rows ordered (prefix length t = 1..T-1, sequence, rollout)
         """
         b, T = sequences.shape
         N = self.num_rollouts
         M = b * N  # rows per prefix length
-        fresh, states = self._prefix_pass(sequences, uniforms)
+        fresh, states = self._prefix_pass(sequences, uniforms, initial_state)
         out = sequences.repeat_interleave(N, dim=0).repeat(T - 1, 1)
         keep = None if fixed is None else fixed.repeat_interleave(N, dim=0).repeat(T - 1, 1)
         # running[r]: the state of row r, for the rows already rolling (prefix lengths 1 .. k-2)
@@ -234,17 +248,19 @@ class RolloutEngine:
             out[rows, k] = drawn if keep is None else torch.where(keep[rows, k], out[rows, k], drawn)
         return out
 
-    def _prefix_pass(self, sequences: Tensor, uniforms: Tensor) -> tuple[list[Optional[Tensor]], list[State]]:
+    def _prefix_pass(
+        self, sequences: Tensor, uniforms: Tensor, initial_state: Optional[State]
+    ) -> tuple[list[Optional[Tensor]], list[State]]:
         """One pass over the given sequences; the N first tokens after each prefix.
 
         Shape:
-            sequences: (b, T); uniforms: (b, T-1, N, T)
+            sequences: (b, T); uniforms: (b, T-1, N, T); initial_state: b rows or None
             returns fresh[k]: (b, N), the tokens at position k of the rollouts of prefix
             length k (k = 1 .. T-1; fresh[0] is None), and states[p]: the state after
             consuming start, y_0 .. y_{p-1} (p = 0 .. T-2; T steps in all)
         """
         b, T = sequences.shape
-        state = self.policy.initial_state(b)
+        state = self.policy.initial_state(b) if initial_state is None else initial_state
         tokens = torch.full((b,), self.policy.start_token, dtype=torch.long, device=sequences.device)
         fresh: list[Optional[Tensor]] = [None]
         states = []

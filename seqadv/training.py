@@ -1,0 +1,40 @@
+"""One optimiser update, checked: the training scripts' shared step.
+
+A NaN or infinite loss or gradient stops the run before the parameters change,
+so the last checkpoint stays a good one (the scripts exit with code 3).
+"""
+from __future__ import annotations
+
+import torch
+
+
+class NumericalError(RuntimeError):
+    """A loss, reward or gradient that is NaN or infinite: the update is not made."""
+
+
+def check_finite(value: torch.Tensor, what: str, where: str) -> None:
+    if not bool(torch.isfinite(value).all()):
+        bad = value[~torch.isfinite(value)].flatten()[0].item()
+        raise NumericalError(f"{where}: {what} is {bad}; the update was not made and the last checkpoint is kept")
+
+
+def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float,
+                  where: str, what: str) -> float:
+    """backward, clip the gradient norm at `clip` (0: no clipping), step. Returns the norm.
+
+    Refused (NumericalError) if the loss or the gradient is not finite, or if the
+    step overflows (e.g. a learning rate so large that Adam's update leaves float32).
+    """
+    check_finite(loss.detach(), what, where)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else float("inf"))
+    check_finite(norm, f"the gradient norm of {what}", where)
+    try:
+        optimizer.step()
+    except RuntimeError as exc:
+        if "overflow" not in str(exc):
+            raise
+        raise NumericalError(f"{where}: the update for {what} overflowed ({exc}); "
+                             f"the last checkpoint is kept") from None
+    return norm.item()
