@@ -15,6 +15,18 @@ from .policy import generate
 from .sampling import mask_after_eos
 
 
+@torch.no_grad()
+def init_normal_(module: nn.Module, std: float) -> None:
+    """Every parameter from N(0, std), as the official SeqGAN code draws its generator's.
+
+    It matters: on the paper's oracle, 15 MLE epochs reach NLL-oracle 9.06 with
+    std 0.1 and 9.33 with torch's default init (whose N(0, 1) embeddings saturate
+    the small LSTM's gates).
+    """
+    for p in module.parameters():
+        p.normal_(0.0, std)
+
+
 class Generator(nn.Module):
     def __init__(
         self,
@@ -35,12 +47,7 @@ class Generator(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.lstm = nn.LSTM(embedding_dim, hidden_dim, num_layers=num_layers, batch_first=True)
         self.head = nn.Linear(hidden_dim, vocab_size)
-        # The official code draws every generator weight from N(0, 0.1). It matters: on the
-        # paper's oracle, 15 MLE epochs reach NLL-oracle 9.06 with it and 9.33 with torch's
-        # default init (whose N(0, 1) embeddings saturate the small LSTM's gates).
-        with torch.no_grad():
-            for p in self.parameters():
-                p.normal_(0.0, init_std)
+        init_normal_(self, init_std)
 
     @property
     def device(self) -> torch.device:

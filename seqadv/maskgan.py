@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .generator import init_normal_
 from .policy import generate
 
 
@@ -47,10 +48,7 @@ class InfillingNet(nn.Module):
         self.encoder = nn.LSTM(embedding_dim, hidden_dim, batch_first=True, bidirectional=True)
         self.decoder = nn.LSTM(embedding_dim + 2 * hidden_dim, hidden_dim, batch_first=True)
         self.head = nn.Linear(hidden_dim, out_dim)
-        # N(0, 0.1) as the SeqGAN generator: torch's N(0, 1) embeddings saturate small LSTMs
-        with torch.no_grad():
-            for p in self.parameters():
-                p.normal_(0.0, init_std)
+        init_normal_(self, init_std)  # as the SeqGAN generator: N(0, 1) embeddings saturate small LSTMs
 
     @property
     def device(self) -> torch.device:
