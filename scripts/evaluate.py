@@ -31,7 +31,7 @@ from typing import Optional
 
 import torch
 
-from seqadv.checkpoint import CheckpointError, load_checkpoint
+from seqadv.checkpoint import CheckpointError, load_checkpoint, write_text_atomic
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, load_corpus
 from seqadv.generator import Generator
@@ -142,9 +142,7 @@ def plot(results: dict, data: SequenceData, path: Path) -> None:
 
 def write_outputs(results: dict, settings: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "eval.json.tmp"
-    tmp.write_text(json.dumps({"settings": settings, "models": results}, indent=2))
-    tmp.replace(out / "eval.json")
+    write_text_atomic(out / "eval.json", json.dumps({"settings": settings, "models": results}, indent=2))
     keys = list(next(iter(results.values()))[0])
     with open(out / "eval.csv.tmp", "w", newline="") as f:
         writer = csv.writer(f)

@@ -39,7 +39,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from seqadv.checkpoint import CheckpointError, save_checkpoint
+from seqadv.checkpoint import CheckpointError, save_checkpoint, write_text_atomic
 from seqadv.cli import parse_dataclass_args, resolve_device, seed_everything
 from seqadv.corpus import DataError
 from seqadv.irgan import ItemPolicy, ItemReward, ItemScorer, bpr_loss, sample_proposal
@@ -127,14 +127,12 @@ def evaluate(scorer: ItemScorer, data: RatingData) -> dict:
 def train_bpr(g: ItemScorer, data: RatingData, args: Args, rng: torch.Generator, writer: SummaryWriter) -> None:
     pairs = data.train_pairs.to(g.bias.device)
     opt = torch.optim.Adam(g.parameters(), lr=args.bpr_lr)
-    step = 0
     for epoch in tqdm(range(1, args.bpr_epochs + 1), desc="BPR", unit="epoch", leave=False):
         for idx in shuffled(len(pairs), args.batch_size, rng):
             users, positives = pairs[idx, 0], pairs[idx, 1]
             negatives = torch.randint(0, data.num_items, (len(idx),), generator=rng).to(users.device)
             loss = bpr_loss(g, users, positives, negatives, args.bpr_l2)
             clip_and_step(g, opt, loss, 0.0, f"BPR epoch {epoch}", "the BPR loss")
-            step += 1
         writer.add_scalar("losses/bpr", loss.item(), epoch)
 
 
@@ -210,9 +208,7 @@ def run_seed(args: Args, data: RatingData, seed: int, out: Path) -> dict:
 
 
 def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(obj, indent=2))
 
 
 COLUMNS = ["p@3", "p@5", "p@10", "ndcg@3", "ndcg@5", "ndcg@10"]

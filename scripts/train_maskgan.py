@@ -46,7 +46,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from seqadv.checkpoint import CheckpointError, save_checkpoint
+from seqadv.checkpoint import CheckpointError, save_checkpoint, write_text_atomic
 from seqadv.cli import parse_dataclass_args, resolve_device, seed_everything
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, batches, load_corpus
@@ -331,8 +331,7 @@ def run(args: Args) -> dict:
         for _ in range(args.d_steps):
             d_loss, d_acc = d_step(d, d_opt, g, next(stream), masker, rng, args, where)
         writer.add_scalar("losses/g_pg", pg_loss.item(), epoch)
-        writer.add_scalar("charts/reward_mean", (rewards.sum() / hidden.sum()).item() if args.reward == "critic"
-                          else rewards[hidden].mean().item(), epoch)
+        writer.add_scalar("charts/reward_mean", rewards[hidden].mean().item(), epoch)  # over the filled tokens
         if args.reward == "critic":
             writer.add_scalar("losses/critic", c_loss.item(), epoch)
         if args.d_steps:
@@ -356,9 +355,7 @@ def run(args: Args) -> dict:
     examples = [{"masked": show(data, data.test[i], hidden[i]), "maskmle": show(data, fills["maskmle"][i]),
                  "maskgan": show(data, fills["maskgan"][i]), "truth": show(data, data.test[i])}
                 for i in range(min(args.examples, len(masked)))]
-    tmp = out / "examples.txt.tmp"
-    tmp.write_text("\n".join("".join(f"{k:>8}: {v}\n" for k, v in e.items()) for e in examples), encoding="utf-8")
-    tmp.replace(out / "examples.txt")
+    write_text_atomic(out / "examples.txt", "\n".join("".join(f"{k:>8}: {v}\n" for k, v in e.items()) for e in examples))
     timings["final_eval_s"] = time.time() - t0
     timings["total_s"] = sum(timings.values())
     writer.close()
@@ -369,9 +366,7 @@ def run(args: Args) -> dict:
                "models": results_by_model, "history": history, "timings": timings, "examples": examples,
                "data": {**data.info, "num_train": len(data.train), "num_test": len(data.test), "vocab_size": data.vocab_size},
                "args": dataclasses.asdict(args)}
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out / "results.json")
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2))
     print_table(results)
     return results
 

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from seqadv.checkpoint import write_text_atomic
 from seqadv.report import matched_diversity, plot_sweep, sweep_axes
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -100,9 +101,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.evaluate:
         sweeps = [json.loads((out / f"seed-{s}" / "eval" / "eval.json").read_text())["models"] for s in seeds]
         summary["sweep"] = aggregate_sweeps(sweeps)
-    tmp = out / "seeds.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(out / "seeds.json")
+    write_text_atomic(out / "seeds.json", json.dumps(summary, indent=2))
     print_models(summary["models"], seeds)
     if args.evaluate:
         report_sweep(summary["sweep"], seeds, results[0]["corpus"], out / "seeds.png")

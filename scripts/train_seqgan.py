@@ -43,7 +43,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from seqadv.checkpoint import CheckpointError, load_latest, save_checkpoint
+from seqadv.checkpoint import CheckpointError, load_latest, save_checkpoint, write_text_atomic
 from seqadv.cli import parse_dataclass_args, resolve_device, seed_everything
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, batches, load_corpus
@@ -230,9 +230,7 @@ def log_metrics(writer: SummaryWriter, model: str, metrics: dict, step: int) -> 
 
 
 def write_samples(path: Path, samples: torch.Tensor, data: SequenceData) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(data.text(s) + "\n" for s in samples.cpu()), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, "".join(data.text(s) + "\n" for s in samples.cpu()))
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -497,9 +495,7 @@ def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoi
         "data": {**data.info, "num_train": len(data.train), "num_test": len(data.test), "vocab_size": data.vocab_size},
         "args": dataclasses.asdict(args),
     }
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out / "results.json")
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2))
     print_table(results)
     return results
 

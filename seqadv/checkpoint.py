@@ -31,6 +31,16 @@ def previous_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".prev")
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file (results, samples) by writing a temporary file beside it and
+    renaming it into place, so a reader never sees it half-written. Returns the path."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def save_checkpoint(obj: dict, path: str | os.PathLike, keep_previous: bool = False,
                     _before_rename: Optional[Callable[[], None]] = None) -> Path:
     """Write `obj` atomically to `path`; with `keep_previous` the file it replaces

@@ -27,6 +27,20 @@ def init_normal_(module: nn.Module, std: float) -> None:
         p.normal_(0.0, std)
 
 
+def lstm_step(lstm: nn.LSTM, head: nn.Linear, x: Tensor, state: tuple[Tensor, Tensor],
+              out: Optional[Tensor] = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One policy step of a batch-first LSTM and its output head.
+
+    Shape: x (B, 1, In), state ((B, L, H), (B, L, H)) -> logits (B, V), the new state.
+    States are batch first (the policy protocol), nn.LSTM's are layer first, hence the
+    transposes. `out` (B, V): write the logits there (without gradients only).
+    """
+    h, c = state
+    y, (h, c) = lstm(x, (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous()))
+    logits = head(y.squeeze(1)) if out is None else torch.addmm(head.bias, y.squeeze(1), head.weight.T, out=out)
+    return logits, (h.transpose(0, 1), c.transpose(0, 1))
+
+
 class Generator(nn.Module):
     def __init__(
         self,
@@ -69,14 +83,7 @@ class Generator(nn.Module):
         rollout engine passes one reused buffer: on CPU a fresh (B, V) matrix per
         step can cost more in page faults than the projection itself.
         """
-        h, c = state
-        x = self.embedding(tokens).unsqueeze(1)  # (B, 1, E)
-        y, (h, c) = self.lstm(x, (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous()))
-        if out is None:
-            logits = self.head(y.squeeze(1))
-        else:
-            logits = torch.addmm(self.head.bias, y.squeeze(1), self.head.weight.T, out=out)
-        return logits, (h.transpose(0, 1), c.transpose(0, 1))
+        return lstm_step(self.lstm, self.head, self.embedding(tokens).unsqueeze(1), state, out)
 
     # --- teacher forcing -----------------------------------------------------------------
     def forward(self, inputs: Tensor) -> Tensor:

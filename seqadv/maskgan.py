@@ -27,7 +27,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .generator import init_normal_
+from .generator import init_normal_, lstm_step
 from .policy import generate
 
 
@@ -127,10 +127,8 @@ class InfillingPolicy:
         """tokens (R,) -> logits (R, V), the next state. `out` (R, V): write the logits there."""
         h, c, rows, position = state
         x = torch.cat([self.net.embedding(tokens), self.memory[rows, position]], dim=1).unsqueeze(1)
-        y, (h, c) = self.net.decoder(x, (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous()))
-        head = self.net.head
-        logits = head(y.squeeze(1)) if out is None else torch.addmm(head.bias, y.squeeze(1), head.weight.T, out=out)
-        return logits, (h.transpose(0, 1), c.transpose(0, 1), rows, position + 1)
+        logits, (h, c) = lstm_step(self.net.decoder, self.net.head, x, (h, c), out)
+        return logits, (h, c, rows, position + 1)
 
 
 class TokenDiscriminator(InfillingNet):
