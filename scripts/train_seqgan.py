@@ -44,9 +44,10 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from seqadv.checkpoint import CheckpointError, load_latest, save_checkpoint, write_text_atomic
-from seqadv.cli import parse_dataclass_args, resolve_device, seed_everything
+from seqadv.cli import parse_dataclass_args, seed_everything
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, batches, load_corpus
+from seqadv.distributed import Group, setup, teardown
 from seqadv.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
 from seqadv.generator import Generator
 from seqadv.losses import discriminator_loss, mle_loss, policy_gradient_loss
@@ -175,18 +176,55 @@ def validate(args: Args) -> None:
 
 # --- training pieces -------------------------------------------------------------------------
 
-def mle_step(g: Generator, opt: torch.optim.Optimizer, batch: torch.Tensor, args: Args, where: str) -> float:
-    """One teacher-forcing update. batch (B, T)."""
-    loss = mle_loss(g.target_logits(batch), batch, tokens_mask(batch, g.eos_token, g.pad_token))
-    clip_and_step(g, opt, loss, args.grad_clip, where, "the MLE loss")
-    return loss.item()
+def mle_step(g: Generator, opt: torch.optim.Optimizer, batch: torch.Tensor, args: Args, where: str,
+             group: Group) -> float:
+    """One teacher-forcing update from this process's rows of a batch. batch (b, T).
+    Returns the loss of the whole batch (the mean over its tokens)."""
+    mask = tokens_mask(batch, g.eos_token, g.pad_token)
+    loss = mle_loss(g.target_logits(batch), batch, mask, normalizer=group.token_normalizer(mask))
+    return clip_and_step(g, opt, loss, args.grad_clip, where, "the MLE loss", group.average_gradients)
+
+
+def policy_gradient_step(g: Generator, opt: torch.optim.Optimizer, rollout_policy: Generator, samples: torch.Tensor,
+                         rewards: torch.Tensor, args: Args, where: str, group: Group) -> float:
+    """One REINFORCE update of G from this process's rows, then the delayed policy's
+    moving average (identical on every process: the update is). Returns the loss.
+
+    Shape: samples (b, T), rewards (b, T)
+    """
+    mask = tokens_mask(samples, g.eos_token, g.pad_token)
+    loss = policy_gradient_loss(g.target_logits(samples), samples, rewards, mask,
+                                normalizer=group.token_normalizer(mask))
+    value = clip_and_step(g, opt, loss, args.grad_clip, where, "the policy-gradient loss", group.average_gradients)
+    ema_update(rollout_policy, g, args.rollout_rate)
+    return value
+
+
+def discriminator_step(d: Discriminator, opt: torch.optim.Optimizer, sequences: torch.Tensor, labels: torch.Tensor,
+                       args: Args, where: str, group: Group) -> tuple[float, int]:
+    """One update of D from this process's rows of a batch. Returns the whole batch's
+    loss and this process's count of correct guesses.
+
+    Shape: sequences (b, T), labels (b,) of 1 (real) / 0 (generated)
+    """
+    logits = d(sequences)
+    loss = discriminator_loss(logits, labels) + args.d_l2 * d.l2_penalty()
+    value = clip_and_step(d, opt, loss, 0.0, where, "the discriminator loss", group.average_gradients)
+    return value, int(((logits > 0).float() == labels).sum().item())
 
 
 def train_discriminator_round(d: Discriminator, opt, g: Generator, data: SequenceData, args: Args,
-                              rng: torch.Generator, order_rng: torch.Generator, where: str) -> tuple[float, float]:
-    """Fresh generated sequences vs as many real ones, `d_epochs` epochs. Returns (loss, accuracy)."""
+                              rng: torch.Generator, order_rng: torch.Generator, where: str,
+                              group: Group) -> tuple[float, float]:
+    """Fresh generated sequences vs as many real ones, `d_epochs` epochs. Returns (loss, accuracy).
+
+    Each process draws its share of the generated sequences with its own generator and
+    all of them are gathered, so every process holds the same training set and, with
+    the shared data order, takes its rows of the same batches.
+    """
     num = min(args.d_samples, len(data.train))
-    fake = g.sample(num, data.length, generator=rng)
+    num -= num % group.world_size
+    fake = group.all_gather(g.sample(num // group.world_size, data.length, generator=rng))
     real = data.train[torch.randperm(len(data.train), generator=order_rng)[:num]].to(fake.device)
     sequences = torch.cat([real, fake])
     labels = torch.cat([torch.ones(num), torch.zeros(num)]).to(fake.device)
@@ -195,13 +233,12 @@ def train_discriminator_round(d: Discriminator, opt, g: Generator, data: Sequenc
     for _ in range(args.d_epochs):
         order = torch.randperm(len(sequences), generator=order_rng).to(fake.device)
         for begin in range(0, len(order) - args.batch_size + 1, args.batch_size):
-            idx = order[begin : begin + args.batch_size]
-            logits = d(sequences[idx])
-            loss = discriminator_loss(logits, labels[idx]) + args.d_l2 * d.l2_penalty()
-            clip_and_step(d, opt, loss, 0.0, where, "the discriminator loss")
-            losses.append(loss.item())
-            correct += ((logits > 0).float() == labels[idx]).sum().item()
+            idx = group.shard(order[begin : begin + args.batch_size])
+            loss, right = discriminator_step(d, opt, sequences[idx], labels[idx], args, where, group)
+            losses.append(loss)
+            correct += right
             seen += len(idx)
+    correct, seen = group.sum(torch.tensor([correct, seen], dtype=torch.float64, device=fake.device)).tolist()
     return float(np.mean(losses)) if losses else float("nan"), correct / max(seen, 1)
 
 
@@ -294,28 +331,63 @@ def _crash_point(phase: str, unit: int) -> Optional[Callable[[], None]]:
     return kill if point == f"{phase}:{unit}:write" else None
 
 
-def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoint] = None) -> dict:
-    device = resolve_device(args.device)
+# the random streams of process r > 0 start this far from the run's seed; process 0 keeps
+# the run's own, so a single process draws exactly what a plain run draws
+RANK_SEED_STRIDE = 1_000_003
+
+
+class NoWriter:
+    """Where processes other than rank 0 send their logs: nowhere."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoint] = None,
+        group: Optional[Group] = None) -> Optional[dict]:
+    """The whole run. Under torchrun `group` is this process's place in the group:
+    every process trains on its rows of each batch; rank 0 alone evaluates, logs and
+    writes files, and returns the results (the others return None)."""
+    group = group or setup(args.device)
+    device = group.device
+    main_process = group.is_main
+    group.local_size(args.batch_size, "--batch-size")
+    made_by = resume.get("world_size", 1) if resume is not None else group.world_size
+    if made_by != group.world_size:
+        raise ValueError(f"--resume {args.resume}: the run was made by {made_by} process(es), this one has "
+                         f"{group.world_size}; resume it with "
+                         + ("python (no torchrun)" if made_by == 1 else f"torchrun --nproc-per-node {made_by}"))
     seed_everything(args.seed)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
 
+    # rank 0 reads the corpus first, so the others find its caches made instead of racing to make them
+    if not main_process:
+        group.barrier()
     data = load_corpus(args.corpus, data_dir=args.data_dir, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
                        max_length=args.max_length, oracle=args.oracle, max_train=args.max_train, max_test=args.max_test)
+    if main_process:
+        group.barrier()
     if data.oracle is not None:
         data.oracle.to(device)
     if len(data.train) < args.batch_size:
         raise DataError(f"{args.corpus}: {len(data.train)} training sequences, fewer than one batch of {args.batch_size}")
     T = data.length
     truncated = data.info.get("truncated_train_lines", 0) + data.info.get("truncated_test_lines", 0)
-    print(f"corpus {data.name}: {len(data.train)} train / {len(data.test)} test sequences, length {T}"
-          + (f" ({truncated} longer lines cut to it)" if truncated else "")
-          + f", vocabulary {data.vocab_size}; device {device}; preset {args.preset}")
-    bleu = None if data.oracle is not None else BLEU([data.tokens(s) for s in data.test], max_n=args.bleu_max_n)
+    if main_process:
+        print(f"corpus {data.name}: {len(data.train)} train / {len(data.test)} test sequences, length {T}"
+              + (f" ({truncated} longer lines cut to it)" if truncated else "")
+              + f", vocabulary {data.vocab_size}; device {device}"
+              + (f" x {group.world_size} processes" if group.active else "") + f"; preset {args.preset}")
+    bleu = None
+    if main_process and data.oracle is None:
+        bleu = BLEU([data.tokens(s) for s in data.test], max_n=args.bleu_max_n)
 
-    writer = SummaryWriter(str(out / "tb"))
+    writer = SummaryWriter(str(out / "tb")) if main_process else NoWriter()
     writer.add_text("config", "```\n" + json.dumps(dataclasses.asdict(args), indent=1) + "\n```")
-    rng = torch.Generator(device=device).manual_seed(args.seed)  # sampling and rollouts
+    # sampling and rollouts: each process its own stream; the data order: one stream shared by all
+    rng = torch.Generator(device=device).manual_seed(args.seed + RANK_SEED_STRIDE * group.rank)
     order_rng = torch.Generator().manual_seed(args.seed + 1)  # data order
     eval_seed = args.seed + 2  # every evaluation draws from the same seed: comparable across models
 
@@ -345,6 +417,10 @@ def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoi
     modules = {"generator": g, "g_optimizer": g_opt, "discriminator": d, "d_optimizer": d_opt,
                "mle_generator": mle, "mle_optimizer": mle_opt, "rollout_policy": rollout_policy,
                "g_adv_optimizer": g_adv_opt}
+    for model in (g, d, mle, rollout_policy):
+        group.broadcast_(model)  # equal already (one seed); this makes sure
+    if group.rank > 0:
+        torch.manual_seed(args.seed + RANK_SEED_STRIDE * group.rank)  # D's dropout: a different mask per process
 
     if resume is not None:
         check_resume_data(resume, meta, args.resume)
@@ -352,18 +428,24 @@ def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoi
             module.load_state_dict(resume[name])
         progress, pretrained, timings = resume["progress"], resume["pretrained"], resume["timings"]
         split, history = resume["split"], resume["history"]
-        set_rng_states(resume["rng"], rng, order_rng)
-        print(f"resumed from {args.resume}: {progress['phase']}, {progress['done']} done")
+        states = resume["rng"] if isinstance(resume["rng"], list) else [resume["rng"]]  # one per process
+        set_rng_states(states[group.rank], rng, order_rng)
+        if main_process:
+            print(f"resumed from {args.resume}: {progress['phase']}, {progress['done']} done")
 
     def checkpoint(phase: str, unit: int) -> None:
-        """Everything the run needs to go on exactly as if it had not stopped."""
+        """Everything the run needs to go on exactly as if it had not stopped: rank 0
+        writes it, with every process's random streams."""
         crash_in_write = _crash_point(phase, unit)
         progress.update(phase=phase, done=unit)
-        save_checkpoint({**meta, **{name: m.state_dict() for name, m in modules.items()},
-                         "progress": progress, "pretrained": pretrained, "timings": timings, "split": split,
-                         "history": history, "rng": rng_states(rng, order_rng)}, out / "checkpoint.pt",
-                        keep_previous=True, _before_rename=crash_in_write)
-        if stop is not None and stop.requested:
+        states = group.gather_objects(rng_states(rng, order_rng))
+        if main_process:
+            save_checkpoint({**meta, **{name: m.state_dict() for name, m in modules.items()},
+                             "progress": progress, "pretrained": pretrained, "timings": timings, "split": split,
+                             "history": history, "rng": states, "world_size": group.world_size},
+                            out / "checkpoint.pt", keep_previous=True, _before_rename=crash_in_write)
+        # a stop asked of any process stops them all, at the same checkpoint
+        if group.any(stop is not None and stop.requested):
             raise Interrupted(f"stopped after {phase} {unit}; go on with --resume {out}")
 
     def first_unit(phase: str) -> Optional[int]:
@@ -378,12 +460,14 @@ def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoi
     # 1. MLE pretraining ------------------------------------------------------------------
     t0 = time.time()
     if (first := first_unit("pretrain_g")) is not None:
-        for epoch in tqdm(range(first, args.pretrain_epochs + 1), desc="pretrain G (MLE)", unit="epoch"):
+        for epoch in tqdm(range(first, args.pretrain_epochs + 1), desc="pretrain G (MLE)", unit="epoch",
+                          disable=not main_process):
             where = f"pretrain G epoch {epoch}"
-            losses = [mle_step(g, g_opt, batch, args, where) for batch in batches(train, args.batch_size, order_rng)]
+            losses = [mle_step(g, g_opt, group.shard(batch), args, where, group)
+                      for batch in batches(train, args.batch_size, order_rng)]
             progress["g_step"] += len(losses)
             writer.add_scalar("losses/g_mle", float(np.mean(losses)), progress["g_step"])
-            if epoch % args.pretrain_eval_every == 0 or epoch == args.pretrain_epochs:
+            if main_process and (epoch % args.pretrain_eval_every == 0 or epoch == args.pretrain_epochs):
                 metrics, _ = evaluate(g, data, args, bleu, eval_seed)
                 log_metrics(writer, "pretrain", metrics, epoch)
                 history["pretrain"].append({"epoch": epoch, **metrics})
@@ -391,13 +475,16 @@ def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoi
         add_time("pretrain_g_s", t0)
     if pretrained is None:
         pretrained = {"generator": copy.deepcopy(g.state_dict()), "optimizer": copy.deepcopy(g_opt.state_dict())}
-        save_checkpoint({**meta, "generator": pretrained["generator"]}, out / "pretrained.pt")
+        if main_process:
+            save_checkpoint({**meta, "generator": pretrained["generator"]}, out / "pretrained.pt")
 
     # 2. D pretraining ------------------------------------------------------------------------
     t0 = time.time()
     if (first := first_unit("pretrain_d")) is not None:
-        for round_ in tqdm(range(first, args.d_pretrain_rounds + 1), desc="pretrain D", unit="round"):
-            d_loss, d_acc = train_discriminator_round(d, d_opt, g, data, args, rng, order_rng, f"pretrain D round {round_}")
+        for round_ in tqdm(range(first, args.d_pretrain_rounds + 1), desc="pretrain D", unit="round",
+                           disable=not main_process):
+            d_loss, d_acc = train_discriminator_round(d, d_opt, g, data, args, rng, order_rng,
+                                                      f"pretrain D round {round_}", group)
             writer.add_scalar("losses/d_pretrain", d_loss, round_)
             writer.add_scalar("charts/d_pretrain_accuracy", d_acc, round_)
             checkpoint("pretrain_d", round_)
@@ -410,7 +497,7 @@ def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoi
         if first == 1:
             mle.load_state_dict(pretrained["generator"])
             mle_opt.load_state_dict(pretrained["optimizer"])
-        for step in tqdm(range(first, budget + 1), desc="MLE baseline", unit="step"):
+        for step in tqdm(range(first, budget + 1), desc="MLE baseline", unit="step", disable=not main_process):
             # shuffled epochs of full batches, as in pretraining; the place in it is checkpointed
             if progress["mle_order"] is None or progress["mle_position"] + args.batch_size > len(train):
                 progress["mle_order"] = torch.randperm(len(train), generator=order_rng)
@@ -418,14 +505,17 @@ def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoi
             begin = progress["mle_position"]
             batch = train[progress["mle_order"][begin : begin + args.batch_size].to(device)]
             progress["mle_position"] += args.batch_size
-            writer.add_scalar("losses/mle_baseline", mle_step(mle, mle_opt, batch, args, f"MLE baseline step {step}"), step)
+            loss = mle_step(mle, mle_opt, group.shard(batch), args, f"MLE baseline step {step}", group)
+            writer.add_scalar("losses/mle_baseline", loss, step)
             if step % (args.eval_every * args.g_steps) == 0 or step == budget:
-                metrics, _ = evaluate(mle, data, args, bleu, eval_seed)
-                log_metrics(writer, "mle", metrics, step)
-                history["mle"].append({"g_updates": step, **metrics})
+                if main_process:
+                    metrics, _ = evaluate(mle, data, args, bleu, eval_seed)
+                    log_metrics(writer, "mle", metrics, step)
+                    history["mle"].append({"g_updates": step, **metrics})
                 checkpoint("mle_baseline", step)
         add_time("mle_baseline_s", t0)
-    save_checkpoint({**meta, "generator": mle.state_dict()}, out / "mle.pt")
+    if main_process:
+        save_checkpoint({**meta, "generator": mle.state_dict()}, out / "mle.pt")
 
     # 4. Adversarial training -----------------------------------------------------------------
     t0 = time.time()
@@ -435,40 +525,41 @@ def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoi
     if (first := first_unit("adversarial")) is not None:
         if first == 1:
             rollout_policy.load_state_dict(g.state_dict())
-        for epoch in tqdm(range(first, args.adv_epochs + 1), desc="adversarial", unit="epoch"):
+        for epoch in tqdm(range(first, args.adv_epochs + 1), desc="adversarial", unit="epoch", disable=not main_process):
             where = f"adversarial epoch {epoch}"
             for _ in range(args.g_steps):
                 t = time.time()
-                samples = g.sample(args.batch_size, T, generator=rng)
-                rewards = engine.rewards(samples, reward_fn, generator=rng)  # (B, T)
-                check_finite(rewards, "a rollout reward", where)
+                # this process's rows of the batch, and their rewards: the rollouts are split, not repeated
+                samples = g.sample(group.local_size(args.batch_size, "--batch-size"), T, generator=rng)
+                rewards = engine.rewards(samples, reward_fn, generator=rng)  # (b, T)
+                all_rewards = group.all_gather(rewards)  # (B, T): checked and charted alike on every process
+                check_finite(all_rewards, "a rollout reward", where)
                 split["rollout_s"] += time.time() - t
                 t = time.time()
-                mask = tokens_mask(samples, data.eos_token, data.pad_token)
-                pg_loss = policy_gradient_loss(g.target_logits(samples), samples, rewards, mask)
-                clip_and_step(g, g_adv_opt, pg_loss, args.grad_clip, where, "the policy-gradient loss")
-                ema_update(rollout_policy, g, args.rollout_rate)
+                pg_loss = policy_gradient_step(g, g_adv_opt, rollout_policy, samples, rewards, args, where, group)
                 split["g_update_s"] += time.time() - t
             t = time.time()
             for _ in range(args.d_rounds):
-                d_loss, d_acc = train_discriminator_round(d, d_opt, g, data, args, rng, order_rng, where)
+                d_loss, d_acc = train_discriminator_round(d, d_opt, g, data, args, rng, order_rng, where, group)
             split["d_train_s"] += time.time() - t
             step = epoch * args.g_steps
-            writer.add_scalar("losses/g_pg", pg_loss.item(), step)
-            writer.add_scalar("charts/reward_mean", rewards.mean().item(), step)
-            writer.add_scalar("charts/reward_last_token", rewards[:, -1].mean().item(), step)
+            writer.add_scalar("losses/g_pg", pg_loss, step)
+            writer.add_scalar("charts/reward_mean", all_rewards.mean().item(), step)
+            writer.add_scalar("charts/reward_last_token", all_rewards[:, -1].mean().item(), step)
             if args.d_rounds:
                 writer.add_scalar("losses/d", d_loss, step)
                 writer.add_scalar("charts/d_accuracy", d_acc, step)
             for name, seconds in split.items():
                 writer.add_scalar(f"charts/{name}_per_epoch", seconds / epoch, step)
-            if epoch % args.eval_every == 0 or epoch == args.adv_epochs:
+            if main_process and (epoch % args.eval_every == 0 or epoch == args.adv_epochs):
                 metrics, samples = evaluate(g, data, args, bleu, eval_seed)
                 log_metrics(writer, "seqgan", metrics, step)
                 history["seqgan"].append({"g_updates": step, **metrics})
                 writer.add_text("samples/seqgan", "\n\n".join(data.text(s) for s in samples[:5].cpu()), step)
             checkpoint("adversarial", epoch)
         add_time("adversarial_s", t0)
+    if not main_process:
+        return None  # rank 0 evaluates and writes what is left
     save_checkpoint({**meta, "generator": g.state_dict()}, out / "seqgan.pt")
     if args.adv_epochs:
         timings["adversarial_epoch_s"] = timings.get("adversarial_s", 0.0) / args.adv_epochs
@@ -490,6 +581,7 @@ def run(args: Args, resume: Optional[dict] = None, stop: Optional[StopAtCheckpoi
 
     results = {
         "corpus": data.name, "preset": args.preset, "seed": args.seed, "device": str(device),
+        "processes": group.world_size,
         "generator_updates": {"pretrain_epochs": args.pretrain_epochs, "mle_baseline": budget, "seqgan": budget},
         "models": results_by_model, "history": history, "timings": timings,
         "data": {**data.info, "num_train": len(data.train), "num_test": len(data.test), "vocab_size": data.vocab_size},
@@ -535,7 +627,9 @@ def print_table(results: dict) -> None:
 
 def main(argv: Optional[list[str]] = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    say = lambda line: print(f"train_seqgan.py: {line}", file=sys.stderr)  # noqa: E731
+    # under torchrun every process meets the same errors: rank 0 tells them
+    quiet = int(os.environ.get("RANK", "0")) != 0
+    say = lambda line: quiet or print(f"train_seqgan.py: {line}", file=sys.stderr)  # noqa: E731
     try:
         args, given = parse_args(argv)
         resume = None
@@ -543,8 +637,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             path = Path(args.resume) / "checkpoint.pt"
             resume = load_latest(path, warn=lambda line: say(f"warning: {line}"))
             args = resumed_args(resume, given, args.resume)
+        group = setup(args.device)
         with StopAtCheckpoint() as stop:
-            run(args, resume, stop)
+            run(args, resume, stop, group)
     except (DataError, CheckpointError, ValueError) as exc:
         if debug:
             raise
@@ -561,6 +656,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         say("interrupted; the last checkpoint is in --out (go on with --resume)")
         return 130
+    finally:
+        teardown()
     return 0
 
 

@@ -14,30 +14,38 @@ def token_log_probs(logits: Tensor, tokens: Tensor) -> Tensor:
     return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
-def mle_loss(logits: Tensor, targets: Tensor, mask: Tensor | None = None) -> Tensor:
+def mle_loss(logits: Tensor, targets: Tensor, mask: Tensor | None = None,
+             normalizer: Tensor | float | None = None) -> Tensor:
     """Mean negative log-likelihood per token (teacher forcing).
 
     Shape: logits (B, T, V), targets (B, T), mask (B, T) of 0/1 or None -> scalar
+
+    `normalizer` replaces the count of masked tokens as the divisor: a batch split
+    across processes divides by `distributed.Group.token_normalizer(mask)`.
     """
     nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view_as(targets)
-    if mask is None:
-        return nll.mean()
-    return (nll * mask).sum() / mask.sum().clamp(min=1)
+    return _masked_mean(nll, mask, normalizer)
 
 
-def policy_gradient_loss(logits: Tensor, actions: Tensor, rewards: Tensor, mask: Tensor | None = None) -> Tensor:
+def policy_gradient_loss(logits: Tensor, actions: Tensor, rewards: Tensor, mask: Tensor | None = None,
+                         normalizer: Tensor | float | None = None) -> Tensor:
     """REINFORCE with per-token rewards: -mean_t [ log pi(a_t | a_<t) * Q_t ].
 
     Shape: logits (B, T, V), actions (B, T), rewards (B, T), mask (B, T) or None -> scalar
 
     The official SeqGAN code sums over the batch instead of averaging; with Adam the
     two differ only through gradient clipping, and the mean keeps the loss scale
-    independent of batch size and length.
+    independent of batch size and length. `normalizer`: as in `mle_loss`.
     """
-    weighted = token_log_probs(logits, actions) * rewards.detach()
-    if mask is None:
-        return -weighted.mean()
-    return -(weighted * mask).sum() / mask.sum().clamp(min=1)
+    return -_masked_mean(token_log_probs(logits, actions) * rewards.detach(), mask, normalizer)
+
+
+def _masked_mean(values: Tensor, mask: Tensor | None, normalizer: Tensor | float | None) -> Tensor:
+    """Shape: values (B, T), mask (B, T) or None -> scalar"""
+    total = values.sum() if mask is None else (values * mask).sum()
+    if normalizer is None:
+        normalizer = values.numel() if mask is None else mask.sum().clamp(min=1)
+    return total / normalizer
 
 
 def discriminator_loss(logits: Tensor, labels: Tensor) -> Tensor:

@@ -5,6 +5,8 @@ so the last checkpoint stays a good one (the scripts exit with code 3).
 """
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import torch
 
 
@@ -19,15 +21,22 @@ def check_finite(value: torch.Tensor, what: str, where: str) -> None:
 
 
 def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float,
-                  where: str, what: str) -> float:
-    """backward, clip the gradient norm at `clip` (0: no clipping), step. Returns the norm.
+                  where: str, what: str,
+                  reduce: Optional[Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]] = None) -> float:
+    """backward, clip the gradient norm at `clip` (0: no clipping), step. Returns the loss.
+
+    `reduce(model, loss)`, if given, runs between backward and clipping: data-parallel
+    training passes `distributed.Group.average_gradients`, which averages the gradients
+    over processes and returns the mean loss (so every process checks, clips and steps
+    alike, and the returned loss is the whole batch's).
 
     Refused (NumericalError) if the loss or the gradient is not finite, or if the
     step overflows (e.g. a learning rate so large that Adam's update leaves float32).
     """
-    check_finite(loss.detach(), what, where)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    value = loss.detach() if reduce is None else reduce(model, loss.detach())
+    check_finite(value, what, where)
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else float("inf"))
     check_finite(norm, f"the gradient norm of {what}", where)
     try:
@@ -37,4 +46,4 @@ def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
             raise
         raise NumericalError(f"{where}: the update for {what} overflowed ({exc}); "
                              f"the last checkpoint is kept") from None
-    return norm.item()
+    return value.item()

@@ -1,0 +1,100 @@
+"""One adversarial step of train_seqgan.py on a fixed batch: what test_distributed.py
+runs on 2 processes under torchrun (gloo) and on 1 process, and compares.
+
+    torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR
+
+Each process writes OUT_DIR/rank{r}.pt: the models and optimisers after the steps.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+
+from seqadv.discriminator import Discriminator
+from seqadv.distributed import Group, setup, teardown
+from seqadv.generator import Generator
+from seqadv.rewards import discriminator_reward
+from seqadv.rollout import RolloutEngine
+from seqadv.sampling import tokens_mask
+
+B, T, V = 8, 7, 12
+START, EOS, PAD = 0, 1, 2
+STEPS = 2
+
+
+def load_trainer():
+    """scripts/train_seqgan.py as a module (its dataclasses need it in sys.modules)."""
+    if "train_seqgan" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "scripts" / "train_seqgan.py"
+        spec = importlib.util.spec_from_file_location("train_seqgan", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["train_seqgan"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["train_seqgan"]
+
+
+def fixed_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Generated samples whose ends fall early in the first half of the batch and late (or
+    never) in the second, so the two processes' shards hold different numbers of tokens;
+    real sequences for D; the seeds of each half's rollouts.
+
+    Shape: -> samples (B, T), real (B, T), seeds (2,)
+    """
+    gen = torch.Generator().manual_seed(11)
+    samples = torch.randint(3, V, (B, T), generator=gen)
+    real = torch.randint(3, V, (B, T), generator=gen)
+    for i, end in enumerate([1, 2, 1, 3, 5, T, 6, T]):
+        if end < T:
+            samples[i, end] = EOS
+            samples[i, end + 1 :] = PAD
+    return samples, real, torch.tensor([101, 202])
+
+
+def build(trainer):
+    """The models and optimisers of train_seqgan.py, small, from one seed."""
+    torch.manual_seed(5)
+    args = trainer.Args(batch_size=B, num_rollouts=3, d_dropout=0.0, grad_clip=0.5, g_lr=0.01, d_lr=0.01)
+    g = Generator(V, 8, 8, start_token=START, eos_token=EOS, pad_token=PAD)
+    rollout_policy = Generator(V, 8, 8, start_token=START, eos_token=EOS, pad_token=PAD).requires_grad_(False)
+    rollout_policy.load_state_dict(g.state_dict())
+    d = Discriminator(V, 8, (2, 3), (4, 4), 0.0, pad_token=PAD)
+    return args, g, torch.optim.Adam(g.parameters(), lr=args.g_lr), rollout_policy, d, torch.optim.Adam(d.parameters(), lr=args.d_lr)
+
+
+def steps(trainer, group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of) -> dict:
+    """`STEPS` adversarial steps from this process's rows: rollout rewards (from
+    `rewards_of(engine, reward)`), a policy-gradient update of G with the delayed
+    policy's average, one D update on real vs these samples. Shape: samples, real (b, T)"""
+    args, g, g_opt, rollout_policy, d, d_opt = build(trainer)
+    engine = RolloutEngine(rollout_policy, args.num_rollouts, eos_token=EOS, pad_token=PAD)
+    losses = []
+    for step in range(STEPS):
+        d.eval()
+        rewards = rewards_of(engine, discriminator_reward(d))
+        losses.append(trainer.policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args, "test", group))
+        d.train()
+        sequences, labels = torch.cat([real, samples]), torch.cat([torch.ones(len(real)), torch.zeros(len(samples))])
+        losses.append(trainer.discriminator_step(d, d_opt, sequences, labels, args, "test", group)[0])
+    return {"generator": g.state_dict(), "g_optimizer": g_opt.state_dict(), "rollout_policy": rollout_policy.state_dict(),
+            "discriminator": d.state_dict(), "d_optimizer": d_opt.state_dict(), "losses": torch.tensor(losses)}
+
+
+def main(out: str) -> None:
+    group = setup("cpu")
+    trainer = load_trainer()
+    samples, real, seeds = fixed_batch()
+    rng = torch.Generator().manual_seed(int(seeds[group.rank]))
+    mine = group.shard(samples)
+    result = steps(trainer, group, mine, group.shard(real),
+                   lambda engine, reward: engine.rewards(mine, reward, generator=rng))
+    # what train_discriminator_round does with each process's draws: all of them, in rank order
+    result["gathered"] = group.all_gather(torch.full((2, T), group.rank))
+    torch.save(result, Path(out) / f"rank{group.rank}.pt")
+    teardown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
