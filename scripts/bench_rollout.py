@@ -5,20 +5,32 @@ loop, the engine, and the floor (the work no implementation can avoid).
     python scripts/bench_rollout.py                       # the SeqGAN oracle case, both rewards
     python scripts/bench_rollout.py --reward cheap --scaling --json bench.json
     python scripts/bench_rollout.py --device cuda
+    python scripts/bench_rollout.py --nproc 1,2            # the batch's rollouts split over processes
 
 The reference case is the paper's oracle experiment: batch 64, 16 rollouts,
 length 20, vocabulary 5,000, generator 32/32, the paper's discriminator.
 The floor is timed piece by piece on this machine: the output projection of
 every rollout step, one exact categorical draw for every sampled token, and (for
 the `paper` reward) one discriminator forward over all B*N*(T-1)+B sequences.
+
+`--nproc 1,2` times instead what `torchrun --nproc-per-node K train_seqgan.py` does
+with a batch's rollouts: each of K processes (launched by torchrun, gloo on CPU,
+NCCL on CUDA) computes the rewards of its B/K sequences and all gather them, for
+each K given, with `--threads` threads per process (and once as one process with
+all the machine's cores). It reports rewards per second and the scaling efficiency:
+the speed-up over one process with as many threads, over K.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing
+import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -26,6 +38,7 @@ from typing import Callable, Optional
 import torch
 
 from seqadv.discriminator import Discriminator
+from seqadv.distributed import setup, teardown
 from seqadv.generator import Generator
 from seqadv.rewards import discriminator_reward
 from seqadv.rollout import RolloutEngine
@@ -198,6 +211,67 @@ def bench_reward(case: Case, reward_name: str, args, device: torch.device, naive
     return rows
 
 
+def distributed_worker(case: Case, args) -> None:
+    """One of the processes torchrun starts for `--nproc`: the rewards of its rows of the
+    batch, gathered from all; rank 0 writes the slowest process's time of each round."""
+    group = setup(args.device)
+    torch.set_num_threads(args.threads)
+    g, d, sequences = build(case, group.device)  # the same seed: the same models and batch on every process
+    engine = RolloutEngine(g, case.rollouts)
+    reward = make_reward("paper-shared" if args.reward != "cheap" else "cheap", d)
+    mine = group.shard(sequences)
+    gen = torch.Generator(device=group.device).manual_seed(1 + group.rank)
+
+    def once() -> float:
+        group.barrier()
+        if group.device.type == "cuda":
+            torch.cuda.synchronize(group.device)
+        start = time.perf_counter()
+        rewards = group.all_gather(engine.rewards(mine, reward, generator=gen))  # (B, T) on every process
+        if group.device.type == "cuda":
+            torch.cuda.synchronize(group.device)
+        assert rewards.shape == sequences.shape
+        return time.perf_counter() - start
+
+    once()
+    seconds = [once() for _ in range(args.repeats)]
+    slowest = [max(round_) for round_ in zip(*group.gather_objects(seconds))]
+    if group.is_main:
+        with open(args.worker, "w") as f:
+            json.dump({"seconds": slowest}, f)
+    teardown()
+
+
+def bench_processes(case: Case, args) -> list[dict]:
+    """Launch torchrun for each process count; rows of medians, speed-ups and efficiency."""
+    cores = os.cpu_count() or 1
+    configs = [(1, cores)] if args.device == "cpu" and cores > args.threads else []
+    configs += [(k, args.threads) for k in args.nproc]
+    rows = []
+    for nproc, threads in configs:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "seconds.json")
+            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+                       __file__, "--worker", out, "--threads", str(threads), "--device", args.device,
+                       "--reward", args.reward, "--repeats", str(args.repeats),
+                       *[x for k, v in vars(case).items() for x in (f"--{k}", str(v))]]
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            result = subprocess.run(command, capture_output=True, text=True, env=env)
+            if result.returncode != 0:
+                sys.exit(f"bench_rollout.py: {nproc} processes failed:\n{result.stderr[-3000:]}")
+            with open(out) as f:
+                seconds = statistics.median(json.load(f)["seconds"])
+        rows.append({"processes": nproc, "threads": threads, "seconds": seconds,
+                     "rewards_per_s": case.batch * case.length / seconds,
+                     "rollouts_per_s": case.batch * case.rollouts * (case.length - 1) / seconds})
+    for row in rows:
+        one = next((r for r in rows if r["processes"] == 1 and r["threads"] == row["threads"]), None)
+        if one is not None:
+            row["speedup"] = row["rewards_per_s"] / one["rewards_per_s"]
+            row["efficiency"] = row["speedup"] / row["processes"]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for name, default in vars(Case()).items():
@@ -208,11 +282,37 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="also time T, V and N changed one at a time (engine vs floor)")
     parser.add_argument("--scaling-reward", choices=["paper", "cheap"], default="cheap")
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--nproc", type=lambda text: [int(k) for k in text.split(",")],
+                        help="comma-separated process counts: time the batch's rollouts split over them (torchrun)")
+    parser.add_argument("--threads", type=int, default=1, help="with --nproc: torch threads per process")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # one process of --nproc: where rank 0 writes
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available on this machine")
     case = Case(**{k: getattr(args, k) for k in vars(Case())})
+    if args.worker:
+        return distributed_worker(case, args)
+    if args.nproc:
+        if any(k < 1 or case.batch % k for k in args.nproc):
+            parser.error(f"--nproc: every count must be at least 1 and divide --batch {case.batch}")
+        machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+        reward = "cheap" if args.reward == "cheap" else "paper-shared"
+        print(f"rollouts split over processes (torchrun): {case}, reward {reward}, device {device} ({machine}, "
+              f"{os.cpu_count()} cores), torch {torch.__version__}, median of {args.repeats} rounds after a warm-up")
+        print(f"{'processes':>9}{'threads':>9}{'seconds':>9}{'rewards/s':>11}{'rollouts/s':>12}{'speed-up':>10}{'efficiency':>12}")
+        rows = bench_processes(case, args)
+        for row in rows:
+            extra = f"{row['speedup']:>9.2f}x{row['efficiency']:>11.0%}" if "speedup" in row else ""
+            print(f"{row['processes']:>9}{row['threads']:>9}{row['seconds']:>9.3f}{row['rewards_per_s']:>11.0f}"
+                  f"{row['rollouts_per_s']:>12.0f}{extra}")
+        print("rewards/s: per-token rewards of the batch (B x T) per second; efficiency: speed-up over one "
+              "process with as many threads, over the number of processes")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"device": str(device), "machine": machine, "reward": reward, "case": vars(case),
+                           "rows": rows}, f, indent=2)
+        return
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
     print(f"rollout benchmark: {case}, device {device} ({machine}), torch {torch.__version__}, "

@@ -23,6 +23,13 @@ goes on from the checkpoint with the run's own options and ends with the same
 parameters, bit for bit on CPU, as a run that never stopped. Ctrl-C (or SIGTERM)
 stops at the next checkpoint. Bad input stops with one line and exit code 2; a
 NaN or infinite loss, reward or gradient stops before the update with exit code 3.
+
+    torchrun --standalone --nproc-per-node 2 scripts/train_seqgan.py --corpus poems --device cpu
+
+trains data-parallel (gloo on CPU, NCCL on GPUs, `seqadv.distributed`): each process
+samples, rolls out and trains on its rows of every batch (--batch-size is the
+global batch), gradients are averaged before clipping, rank 0 alone evaluates and
+writes; resume with the same number of processes.
 """
 from __future__ import annotations
 

@@ -129,3 +129,22 @@ def test_one_process_under_torchrun_is_the_plain_run(two_process_run, tmp_path):
     a, b = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("torchrun", "plain"))
     for name in MODELS:
         assert_close(a[name], b[name], msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_tiny_run_on_gpus_with_nccl(two_process_run, tmp_path):
+    """One process per GPU (two where there are two), NCCL."""
+    nproc = min(2, torch.cuda.device_count())
+    result = torchrun(nproc, SCRIPT, "--corpus", two_process_run[0], "--preset", "tiny", "--device", "cuda",
+                      "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["world_size"] == nproc
+    assert "device cuda:0" in result.stdout
+
+
+def test_a_batch_that_does_not_split_is_one_line(two_process_run, tmp_path):
+    result = torchrun(2, SCRIPT, "--corpus", two_process_run[0], "--preset", "tiny", "--device", "cpu",
+                      "--batch-size", "63", "--out", tmp_path)
+    assert result.returncode != 0
+    assert "train_seqgan.py: error: --batch-size 63 does not split evenly over 2 processes" in result.stderr
+    assert result.stderr.count("does not split evenly") == 1  # rank 0 says it, once
