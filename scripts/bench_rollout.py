@@ -264,11 +264,13 @@ def bench_processes(case: Case, args) -> list[dict]:
         rows.append({"processes": nproc, "threads": threads, "seconds": seconds,
                      "rewards_per_s": case.batch * case.length / seconds,
                      "rollouts_per_s": case.batch * case.rollouts * (case.length - 1) / seconds})
+    whole = rows[0]  # one process, all the cores (or the first configuration asked for)
     for row in rows:
         one = next((r for r in rows if r["processes"] == 1 and r["threads"] == row["threads"]), None)
         if one is not None:
             row["speedup"] = row["rewards_per_s"] / one["rewards_per_s"]
             row["efficiency"] = row["speedup"] / row["processes"]
+        row["vs_first"] = row["rewards_per_s"] / whole["rewards_per_s"]
     return rows
 
 
@@ -300,14 +302,16 @@ def main() -> None:
         reward = "cheap" if args.reward == "cheap" else "paper-shared"
         print(f"rollouts split over processes (torchrun): {case}, reward {reward}, device {device} ({machine}, "
               f"{os.cpu_count()} cores), torch {torch.__version__}, median of {args.repeats} rounds after a warm-up")
-        print(f"{'processes':>9}{'threads':>9}{'seconds':>9}{'rewards/s':>11}{'rollouts/s':>12}{'speed-up':>10}{'efficiency':>12}")
         rows = bench_processes(case, args)
+        first = f"vs {rows[0]['processes']}x{rows[0]['threads']}"
+        print(f"{'processes':>9}{'threads':>9}{'seconds':>9}{'rewards/s':>11}{'rollouts/s':>12}{'speed-up':>10}"
+              f"{'efficiency':>12}{first:>9}")
         for row in rows:
-            extra = f"{row['speedup']:>9.2f}x{row['efficiency']:>11.0%}" if "speedup" in row else ""
             print(f"{row['processes']:>9}{row['threads']:>9}{row['seconds']:>9.3f}{row['rewards_per_s']:>11.0f}"
-                  f"{row['rollouts_per_s']:>12.0f}{extra}")
-        print("rewards/s: per-token rewards of the batch (B x T) per second; efficiency: speed-up over one "
-              "process with as many threads, over the number of processes")
+                  f"{row['rollouts_per_s']:>12.0f}{row['speedup']:>9.2f}x{row['efficiency']:>11.0%}{row['vs_first']:>8.2f}x")
+        print("rewards/s: per-token rewards of the batch (B x T) per second, gathered on every process; speed-up: "
+              "over one process with as many threads; efficiency: speed-up / processes; "
+              f"{first}: over the first row (processes x threads)")
         if args.json:
             with open(args.json, "w") as f:
                 json.dump({"device": str(device), "machine": machine, "reward": reward, "case": vars(case),

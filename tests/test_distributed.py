@@ -128,7 +128,7 @@ def test_one_process_under_torchrun_is_the_plain_run(two_process_run, tmp_path):
     assert plain.returncode == 0, plain.stderr[-3000:]
     a, b = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("torchrun", "plain"))
     for name in MODELS:
-        assert_close(a[name], b[name], msg=lambda m, name=name: f"{name}: {m}")
+        assert_same_tensors(a[name], b[name], name)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
