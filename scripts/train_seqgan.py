@@ -291,8 +291,9 @@ class StopAtCheckpoint:
     leaves is consistent and resumes exactly; a second Ctrl-C stops it at once (the
     last checkpoint is still there)."""
 
-    def __init__(self):
+    def __init__(self, announce: bool = True):
         self.requested = False
+        self.announce = announce  # under torchrun every process gets the signal; rank 0 says so
 
     def __enter__(self) -> "StopAtCheckpoint":
         self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -306,7 +307,8 @@ class StopAtCheckpoint:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nstopping at the next checkpoint (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+        if self.announce:
+            print("\nstopping at the next checkpoint (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
 
 
 def rng_states(rng: torch.Generator, order_rng: torch.Generator) -> dict:
@@ -645,7 +647,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             resume = load_latest(path, warn=lambda line: say(f"warning: {line}"))
             args = resumed_args(resume, given, args.resume)
         group = setup(args.device)
-        with StopAtCheckpoint() as stop:
+        with StopAtCheckpoint(announce=not quiet) as stop:
             run(args, resume, stop, group)
     except (DataError, CheckpointError, ValueError) as exc:
         if debug:
