@@ -54,8 +54,8 @@ from seqadv.checkpoint import CheckpointError, load_latest, save_checkpoint, wri
 from seqadv.cli import parse_dataclass_args, seed_everything
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, batches, load_corpus
-from seqadv.distributed import Group, setup, teardown
 from seqadv.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
+from seqadv.distributed import Group, setup, teardown
 from seqadv.generator import Generator
 from seqadv.losses import discriminator_loss, mle_loss, policy_gradient_loss
 from seqadv.metrics import BLEU, nll, self_bleu
