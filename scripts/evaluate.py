@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import json
 import random
 import sys
@@ -144,13 +145,13 @@ def write_outputs(results: dict, settings: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "eval.json", json.dumps({"settings": settings, "models": results}, indent=2))
     keys = list(next(iter(results.values()))[0])
-    with open(out / "eval.csv.tmp", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["model", *keys])
-        for name, curve in results.items():
-            for m in curve:
-                writer.writerow([name, *[m[k] for k in keys]])
-    (out / "eval.csv.tmp").replace(out / "eval.csv")
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["model", *keys])
+    for name, curve in results.items():
+        for m in curve:
+            writer.writerow([name, *[m[k] for k in keys]])
+    write_text_atomic(out / "eval.csv", table.getvalue(), newline="")
 
 
 def print_summary(results: dict, data: SequenceData) -> None:

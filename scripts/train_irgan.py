@@ -40,7 +40,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from seqadv.checkpoint import CheckpointError, save_checkpoint, write_text_atomic
-from seqadv.cli import parse_dataclass_args, resolve_device, seed_everything
+from seqadv.cli import check_ranges, parse_dataclass_args, resolve_device, seed_everything
 from seqadv.corpus import DataError
 from seqadv.irgan import ItemPolicy, ItemReward, ItemScorer, bpr_loss, sample_proposal
 from seqadv.losses import discriminator_loss, policy_gradient_loss
@@ -94,12 +94,9 @@ PRESETS: dict[str, dict] = {
 
 def parse_args(argv: Optional[list[str]] = None) -> Args:
     args, _ = parse_dataclass_args(Args, PRESETS, argv, __doc__.split("\n")[0])
-    for name in ["dim", "temperature", "g_temperature", "batch_size", "bpr_lr", "d_lr", "g_lr", "user_batch", "seeds", "d_resample_every"]:
-        if getattr(args, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["bpr_epochs", "gan_epochs", "d_epochs", "g_epochs", "bpr_l2", "d_l2"]:
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
+    check_ranges(args, positive=["dim", "temperature", "g_temperature", "batch_size", "bpr_lr", "d_lr", "g_lr",
+                                 "user_batch", "seeds", "d_resample_every"],
+                 non_negative=["bpr_epochs", "gan_epochs", "d_epochs", "g_epochs", "bpr_l2", "d_l2"])
     if not 0.0 <= args.mix < 1.0:
         raise ValueError(f"--mix must be in [0, 1), got {args.mix}")
     return args

@@ -47,7 +47,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from seqadv.checkpoint import CheckpointError, save_checkpoint, write_text_atomic
-from seqadv.cli import parse_dataclass_args, resolve_device, seed_everything
+from seqadv.cli import check_ranges, parse_dataclass_args, resolve_device, seed_everything
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, batches, load_corpus
 from seqadv.discriminator import Discriminator
@@ -120,14 +120,10 @@ PRESETS: dict[str, dict] = {
 def parse_args(argv: Optional[list[str]] = None) -> Args:
     args, _ = parse_dataclass_args(Args, PRESETS, argv, __doc__.split("\n")[0],
                                    {"mask": list(MODES), "reward": ["critic", "rollout"]})
-    positive = ["batch_size", "embedding_dim", "hidden_dim", "g_lr", "d_lr", "critic_lr", "num_rollouts",
-                "eval_every", "eval_samples"]
-    for name in positive:
-        if getattr(args, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["pretrain_epochs", "d_pretrain_steps", "adv_epochs", "g_steps", "d_steps", "grad_clip", "d_l2", "examples"]:
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
+    check_ranges(args, positive=["batch_size", "embedding_dim", "hidden_dim", "g_lr", "d_lr", "critic_lr", "num_rollouts",
+                                 "eval_every", "eval_samples"],
+                 non_negative=["pretrain_epochs", "d_pretrain_steps", "adv_epochs", "g_steps", "d_steps", "grad_clip",
+                               "d_l2", "examples"])
     if not 0.0 < args.mask_rate <= 1.0:
         raise ValueError(f"--mask-rate must be in (0, 1], got {args.mask_rate}")
     for name in ["gamma", "rollout_rate"]:
@@ -155,8 +151,7 @@ def mle_step(g: InfillingGenerator, opt, batch: Tensor, masker: Masker, rng, arg
     """MaskMLE: teacher forcing, the loss on the hidden tokens only. batch (B, T)."""
     masked, hidden = masker(batch, rng)
     loss = mle_loss(g.target_logits(masked, batch), batch, hidden.float())
-    clip_and_step(g, opt, loss, args.grad_clip, where, "the MaskMLE loss")
-    return loss.item()
+    return clip_and_step(g, opt, loss, args.grad_clip, where, "the MaskMLE loss")
 
 
 def d_step(d, opt, g: InfillingGenerator, batch: Tensor, masker: Masker, rng, args: Args, where: str) -> tuple[float, float]:
@@ -173,8 +168,8 @@ def d_step(d, opt, g: InfillingGenerator, batch: Tensor, masker: Masker, rng, ar
         logits = d(torch.cat([batch, filled]))
         labels = torch.cat([torch.ones(len(batch)), torch.zeros(len(batch))]).to(logits.device)
         loss = discriminator_loss(logits, labels) + args.d_l2 * d.l2_penalty()
-    clip_and_step(d, opt, loss, 0.0, where, "the discriminator loss")
-    return loss.item(), ((logits > 0).float() == labels).float().mean().item()
+    value = clip_and_step(d, opt, loss, 0.0, where, "the discriminator loss")
+    return value, ((logits > 0).float() == labels).float().mean().item()
 
 
 @torch.no_grad()

@@ -51,7 +51,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from seqadv.checkpoint import CheckpointError, load_latest, save_checkpoint, write_text_atomic
-from seqadv.cli import parse_dataclass_args, seed_everything
+from seqadv.cli import check_ranges, parse_dataclass_args, seed_everything
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, batches, load_corpus
 from seqadv.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
@@ -167,14 +167,11 @@ def resumed_args(state: dict, given: dict, directory: str) -> Args:
 
 
 def validate(args: Args) -> None:
-    positive = ["batch_size", "num_rollouts", "g_embedding_dim", "g_hidden_dim", "d_embedding_dim", "d_samples",
-                "eval_samples", "nll_oracle_samples", "eval_every", "pretrain_eval_every", "g_lr", "d_lr"]
-    for name in positive:
-        if getattr(args, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in ["pretrain_epochs", "d_pretrain_rounds", "d_epochs", "adv_epochs", "g_steps", "d_rounds", "grad_clip", "d_l2", "d_dropout"]:
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
+    check_ranges(args, positive=["batch_size", "num_rollouts", "g_embedding_dim", "g_hidden_dim", "d_embedding_dim",
+                                 "d_samples", "eval_samples", "nll_oracle_samples", "eval_every", "pretrain_eval_every",
+                                 "g_lr", "d_lr"],
+                 non_negative=["pretrain_epochs", "d_pretrain_rounds", "d_epochs", "adv_epochs", "g_steps", "d_rounds",
+                               "grad_clip", "d_l2", "d_dropout"])
     if not 0.0 <= args.rollout_rate <= 1.0:
         raise ValueError(f"--rollout-rate must be in [0, 1], got {args.rollout_rate}")
     if len(args.d_filter_sizes) != len(args.d_num_filters):
@@ -649,16 +646,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         group = setup(args.device)
         with StopAtCheckpoint(announce=not quiet) as stop:
             run(args, resume, stop, group)
-    except (DataError, CheckpointError, ValueError) as exc:
+    except (DataError, CheckpointError, ValueError, NumericalError) as exc:
         if debug:
             raise
         say(f"error: {exc}")
-        return 2
-    except NumericalError as exc:
-        if debug:
-            raise
-        say(f"error: {exc}")
-        return 3
+        return 3 if isinstance(exc, NumericalError) else 2
     except Interrupted as exc:
         say(str(exc))
         return 130

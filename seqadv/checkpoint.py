@@ -31,12 +31,13 @@ def previous_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".prev")
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+def write_text_atomic(path: str | os.PathLike, text: str, newline: Optional[str] = None) -> Path:
     """Write a text file (results, samples) by writing a temporary file beside it and
-    renaming it into place, so a reader never sees it half-written. Returns the path."""
+    renaming it into place, so a reader never sees it half-written. `newline` as for
+    `open` ("" for a CSV, whose writer ends its lines itself). Returns the path."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8", newline=newline)
     tmp.replace(path)
     return path
 

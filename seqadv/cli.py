@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import random
 import typing
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -54,6 +54,16 @@ def parse_dataclass_args(cls, presets: dict[str, dict], argv: Optional[list[str]
     given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
     preset = given.get("preset", cls().preset)
     return dataclasses.replace(cls(), **{**presets[preset], **given}), given
+
+
+def check_ranges(args, positive: Sequence[str] = (), non_negative: Sequence[str] = ()) -> None:
+    """ValueError naming the first option out of its range (one line, as the scripts print it)."""
+    for name in positive:
+        if getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in non_negative:
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
 
 
 def resolve_device(name: str) -> torch.device:

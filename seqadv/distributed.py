@@ -80,9 +80,6 @@ class Group:
         dist.all_reduce(value)
         return value
 
-    def mean(self, value: Tensor) -> Tensor:
-        return self.sum(value) / self.world_size if self.active else value
-
     def any(self, flag: bool) -> bool:
         """True on every process if it is True on any (e.g. a stop asked of one of them)."""
         if not self.active:
@@ -109,7 +106,7 @@ class Group:
         offset = 0
         for p in params:
             n = p.numel()
-            p.grad = flat[offset : offset + n].view_as(p).clone()
+            p.grad = flat[offset : offset + n].view_as(p)  # a view: the buffer is not copied again
             offset += n
         return flat[-1]
 

@@ -58,5 +58,4 @@ def critic_loss(values: Tensor, returns: Tensor, mask: Tensor) -> Tensor:
 
     Shape: values (B, T), returns (B, T), mask (B, T) of 0/1 -> scalar
     """
-    err = (values - returns.detach()).square() * mask
-    return err.sum() / mask.sum().clamp(min=1)
+    return _masked_mean((values - returns.detach()).square(), mask, None)

@@ -18,7 +18,7 @@ Transformer with a KV cache or a policy of one's own.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol, Union, runtime_checkable
+from typing import Callable, Iterator, Optional, Protocol, Union, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +42,15 @@ def map_state(fn: Callable[[Tensor], Tensor], state: State) -> State:
     if isinstance(state, Tensor):
         return fn(state)
     return tuple(map_state(fn, s) for s in state)
+
+
+def state_tensors(state: State) -> Iterator[Tensor]:
+    """Every tensor of a (nested tuple) state, in order."""
+    if isinstance(state, Tensor):
+        yield state
+    else:
+        for s in state:
+            yield from state_tensors(s)
 
 
 def assign_state(buffer: State, begin: int, value: State) -> None:
@@ -98,7 +107,7 @@ def generate(
         raise ValueError("given and fixed go together")
     state = policy.initial_state(batch_size) if initial_state is None else initial_state
     if device is None:
-        device = given.device if given is not None else next(iter(_leaves(state))).device
+        device = given.device if given is not None else next(state_tensors(state)).device
     tokens = torch.full((batch_size,), policy.start_token, dtype=torch.long, device=device)
     out = torch.empty(batch_size, length, dtype=torch.long, device=device)
     for t in range(length):
@@ -108,11 +117,3 @@ def generate(
             tokens = torch.where(fixed[:, t], given[:, t], tokens)
         out[:, t] = tokens
     return out
-
-
-def _leaves(state: State):
-    if isinstance(state, Tensor):
-        yield state
-    else:
-        for s in state:
-            yield from _leaves(s)

@@ -33,7 +33,7 @@ from typing import Callable, Optional, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from .policy import Policy, State, assign_state, map_state
+from .policy import Policy, State, assign_state, map_state, state_tensors
 from .sampling import mask_after_eos, sample_from_logits
 
 RewardFn = Callable[[Tensor], Tensor]
@@ -141,8 +141,7 @@ class RolloutEngine:
             raise ValueError(f"fixed must have the shape of sequences {tuple(sequences.shape)}, got {tuple(fixed.shape)}")
         B, T = sequences.shape
         if initial_state is not None:
-            rows: set[int] = set()
-            map_state(lambda s: rows.add(s.shape[0]) or s, initial_state)
+            rows = {s.shape[0] for s in state_tensors(initial_state)}
             if rows != {B}:
                 raise ValueError(f"initial_state must have {B} rows (one per sequence), got {sorted(rows)}")
         N = self.num_rollouts
@@ -181,13 +180,7 @@ class RolloutEngine:
         state = self.policy.initial_state(1) if initial_state is None else map_state(lambda s: s[:1], initial_state)
         start = torch.full((1,), self.policy.start_token, dtype=torch.long, device=device)
         logits, _ = self.policy.step(start, state)
-        state_bytes = 0
-        def count(s: Tensor) -> Tensor:
-            nonlocal state_bytes
-            state_bytes += s.numel() * s.element_size()
-            return s
-
-        map_state(count, state)
+        state_bytes = sum(s.numel() * s.element_size() for s in state_tensors(state))
         return logits.shape[1], logits.dtype, state_bytes
 
     def _sequences_per_chunk(self, length: int, vocab: int, state_bytes: int) -> int:

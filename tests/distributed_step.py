@@ -18,7 +18,6 @@ from seqadv.distributed import Group, setup, teardown
 from seqadv.generator import Generator
 from seqadv.rewards import discriminator_reward
 from seqadv.rollout import RolloutEngine
-from seqadv.sampling import tokens_mask
 
 B, T, V = 8, 7, 12
 START, EOS, PAD = 0, 1, 2

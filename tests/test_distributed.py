@@ -13,6 +13,7 @@ import distributed_step as step
 from seqadv.checkpoint import load_checkpoint
 from seqadv.distributed import Group
 from seqadv.losses import mle_loss, policy_gradient_loss
+from seqadv.sampling import tokens_mask
 from test_resume import MODELS, assert_same_tensors, toy_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def test_two_processes_make_the_one_process_step(tmp_path):
     samples, real, seeds = step.fixed_batch()
     b = len(samples) // 2
     shards = [slice(0, b), slice(b, None)]
-    counts = [step.tokens_mask(samples[s], step.EOS, step.PAD).sum().item() for s in shards]
+    counts = [tokens_mask(samples[s], step.EOS, step.PAD).sum().item() for s in shards]
     assert counts[0] < counts[1]  # unequal shards: the mean of the shards' means would be wrong
     gens = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
     single = step.steps(step.load_trainer(), Group(), samples, real, lambda engine, reward: torch.cat(
