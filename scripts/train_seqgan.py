@@ -646,6 +646,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         group = setup(args.device)
         with StopAtCheckpoint(announce=not quiet) as stop:
             run(args, resume, stop, group)
+        teardown()  # every process waits for rank 0's evaluation, and they leave together
     except (DataError, CheckpointError, ValueError, NumericalError) as exc:
         if debug:
             raise
@@ -658,7 +659,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         say("interrupted; the last checkpoint is in --out (go on with --resume)")
         return 130
     finally:
-        teardown()
+        teardown(together=False)  # after an error; a run that ended has left already
     return 0
 
 
