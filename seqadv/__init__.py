@@ -2,13 +2,18 @@
 
 The data path, one module per step:
 corpus -> tokenizer -> dataset -> generator -> discriminator -> rollout -> rewards
--> losses -> metrics -> checkpoint.
+-> losses -> trainers -> metrics -> checkpoint.
+
+    from seqadv import SeqGANConfig, SeqGANTrainer
+    results = SeqGANTrainer(SeqGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
 """
 from .discriminator import Discriminator
 from .generator import Generator
 from .policy import Policy, ema_update
 from .rollout import RolloutEngine
 from .sampling import sample_from_logits
+from .trainers import SeqGANConfig, SeqGANTrainer
 
-__all__ = ["Discriminator", "Generator", "Policy", "RolloutEngine", "ema_update", "sample_from_logits"]
+__all__ = ["Discriminator", "Generator", "Policy", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "ema_update",
+           "sample_from_logits"]
 __version__ = "0.1.0"

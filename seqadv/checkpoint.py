@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -80,7 +81,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        outer = torch.load(path, map_location="cpu", weights_only=False)
+        outer = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a truncated file
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc)[:80]})") from None
     if not isinstance(outer, dict) or outer.get("format_version") != FORMAT_VERSION:
@@ -88,7 +89,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     payload = outer.get("payload")
     if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != outer.get("sha256"):
         raise CheckpointError(f"{path}: damaged checkpoint (its sha256 does not match its contents)")
-    return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
+    try:
+        # tensors, numbers, strings and containers only: a shared file cannot run code
+        return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: holds objects other than tensors and plain data, which seqadv does not "
+                              f"load ({str(exc).splitlines()[0][:100]})") from None
 
 
 def load_latest(path: str | os.PathLike, map_location: Any = "cpu", warn: Callable[[str], None] = print) -> dict:

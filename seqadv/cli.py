@@ -1,17 +1,23 @@
-"""Command-line pieces shared by the training scripts: a dataclass of arguments with
-presets becomes an argument parser; the device and the seeds are set from it.
+"""The command line of the training scripts: a config dataclass with presets becomes
+an argument parser, and a script's body runs under one guard that turns bad input
+into one line on stderr.
 
-Each script keeps its own `Args` dataclass and `PRESETS`; this module only turns
-them into options (`--pretrain-epochs 40`, `--d-filter-sizes 1,2,3`), so a script
-reads as its configuration and its loop, and no configuration is global.
+Each recipe's config (`SeqGANConfig`, ...) is the single description of its options:
+the field's type gives the option's type, the comment after it its help, and `--help`
+shows the value it takes under the default preset (and under the others where they
+differ). No configuration is global.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import os
 import random
+import re
+import sys
 import typing
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -24,46 +30,118 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def int_tuple(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+def _tuple_of(kind):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(x) for x in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+    parse.__name__ = f"{kind.__name__}s"
+    return parse
 
 
-def parse_dataclass_args(cls, presets: dict[str, dict], argv: Optional[list[str]], description: str,
-                         choices: Optional[dict[str, list[str]]] = None):
-    """Dataclass defaults <- the preset (field `preset`) <- options given on the command line.
+int_tuple = _tuple_of(int)
 
-    Returns (args, given): the arguments and the options given explicitly (a resumed
-    run checks those against its own).
-    """
+
+def field_comments(cls) -> dict[str, str]:
+    """The comment after each field of a dataclass (and of its bases): the option's help."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for match in re.finditer(r"^    (\w+): [^=\n]+= .+?  #\s*(.+)$", source, re.MULTILINE):
+            comments[match.group(1)] = match.group(2).strip()
+    return comments
+
+
+def _show(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
+def build_parser(cls, description: str, positional: Sequence[str] = ()) -> OneLineParser:
+    """An option per field of the config class `cls` (`preset_config`); booleans as
+    --name / --no-name; `positional` fields are positional arguments."""
     hints = typing.get_type_hints(cls)
-    choices = {"preset": list(presets), "device": ["auto", "cpu", "cuda"], **(choices or {})}
-    parser = OneLineParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    comments = field_comments(cls)
+    default = cls()
+    presets = {name: cls(preset=name) for name in cls.PRESETS}
+    parser = OneLineParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
+        if typing.get_origin(kind) is typing.Union:
+            kind = typing.get_args(kind)[0]
+        value = getattr(default, f.name)
+        help_text = comments.get(f.name, "")
+        others = [f"{p}: {_show(getattr(c, f.name))}" for p, c in presets.items()
+                  if p != default.preset and getattr(c, f.name) != value and f.name != "preset"]
+        help_text += f" (default: {_show(value)}" + (f"; {', '.join(others)}" if others else "") + ")"
+        help_text = help_text.replace("%", "%%")
+        if f.name in positional:
+            parser.add_argument(f.name, nargs="+", help=help_text)
+            continue
+        flag = "--" + f.name.replace("_", "-")
         if kind is bool:
-            parser.add_argument(flag, action="store_true", default=None)
-        elif kind == tuple[int, ...]:
-            parser.add_argument(flag, type=int_tuple, default=None, metavar="N,N,...")
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif typing.get_origin(kind) is tuple:
+            item = typing.get_args(kind)[0]
+            parser.add_argument(flag, type=_tuple_of(item), default=None, metavar=f"{item.__name__.upper()},...",
+                                help=help_text)
         else:
-            base = typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Union else kind
-            parser.add_argument(flag, type=base, default=None, choices=choices.get(f.name), help=f"default {f.default}")
+            choices = list(cls.PRESETS) if f.name == "preset" else cls.CHOICES.get(f.name)
+            parser.add_argument(flag, type=kind, default=None, choices=choices, help=help_text,
+                                metavar=None if choices else kind.__name__.upper())
+    return parser
+
+
+def parse_config(cls, argv: Optional[list[str]], description: str, positional: Sequence[str] = ()):
+    """The config the command line asks for: dataclass defaults <- the preset <- the options
+    given (ValueError, one line, for a value out of range)."""
+    parser = build_parser(cls, description, positional)
     given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    preset = given.get("preset", cls().preset)
-    return dataclasses.replace(cls(), **{**presets[preset], **given}), given
+    given = {k: tuple(v) if k in positional else v for k, v in given.items()}
+    return cls(**given)
 
 
-def check_ranges(args, positive: Sequence[str] = (), non_negative: Sequence[str] = ()) -> None:
+def check_ranges(args, positive: Sequence[str] = (), non_negative: Sequence[str] = (),
+                 unit: Sequence[str] = ()) -> None:
     """ValueError naming the first option out of its range (one line, as the scripts print it)."""
-    for name in positive:
-        if getattr(args, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
-    for name in non_negative:
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
+    for names, ok, what in ((positive, lambda v: v > 0, "must be positive"),
+                            (non_negative, lambda v: v >= 0, "must not be negative"),
+                            (unit, lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]")):
+        for name in names:
+            if not ok(getattr(args, name)):
+                raise ValueError(f"--{name.replace('_', '-')} {what}, got {getattr(args, name)}")
+
+
+def guarded(prog: str, body: Callable[[], object], argv: Optional[list[str]] = None) -> int:
+    """Run a script's body; bad input (DataError, CheckpointError, ValueError) is one line
+    on stderr and exit code 2, a NaN/inf exit code 3, a stop at a checkpoint or Ctrl-C 130.
+    `--debug` shows the traceback instead. Under torchrun rank 0 alone says it."""
+    from .checkpoint import CheckpointError
+    from .corpus import DataError
+    from .training import Interrupted, NumericalError
+
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    quiet = int(os.environ.get("RANK", "0")) != 0
+    say = lambda line: quiet or print(f"{prog}: {line}", file=sys.stderr)  # noqa: E731
+    try:
+        body()
+    except (DataError, CheckpointError, ValueError, NumericalError) as exc:
+        if debug:
+            raise
+        say(f"error: {exc}")
+        return 3 if isinstance(exc, NumericalError) else 2
+    except Interrupted as exc:
+        say(str(exc))
+        return 130
+    except KeyboardInterrupt:
+        say("interrupted; the last checkpoint is in --out (go on with --resume)")
+        return 130
+    return 0
 
 
 def resolve_device(name: str) -> torch.device:

@@ -167,3 +167,32 @@ def batches(data: Tensor, batch_size: int, generator: torch.Generator) -> Iterat
     order = torch.randperm(len(data), generator=generator)
     for begin in range(0, len(data) - batch_size + 1, batch_size):
         yield data[order[begin : begin + batch_size]]
+
+
+class BatchStream:
+    """Endless shuffled epochs of full batches, whose place a checkpoint can hold.
+
+    Shape: data (num, T) -> each `next()` (batch_size, T). A new permutation is drawn
+    from `generator` when the current one has no full batch left, as `batches` draws
+    one per epoch; `state_dict()` / `load_state_dict()` carry the permutation and the
+    position, so a resumed run takes the very batches an uninterrupted one would.
+    """
+
+    def __init__(self, data: Tensor, batch_size: int, generator: torch.Generator):
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+        self.order: Optional[Tensor] = None
+        self.position = 0
+
+    def next(self) -> Tensor:
+        if self.order is None or self.position + self.batch_size > len(self.data):
+            self.order = torch.randperm(len(self.data), generator=self.generator)
+            self.position = 0
+        idx = self.order[self.position : self.position + self.batch_size]
+        self.position += self.batch_size
+        return self.data[idx.to(self.data.device)]
+
+    def state_dict(self) -> dict:
+        return {"order": self.order, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order, self.position = state["order"], state["position"]

@@ -14,6 +14,10 @@ class NumericalError(RuntimeError):
     """A loss, reward or gradient that is NaN or infinite: the update is not made."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C (or SIGTERM) was honoured at a checkpoint: the run can go on with --resume."""
+
+
 def check_finite(value: torch.Tensor, what: str, where: str) -> None:
     if not bool(torch.isfinite(value).all()):
         bad = value[~torch.isfinite(value)].flatten()[0].item()

@@ -1,4 +1,4 @@
-"""One adversarial step of train_seqgan.py on a fixed batch: what test_distributed.py
+"""Two adversarial steps of SeqGANTrainer on a fixed batch: what test_distributed.py
 runs on 2 processes under torchrun (gloo) and on 1 process, and compares.
 
     torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR
@@ -7,7 +7,6 @@ Each process writes OUT_DIR/rank{r}.pt: the models and optimisers after the step
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -18,21 +17,11 @@ from seqadv.distributed import Group, setup, teardown
 from seqadv.generator import Generator
 from seqadv.rewards import discriminator_reward
 from seqadv.rollout import RolloutEngine
+from seqadv.trainers.seqgan import SeqGANConfig, discriminator_step, policy_gradient_step
 
 B, T, V = 8, 7, 12
 START, EOS, PAD = 0, 1, 2
 STEPS = 2
-
-
-def load_trainer():
-    """scripts/train_seqgan.py as a module (its dataclasses need it in sys.modules)."""
-    if "train_seqgan" not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "scripts" / "train_seqgan.py"
-        spec = importlib.util.spec_from_file_location("train_seqgan", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["train_seqgan"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["train_seqgan"]
 
 
 def fixed_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -52,10 +41,10 @@ def fixed_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return samples, real, torch.tensor([101, 202])
 
 
-def build(trainer):
-    """The models and optimisers of train_seqgan.py, small, from one seed."""
+def build():
+    """The models and optimisers of SeqGANTrainer, small, from one seed."""
     torch.manual_seed(5)
-    args = trainer.Args(batch_size=B, num_rollouts=3, d_dropout=0.0, grad_clip=0.5, g_lr=0.01, d_lr=0.01)
+    args = SeqGANConfig(batch_size=B, num_rollouts=3, d_dropout=0.0, grad_clip=0.5, g_lr=0.01, d_lr=0.01)
     g = Generator(V, 8, 8, start_token=START, eos_token=EOS, pad_token=PAD)
     rollout_policy = Generator(V, 8, 8, start_token=START, eos_token=EOS, pad_token=PAD).requires_grad_(False)
     rollout_policy.load_state_dict(g.state_dict())
@@ -63,31 +52,31 @@ def build(trainer):
     return args, g, torch.optim.Adam(g.parameters(), lr=args.g_lr), rollout_policy, d, torch.optim.Adam(d.parameters(), lr=args.d_lr)
 
 
-def steps(trainer, group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of) -> dict:
+def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of) -> dict:
     """`STEPS` adversarial steps from this process's rows: rollout rewards (from
     `rewards_of(engine, reward)`), a policy-gradient update of G with the delayed
     policy's average, one D update on real vs these samples. Shape: samples, real (b, T)"""
-    args, g, g_opt, rollout_policy, d, d_opt = build(trainer)
+    args, g, g_opt, rollout_policy, d, d_opt = build()
     engine = RolloutEngine(rollout_policy, args.num_rollouts, eos_token=EOS, pad_token=PAD)
     losses = []
     for step in range(STEPS):
         d.eval()
         rewards = rewards_of(engine, discriminator_reward(d))
-        losses.append(trainer.policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args, "test", group))
+        losses.append(policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, args.rollout_rate,
+                                           "test", group))
         d.train()
         sequences, labels = torch.cat([real, samples]), torch.cat([torch.ones(len(real)), torch.zeros(len(samples))])
-        losses.append(trainer.discriminator_step(d, d_opt, sequences, labels, args, "test", group)[0])
+        losses.append(discriminator_step(d, d_opt, sequences, labels, args.d_l2, "test", group)[0])
     return {"generator": g.state_dict(), "g_optimizer": g_opt.state_dict(), "rollout_policy": rollout_policy.state_dict(),
             "discriminator": d.state_dict(), "d_optimizer": d_opt.state_dict(), "losses": torch.tensor(losses)}
 
 
 def main(out: str) -> None:
     group = setup("cpu")
-    trainer = load_trainer()
     samples, real, seeds = fixed_batch()
     rng = torch.Generator().manual_seed(int(seeds[group.rank]))
     mine = group.shard(samples)
-    result = steps(trainer, group, mine, group.shard(real),
+    result = steps(group, mine, group.shard(real),
                    lambda engine, reward: engine.rewards(mine, reward, generator=rng))
     # what train_discriminator_round does with each process's draws: all of them, in rank order
     result["gathered"] = group.all_gather(torch.full((2, T), group.rank))

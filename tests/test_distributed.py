@@ -63,13 +63,13 @@ def test_two_processes_make_the_one_process_step(tmp_path):
     counts = [tokens_mask(samples[s], step.EOS, step.PAD).sum().item() for s in shards]
     assert counts[0] < counts[1]  # unequal shards: the mean of the shards' means would be wrong
     gens = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
-    single = step.steps(step.load_trainer(), Group(), samples, real, lambda engine, reward: torch.cat(
+    single = step.steps(Group(), samples, real, lambda engine, reward: torch.cat(
         [engine.rewards(samples[s], reward, generator=gen) for s, gen in zip(shards, gens)]))
 
     assert_same_tensors(rank0, rank1, "rank 0 vs rank 1")  # every process made the same update
     for key in ("generator", "g_optimizer", "rollout_policy", "discriminator", "d_optimizer", "losses"):
         assert_close(rank0[key], single[key], msg=lambda m, key=key: f"{key}: {m}")
-    assert not torch.equal(single["generator"]["head.weight"], step.build(step.load_trainer())[1].head.weight)
+    assert not torch.equal(single["generator"]["head.weight"], step.build()[1].head.weight)
     assert rank0["gathered"].tolist() == [[0] * step.T] * 2 + [[1] * step.T] * 2
 
 

@@ -159,7 +159,7 @@ def test_resume_refuses_a_changed_option_or_corpus(uninterrupted, tmp_path):
     state = load_checkpoint(out / "checkpoint.pt")
     edited = toy_text(tmp_path / "edited.txt", lines=300)
     edited.write_text(edited.read_text().replace("w7", "w77"), encoding="utf-8")
-    state["args"]["corpus"] = str(edited)
+    state["config"]["corpus"] = str(edited)
     save_checkpoint(state, out / "checkpoint.pt")
     moved = train("--resume", str(out))
     assert moved.returncode == 2

@@ -1,0 +1,9 @@
+"""The trainers: one loop (`base.Trainer`) and the recipes on it.
+
+    from seqadv import SeqGANConfig, SeqGANTrainer
+    results = SeqGANTrainer(SeqGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
+"""
+from .base import Phase, Trainer, TrainerConfig, preset_config
+from .seqgan import SeqGANConfig, SeqGANTrainer
+
+__all__ = ["Phase", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]

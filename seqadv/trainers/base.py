@@ -1,0 +1,410 @@
+"""The loop every recipe shares.
+
+A run is a list of phases (pretrain G, pretrain D, the MLE baseline, adversarial, ...),
+each a number of units (epochs, rounds, steps). The skeleton runs them in order and,
+after every `checkpoint_every` units of a phase, writes `checkpoint.pt` (atomically,
+the previous one kept) holding everything the run needs to go on: every module and
+optimiser named in `self.modules`, where the run is, the recipe's own state, every
+random stream of every process. So one mechanism gives every recipe:
+
+  * exact resume (`config.resume = out`): bitwise equal, on CPU, to a run never stopped;
+  * Ctrl-C / SIGTERM: stop at the next checkpoint (a second Ctrl-C stops at once);
+  * the numerical guard: `self.update(...)` refuses a NaN/inf loss, gradient or step
+    (`training.NumericalError`), so the last checkpoint stays a good one;
+  * `torchrun` data parallelism (`seqadv.distributed`): per-process sampling streams,
+    one shared data-order stream, gradients averaged before clipping, rank 0 writes;
+  * tensorboard (`losses/`, `charts/`, `eval/`), progress bars, `results.json` and
+    the printed table.
+
+A recipe (`SeqGANTrainer`, `MaskGANTrainer`, `IRGANTrainer`) provides:
+  `build()`              data, models, optimisers -> `self.modules`, `self.meta`
+  `phases()`             its `Phase`s
+  `run_unit(phase, u)`   one unit of work
+  `end_phase(phase)`     after a phase (also when a resumed run skips it): snapshots
+  `finish()`             the final evaluation -> the results dict (rank 0 only)
+  `print_table(results)`
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..checkpoint import CheckpointError, load_latest, save_checkpoint, write_text_atomic
+from ..cli import check_ranges, seed_everything  # noqa: F401 (the recipes' range check)
+from ..corpus import DataError
+from ..distributed import Group, launched_by_torchrun, setup, teardown
+from ..training import Interrupted, clip_and_step
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def preset_config(cls):
+    """A dataclass of options whose `preset` fills in every option not given.
+
+    `SeqGANConfig(preset="tiny", corpus="poems")` takes the tiny preset's values for
+    every field except `corpus`; a field given explicitly always wins, even when it
+    equals the dataclass default. The class says `PRESETS: ClassVar[dict]` and may
+    define `validate()` (raise ValueError, one line, naming the option as on the
+    command line). `config.given` is the set of options given explicitly: a resumed
+    run checks them against its own.
+    """
+    cls = dataclass(cls)
+    init = cls.__init__
+
+    def __init__(self, **given):
+        init(self, **given)
+        if self.preset not in cls.PRESETS:
+            raise ValueError(f"--preset {self.preset}: choose one of {', '.join(cls.PRESETS)}")
+        for name, value in cls.PRESETS[self.preset].items():
+            if name not in given:
+                setattr(self, name, value)
+        object.__setattr__(self, "given", frozenset(given))
+        self.validate()
+
+    __init__.__signature__ = inspect.signature(init)
+    __init__.__doc__ = init.__doc__
+    cls.__init__ = __init__
+    return cls
+
+
+@preset_config
+class TrainerConfig:
+    """Options every recipe has."""
+
+    preset: str = "cpu"  # tiny (seconds: the tests) | cpu (minutes on 2 cores) | paper (the paper's settings)
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 88  # every random stream (sampling, data order, evaluation) starts from it
+    out: str = "runs/run"  # where checkpoint.pt, the models, results.json and tb/ go
+    data_dir: Optional[str] = None  # looked in first for data files (then $SEQADV_DATA_DIR, the shipped copy, the cache)
+    resume: Optional[str] = None  # a run's --out: go on from its checkpoint, with its own options
+    debug: bool = False  # show full tracebacks instead of one line
+
+    PRESETS: ClassVar[dict] = {"tiny": {}, "cpu": {}, "paper": {}}
+    CHOICES: ClassVar[dict] = {"device": ["auto", "cpu", "cuda"]}
+    # options a resumed run may change: they do not alter what it computes
+    RESUME_MAY_CHANGE: ClassVar[tuple] = ("resume", "debug", "device", "data_dir")
+
+    def validate(self) -> None:
+        pass
+
+
+def resumed_config(cls, saved: dict, given, directory: str):
+    """The run's own options from its checkpoint; an option given again must agree."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key, value in given.items():
+        if key in cls.RESUME_MAY_CHANGE:
+            continue
+        if key == "out":
+            if Path(value).resolve() != Path(directory).resolve():
+                raise ValueError(f"--out {value}: a resumed run goes on writing into its own directory {directory}")
+            continue
+        if saved.get(key) != value:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"--resume {directory}: {flag} {value} differs from the run's {saved.get(key)}; "
+                             f"leave it out to go on with the run's own")
+    values = {k: v for k, v in saved.items() if k in known}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**{**values, **{k: given[k] for k in cls.RESUME_MAY_CHANGE if k in given}, "out": directory})
+
+
+# --- the pieces of a run ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # e.g. "pretrain_g": the checkpoint's progress and the timing key `<name>_s`
+    units: int  # how many units it runs
+    desc: str  # the progress bar's label
+    unit: str = "epoch"
+    checkpoint_every: int = 1  # units between checkpoints; the phase's last unit always writes one
+
+
+class StopAtCheckpoint:
+    """Ctrl-C and SIGTERM ask the run to stop at its next checkpoint, so that what it
+    leaves is consistent and resumes exactly; a second Ctrl-C stops it at once (the
+    last checkpoint is still there). Only the main thread can own signal handlers:
+    elsewhere (a notebook's worker thread) it does nothing."""
+
+    def __init__(self, announce: bool = True):
+        self.requested = False
+        self.announce = announce  # under torchrun every process gets the signal; rank 0 says so
+        self.previous: dict = {}
+
+    def __enter__(self) -> "StopAtCheckpoint":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.announce:
+            print("\nstopping at the next checkpoint (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+
+
+def rng_states(rng: torch.Generator, order_rng: torch.Generator) -> dict:
+    """Every random stream of this process, as tensors and numbers (loadable with weights_only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {"sampling": rng.get_state(), "order": order_rng.get_state(), "torch": torch.get_rng_state(),
+              "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                        "has_gauss": int(has_gauss), "cached": float(cached)},
+              "python": random.getstate()}
+    if torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict, rng: torch.Generator, order_rng: torch.Generator) -> bool:
+    """Restore `rng_states`. Returns False if the sampling stream was made on another kind
+    of device (a CPU run resumed on a GPU): it cannot move, and is left as seeded."""
+    same_device = states["sampling"].numel() == rng.get_state().numel()
+    if same_device:
+        rng.set_state(states["sampling"])
+    order_rng.set_state(states["order"])
+    torch.set_rng_state(states["torch"])
+    n = states["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    python = states["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    if "cuda" in states and torch.cuda.is_available() and same_device:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    return same_device
+
+
+def _crash_point(phase: str, unit: int) -> Optional[Callable[[], None]]:
+    """Tests: SEQADV_CRASH_AT=phase:unit kills the run (SIGKILL) once that unit's work is
+    done but before its checkpoint is written, as a crash would; phase:unit:write kills it
+    after the new checkpoint is written to its temporary file, before the rename."""
+    point = os.environ.get("SEQADV_CRASH_AT")
+    kill = lambda: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
+    if point == f"{phase}:{unit}":
+        kill()
+    return kill if point == f"{phase}:{unit}:write" else None
+
+
+class NoWriter:
+    """Where processes other than rank 0 send their logs: nowhere."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+# the random streams of process r > 0 start this far from the run's seed; process 0 keeps
+# the run's own, so a single process draws exactly what a plain run draws
+RANK_SEED_STRIDE = 1_000_003
+
+
+# --- the trainer ---------------------------------------------------------------------------------
+
+
+class Trainer:
+    """The shared loop; see the module's docstring for what a recipe provides."""
+
+    recipe: ClassVar[str] = ""
+    # attributes of the trainer that a checkpoint holds beside the modules (a recipe adds its own)
+    state_attributes: ClassVar[tuple[str, ...]] = ("progress", "timings", "history")
+    # what must be the same when a run resumes: the key in `self.meta`, and its name in the message
+    resume_checks: ClassVar[dict[str, str]] = {"vocab": "vocabulary", "tokenizer": "tokenizer", "model": "model"}
+
+    def __init__(self, config: TrainerConfig):
+        self.config = config
+        self.results: Optional[dict] = None
+
+    # --- what a recipe provides ------------------------------------------------------------------
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError
+
+    def run_unit(self, phase: str, unit: int) -> None:
+        raise NotImplementedError
+
+    def end_phase(self, phase: str) -> None:
+        pass
+
+    def finish(self) -> dict:
+        raise NotImplementedError
+
+    def print_table(self, results: dict) -> None:
+        pass
+
+    # --- helpers for recipes -------------------------------------------------------------------
+    def say(self, line: str) -> None:
+        """Print on rank 0 only."""
+        if self.group.is_main:
+            print(line, flush=True)
+
+    def update(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float,
+               where: str, what: str) -> float:
+        """backward, average the gradients over processes, check, clip, step: the one
+        update every recipe makes (NumericalError if anything is not finite)."""
+        return clip_and_step(model, optimizer, loss, clip, where, what, self.group.average_gradients)
+
+    def save_model(self, name: str, obj: dict) -> None:
+        """A model file beside the checkpoint (rank 0 writes; atomic)."""
+        if self.group.is_main:
+            save_checkpoint({**self.meta, **obj}, self.out / name)
+
+    def log_metrics(self, model: str, metrics: dict, step: int) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(f"eval/{model}/{name}", value, step)
+
+    def add_time(self, key: str, since: float) -> None:
+        self.timings[key] = self.timings.get(key, 0.0) + time.time() - since
+
+    # --- the run -----------------------------------------------------------------------------------
+    def train(self) -> Optional[dict]:
+        """Run (or resume) the whole training. Returns the results dict that results.json
+        holds (None on processes other than rank 0 under torchrun).
+
+        Raises `Interrupted` after a Ctrl-C honoured at a checkpoint, `NumericalError`
+        for a NaN/inf, ValueError / DataError / CheckpointError for bad input.
+        """
+        resume = None
+        if self.config.resume is not None:
+            quiet = int(os.environ.get("RANK", "0")) != 0
+            resume = load_latest(Path(self.config.resume) / "checkpoint.pt",
+                                 warn=lambda line: quiet or print(f"warning: {line}", file=sys.stderr))
+            self.check_recipe(resume, self.config.resume)
+            given = {k: getattr(self.config, k) for k in self.config.given}
+            self.config = resumed_config(type(self.config), resume["config"], given, self.config.resume)
+        joined = launched_by_torchrun() and not torch.distributed.is_initialized()
+        self.group = setup(self.config.device)
+        try:
+            with StopAtCheckpoint(announce=self.group.is_main) as self.stop:
+                self.results = self._run(resume)
+        except BaseException:
+            if joined:
+                teardown(together=False)  # the others may never come
+            raise
+        if joined:
+            teardown()  # every process waits for rank 0's evaluation, and they leave together
+        return self.results
+
+    def check_recipe(self, state: dict, where: str) -> None:
+        if state.get("recipe") != self.recipe:
+            raise CheckpointError(f"{where}: a checkpoint of {state.get('recipe') or 'another program'}, "
+                                  f"not of a {self.recipe} run")
+
+    def _run(self, resume: Optional[dict]) -> Optional[dict]:
+        config, group = self.config, self.group
+        made_by = resume.get("world_size", 1) if resume is not None else group.world_size
+        if made_by != group.world_size:
+            raise ValueError(f"--resume {config.resume}: the run was made by {made_by} process(es), this one has "
+                             f"{group.world_size}; resume it with "
+                             + ("python (no torchrun)" if made_by == 1 else f"torchrun --nproc-per-node {made_by}"))
+        seed_everything(config.seed)
+        self.device = group.device
+        self.out = Path(config.out)
+        if group.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        # sampling: each process its own stream; the data order: one stream shared by all
+        self.rng = torch.Generator(device=self.device).manual_seed(config.seed + RANK_SEED_STRIDE * group.rank)
+        self.order_rng = torch.Generator().manual_seed(config.seed + 1)
+        self.eval_seed = config.seed + 2  # every evaluation draws from the same seed: comparable across models
+        self.progress: dict[str, Any] = {"phase": None, "done": 0}
+        self.timings: dict[str, float] = {}
+        self.history: dict[str, list] = {}
+        self.modules: dict[str, Any] = {}  # what has a state_dict: models, optimisers
+        self.streams: dict[str, Any] = {}  # batch streams (`dataset.BatchStream`): their place
+        self.meta: dict[str, Any] = {"recipe": self.recipe, "config": dataclasses.asdict(config)}
+        # rank 0 builds first (reads the corpus, fills the caches), so the others do not race it
+        if not group.is_main:
+            group.barrier()
+        self.build()
+        if group.is_main:
+            group.barrier()
+        phases = self.phases()
+        self.progress["phase"] = phases[0].name
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.out / "tb")) if group.is_main else NoWriter()
+        self.writer.add_text("config", "```\n" + json.dumps(dataclasses.asdict(config), indent=1) + "\n```")
+        for module in self.modules.values():
+            if isinstance(module, torch.nn.Module):
+                group.broadcast_(module)  # equal already (one seed); this makes sure
+        if group.rank > 0:
+            torch.manual_seed(config.seed + RANK_SEED_STRIDE * group.rank)  # dropout: a different mask per process
+        if resume is not None:
+            self._load(resume)
+
+        names = [p.name for p in phases]
+        for phase in phases:
+            done_before = names.index(self.progress["phase"]) > names.index(phase.name)
+            first = None if done_before else (self.progress["done"] + 1 if self.progress["phase"] == phase.name else 1)
+            if first is not None and first <= phase.units:
+                t0 = time.time()
+                for unit in tqdm(range(first, phase.units + 1), desc=phase.desc, unit=phase.unit,
+                                 disable=not group.is_main):
+                    self.run_unit(phase.name, unit)
+                    if unit % phase.checkpoint_every == 0 or unit == phase.units:
+                        self._checkpoint(phase.name, unit)
+                self.add_time(f"{phase.name}_s", t0)
+            self.end_phase(phase.name)
+        if not group.is_main:
+            return None  # rank 0 evaluates and writes what is left
+        t0 = time.time()
+        results = self.finish()
+        self.timings["final_eval_s"] = time.time() - t0
+        self.timings["total_s"] = sum(self.timings.get(f"{n}_s", 0.0) for n in names) + self.timings["final_eval_s"]
+        self.writer.close()
+        results = {"recipe": self.recipe, **results, "history": self.history, "timings": self.timings,
+                   "processes": group.world_size, "device": str(self.device), "config": dataclasses.asdict(config)}
+        write_text_atomic(self.out / "results.json", json.dumps(results, indent=2))
+        self.print_table(results)
+        return results
+
+    def _checkpoint(self, phase: str, unit: int) -> None:
+        """Everything the run needs to go on exactly as if it had not stopped: rank 0
+        writes it, with every process's random streams."""
+        crash_in_write = _crash_point(phase, unit)
+        self.progress.update(phase=phase, done=unit)
+        states = self.group.gather_objects(rng_states(self.rng, self.order_rng))
+        if self.group.is_main:
+            save_checkpoint({**self.meta, **{name: m.state_dict() for name, m in self.modules.items()},
+                             **{name: getattr(self, name) for name in self.state_attributes},
+                             "streams": {name: s.state_dict() for name, s in self.streams.items()},
+                             "rng": states, "world_size": self.group.world_size},
+                            self.out / "checkpoint.pt", keep_previous=True, _before_rename=crash_in_write)
+        # a stop asked of any process stops them all, at the same checkpoint
+        if self.group.any(self.stop is not None and self.stop.requested):
+            raise Interrupted(f"stopped after {phase} {unit}; go on with --resume {self.out}")
+
+    def _load(self, state: dict) -> None:
+        for key, what in self.resume_checks.items():
+            if key in self.meta and state.get(key) != self.meta[key]:
+                raise DataError(f"--resume {self.config.resume}: the checkpoint's {what} does not match this "
+                                f"run's (the data, its options or the model changed since the run began)")
+        for name, module in self.modules.items():
+            if name not in state:
+                raise CheckpointError(f"--resume {self.config.resume}: the checkpoint has no {name}")
+            module.load_state_dict(state[name])
+        for name in self.state_attributes:
+            setattr(self, name, state[name])
+        for name, stream in self.streams.items():
+            stream.load_state_dict(state["streams"][name])
+        if not set_rng_states(state["rng"][self.group.rank], self.rng, self.order_rng) and self.group.is_main:
+            print(f"warning: --resume {self.config.resume}: the run's sampling stream was made on another kind of "
+                  f"device than {self.device}; it goes on with a fresh one (not bit for bit the uninterrupted run)",
+                  file=sys.stderr)
+        self.say(f"resumed from {self.config.resume}: {self.progress['phase']}, {self.progress['done']} done")
