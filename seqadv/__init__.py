@@ -12,8 +12,8 @@ from .generator import Generator
 from .policy import Policy, ema_update
 from .rollout import RolloutEngine
 from .sampling import sample_from_logits
-from .trainers import SeqGANConfig, SeqGANTrainer
+from .trainers import IRGANConfig, IRGANTrainer, MaskGANConfig, MaskGANTrainer, SeqGANConfig, SeqGANTrainer
 
-__all__ = ["Discriminator", "Generator", "Policy", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "ema_update",
+__all__ = ["Discriminator", "Generator", "IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "ema_update",
            "sample_from_logits"]
 __version__ = "0.1.0"

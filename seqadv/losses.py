@@ -53,9 +53,10 @@ def discriminator_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels.float())
 
 
-def critic_loss(values: Tensor, returns: Tensor, mask: Tensor) -> Tensor:
+def critic_loss(values: Tensor, returns: Tensor, mask: Tensor, normalizer: Tensor | float | None = None) -> Tensor:
     """Mean squared error of the critic's values against the returns, where mask is 1.
 
-    Shape: values (B, T), returns (B, T), mask (B, T) of 0/1 -> scalar
+    Shape: values (B, T), returns (B, T), mask (B, T) of 0/1 -> scalar. `normalizer`:
+    what the sum is divided by (default: mask.sum()), as for `mle_loss`.
     """
-    return _masked_mean((values - returns.detach()).square(), mask, None)
+    return _masked_mean((values - returns.detach()).square(), mask, normalizer)

@@ -27,6 +27,8 @@ class RatingData:
     train_positive: Tensor  # (num_users, num_items) bool: training ratings at or above the threshold
     test_positive: Tensor  # (num_users, num_items) bool
     info: dict = field(default_factory=dict)
+    user_ids: list = field(default_factory=list)  # the file's id of each user index
+    item_ids: list = field(default_factory=list)  # the file's id of each item index
 
     @property
     def train_pairs(self) -> Tensor:
@@ -110,4 +112,5 @@ def load_ratings(source: str = "ml-100k", *, data_dir: Optional[str] = None, tes
         raise DataError(f"{path}: no ratings >= {threshold} in the {'training' if not train.any() else 'test'} split")
     return RatingData(name=name, num_users=shape[0], num_items=shape[1], train_positive=train, test_positive=test,
                       info={"file": str(path), "ratings": len(rows), "positive_rating": threshold, "split": split,
-                            "train_positives": int(train.sum()), "test_positives": int(test.sum())})
+                            "train_positives": int(train.sum()), "test_positives": int(test.sum())},
+                      user_ids=list(users), item_ids=list(items))

@@ -4,6 +4,8 @@
     results = SeqGANTrainer(SeqGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
 """
 from .base import Phase, Trainer, TrainerConfig, preset_config
+from .irgan import IRGANConfig, IRGANTrainer
+from .maskgan import MaskGANConfig, MaskGANTrainer
 from .seqgan import SeqGANConfig, SeqGANTrainer
 
-__all__ = ["Phase", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
+__all__ = ["IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Phase", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
