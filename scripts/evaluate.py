@@ -32,7 +32,7 @@ from typing import Optional
 
 import torch
 
-from seqadv.checkpoint import CheckpointError, load_checkpoint, write_text_atomic
+from seqadv.checkpoint import CheckpointError, load, write_text_atomic
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, load_corpus
 from seqadv.generator import Generator
@@ -82,24 +82,21 @@ def model_names(paths: list[Path]) -> list[str]:
 
 
 def load_generators(paths: list[Path], device: torch.device) -> tuple[dict, list[Generator]]:
-    """The checkpoints' shared metadata (run arguments, vocabulary) and their generators."""
-    states = [load_checkpoint(p) for p in paths]
-    for path, state in zip(paths, states):
-        if "generator" not in state or "generator_config" not in state:
-            raise CheckpointError(f"{path}: not a generator checkpoint of train_seqgan.py")
-        if state.get("vocab") != states[0].get("vocab") or state["args"]["corpus"] != states[0]["args"]["corpus"]:
-            raise DataError(f"{path}: trained on another corpus or vocabulary than {paths[0]}; compare like with like")
-    generators = []
-    for state in states:
-        g = Generator(**state["generator_config"]).to(device).eval()
-        g.load_state_dict(state["generator"])
-        generators.append(g)
-    return states[0], generators
+    """The models' shared description (run config, vocabulary) and the generators."""
+    loaded = [load(p, device) for p in paths]
+    for item in loaded:
+        if item.recipe != "seqgan" or not isinstance(item.model, Generator):
+            raise CheckpointError(f"{item.path}: a {item.recipe} model; evaluate.py sweeps the text generators "
+                                  f"train_seqgan.py writes (pretrained.pt, mle.pt, seqgan.pt)")
+        first = loaded[0].state
+        if item.state.get("vocab") != first.get("vocab") or item.config.get("corpus") != loaded[0].config.get("corpus"):
+            raise DataError(f"{item.path}: trained on another corpus or vocabulary than {paths[0]}; compare like with like")
+    return loaded[0].state, [item.model for item in loaded]
 
 
 def corpus_of(meta: dict, data_dir: Optional[str]) -> SequenceData:
     """The run's corpus, split and tokenised as it was for training (checked by the vocabulary)."""
-    a = meta["args"]
+    a = meta["config"]
     data = load_corpus(a["corpus"], data_dir=data_dir or a.get("data_dir"), tokenizer=a.get("tokenizer"),
                        vocab_size=a.get("vocab_size"), max_length=a.get("max_length"), oracle=a.get("oracle", "random"),
                        max_train=a.get("max_train"), max_test=a.get("max_test"))

@@ -7,6 +7,7 @@ corpus -> tokenizer -> dataset -> generator -> discriminator -> rollout -> rewar
     from seqadv import SeqGANConfig, SeqGANTrainer
     results = SeqGANTrainer(SeqGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
 """
+from .checkpoint import load
 from .discriminator import Discriminator
 from .generator import Generator
 from .policy import Policy, ema_update
@@ -14,6 +15,6 @@ from .rollout import RolloutEngine
 from .sampling import sample_from_logits
 from .trainers import IRGANConfig, IRGANTrainer, MaskGANConfig, MaskGANTrainer, SeqGANConfig, SeqGANTrainer
 
-__all__ = ["Discriminator", "Generator", "IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "ema_update",
+__all__ = ["Discriminator", "Generator", "IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "ema_update", "load",
            "sample_from_logits"]
 __version__ = "0.1.0"

@@ -121,3 +121,76 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
     except OSError:
         pass
+
+
+# --- saved models ----------------------------------------------------------------------------
+
+# the classes `load` rebuilds from a file's description; a model of one's own is not
+# imported by a name read from a file (that would let a file choose code to run)
+def _model_classes() -> dict:
+    from .generator import Generator
+    from .irgan import ItemScorer
+    from .maskgan import InfillingGenerator
+
+    return {f"{c.__module__}.{c.__qualname__}": c for c in (Generator, InfillingGenerator, ItemScorer)}
+
+
+# a run directory stands for its adversarial model
+RUN_MODELS = ("seqgan.pt", "maskgan.pt", "irgan.pt")
+
+
+class LoadedModel:
+    """What `load` gives back: `model` (in eval mode) and `tokenizer` (a `TextCodec` for
+    text models; for IRGAN the file's user and item ids, `{"users": [...], "items": [...]}`),
+    the `recipe` that trained it, its `config`, `length` (tokens per sequence) and the
+    whole saved `state`. Unpacks as `model, tokenizer = seqadv.load(path)`."""
+
+    def __init__(self, model, tokenizer, state: dict, path: Path):
+        self.model, self.tokenizer, self.state, self.path = model, tokenizer, state, path
+        self.recipe = state.get("recipe")
+        self.config = state.get("config", {})
+        self.length = state.get("length")
+
+    def __iter__(self):
+        return iter((self.model, self.tokenizer))
+
+
+def resolve_model_path(path: str | os.PathLike) -> Path:
+    """A model file, or a run directory's adversarial model (seqgan.pt, maskgan.pt, irgan.pt)."""
+    path = Path(path)
+    if path.is_dir():
+        found = [path / name for name in RUN_MODELS if (path / name).is_file()]
+        if not found:
+            raise CheckpointError(f"{path}: a directory without {', '.join(RUN_MODELS)} (give a run's --out or a .pt)")
+        return found[0]
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such run directory or model file")
+    return path
+
+
+def load(path: str | os.PathLike, device: Any = "cpu") -> LoadedModel:
+    """A trained model from a file a trainer wrote (pretrained.pt, mle.pt, seqgan.pt,
+    maskmle.pt, maskgan.pt, bpr.pt, irgan.pt, checkpoint.pt) or a run directory, ready
+    to sample, with its tokenizer. Loads with `weights_only=True`: tensors and plain data."""
+    from .tokenizer import TextCodec, Vocab, tokenizer_from_state
+
+    path = resolve_model_path(path)
+    state = load_checkpoint(path)
+    description = state.get("model")
+    if "generator" not in state or not isinstance(description, dict):
+        raise CheckpointError(f"{path}: not a model saved by a seqadv trainer")
+    cls = _model_classes().get(description.get("class"))
+    if cls is None or description.get("config") is None:
+        raise CheckpointError(f"{path}: holds a {description.get('class')} of one's own, which seqadv does not "
+                              f"rebuild; build it and load_state_dict(seqadv.checkpoint.load_checkpoint(path)"
+                              f"['generator'])")
+    model = cls(**description["config"])
+    model.load_state_dict(state["generator"])
+    model.to(device).eval()
+    if "id_maps" in state:
+        tokenizer = state["id_maps"]
+    else:
+        vocab = Vocab(state["vocab"]) if state.get("vocab") else None
+        tok = tokenizer_from_state(state["tokenizer"]) if state.get("tokenizer") else None
+        tokenizer = TextCodec(vocab, tok, (state.get("special_tokens") or {}).get("eos"))
+    return LoadedModel(model, tokenizer, state, path)

@@ -3,8 +3,8 @@
 A recipe (`corpora/<name>.toml`) pins a corpus: its file's path inside a data
 directory, its public URL (at a fixed commit) and sha256, the tokenizer, the
 maximum length and the split. Files are looked for, in order, in `--data-dir`,
-in `$SEQADV_DATA_DIR`, in the user cache (`~/.cache/seqadv`), and otherwise
-downloaded from the recipe's URL into the cache and checked against its sha256.
+in `$SEQADV_DATA_DIR`, in the copy shipped inside the package (poems and COCO,
+`corpora/data/`), in the user cache (`~/.cache/seqadv`), and otherwise downloaded from the recipe's URL into the cache and checked against its sha256.
 Lines are read through `datasets` (an Arrow cache beside the file's cache), never
 from a hub.
 """
@@ -83,11 +83,23 @@ def _offline() -> bool:
     return any(os.environ.get(v, "") not in ("", "0") for v in ("SEQADV_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
 
 
+def embedded_path(recipe: Recipe) -> Optional[Path]:
+    """The copy shipped inside the package (poems, COCO), if the recipe has one."""
+    if not recipe.extra.get("embedded"):
+        return None
+    return Path(str(resources.files("seqadv.corpora") / recipe.extra["embedded"]))
+
+
 def locate(recipe: Recipe, data_dir: Optional[str | os.PathLike] = None) -> Path:
-    """The local path of a recipe's file, downloading it into the cache if allowed."""
+    """The local path of a recipe's file: in `data_dir`, $SEQADV_DATA_DIR, the copy shipped
+    inside the package (if the recipe has one), the cache; else downloaded into the cache
+    if allowed. Every file found is checked against the recipe's sha256."""
     dirs = search_dirs(data_dir)
-    for d in dirs:
-        path = d / recipe.file
+    candidates = [d / recipe.file for d in dirs]
+    embedded = embedded_path(recipe)
+    if embedded is not None:
+        candidates.insert(len(candidates) - 1, embedded)  # before the cache
+    for path in candidates:
         if path.is_file():
             if sha256_of(path) != recipe.sha256:
                 raise DataError(f"{path}: sha256 does not match the {recipe.name} recipe's {recipe.sha256[:12]}…; replace it with {recipe.url}")

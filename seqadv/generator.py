@@ -109,6 +109,7 @@ class Generator(nn.Module):
         temperature: float = 1.0,
         generator: Optional[torch.Generator] = None,
         batch_size: int = 4096,
+        top_k: Optional[int] = None,
     ) -> Tensor:
         """Draw `num` sequences of `length` tokens -> (num, length) int64.
 
@@ -117,6 +118,7 @@ class Generator(nn.Module):
         chunks = []
         for begin in range(0, num, batch_size):
             rows = min(batch_size, num - begin)
-            chunks.append(generate(self, rows, length, temperature=temperature, generator=generator, device=self.device))
+            chunks.append(generate(self, rows, length, temperature=temperature, top_k=top_k, generator=generator,
+                                   device=self.device))
         samples = torch.cat(chunks) if chunks else torch.empty(0, length, dtype=torch.long, device=self.device)
         return mask_after_eos(samples, self.eos_token, self.pad_token)

@@ -89,13 +89,13 @@ class InfillingGenerator(InfillingNet):
 
     @torch.no_grad()
     def infill(self, masked: Tensor, hidden: Tensor, temperature: float = 1.0,
-               generator: Optional[torch.Generator] = None) -> Tensor:
+               generator: Optional[torch.Generator] = None, top_k: Optional[int] = None) -> Tensor:
         """Sample the hidden tokens; every other position keeps its token.
 
         Shape: masked (B, T) int64, hidden (B, T) bool -> filled (B, T) int64
         """
         policy = self.conditioned(masked)
-        return generate(policy, masked.shape[0], masked.shape[1], temperature=temperature, generator=generator,
+        return generate(policy, masked.shape[0], masked.shape[1], temperature=temperature, top_k=top_k, generator=generator,
                         initial_state=policy.initial_state(masked.shape[0]), given=masked, fixed=~hidden)
 
 

@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Optional, Protocol, Union, runtime_checka
 import torch
 from torch import Tensor, nn
 
-from .sampling import sample_from_logits
+from .sampling import sample_from_logits, top_k_logits
 
 State = Union[Tensor, tuple]
 
@@ -85,6 +85,7 @@ def generate(
     length: int,
     *,
     temperature: float = 1.0,
+    top_k: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
     initial_state: Optional[State] = None,
     given: Optional[Tensor] = None,
@@ -101,7 +102,8 @@ def generate(
         returns: (batch_size, length) int64
 
     One draw per row and step from `generator`, whether or not the position is
-    fixed, so the random stream does not depend on where the blanks are.
+    fixed, so the random stream does not depend on where the blanks are. `top_k`:
+    draw from each step's k most likely tokens only.
     """
     if (given is None) != (fixed is None):
         raise ValueError("given and fixed go together")
@@ -112,7 +114,7 @@ def generate(
     out = torch.empty(batch_size, length, dtype=torch.long, device=device)
     for t in range(length):
         logits, state = policy.step(tokens, state)
-        tokens = sample_from_logits(logits, temperature=temperature, generator=generator)[:, 0]
+        tokens = sample_from_logits(top_k_logits(logits, top_k), temperature=temperature, generator=generator)[:, 0]
         if fixed is not None:
             tokens = torch.where(fixed[:, t], given[:, t], tokens)
         out[:, t] = tokens

@@ -121,6 +121,19 @@ def _targets_within(residual: Tensor, total: Tensor) -> Tensor:
     return torch.minimum(residual.clamp_(min=0.0), torch.nextafter(total, torch.zeros_like(total)))
 
 
+def top_k_logits(logits: Tensor, k: Optional[int]) -> Tensor:
+    """Keep each row's k largest logits, the rest -inf (None or k >= vocab: unchanged).
+
+    Shape: logits (rows, vocab) -> (rows, vocab), a new tensor when filtered
+    """
+    if k is None or k >= logits.shape[1]:
+        return logits
+    if k < 1:
+        raise ValueError(f"top-k must be at least 1, got {k}")
+    kth = logits.topk(k, dim=1).values[:, -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
 def mask_after_eos(tokens: Tensor, eos_token: Optional[int], pad_token: Optional[int]) -> Tensor:
     """Replace every token after the first `eos_token` of a row by `pad_token`.
 

@@ -127,3 +127,30 @@ def tokenizer_from_state(state: dict):
     if state["kind"] == "sentencepiece":
         return SentencePieceTokenizer(state["model_proto"])
     return make_tokenizer(state["kind"])
+
+
+class TextCodec:
+    """Text <-> token ids for a trained model: its tokenizer and vocabulary together
+    (what `seqadv.load` gives back beside the model). Without a vocabulary (the oracle)
+    ids are the tokens and text is their numbers."""
+
+    def __init__(self, vocab: Optional[Vocab], tokenizer=None, eos: Optional[int] = None):
+        self.vocab, self.tokenizer, self.eos = vocab, tokenizer, eos
+
+    def tokens(self, ids: Iterable[int]) -> list:
+        """Ids -> tokens, up to the first end token."""
+        ids = [int(i) for i in ids]
+        if self.vocab is not None:
+            return self.vocab.decode(ids)
+        return ids[: ids.index(self.eos)] if self.eos in ids else ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        tokens = self.tokens(ids)
+        if self.tokenizer is None:
+            return " ".join(str(t) for t in tokens)
+        return self.tokenizer.detokenize(tokens)
+
+    def encode(self, text: str) -> list[int]:
+        if self.vocab is None:
+            return [int(t) for t in text.split()]
+        return self.vocab.encode(self.tokenizer.tokenize(text))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from seqadv.corpus import DataError, load_recipe, locate, read_lines
+from seqadv.corpus import DataError, embedded_path, load_recipe, locate, read_lines, sha256_of
 from seqadv.dataset import batches, load_corpus
 
 
@@ -32,12 +32,22 @@ def test_coco_has_end_and_padding(shared_dir):
 
 
 def test_missing_file_gives_one_line_with_where_and_url(no_data):
-    recipe = load_recipe("poems")
+    recipe = load_recipe("oracle")  # the paper's oracle is not shipped inside the package
     with pytest.raises(DataError) as err:
         locate(recipe)
     message = str(err.value)
     assert "\n" not in message
-    assert "corpora/poems/shi.txt" in message and recipe.url in message and str(no_data / "data") in message
+    assert recipe.file in message and recipe.url in message and str(no_data / "data") in message
+
+
+@pytest.mark.parametrize("name", ["poems", "coco"])
+def test_poems_and_coco_ship_inside_the_package(no_data, name):
+    """With no data directory, no cache and no network the shipped copies are found and checked."""
+    recipe = load_recipe(name)
+    path = locate(recipe)
+    assert path == embedded_path(recipe) and path.is_file()
+    assert sha256_of(path) == recipe.sha256
+    assert len(load_corpus(name, max_train=100, max_test=10).train) == 100
 
 
 def test_data_dir_comes_first_and_checksums_are_checked(shared_dir, no_data, tmp_path):

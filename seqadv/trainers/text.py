@@ -27,6 +27,7 @@ def text_meta(data: SequenceData) -> dict:
     return {"vocab": data.vocab.itos if data.vocab else None,
             "tokenizer": data.tokenizer.state() if data.tokenizer else None,
             "special_tokens": {"start": data.start_token, "eos": data.eos_token, "pad": data.pad_token},
+            "length": data.length,
             "data_info": data.info}
 
 
