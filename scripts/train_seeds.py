@@ -4,10 +4,10 @@
     python scripts/train_seeds.py --seeds 3 -- --corpus poems
     python scripts/train_seeds.py --seeds 3 --evaluate -- --corpus oracle --oracle paper
 
-Everything after `--` goes to train_seqgan.py unchanged (except --seed and --out).
-Each seed runs in <out>/seed-<s>; a seed whose results.json exists is not run
-again, and one that was stopped goes on from its checkpoint (--resume), so the
-whole command can be rerun after an interruption. With --evaluate, evaluate.py's
+Everything after `--` is train_seqgan.py's options (except --seed and --out): each
+seed is a `seqadv.SeqGANTrainer` run in <out>/seed-<s>; a seed whose results.json
+exists is not run again, and one that was stopped goes on from its checkpoint, so
+the whole command can be rerun after an interruption. With --evaluate, evaluate.py's
 temperature sweep runs on each seed's models too, and its metrics are averaged
 per model and temperature. Writes <out>/seeds.json and prints the tables.
 """
@@ -16,15 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
 
+import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
+from seqadv.cli import guarded, parse_config
 from seqadv.report import matched_diversity, plot_sweep, sweep_axes
-
-SCRIPTS = Path(__file__).resolve().parent
+from seqadv.trainers import SeqGANConfig, SeqGANTrainer
 
 
 def mean_std(values: list[float]) -> dict:
@@ -51,19 +51,16 @@ def aggregate_sweeps(per_seed: list[dict]) -> dict:
 
 
 def run_seed(seed: int, out: Path, train_args: list[str], evaluate: bool, eval_args: list[str]) -> None:
+    """One seed's SeqGAN run (resumed if it was stopped), then, if asked, its sweep."""
     if not (out / "results.json").is_file():
         if (out / "checkpoint.pt").is_file():
-            command = ["--resume", str(out)]
+            config = SeqGANConfig(resume=str(out))
         else:
-            command = [*train_args, "--seed", str(seed), "--out", str(out)]
-        result = subprocess.run([sys.executable, str(SCRIPTS / "train_seqgan.py"), *command])
-        if result.returncode != 0:
-            raise SystemExit(f"train_seeds.py: seed {seed} stopped (exit {result.returncode}); "
-                             f"rerun the same command to go on")
+            config = parse_config(SeqGANConfig, [*train_args, "--seed", str(seed), "--out", str(out)], "train_seqgan.py")
+        print(f"seed {seed}: {'resuming' if config.resume else 'training'} in {out}", flush=True)
+        SeqGANTrainer(config).train()
     if evaluate and not (out / "eval" / "eval.json").is_file():
-        result = subprocess.run([sys.executable, str(SCRIPTS / "evaluate.py"), str(out), *eval_args])
-        if result.returncode != 0:
-            raise SystemExit(f"train_seeds.py: evaluate.py failed on seed {seed} (exit {result.returncode})")
+        sweep.run(sweep.parse_args([str(out), *eval_args]))
 
 
 def print_models(summary: dict, seeds: list[int]) -> None:
@@ -93,7 +90,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     out = Path(args.out or f"runs/seeds-{Path(corpus).stem}")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     for seed in seeds:
-        run_seed(seed, out / f"seed-{seed}", train_args, args.evaluate, args.eval_args.split())
+        code = guarded("train_seeds.py", lambda: run_seed(seed, out / f"seed-{seed}", train_args, args.evaluate,
+                                                          args.eval_args.split()))
+        if code != 0:
+            print(f"train_seeds.py: seed {seed} stopped (exit {code}); rerun the same command to go on", file=sys.stderr)
+            return code
 
     results = [json.loads((out / f"seed-{s}" / "results.json").read_text()) for s in seeds]
     summary = {"seeds": seeds, "train_args": train_args, "models": aggregate([r["models"] for r in results]),

@@ -37,7 +37,7 @@ def write_text_atomic(path: str | os.PathLike, text: str, newline: Optional[str]
     renaming it into place, so a reader never sees it half-written. `newline` as for
     `open` ("" for a CSV, whose writer ends its lines itself). Returns the path."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8", newline=newline)
     tmp.replace(path)
     return path

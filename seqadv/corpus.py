@@ -4,7 +4,8 @@ A recipe (`corpora/<name>.toml`) pins a corpus: its file's path inside a data
 directory, its public URL (at a fixed commit) and sha256, the tokenizer, the
 maximum length and the split. Files are looked for, in order, in `--data-dir`,
 in `$SEQADV_DATA_DIR`, in the copy shipped inside the package (poems and COCO,
-`corpora/data/`), in the user cache (`~/.cache/seqadv`), and otherwise downloaded from the recipe's URL into the cache and checked against its sha256.
+`corpora/data/`), in the user cache (`~/.cache/seqadv`), and otherwise downloaded
+from the recipe's URL into the cache and checked against its sha256.
 Lines are read through `datasets` (an Arrow cache beside the file's cache), never
 from a hub.
 """

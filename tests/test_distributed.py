@@ -14,7 +14,7 @@ from seqadv.checkpoint import load_checkpoint
 from seqadv.distributed import Group
 from seqadv.losses import mle_loss, policy_gradient_loss
 from seqadv.sampling import tokens_mask
-from test_resume import MODELS, assert_same_tensors, toy_text
+from test_resume import MODELS, RECIPES, assert_same_tensors, toy_text
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_seqgan.py"
@@ -149,3 +149,21 @@ def test_a_batch_that_does_not_split_is_one_line(two_process_run, tmp_path):
     assert result.returncode != 0
     assert "train_seqgan.py: error: --batch-size 63 does not split evenly over 2 processes" in result.stderr
     assert result.stderr.count("does not split evenly") == 1  # rank 0 says it, once
+
+
+@pytest.mark.parametrize("name, crash_at", [("maskgan", "adversarial:2"), ("irgan", "irgan:1")])
+def test_maskgan_and_irgan_on_two_processes_resume_to_the_same_end(tmp_path, name, crash_at):
+    script, options, run_dir, models = RECIPES[name]
+    args = [*options(tmp_path), "--preset", "tiny", "--device", "cpu"]
+    whole = torchrun(2, REPO / "scripts" / script, *args, "--out", tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert whole.stdout.count("x 2 processes") >= 1 and whole.stdout.count("wall time") == 1  # rank 0 alone prints
+    crashed = torchrun(2, REPO / "scripts" / script, *args, "--out", tmp_path / "run",
+                       env_extra={"SEQADV_CRASH_AT": crash_at})
+    assert crashed.returncode != 0
+    resumed = torchrun(2, REPO / "scripts" / script, "--resume", tmp_path / "run")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = (load_checkpoint(tmp_path / d / run_dir / "checkpoint.pt") for d in ("whole", "run"))
+    assert a["world_size"] == 2
+    for model in models:
+        assert_same_tensors(a[model], b[model], model)

@@ -185,3 +185,88 @@ def test_resume_falls_back_to_the_previous_checkpoint_and_says_so(uninterrupted,
     result = train("--resume", str(out))
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "checkpoint.pt.prev: unreadable checkpoint" in result.stderr
+
+
+# --- the same guarantees for the other recipes ------------------------------------------------
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def recipe_run(script, *args, crash_at=None, timeout=180):
+    env = {k: v for k, v in os.environ.items() if k != "SEQADV_CRASH_AT"}
+    if crash_at is not None:
+        env["SEQADV_CRASH_AT"] = crash_at
+    return subprocess.run([sys.executable, str(SCRIPTS / script), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def ratings_file(path: Path) -> Path:
+    """Users who like the items of their class (user + item divisible by 3): learnable."""
+    gen = torch.Generator().manual_seed(0)
+    lines = ["user\titem\trating"]
+    for u in range(40):
+        for i in torch.randperm(25, generator=gen)[:12].tolist():
+            lines.append(f"u{u}\ti{i}\t{5 if (u + i) % 3 == 0 else 2}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+RECIPES = {
+    # script, options, the run directory holding checkpoint.pt (IRGAN: one per seed), its models
+    "maskgan": ("train_maskgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt", lines=1000)], ".",
+                ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
+                 "g_adv_optimizer", "critic", "critic_optimizer"]),
+    "irgan": ("train_irgan.py", lambda root: ["--data", ratings_file(root / "r.tsv"), "--seeds", "1"], "seed-88",
+              ["generator", "bpr_optimizer", "discriminator", "d_optimizer", "g_optimizer"]),
+}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_recipes(tmp_path_factory):
+    runs = {}
+    for name, (script, options, _, _) in RECIPES.items():
+        root = tmp_path_factory.mktemp(name)
+        args = [*options(root), "--preset", "tiny", "--device", "cpu"]
+        result = recipe_run(script, *args, "--out", root / "whole")
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs[name] = (args, root / "whole")
+    return runs
+
+
+@pytest.mark.parametrize("name, crash_at", [("maskgan", "pretrain_d:2"), ("maskgan", "mle_baseline:4"),
+                                            ("maskgan", "adversarial:4:write"), ("irgan", "bpr:2"),
+                                            ("irgan", "irgan:2:write")])
+def test_maskgan_and_irgan_killed_then_resumed_end_bitwise_equal(uninterrupted_recipes, tmp_path, name, crash_at):
+    script, _, run_dir, models = RECIPES[name]
+    args, whole = uninterrupted_recipes[name]
+    killed = recipe_run(script, *args, "--out", tmp_path, crash_at=crash_at)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = recipe_run(script, "--resume", tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stdout
+    final, reference = (load_checkpoint(d / run_dir / "checkpoint.pt") for d in (tmp_path, whole))
+    for model in models:
+        assert_same_tensors(final[model], reference[model], model)
+    assert final["history"] == reference["history"]
+
+
+@pytest.mark.parametrize("name", ["maskgan", "irgan"])
+def test_maskgan_and_irgan_stop_on_a_non_finite_update_and_on_ctrl_c(uninterrupted_recipes, tmp_path, name):
+    script, _, _, _ = RECIPES[name]
+    args, _ = uninterrupted_recipes[name]
+    lr = ["--g-lr", "1e38"] if name == "maskgan" else ["--bpr-lr", "1e38"]
+    broken = recipe_run(script, *args, *lr, "--out", tmp_path / "nan")
+    assert broken.returncode == 3, broken.stderr[-2000:]
+    lines = [line for line in broken.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and "overflowed" in lines[0] and "Traceback" not in broken.stderr, lines
+    longer = ["--adv-epochs", "400"] if name == "maskgan" else ["--gan-epochs", "400"]  # still running at the signal
+    process = subprocess.Popen([sys.executable, str(SCRIPTS / script), *map(str, args), *longer,
+                                "--out", str(tmp_path / "c")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list((tmp_path / "c").rglob("checkpoint.pt")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "stopped after" in stderr and "--resume" in stderr and "Traceback" not in stderr

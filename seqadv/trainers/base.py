@@ -121,6 +121,14 @@ def resumed_config(cls, saved: dict, given, directory: str):
     return cls(**{**values, **{k: given[k] for k in cls.RESUME_MAY_CHANGE if k in given}, "out": directory})
 
 
+def own_model(given: Any, data: Any) -> Optional[torch.nn.Module]:
+    """A model of one's own given to a trainer: a module, or a function of the loaded data
+    that builds one (the vocabulary size is known only then). None: the recipe's own."""
+    if given is None or isinstance(given, torch.nn.Module):
+        return given
+    return given(data)
+
+
 # --- the pieces of a run ---------------------------------------------------------------------
 
 

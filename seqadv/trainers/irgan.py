@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ import torch
 from torch import Tensor
 
 from ..checkpoint import write_text_atomic
+from ..distributed import launched_by_torchrun, setup, teardown
 from ..irgan import ItemPolicy, ItemReward, ItemScorer, bpr_loss, sample_proposal
 from ..losses import discriminator_loss, policy_gradient_loss
 from ..metrics import ranking_metrics
@@ -40,7 +42,7 @@ from ..policy import generate
 from ..ratings import RatingData, load_ratings
 from ..rollout import RolloutEngine
 from ..training import check_finite
-from .base import Phase, Trainer, TrainerConfig, check_ranges, preset_config, resumed_config
+from .base import Phase, Trainer, TrainerConfig, check_ranges, own_model, preset_config, resumed_config
 from .text import describe_model
 
 
@@ -93,7 +95,8 @@ class IRGANTrainer(Trainer):
 
     `generator` / `discriminator`: scorers of one's own in place of `ItemScorer`: an
     `nn.Module` with `forward(users, items) -> (B,)`, `all_scores(users) -> (B, I)` and
-    `l2(users, items) -> scalar` (the regulariser). Give them again to resume.
+    `l2(users, items) -> scalar` (the regulariser). Each may also be a function of the loaded data (`RatingData`) that builds one.
+    Give the same again to resume such a run.
     """
 
     recipe = "irgan"
@@ -113,8 +116,9 @@ class IRGANTrainer(Trainer):
                  f"{data.info['positive_rating']:g}; seed {c.seed}; device {self.device}"
                  + (f" x {group.world_size} processes" if group.active else "") + f"; preset {c.preset}")
         model_config = dict(num_users=data.num_users, num_items=data.num_items, dim=c.dim)
-        g = self.user_generator if self.user_generator is not None else ItemScorer(**model_config)
-        d = self.user_discriminator if self.user_discriminator is not None else ItemScorer(**model_config)
+        g, d = own_model(self.user_generator, data), own_model(self.user_discriminator, data)
+        g = g if g is not None else ItemScorer(**model_config)
+        d = d if d is not None else ItemScorer(**model_config)
         self.g, self.d = g.to(self.device), d.to(self.device)
         self.meta.update(model=describe_model(self.g, model_config), data_info=data.info,
                          id_maps={"users": data.user_ids, "items": data.item_ids})
@@ -237,9 +241,26 @@ def train_seeds(config: IRGANConfig) -> dict:
         given = {k: getattr(config, k) for k in config.given}
         config = resumed_config(IRGANConfig, json.loads(saved.read_text()), given, str(out))
         config = dataclasses.replace(config, resume=None)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 writes
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
     data = load_ratings(config.data, data_dir=config.data_dir, test_rows=config.test_rows)
+    # under torchrun the processes stay in one group for all the seeds and leave it together
+    # at the very end: one that leaves and exits while rank 0 still works can be aborted by gloo
+    joined = launched_by_torchrun() and not torch.distributed.is_initialized()
+    setup(config.device)
+    try:
+        summary = _train_seeds(config, data, out)
+    except BaseException:
+        if joined:
+            teardown(together=False)
+        raise
+    if joined:
+        teardown()
+    return summary
+
+
+def _train_seeds(config: IRGANConfig, data: RatingData, out: Path) -> dict:
     seeds = [config.seed + i for i in range(config.seeds)]
     start = time.time()
     runs = []

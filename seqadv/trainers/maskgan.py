@@ -44,7 +44,7 @@ from ..policy import ema_update
 from ..rewards import discounted_returns, discriminator_reward, token_log_rewards
 from ..rollout import RolloutEngine
 from ..training import check_finite
-from .base import Phase, Trainer, TrainerConfig, check_ranges, preset_config
+from .base import Phase, Trainer, TrainerConfig, check_ranges, own_model, preset_config
 from .text import describe_corpus, describe_model, text_meta
 
 
@@ -132,7 +132,8 @@ class MaskGANTrainer(Trainer):
     `conditioned(masked) -> a Policy` whose `initial_state(B)` row r fills masked text r,
     and `infill(masked, hidden, generator=) -> (B, T)`. `discriminator`: with reward
     `critic`, (masked, filled) (B, T) -> per-token logits (B, T); with `rollout`,
-    (B, T) -> (B,) logits. Give the same objects again (freshly built) to resume.
+    (B, T) -> (B,) logits. Each may also be a function of the loaded data (`SequenceData`) that builds one.
+    Give the same again to resume such a run.
     """
 
     recipe = "maskgan"
@@ -160,12 +161,13 @@ class MaskGANTrainer(Trainer):
 
         config = dict(vocab_size=data.vocab_size, embedding_dim=c.embedding_dim, hidden_dim=c.hidden_dim,
                       start_token=data.start_token)
-        g = self.user_generator if self.user_generator is not None else InfillingGenerator(**config)
+        g = own_model(self.user_generator, data)
+        g = g if g is not None else InfillingGenerator(**config)
         self.g = g.to(self.device)
         self.meta.update(text_meta(data), model=describe_model(self.g, config))
         self.masker = Masker(data, c.mask, c.mask_rate, self.g.mask_token)
         self.g_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)
-        d = self.user_discriminator
+        d = own_model(self.user_discriminator, data)
         if d is None and c.reward == "critic":
             d = TokenDiscriminator(**config)
         self.critic = self.critic_opt = None

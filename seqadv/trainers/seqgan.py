@@ -37,7 +37,7 @@ from ..rollout import RolloutEngine
 from ..sampling import tokens_mask
 from ..distributed import Group
 from ..training import check_finite, clip_and_step
-from .base import Phase, Trainer, TrainerConfig, check_ranges, preset_config
+from .base import Phase, Trainer, TrainerConfig, check_ranges, own_model, preset_config
 from .text import describe_corpus, describe_model, text_meta, write_samples
 
 
@@ -145,7 +145,8 @@ class SeqGANTrainer(Trainer):
     attributes (None if the corpus has none); it is deep-copied for the MLE baseline and
     the delayed rollout policy. `discriminator`: an `nn.Module` mapping (B, T) token ids
     to (B,) logits of "real"; an `l2_penalty()` method, if it has one, is added with
-    weight `d_l2`. Give the same objects again (freshly built) to resume such a run.
+    weight `d_l2`. Each may also be a function of the loaded data (`SequenceData`) that builds one.
+    Give the same again to resume such a run.
     """
 
     recipe = "seqgan"
@@ -175,11 +176,12 @@ class SeqGANTrainer(Trainer):
         generator_config = dict(vocab_size=data.vocab_size, embedding_dim=c.g_embedding_dim,
                                 hidden_dim=c.g_hidden_dim, start_token=data.start_token,
                                 eos_token=data.eos_token, pad_token=data.pad_token)
-        g = self.user_generator if self.user_generator is not None else Generator(**generator_config)
+        g = own_model(self.user_generator, data)
+        g = g if g is not None else Generator(**generator_config)
         self.g = g.to(self.device)
         self.meta.update(text_meta(data), model=describe_model(self.g, generator_config))
         self.g_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)
-        d = self.user_discriminator
+        d = own_model(self.user_discriminator, data)
         if d is None:
             d = Discriminator(data.vocab_size, c.d_embedding_dim, c.d_filter_sizes, c.d_num_filters, c.d_dropout,
                               pad_token=data.pad_token or 0)
