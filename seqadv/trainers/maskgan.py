@@ -373,6 +373,8 @@ class MaskGANTrainer(Trainer):
         write_text_atomic(self.out / "examples.txt",
                           "\n".join("".join(f"{k:>8}: {v}\n" for k, v in e.items()) for e in examples))
         budget = c.adv_epochs * c.g_steps
+        if c.adv_epochs:
+            self.timings["adversarial_epoch_s"] = self.timings.get("adversarial_s", 0.0) / c.adv_epochs
         return {"corpus": data.name, "preset": c.preset, "seed": c.seed, "mask": c.mask, "mask_rate": c.mask_rate,
                 "reward": c.reward,
                 "generator_updates": {"pretrain_epochs": c.pretrain_epochs, "maskmle": budget, "maskgan": budget},
@@ -396,6 +398,8 @@ class MaskGANTrainer(Trainer):
         print(f"wall time {t['total_s']:.0f} s (pretrain G {t.get('pretrain_g_s', 0):.0f} s, "
               f"pretrain D {t.get('pretrain_d_s', 0):.0f} s, MaskMLE baseline {t.get('mle_baseline_s', 0):.0f} s, "
               f"adversarial {t.get('adversarial_s', 0):.0f} s, eval {t['final_eval_s']:.0f} s)")
+        if "adversarial_epoch_s" in t:
+            print(f"one adversarial epoch {t['adversarial_epoch_s']:.2f} s ({results['reward']} rewards)")
         for e in results["examples"]:
             print()
             for key, text in e.items():

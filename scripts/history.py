@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""The evaluations a run made while it trained, from its results.json: one table per model.
+
+    python scripts/history.py runs/seqgan                         # every metric
+    python scripts/history.py runs/seqgan --metrics bleu2,self_bleu2 --models seqgan
+    python scripts/history.py runs/irgan --metrics p@3            # each seed's IRGAN epochs against its BPR start
+
+The README's figures about the course of a run (how far SeqGAN's BLEU rose in its first
+updates, where NLL-oracle was lowest, how far IRGAN moved from BPR) are these tables.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+from seqadv.cli import OneLineParser, guarded
+
+
+def results_files(run: Path) -> list[Path]:
+    """A run's results.json, or every seed's of an IRGAN or train_seeds.py directory."""
+    if (run / "results.json").is_file():
+        return [run / "results.json"]
+    found = sorted(run.glob("seed-*/results.json"))
+    if not found:
+        raise ValueError(f"{run}: no results.json there (nor in seed-*/): give a finished run's --out")
+    return found
+
+
+def table(name: str, rows: list[dict], metrics: Optional[list[str]], start: Optional[dict] = None) -> list[str]:
+    step = next(k for k in ("g_updates", "epoch") if k in rows[0])
+    shown = [m for m in rows[0] if m != step and (metrics is None or m in metrics)]
+    lines = [f"{name}", f"{step:>10}" + "".join(f"{m:>12}" for m in shown)]
+    if start is not None:
+        lines.append(f"{'start':>10}" + "".join(f"{start[m]:>12.4f}" for m in shown))
+    lines += [f"{row[step]:>10}" + "".join(f"{row[m]:>12.4f}" for m in shown) for row in rows]
+    return lines
+
+
+def history(args: argparse.Namespace) -> list[str]:
+    metrics = args.metrics.split(",") if args.metrics else None
+    out = []
+    for path in results_files(Path(args.run)):
+        results = json.loads(path.read_text(encoding="utf-8"))
+        label = f"{path.parent.name} ({results.get('recipe', '?')}, seed {results.get('seed', '?')})"
+        for model, rows in results["history"].items():
+            if rows and (args.models is None or model in args.models.split(",")):
+                # IRGAN's epochs start from the BPR model: its row is where they begin
+                start = results["models"].get("bpr") if model == "irgan" else None
+                out += table(f"{label}: {model}", rows, metrics, start) + [""]
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="a run's --out (or a directory of seed-*/ runs)")
+    parser.add_argument("--metrics", help="comma-separated metric names (default: all)")
+    parser.add_argument("--models", help="comma-separated models (default: all), e.g. seqgan,mle")
+    args = parser.parse_args(argv)
+    return guarded("history.py", lambda: print("\n".join(history(args)).rstrip()), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
