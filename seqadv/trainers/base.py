@@ -26,6 +26,7 @@ A recipe (`SeqGANTrainer`, `MaskGANTrainer`, `IRGANTrainer`) provides:
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import json
@@ -44,9 +45,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import CheckpointError, load_latest, save_checkpoint, write_text_atomic
-from ..cli import check_ranges, seed_everything  # noqa: F401 (the recipes' range check)
+from ..cli import seed_everything
 from ..corpus import DataError
-from ..distributed import Group, launched_by_torchrun, setup, teardown
+from ..distributed import launched_by_torchrun, setup, teardown
 from ..training import Interrupted, clip_and_step
 
 # --- configuration ------------------------------------------------------------------------------
@@ -416,3 +417,42 @@ class Trainer:
                   f"device than {self.device}; it goes on with a fresh one (not bit for bit the uninterrupted run)",
                   file=sys.stderr)
         self.say(f"resumed from {self.config.resume}: {self.progress['phase']}, {self.progress['done']} done")
+
+
+class GANTrainer(Trainer):
+    """What SeqGAN and MaskGAN share beyond the loop: pretrain G by MLE, pretrain D, an MLE
+    baseline of equal budget continued from the pretrained G and its optimiser, the
+    adversarial phase from the same pretrained G, and the three models compared at the
+    end. A recipe sets `self.g`, `self.g_opt`, `self.mle`, `self.mle_opt` in `build()`
+    and names its two trained models (the history keys and the `.pt` files)."""
+
+    baseline: ClassVar[str] = "mle"  # the MLE baseline's name
+    adversarial_model: ClassVar[str] = ""  # the adversarial model's name
+    state_attributes = ("progress", "timings", "history", "pretrained")
+    pretrained: Optional[dict] = None  # G and its optimiser after MLE pretraining
+
+    def start_baseline(self) -> None:
+        """At the baseline's first step: the pretrained G and its optimiser state."""
+        self.mle.load_state_dict(self.pretrained["generator"])
+        self.mle_opt.load_state_dict(self.pretrained["optimizer"])
+
+    def end_phase(self, phase: str) -> None:
+        if phase == "pretrain_g" and self.pretrained is None:
+            self.pretrained = {"generator": copy.deepcopy(self.g.state_dict()),
+                               "optimizer": copy.deepcopy(self.g_opt.state_dict())}
+            self.save_model("pretrained.pt", {"generator": self.pretrained["generator"]})
+        elif phase == "mle_baseline":
+            self.save_model(f"{self.baseline}.pt", {"generator": self.mle.state_dict()})
+        elif phase == "adversarial":
+            self.save_model(f"{self.adversarial_model}.pt", {"generator": self.g.state_dict()})
+
+    def final_models(self) -> list[tuple[str, torch.nn.Module]]:
+        """(name, model) of the pretrained G, the baseline and the adversarial G, each a
+        copy of G's architecture holding those weights."""
+        models = []
+        for name, state in [("pretrained", self.pretrained["generator"]), (self.baseline, self.mle.state_dict()),
+                            (self.adversarial_model, self.g.state_dict())]:
+            model = copy.deepcopy(self.g)
+            model.load_state_dict(state)
+            models.append((name, model))
+        return models

@@ -42,7 +42,8 @@ from ..policy import generate
 from ..ratings import RatingData, load_ratings
 from ..rollout import RolloutEngine
 from ..training import check_finite
-from .base import Phase, Trainer, TrainerConfig, check_ranges, own_model, preset_config, resumed_config
+from ..cli import check_ranges
+from .base import Phase, Trainer, TrainerConfig, own_model, preset_config, resumed_config
 from .text import describe_model
 
 

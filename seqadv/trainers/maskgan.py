@@ -44,8 +44,9 @@ from ..policy import ema_update
 from ..rewards import discounted_returns, discriminator_reward, token_log_rewards
 from ..rollout import RolloutEngine
 from ..training import check_finite
-from .base import Phase, Trainer, TrainerConfig, check_ranges, own_model, preset_config
-from .text import describe_corpus, describe_model, text_meta
+from ..cli import check_ranges
+from .base import GANTrainer, Phase, TrainerConfig, own_model, preset_config
+from .text import comparison_rows, describe_corpus, describe_model, text_meta
 
 
 @preset_config
@@ -124,7 +125,7 @@ class Masker:
         return apply_mask(tokens, hidden, self.mask_token), hidden
 
 
-class MaskGANTrainer(Trainer):
+class MaskGANTrainer(GANTrainer):
     """MaskGAN-style infilling and its MaskMLE baseline, as a resumable, data-parallel run.
 
     `generator`: an infilling generator of one's own in place of `InfillingGenerator`:
@@ -137,7 +138,7 @@ class MaskGANTrainer(Trainer):
     """
 
     recipe = "maskgan"
-    state_attributes = ("progress", "timings", "history", "pretrained")
+    baseline, adversarial_model = "maskmle", "maskgan"
 
     def __init__(self, config: MaskGANConfig, generator: Optional[nn.Module] = None,
                  discriminator: Optional[nn.Module] = None):
@@ -194,7 +195,6 @@ class MaskGANTrainer(Trainer):
             self.modules["rollout_policy"] = self.rollout_policy
         self.stream = BatchStream(self.train_data, c.batch_size, self.order_rng)  # D, the baseline, adversarial
         self.streams = {"real": self.stream}
-        self.pretrained: Optional[dict] = None
         self.history = {"pretrain": [], "maskmle": [], "maskgan": []}
 
     def phases(self) -> list[Phase]:
@@ -231,8 +231,7 @@ class MaskGANTrainer(Trainer):
     def mle_baseline(self, step: int) -> None:
         c = self.config
         if step == 1:
-            self.mle.load_state_dict(self.pretrained["generator"])
-            self.mle_opt.load_state_dict(self.pretrained["optimizer"])
+            self.start_baseline()
         self.writer.add_scalar("losses/maskmle", self.mle_step(self.mle, self.mle_opt, self.batch(),
                                                                f"MaskMLE step {step}"), step)
         if self.group.is_main and (step % (c.eval_every * c.g_steps) == 0 or step == c.adv_epochs * c.g_steps):
@@ -284,16 +283,6 @@ class MaskGANTrainer(Trainer):
             metrics, *_ = self.evaluate(g)
             self.history["maskgan"].append({"g_updates": epoch * c.g_steps, **metrics})
             self.log_metrics("maskgan", metrics, epoch * c.g_steps)
-
-    def end_phase(self, phase: str) -> None:
-        if phase == "pretrain_g" and self.pretrained is None:
-            self.pretrained = {"generator": copy.deepcopy(self.g.state_dict()),
-                               "optimizer": copy.deepcopy(self.g_opt.state_dict())}
-            self.save_model("pretrained.pt", {"generator": self.pretrained["generator"]})
-        elif phase == "mle_baseline":
-            self.save_model("maskmle.pt", {"generator": self.mle.state_dict()})
-        elif phase == "adversarial":
-            self.save_model("maskgan.pt", {"generator": self.g.state_dict()})
 
     # --- the updates ---------------------------------------------------------------------------------
     def mle_step(self, g: nn.Module, opt: torch.optim.Optimizer, batch: Tensor, where: str) -> float:
@@ -360,10 +349,7 @@ class MaskGANTrainer(Trainer):
     def finish(self) -> dict:
         c, data = self.config, self.data
         results_by_model, fills = {}, {}
-        for name, state in [("pretrained", self.pretrained["generator"]), ("maskmle", self.mle.state_dict()),
-                            ("maskgan", self.g.state_dict())]:
-            model = copy.deepcopy(self.g)
-            model.load_state_dict(state)
+        for name, model in self.final_models():
             results_by_model[name], masked, hidden, fills[name] = self.evaluate(model)
         examples = [{"masked": self.show(data.test[i], hidden[i]), "maskmle": self.show(fills["maskmle"][i]),
                      "maskgan": self.show(fills["maskgan"][i]), "truth": self.show(data.test[i])}
@@ -387,13 +373,8 @@ class MaskGANTrainer(Trainer):
         print(f"\n{results['corpus']} ({results['preset']} preset, seed {results['seed']}, mask {results['mask']} "
               f"{results['mask_rate']}, reward {results['reward']}): pretrained G, then "
               f"{results['generator_updates']['maskgan']} more G updates each")
-        print(f"{'metric':<14}{'pretrained':>12}{'MaskMLE':>12}{'MaskGAN':>12}   better")
-        for metric in models["maskgan"]:
-            lower = metric == "infill_ppl"
-            mle, gan = models["maskmle"][metric], models["maskgan"][metric]
-            winner = "tie" if mle == gan else ("MaskGAN" if (gan < mle) == lower else "MaskMLE")
-            row = "".join(f"{models[m][metric]:>12.4f}" for m in ("pretrained", "maskmle", "maskgan"))
-            print(f"{metric:<14}{row}   {winner}{' (lower is better)' if lower else ''}")
+        print("\n".join(comparison_rows(models, ["pretrained", "maskmle", "maskgan"],
+                                         ["pretrained", "MaskMLE", "MaskGAN"], lambda metric: metric == "infill_ppl")))
         t = results["timings"]
         print(f"wall time {t['total_s']:.0f} s (pretrain G {t.get('pretrain_g_s', 0):.0f} s, "
               f"pretrain D {t.get('pretrain_d_s', 0):.0f} s, MaskMLE baseline {t.get('mle_baseline_s', 0):.0f} s, "

@@ -37,8 +37,9 @@ from ..rollout import RolloutEngine
 from ..sampling import tokens_mask
 from ..distributed import Group
 from ..training import check_finite, clip_and_step
-from .base import Phase, Trainer, TrainerConfig, check_ranges, own_model, preset_config
-from .text import describe_corpus, describe_model, text_meta, write_samples
+from ..cli import check_ranges
+from .base import GANTrainer, Phase, TrainerConfig, own_model, preset_config
+from .text import comparison_rows, describe_corpus, describe_model, text_meta, write_samples
 
 
 @preset_config
@@ -135,7 +136,7 @@ class SequenceReward:
             self.discriminator.train(was_training)
 
 
-class SeqGANTrainer(Trainer):
+class SeqGANTrainer(GANTrainer):
     """SeqGAN and its MLE baseline, as a resumable, data-parallel run.
 
     `generator`: a policy of one's own in place of the LSTM `Generator`: an `nn.Module`
@@ -150,7 +151,8 @@ class SeqGANTrainer(Trainer):
     """
 
     recipe = "seqgan"
-    state_attributes = ("progress", "timings", "history", "pretrained", "split")
+    baseline, adversarial_model = "mle", "seqgan"
+    state_attributes = GANTrainer.state_attributes + ("split",)
 
     def __init__(self, config: SeqGANConfig, generator: Optional[nn.Module] = None,
                  discriminator: Optional[nn.Module] = None):
@@ -195,7 +197,6 @@ class SeqGANTrainer(Trainer):
         self.modules = {"generator": self.g, "g_optimizer": self.g_opt, "discriminator": self.d,
                         "d_optimizer": self.d_opt, "mle_generator": self.mle, "mle_optimizer": self.mle_opt,
                         "rollout_policy": self.rollout_policy, "g_adv_optimizer": self.g_adv_opt}
-        self.pretrained: Optional[dict] = None  # G and its optimizer after MLE pretraining
         self.split = {"rollout_s": 0.0, "g_update_s": 0.0, "d_train_s": 0.0}
         self.history = {"pretrain": [], "mle": [], "seqgan": []}
         self.mle_stream = BatchStream(self.train_data, c.batch_size, self.order_rng)
@@ -236,8 +237,7 @@ class SeqGANTrainer(Trainer):
     def mle_baseline(self, step: int) -> None:
         c = self.config
         if step == 1:
-            self.mle.load_state_dict(self.pretrained["generator"])
-            self.mle_opt.load_state_dict(self.pretrained["optimizer"])
+            self.start_baseline()
         # shuffled epochs of full batches, as in pretraining; the place in it is checkpointed
         batch = self.mle_stream.next()
         loss = self.mle_step(self.mle, self.mle_opt, self.group.shard(batch), f"MLE baseline step {step}")
@@ -281,16 +281,6 @@ class SeqGANTrainer(Trainer):
             self.log_metrics("seqgan", metrics, step)
             self.history["seqgan"].append({"g_updates": step, **metrics})
             self.writer.add_text("samples/seqgan", "\n\n".join(self.data.text(s) for s in samples[:5].cpu()), step)
-
-    def end_phase(self, phase: str) -> None:
-        if phase == "pretrain_g" and self.pretrained is None:
-            self.pretrained = {"generator": copy.deepcopy(self.g.state_dict()),
-                               "optimizer": copy.deepcopy(self.g_opt.state_dict())}
-            self.save_model("pretrained.pt", {"generator": self.pretrained["generator"]})
-        elif phase == "mle_baseline":
-            self.save_model("mle.pt", {"generator": self.mle.state_dict()})
-        elif phase == "adversarial":
-            self.save_model("seqgan.pt", {"generator": self.g.state_dict()})
 
     # --- the updates ---------------------------------------------------------------------------------
     def mle_step(self, g: nn.Module, opt: torch.optim.Optimizer, batch: Tensor, where: str) -> float:
@@ -337,10 +327,7 @@ class SeqGANTrainer(Trainer):
     def finish(self) -> dict:
         c = self.config
         results_by_model = {}
-        for name, state in [("pretrained", self.pretrained["generator"]), ("mle", self.mle.state_dict()),
-                            ("seqgan", self.g.state_dict())]:
-            model = copy.deepcopy(self.g)
-            model.load_state_dict(state)
+        for name, model in self.final_models():
             metrics, samples = self.evaluate(model)
             results_by_model[name] = metrics
             write_samples(self.out / f"samples_{name}.txt", samples[: c.eval_samples], self.data)
@@ -428,17 +415,10 @@ LOWER_IS_BETTER = ("nll_test", "nll_oracle", "self_bleu")
 
 def print_table(results: dict) -> None:
     models = results["models"]
-    names = list(models["seqgan"])
     print(f"\n{results['corpus']} ({results['preset']} preset, seed {results['seed']}): "
           f"pretrained G, then {results['generator_updates']['seqgan']} more G updates each")
-    print(f"{'metric':<14}{'pretrained':>12}{'MLE':>12}{'SeqGAN':>12}   better")
-    for metric in names:
-        lower = metric.startswith(LOWER_IS_BETTER)
-        row = "".join(f"{models[m][metric]:>12.4f}" for m in ("pretrained", "mle", "seqgan"))
-        mle, gan = models["mle"][metric], models["seqgan"][metric]
-        winner = "tie" if mle == gan else ("SeqGAN" if (gan < mle) == lower else "MLE")
-        note = " (lower is better)" if lower else ""
-        print(f"{metric:<14}{row}   {winner}{note}")
+    print("\n".join(comparison_rows(models, ["pretrained", "mle", "seqgan"], ["pretrained", "MLE", "SeqGAN"],
+                                     lambda metric: metric.startswith(LOWER_IS_BETTER))))
     t = results["timings"]
     print(f"wall time {t['total_s']:.0f} s (pretrain G {t.get('pretrain_g_s', 0):.0f} s, "
           f"pretrain D {t.get('pretrain_d_s', 0):.0f} s, MLE baseline {t.get('mle_baseline_s', 0):.0f} s, "

@@ -41,3 +41,16 @@ def describe_model(module: nn.Module, config: Optional[dict]) -> dict:
 
 def write_samples(path: Path, samples: Tensor, data: SequenceData) -> None:
     write_text_atomic(path, "".join(data.text(s) + "\n" for s in samples.cpu()))
+
+
+def comparison_rows(models: dict, names: list[str], labels: list[str], lower_is_better) -> list[str]:
+    """The printed table's rows: every metric of the three models, and which of the last two
+    (the baseline and the adversarial model) is better on it."""
+    lines = [f"{'metric':<14}" + "".join(f"{label:>12}" for label in labels) + "   better"]
+    for metric in models[names[-1]]:
+        lower = lower_is_better(metric)
+        baseline, adversarial = models[names[1]][metric], models[names[2]][metric]
+        winner = "tie" if baseline == adversarial else (labels[2] if (adversarial < baseline) == lower else labels[1])
+        row = "".join(f"{models[m][metric]:>12.4f}" for m in names)
+        lines.append(f"{metric:<14}{row}   {winner}{' (lower is better)' if lower else ''}")
+    return lines
