@@ -252,3 +252,17 @@ def test_other_scripts_refuse_bad_input_in_one_line(seqgan_run, tmp_path):
                                 capture_output=True, text=True, timeout=60)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and fragment in lines[0], (script, args, result.stderr)
+
+
+def test_a_sampling_stream_from_another_kind_of_device_is_left_as_seeded():
+    """A CPU run resumed on a GPU (or back): the generator state cannot move; the rest is restored."""
+    from seqadv.trainers.base import rng_states, set_rng_states
+
+    saved = rng_states(torch.Generator().manual_seed(1), torch.Generator().manual_seed(2))
+    same, order = torch.Generator().manual_seed(5), torch.Generator()
+    assert set_rng_states(saved, same, order) and torch.equal(same.get_state(), saved["sampling"])
+    saved["sampling"] = torch.zeros(16, dtype=torch.uint8)  # what a CUDA generator's state looks like
+    other = torch.Generator().manual_seed(5)
+    before = other.get_state()
+    assert not set_rng_states(saved, other, order)
+    assert torch.equal(other.get_state(), before) and torch.equal(order.get_state(), saved["order"])
