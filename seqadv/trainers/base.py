@@ -19,7 +19,7 @@ random stream of every process. So one mechanism gives every recipe:
 A recipe (`SeqGANTrainer`, `MaskGANTrainer`, `IRGANTrainer`) provides:
   `build()`              data, models, optimisers -> `self.modules`, `self.meta`
   `phases()`             its `Phase`s
-  `run_unit(phase, u)`   one unit of work
+  a method per phase     one unit of its work, `self.<phase name>(unit)`
   `end_phase(phase)`     after a phase (also when a resumed run skips it): snapshots
   `finish()`             the final evaluation -> the results dict (rank 0 only)
   `print_table(results)`
@@ -106,6 +106,8 @@ class TrainerConfig:
 def resumed_config(cls, saved: dict, given, directory: str):
     """The run's own options from its checkpoint; an option given again must agree."""
     known = {f.name for f in dataclasses.fields(cls)}
+    # a tuple option comes back from a JSON file as a list
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}
     for key, value in given.items():
         if key in cls.RESUME_MAY_CHANGE:
             continue
@@ -117,9 +119,7 @@ def resumed_config(cls, saved: dict, given, directory: str):
             flag = "--" + key.replace("_", "-")
             raise ValueError(f"--resume {directory}: {flag} {value} differs from the run's {saved.get(key)}; "
                              f"leave it out to go on with the run's own")
-    values = {k: v for k, v in saved.items() if k in known}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**{**values, **{k: given[k] for k in cls.RESUME_MAY_CHANGE if k in given}, "out": directory})
+    return cls(**{**saved, **{k: given[k] for k in cls.RESUME_MAY_CHANGE if k in given}, "out": directory})
 
 
 def own_model(given: Any, data: Any) -> Optional[torch.nn.Module]:
@@ -246,7 +246,8 @@ class Trainer:
         raise NotImplementedError
 
     def run_unit(self, phase: str, unit: int) -> None:
-        raise NotImplementedError
+        """One unit of a phase: by default the recipe's method named as the phase."""
+        getattr(self, phase)(unit)
 
     def end_phase(self, phase: str) -> None:
         pass
@@ -345,7 +346,7 @@ class Trainer:
             group.barrier()
         phases = self.phases()
         self.progress["phase"] = phases[0].name
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # here, not at import: `import seqadv` stays light
 
         self.writer = SummaryWriter(str(self.out / "tb")) if group.is_main else NoWriter()
         self.writer.add_text("config", "```\n" + json.dumps(dataclasses.asdict(config), indent=1) + "\n```")

@@ -140,9 +140,6 @@ class IRGANTrainer(Trainer):
     def phases(self) -> list[Phase]:
         return [Phase("bpr", self.config.bpr_epochs, "BPR"), Phase("irgan", self.config.gan_epochs, "IRGAN")]
 
-    def run_unit(self, phase: str, unit: int) -> None:
-        getattr(self, phase)(unit)
-
     def shuffled(self, n: int, batch: int) -> Iterator[Tensor]:
         """Index batches of one shuffled pass over n rows, from the shared data-order stream
         (on the CPU, whatever the device). Under torchrun the last batch is cut to a multiple

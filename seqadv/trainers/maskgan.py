@@ -205,9 +205,6 @@ class MaskGANTrainer(GANTrainer):
                 Phase("mle_baseline", c.adv_epochs * c.g_steps, "MaskMLE baseline", "step", checkpoint_every=every),
                 Phase("adversarial", c.adv_epochs, f"adversarial ({c.reward})", checkpoint_every=c.eval_every)]
 
-    def run_unit(self, phase: str, unit: int) -> None:
-        getattr(self, phase)(unit)
-
     # --- the phases' units --------------------------------------------------------------------------
     def batch(self) -> Tensor:
         """This process's rows of the next global batch."""

@@ -215,9 +215,6 @@ class SeqGANTrainer(GANTrainer):
                 Phase("adversarial", c.adv_epochs, "adversarial")]
 
     # --- one unit of each phase -------------------------------------------------------------------
-    def run_unit(self, phase: str, unit: int) -> None:
-        getattr(self, phase)(unit)
-
     def pretrain_g(self, epoch: int) -> None:
         c = self.config
         losses = [self.mle_step(self.g, self.g_opt, self.group.shard(batch), f"pretrain G epoch {epoch}")
