@@ -266,3 +266,18 @@ def test_a_sampling_stream_from_another_kind_of_device_is_left_as_seeded():
     before = other.get_state()
     assert not set_rng_states(saved, other, order)
     assert torch.equal(other.get_state(), before) and torch.equal(order.get_state(), saved["order"])
+
+
+def test_a_sentencepiece_run_saves_its_tokenizer(tmp_path):
+    lines = [f"the {w} sat on the mat number {i % 7}" for i, w in enumerate(["cat", "dog", "bird", "fox"] * 40)]
+    corpus = tmp_path / "mats.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = SeqGANConfig(corpus=str(corpus), tokenizer="sentencepiece", vocab_size=40, preset="tiny",
+                          out=str(tmp_path / "run"), adv_epochs=1, d_pretrain_rounds=1)
+    trainer = SeqGANTrainer(config)
+    trainer.train()
+    loaded = seqadv.load(tmp_path / "run" / "mle.pt")
+    ids = trainer.data.test[0]
+    assert loaded.tokenizer.decode(ids) == trainer.data.text(ids)
+    assert loaded.tokenizer.decode(loaded.tokenizer.encode("the fox sat on the mat")) == "the fox sat on the mat"
+    assert loaded.state["tokenizer"]["kind"] == "sentencepiece" and loaded.length == trainer.data.length
