@@ -147,7 +147,7 @@ class RolloutEngine:
         N = self.num_rollouts
         device = sequences.device
         rewards = torch.empty(B, T, device=device)
-        rewards[:, T - 1] = reward_fn(self._finish(sequences)).float()
+        rewards[:, T - 1] = _checked_scores(reward_fn(self._finish(sequences)), B)
         if T == 1 or B == 0:
             return rewards
 
@@ -171,13 +171,15 @@ class RolloutEngine:
                 scores = reward_fn.score_rollouts(self._finish(part), self._finish(completed), N)
             else:
                 scores = reward_fn(self._finish(completed))
+            scores = _checked_scores(scores, len(completed))
             # scores: ((T-1) * b * N,) in (t, b, n) order -> mean over n -> (b, T-1)
             rewards[begin:end, : T - 1] = scores.float().view(T - 1, end - begin, N).mean(dim=2).T
         return rewards
 
     def _probe(self, device: torch.device, initial_state: Optional[State]) -> tuple[int, torch.dtype, int]:
         """The policy's vocabulary size, its logits' dtype and the bytes of one row of its state."""
-        state = self.policy.initial_state(1) if initial_state is None else map_state(lambda s: s[:1], initial_state)
+        # a copy of the caller's row: a policy that wrote into its input state must not change theirs
+        state = self.policy.initial_state(1) if initial_state is None else map_state(lambda s: s[:1].clone(), initial_state)
         start = torch.full((1,), self.policy.start_token, dtype=torch.long, device=device)
         logits, _ = self.policy.step(start, state)
         state_bytes = sum(s.numel() * s.element_size() for s in state_tensors(state))
@@ -233,7 +235,10 @@ class RolloutEngine:
                     else:
                         logits, new = self.policy.step(tokens, state, out=buffer[: e - a])
                     assign_state(running, a, new)
-                    drawn = sample_from_logits(logits, u[a:e], temperature=self.temperature, overwrite=True)[:, 0]
+                    # the logits are scratch space only where they are the engine's own buffer: logits
+                    # a policy returns may be its own tensors (a view of a parameter, a cache)
+                    drawn = sample_from_logits(logits, u[a:e], temperature=self.temperature,
+                                               overwrite=buffer is not None)[:, 0]
                     out[a:e, k] = drawn if keep is None else torch.where(keep[a:e, k], out[a:e, k], drawn)
             # rows with prefix length k start here, from the draws of the prefix pass
             drawn = fresh[k].reshape(M)
@@ -269,3 +274,18 @@ class RolloutEngine:
 
     def _finish(self, sequences: Tensor) -> Tensor:
         return mask_after_eos(sequences, self.eos_token, self.pad_token)
+
+
+def _checked_scores(scores, rows: int) -> Tensor:
+    """A reward's output, checked: a float tensor of shape (rows,) with no NaN or inf (a
+    wrong shape would otherwise fail deep in the engine, or broadcast silently)."""
+    if not isinstance(scores, Tensor):
+        raise TypeError(f"the reward returned a {type(scores).__name__}; it must return a tensor of shape ({rows},)")
+    if tuple(scores.shape) != (rows,):
+        raise ValueError(f"the reward returned shape {tuple(scores.shape)} for {rows} sequences; it must return "
+                         f"one reward per sequence, shape ({rows},)")
+    scores = scores.float()
+    if not bool(torch.isfinite(scores).all()):
+        bad = int((~torch.isfinite(scores)).sum())
+        raise ValueError(f"the reward returned {bad} non-finite value(s) (NaN or inf) among {rows}")
+    return scores

@@ -253,3 +253,43 @@ def test_engine_on_cuda_matches_cpu():
     rewards = RolloutEngine(g_cuda, n).rewards(seqs.to(cuda), reward_fn, generator=torch.Generator(cuda).manual_seed(0))
     assert rewards.device.type == "cuda"
     within_mc_error(rewards.cpu(), mean, var, n)
+
+
+def test_the_engine_writes_neither_into_the_policys_logits_nor_into_the_callers_state():
+    """A policy whose logits are its own tensor (here a parameter), and which writes into its
+    input state: the engine must leave both as they were."""
+
+    class OwnLogits:
+        start_token = 0
+
+        def __init__(self):
+            self.table = torch.randn(7, 7)
+
+        def initial_state(self, batch_size):
+            return torch.zeros(batch_size, 1)
+
+        def step(self, tokens, state):
+            state.add_(1.0)  # in place: the caller's tensor, if the engine passes it
+            return self.table[tokens], state.clone()
+
+    policy = OwnLogits()
+    table = policy.table.clone()
+    initial = torch.zeros(3, 1)
+    sequences = torch.randint(0, 7, (3, 4), generator=torch.Generator().manual_seed(0))
+    RolloutEngine(policy, 2).rewards(sequences, lambda s: s.float().mean(dim=1), initial_state=initial.clone())
+    assert torch.equal(policy.table, table)
+    probe_only = torch.zeros(3, 1)
+    RolloutEngine(policy, 2)._probe(torch.device("cpu"), probe_only)
+    assert torch.equal(probe_only, torch.zeros(3, 1))
+
+
+@pytest.mark.parametrize("reward, message", [
+    (lambda s: s.float().mean(dim=1, keepdim=True), r"returned shape \(4, 1\) for 4 sequences"),
+    (lambda s: torch.full((len(s),), float("nan")), "non-finite value"),
+    (lambda s: [0.0] * len(s), "returned a list"),
+])
+def test_a_reward_of_the_wrong_shape_or_not_finite_is_one_clear_error(reward, message):
+    g = Generator(6, 4, 4)
+    sequences = torch.randint(0, 6, (4, 3), generator=torch.Generator().manual_seed(0))
+    with pytest.raises((ValueError, TypeError), match=message):
+        RolloutEngine(g, 2).rewards(sequences, reward)
