@@ -53,6 +53,54 @@ def state_tensors(state: State) -> Iterator[Tensor]:
             yield from state_tensors(s)
 
 
+def cat_states(states: list[State]) -> State:
+    """Row-wise concatenation of states of one structure (leaf by leaf, along dim 0)."""
+    if isinstance(states[0], Tensor):
+        return torch.cat(states)
+    return tuple(cat_states([s[i] for s in states]) for i in range(len(states[0])))
+
+
+def check_state(state, what: str) -> None:
+    """TypeError naming the piece of a state that is not a tensor or a tuple of them."""
+    if isinstance(state, Tensor):
+        return
+    if not isinstance(state, (tuple, list)) or not state:
+        kind = "an empty tuple" if isinstance(state, (tuple, list)) else type(state).__name__
+        raise TypeError(f"{what} is {kind}; a policy's state must be a tensor or a (nested) tuple of tensors, "
+                        f"batch first")
+    for i, piece in enumerate(state):
+        check_state(piece, f"{what}[{i}]")
+
+
+def state_change(before: State, after: State, what: str = "state") -> tuple[Optional[str], bool]:
+    """How a state changed across one step: (a message if it broke the contract, whether
+    a piece grew). Between steps a state keeps its structure (the same nesting, the same
+    number of tensors), each tensor its dtype and device and every dimension but one,
+    which may grow (a KV cache's sequence axis)."""
+    if isinstance(before, Tensor) != isinstance(after, Tensor) or (
+            not isinstance(before, Tensor) and len(before) != len(after)):
+        count = lambda s: 1 if isinstance(s, Tensor) else len(s)  # noqa: E731
+        return (f"the policy's {what} changed its structure between steps ({count(before)} piece(s), then "
+                f"{count(after)}): a state must keep its nesting and number of tensors"), False
+    if not isinstance(before, Tensor):
+        grew = False
+        for i, (b, a) in enumerate(zip(before, after)):
+            problem, g = state_change(b, a, f"{what}[{i}]")
+            if problem:
+                return problem, False
+            grew |= g
+        return None, grew
+    if before.dtype != after.dtype or before.device != after.device:
+        return (f"the policy's {what} changed from {before.dtype} on {before.device} to {after.dtype} on "
+                f"{after.device} between steps"), False
+    changed = [d for d in range(before.dim()) if d >= after.dim() or before.shape[d] != after.shape[d]]
+    if before.dim() != after.dim() or changed == [0] or len(changed) > 1 or any(
+            after.shape[d] < before.shape[d] for d in changed):
+        return (f"the policy's {what} changed shape from {tuple(before.shape)} to {tuple(after.shape)} between "
+                f"steps: only one axis (not the batch) may change, and only grow"), False
+    return None, bool(changed)
+
+
 def assign_state(buffer: State, begin: int, value: State) -> None:
     """Copy `value` into rows begin .. begin + len(value) of `buffer`, leaf by leaf, in place."""
     if isinstance(buffer, Tensor):

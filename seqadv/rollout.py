@@ -33,7 +33,7 @@ from typing import Callable, Optional, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from .policy import Policy, State, assign_state, map_state, state_tensors
+from .policy import Policy, State, assign_state, cat_states, check_state, map_state, state_change, state_tensors
 from .sampling import mask_after_eos, sample_from_logits
 
 RewardFn = Callable[[Tensor], Tensor]
@@ -135,17 +135,31 @@ class RolloutEngine:
 
         `generator` seeds the rollouts (a torch.Generator on the sequences' device).
         """
-        if sequences.dim() != 2:
-            raise ValueError(f"sequences must be (batch, length), got shape {tuple(sequences.shape)}")
+        if not isinstance(sequences, Tensor) or sequences.dim() != 2:
+            shape = tuple(sequences.shape) if isinstance(sequences, Tensor) else type(sequences).__name__
+            raise ValueError(f"sequences must be a (batch, length) tensor of token ids, got {shape}")
+        if sequences.dtype.is_floating_point or sequences.dtype.is_complex or sequences.dtype == torch.bool:
+            raise TypeError(f"sequences must hold integer token ids, got {sequences.dtype}")
+        sequences = sequences.long()
         if fixed is not None and fixed.shape != sequences.shape:
             raise ValueError(f"fixed must have the shape of sequences {tuple(sequences.shape)}, got {tuple(fixed.shape)}")
         B, T = sequences.shape
+        device = sequences.device
+        if generator is not None and generator.device.type != device.type:
+            raise ValueError(f"the generator is on {generator.device} but the sequences on {device}: "
+                             f"seed the rollouts with torch.Generator(device={str(device)!r})")
         if initial_state is not None:
+            check_state(initial_state, "initial_state")
             rows = {s.shape[0] for s in state_tensors(initial_state)}
             if rows != {B}:
                 raise ValueError(f"initial_state must have {B} rows (one per sequence), got {sorted(rows)}")
         N = self.num_rollouts
-        device = sequences.device
+        if B == 0:
+            return torch.empty(B, T, device=device)
+        vocab, dtype, state_bytes, grows = self._probe(sequences, initial_state)
+        low, high = int(sequences.min()), int(sequences.max())
+        if low < 0 or high >= vocab:
+            raise ValueError(f"token ids must lie in [0, {vocab}) (the policy's vocabulary), got {low} .. {high}")
         rewards = torch.empty(B, T, device=device)
         rewards[:, T - 1] = _checked_scores(reward_fn(self._finish(sequences)), B)
         if T == 1 or B == 0:
@@ -155,7 +169,6 @@ class RolloutEngine:
         uniforms = torch.rand(B, T - 1, N, T, device=device, generator=generator)
         fixed = fixed.bool() if fixed is not None else None
         prefix_aware = isinstance(reward_fn, PrefixAwareReward)
-        vocab, dtype, state_bytes = self._probe(device, initial_state)
         block = self._block(vocab)
         chunk = self._sequences_per_chunk(T, vocab, state_bytes)
         # one logits buffer for every block of every step, if the policy can write into it
@@ -165,7 +178,7 @@ class RolloutEngine:
             part = sequences[begin:end]
             state = None if initial_state is None else map_state(lambda s: s[begin:end], initial_state)
             completed = self._complete(part, None if fixed is None else fixed[begin:end], uniforms[begin:end], block,
-                                       buffer, state)
+                                       buffer, state, grows)
             if prefix_aware:
                 # end-token masking keeps prefixes shared: a prefix is masked as its sequence is
                 scores = reward_fn.score_rollouts(self._finish(part), self._finish(completed), N)
@@ -176,14 +189,49 @@ class RolloutEngine:
             rewards[begin:end, : T - 1] = scores.float().view(T - 1, end - begin, N).mean(dim=2).T
         return rewards
 
-    def _probe(self, device: torch.device, initial_state: Optional[State]) -> tuple[int, torch.dtype, int]:
-        """The policy's vocabulary size, its logits' dtype and the bytes of one row of its state."""
-        # a copy of the caller's row: a policy that wrote into its input state must not change theirs
-        state = self.policy.initial_state(1) if initial_state is None else map_state(lambda s: s[:1].clone(), initial_state)
+    def _probe(self, sequences: Tensor, initial_state: Optional[State]) -> tuple[int, torch.dtype, int, bool]:
+        """Two steps of the policy on a copy of one row, checking the contract on the way.
+
+        Returns the vocabulary size, the logits' dtype, the bytes of one row's state at the
+        sequences' full length, and whether the state grows (a KV cache that gains a position
+        per step). ValueError / TypeError, one message, for what breaks the contract.
+        """
+        device, T = sequences.device, sequences.shape[1]
+        if initial_state is None:
+            state = self.policy.initial_state(1)
+            check_state(state, "policy.initial_state(1)")
+        else:
+            check_state(initial_state, "initial_state")
+            # a copy of the caller's row: a policy that wrote into its input state must not change theirs
+            state = map_state(lambda s: s[:1].clone(), initial_state)
+        for piece in state_tensors(state):
+            if piece.device != device:
+                raise ValueError(f"the sequences are on {device} but the policy's state is on {piece.device}: "
+                                 f"put the sequences, the policy and its state on one device")
         start = torch.full((1,), self.policy.start_token, dtype=torch.long, device=device)
-        logits, _ = self.policy.step(start, state)
-        state_bytes = sum(s.numel() * s.element_size() for s in state_tensors(state))
-        return logits.shape[1], logits.dtype, state_bytes
+        sizes, grows = [], False
+        for _ in range(2):
+            before = map_state(torch.clone, state)
+            logits, new = self.policy.step(start, state)
+            if not all(torch.equal(a, b) for a, b in zip(state_tensors(before), state_tensors(state))):
+                raise ValueError("policy.step changed the state it was given in place; it must return a new state "
+                                 "and leave its input as it was (the engine keeps every prefix's state)")
+            if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != 1 or \
+                    not logits.dtype.is_floating_point:
+                shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+                raise ValueError(f"policy.step must return float logits of shape (rows, vocab) first, got {shape}")
+            if logits.device != device:
+                raise ValueError(f"the sequences are on {device} but the policy's logits on {logits.device}: "
+                                 f"put the sequences, the policy and its state on one device")
+            check_state(new, "the state policy.step returned")
+            problem, grew = state_change(state, new)
+            if problem:
+                raise ValueError(problem)
+            grows |= grew
+            state = new
+            sizes.append(sum(s.numel() * s.element_size() for s in state_tensors(state)))
+        state_bytes = sizes[1] + max(0, T - 2) * max(0, sizes[1] - sizes[0])  # at the full length if it grows
+        return logits.shape[1], logits.dtype, state_bytes, grows
 
     def _sequences_per_chunk(self, length: int, vocab: int, state_bytes: int) -> int:
         rows_per_sequence = (length - 1) * self.num_rollouts
@@ -204,9 +252,14 @@ class RolloutEngine:
 
     def _complete(
         self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, block: int, buffer: Optional[Tensor],
-        initial_state: Optional[State],
+        initial_state: Optional[State], grows: bool = False,
     ) -> Tensor:
         """Complete every prefix of a chunk N times.
+
+        The rows rolling at step k have all consumed the same positions (0 .. k-1), so
+        their states have one shape even when the state grows with each position: a
+        fixed-shape state is kept in one buffer written in place; a growing one (a KV
+        cache) is rebuilt each step from the stepped rows and the rows joining them.
 
         Shape:
             sequences: (b, T); fixed: (b, T) or None; uniforms: (b, T-1, N, T);
@@ -220,12 +273,19 @@ class RolloutEngine:
         out = sequences.repeat_interleave(N, dim=0).repeat(T - 1, 1)
         keep = None if fixed is None else fixed.repeat_interleave(N, dim=0).repeat(T - 1, 1)
         # running[r]: the state of row r, for the rows already rolling (prefix lengths 1 .. k-2)
-        running = map_state(lambda s: s.new_empty(((T - 2) * M,) + s.shape[1:]), states[1]) if T > 2 else None
+        running = None
+        if T > 2 and not grows:
+            running = map_state(lambda s: s.new_empty(((T - 2) * M,) + s.shape[1:]), states[1])
         for k in range(1, T):
             stepped = (k - 1) * M
+            stepped_states = []
             if k >= 2:
                 # rows with prefix length k-1 join the rolling rows, from their prefix states
-                assign_state(running, (k - 2) * M, map_state(lambda s: s.repeat_interleave(N, dim=0), states[k - 1]))
+                joining = map_state(lambda s: s.repeat_interleave(N, dim=0), states[k - 1])
+                if not grows:
+                    assign_state(running, (k - 2) * M, joining)
+                else:
+                    running = joining if running is None else cat_states([running, joining])
                 u = uniforms[:, : k - 1, :, k].transpose(0, 1).reshape(stepped, 1)
                 for a in range(0, stepped, block):
                     e = min(stepped, a + block)
@@ -234,12 +294,17 @@ class RolloutEngine:
                         logits, new = self.policy.step(tokens, state)
                     else:
                         logits, new = self.policy.step(tokens, state, out=buffer[: e - a])
-                    assign_state(running, a, new)
+                    if grows:
+                        stepped_states.append(new)
+                    else:
+                        assign_state(running, a, new)
                     # the logits are scratch space only where they are the engine's own buffer: logits
                     # a policy returns may be its own tensors (a view of a parameter, a cache)
                     drawn = sample_from_logits(logits, u[a:e], temperature=self.temperature,
                                                overwrite=buffer is not None)[:, 0]
                     out[a:e, k] = drawn if keep is None else torch.where(keep[a:e, k], out[a:e, k], drawn)
+            if stepped_states:
+                running = stepped_states[0] if len(stepped_states) == 1 else cat_states(stepped_states)
             # rows with prefix length k start here, from the draws of the prefix pass
             drawn = fresh[k].reshape(M)
             rows = slice(stepped, stepped + M)

@@ -256,31 +256,34 @@ def test_engine_on_cuda_matches_cpu():
 
 
 def test_the_engine_writes_neither_into_the_policys_logits_nor_into_the_callers_state():
-    """A policy whose logits are its own tensor (here a parameter), and which writes into its
-    input state: the engine must leave both as they were."""
+    """A policy whose logits are its own tensor (rows of a table): the engine must leave it as
+    it was. A policy that writes into its input state is refused, the caller's state unchanged."""
 
     class OwnLogits:
         start_token = 0
 
-        def __init__(self):
-            self.table = torch.randn(7, 7)
+        def __init__(self, in_place=False):
+            self.table, self.in_place = torch.randn(7, 7), in_place
 
         def initial_state(self, batch_size):
             return torch.zeros(batch_size, 1)
 
         def step(self, tokens, state):
-            state.add_(1.0)  # in place: the caller's tensor, if the engine passes it
-            return self.table[tokens], state.clone()
+            if self.in_place:
+                state.add_(1.0)
+                return self.table[tokens], state
+            return self.table[tokens], state + 1.0
 
     policy = OwnLogits()
     table = policy.table.clone()
-    initial = torch.zeros(3, 1)
     sequences = torch.randint(0, 7, (3, 4), generator=torch.Generator().manual_seed(0))
-    RolloutEngine(policy, 2).rewards(sequences, lambda s: s.float().mean(dim=1), initial_state=initial.clone())
+    RolloutEngine(policy, 2).rewards(sequences, lambda s: s.float().mean(dim=1), initial_state=torch.zeros(3, 1))
     assert torch.equal(policy.table, table)
-    probe_only = torch.zeros(3, 1)
-    RolloutEngine(policy, 2)._probe(torch.device("cpu"), probe_only)
-    assert torch.equal(probe_only, torch.zeros(3, 1))
+    initial = torch.zeros(3, 1)
+    with pytest.raises(ValueError, match="changed the state it was given in place"):
+        RolloutEngine(OwnLogits(in_place=True), 2).rewards(sequences, lambda s: s.float().mean(dim=1),
+                                                          initial_state=initial)
+    assert torch.equal(initial, torch.zeros(3, 1))
 
 
 @pytest.mark.parametrize("reward, message", [
@@ -293,3 +296,106 @@ def test_a_reward_of_the_wrong_shape_or_not_finite_is_one_clear_error(reward, me
     sequences = torch.randint(0, 6, (4, 3), generator=torch.Generator().manual_seed(0))
     with pytest.raises((ValueError, TypeError), match=message):
         RolloutEngine(g, 2).rewards(sequences, reward)
+
+
+class GrowingCachePolicy:
+    """A GPT-style policy whose KV cache grows one position per step, written the natural way
+    (torch.cat): one attention head over embeddings of every token consumed so far."""
+
+    start_token = 0
+
+    def __init__(self, vocab=3, dim=6, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.embed, self.wq, self.wk, self.wv = (torch.randn(*shape, generator=g) for shape in
+                                                 [(vocab, dim), (dim, dim), (dim, dim), (dim, dim)])
+        self.pos = torch.randn(16, dim, generator=g)
+        self.head = torch.randn(dim, vocab, generator=g) * 2
+
+    def initial_state(self, batch_size):
+        empty = torch.zeros(batch_size, 0, self.embed.shape[1])
+        return empty, empty.clone()
+
+    def step(self, tokens, state):
+        keys, values = state
+        x = self.embed[tokens] + self.pos[keys.shape[1]]  # (B, d)
+        keys = torch.cat([keys, (x @ self.wk).unsqueeze(1)], dim=1)  # (B, t+1, d): a new tensor, the input kept
+        values = torch.cat([values, (x @ self.wv).unsqueeze(1)], dim=1)
+        attention = torch.softmax((keys @ (x @ self.wq).unsqueeze(2)).squeeze(2) / keys.shape[2] ** 0.5, dim=1)
+        return (attention.unsqueeze(1) @ values).squeeze(1) @ self.head, (keys, values)
+
+
+def test_a_policy_whose_kv_cache_grows_gets_exact_rewards():
+    policy = GrowingCachePolicy()
+    seqs = torch.tensor([[1, 2, 0, 1, 1], [2, 2, 2, 0, 1], [0, 1, 1, 2, 0]])
+    mean, var = exact_rewards(policy, seqs, reward_fn, 3)
+    n = 20000
+    rewards = RolloutEngine(policy, n, block_rows=7000).rewards(seqs, reward_fn,
+                                                                generator=torch.Generator().manual_seed(0))
+    within_mc_error(rewards, mean, var, n)
+    fixed = torch.tensor([[0, 0, 1, 0, 1], [0, 1, 0, 1, 0], [0, 0, 0, 0, 1]], dtype=torch.bool)
+    mean, var = exact_rewards(policy, seqs, reward_fn, 3, fixed)
+    rewards = RolloutEngine(policy, n).rewards(seqs, reward_fn, fixed=fixed, generator=torch.Generator().manual_seed(1))
+    within_mc_error(rewards, mean, var, n)
+    # the same draws whatever the chunking
+    small = RolloutEngine(policy, 8, max_batch_rows=40).rewards(seqs, reward_fn, generator=torch.Generator().manual_seed(2))
+    whole = RolloutEngine(policy, 8).rewards(seqs, reward_fn, generator=torch.Generator().manual_seed(2))
+    assert_close(small, whole)
+
+
+class BrokenState:
+    """A policy breaking one rule of the state contract, chosen by `how`."""
+
+    start_token = 0
+
+    def __init__(self, how):
+        self.how = how
+
+    def initial_state(self, batch_size):
+        if self.how == "none":
+            return None
+        if self.how == "dict":
+            return {"h": torch.zeros(batch_size, 2)}
+        return (torch.zeros(batch_size, 2),)
+
+    def step(self, tokens, state):
+        logits = torch.zeros(len(tokens), 3)
+        if self.how == "gains a piece":
+            return logits, state + (torch.zeros(len(tokens), 1),)
+        if self.how == "in place":
+            state[0].add_(1.0)
+            return logits, state
+        if self.how == "batch changes":
+            return logits, (torch.zeros(len(tokens) + 1, 2),)
+        return logits, state
+
+
+@pytest.mark.parametrize("how, message", [
+    ("none", "policy.initial_state\\(1\\) is NoneType"),
+    ("dict", "policy.initial_state\\(1\\) is dict"),
+    ("gains a piece", "changed its structure between steps \\(1 piece\\(s\\), then 2\\)"),
+    ("in place", "changed the state it was given in place"),
+    ("batch changes", "only one axis \\(not the batch\\) may change"),
+])
+def test_a_state_that_breaks_the_contract_is_one_clear_error(how, message):
+    sequences = torch.tensor([[1, 2, 0], [2, 1, 1]])
+    with pytest.raises((ValueError, TypeError), match=message):
+        RolloutEngine(BrokenState(how), 2).rewards(sequences, lambda s: s.float().mean(dim=1))
+
+
+def test_bad_sequences_devices_and_ids_are_one_clear_error():
+    g = Generator(6, 4, 4)
+    reward = lambda s: s.float().mean(dim=1)  # noqa: E731
+    engine = RolloutEngine(g, 2)
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 6\).*got 0 \.\. 9"):
+        engine.rewards(torch.tensor([[0, 9, 1]]), reward)
+    with pytest.raises(TypeError, match="integer token ids, got torch.float32"):
+        engine.rewards(torch.tensor([[0.0, 1.0]]), reward)
+    with pytest.raises(ValueError, match="initial_state must have 1 rows"):
+        engine.rewards(torch.tensor([[0, 1]]), reward, initial_state=g.initial_state(2))
+    with pytest.raises(TypeError, match="initial_state is dict"):
+        engine.rewards(torch.tensor([[0, 1]]), reward, initial_state={"h": torch.zeros(1, 1)})
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="put the sequences, the policy and its state on one device"):
+            engine.rewards(torch.tensor([[0, 1]], device="cuda"), reward)
+        with pytest.raises(ValueError, match="seed the rollouts with torch.Generator\\(device='cpu'\\)"):
+            engine.rewards(torch.tensor([[0, 1]]), reward, generator=torch.Generator(device="cuda"))
