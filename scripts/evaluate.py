@@ -36,6 +36,7 @@ from seqadv.checkpoint import CheckpointError, load, write_text_atomic
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, load_corpus
 from seqadv.generator import Generator
+from seqadv.transformer import TransformerGenerator
 from seqadv.metrics import BLEU, copied, distinct_ngrams, nll, self_bleu
 from seqadv.report import matched_diversity, plot_sweep, sweep_axes
 
@@ -85,7 +86,7 @@ def load_generators(paths: list[Path], device: torch.device) -> tuple[dict, list
     """The models' shared description (run config, vocabulary) and the generators."""
     loaded = [load(p, device) for p in paths]
     for item in loaded:
-        if item.recipe != "seqgan" or not isinstance(item.model, Generator):
+        if item.recipe != "seqgan" or not isinstance(item.model, (Generator, TransformerGenerator)):
             raise CheckpointError(f"{item.path}: a {item.recipe} model; evaluate.py sweeps the text generators "
                                   f"train_seqgan.py writes (pretrained.pt, mle.pt, seqgan.pt)")
         first = loaded[0].state

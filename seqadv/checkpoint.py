@@ -131,8 +131,10 @@ def _model_classes() -> dict:
     from .generator import Generator
     from .irgan import ItemScorer
     from .maskgan import InfillingGenerator
+    from .transformer import TransformerGenerator
 
-    return {f"{c.__module__}.{c.__qualname__}": c for c in (Generator, InfillingGenerator, ItemScorer)}
+    return {f"{c.__module__}.{c.__qualname__}": c for c in (Generator, TransformerGenerator, InfillingGenerator,
+                                                             ItemScorer)}
 
 
 # a run directory stands for its adversarial model

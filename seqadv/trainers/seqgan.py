@@ -29,6 +29,7 @@ from ..corpus import DataError
 from ..dataset import BatchStream, SequenceData, batches, load_corpus
 from ..discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
 from ..generator import Generator
+from ..transformer import TransformerGenerator
 from ..losses import discriminator_loss, mle_loss, policy_gradient_loss
 from ..metrics import BLEU, nll, self_bleu
 from ..policy import ema_update
@@ -52,9 +53,12 @@ class SeqGANConfig(TrainerConfig):
     max_length: Optional[int] = None  # tokens per sequence (longer lines are cut and counted)
     max_train: Optional[int] = None  # keep only this many training sequences
     max_test: Optional[int] = None  # keep only this many test sequences
-    # generator (official: embedding 32, hidden 32, Adam 0.01, clip 5.0, batch 64)
-    g_embedding_dim: int = 32  # generator embedding size
-    g_hidden_dim: int = 32  # generator LSTM size
+    # generator (official: an LSTM, embedding 32, hidden 32, Adam 0.01, clip 5.0, batch 64)
+    generator: str = "lstm"  # lstm (the paper's) | transformer (a causal Transformer with a KV cache)
+    g_embedding_dim: int = 32  # generator embedding size (lstm)
+    g_hidden_dim: int = 32  # generator LSTM size, or the Transformer's width
+    g_layers: int = 2  # Transformer blocks (transformer)
+    g_heads: int = 4  # attention heads (transformer)
     g_lr: float = 0.01  # generator Adam learning rate (MLE and policy gradient)
     grad_clip: float = 5.0  # generator gradient-norm clip (0: none)
     batch_size: int = 64  # sequences per batch (the global batch under torchrun)
@@ -100,7 +104,7 @@ class SeqGANConfig(TrainerConfig):
         # the official code's settings (hours on a CPU)
         "paper": dict(),
     }
-    CHOICES: ClassVar[dict] = {**TrainerConfig.CHOICES, "oracle": ["random", "paper"],
+    CHOICES: ClassVar[dict] = {**TrainerConfig.CHOICES, "oracle": ["random", "paper"], "generator": ["lstm", "transformer"],
                                "tokenizer": ["char", "word", "sentencepiece"]}
 
     def validate(self) -> None:
@@ -116,6 +120,9 @@ class SeqGANConfig(TrainerConfig):
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if len(self.d_filter_sizes) != len(self.d_num_filters):
             raise ValueError("--d-filter-sizes and --d-num-filters must have the same length")
+        if self.generator == "transformer" and (self.g_layers < 1 or self.g_heads < 1 or self.g_hidden_dim % self.g_heads):
+            raise ValueError(f"--g-hidden-dim {self.g_hidden_dim} must split into --g-heads {self.g_heads} "
+                             f"(and --g-layers be positive) for --generator transformer")
         if not 1 <= self.bleu_max_n <= 5 or self.d_dropout >= 1:
             raise ValueError("--bleu-max-n must be in 1..5 and --d-dropout below 1")
 
@@ -175,11 +182,18 @@ class SeqGANTrainer(GANTrainer):
         if group.is_main and data.oracle is None:
             self.bleu = BLEU([data.tokens(s) for s in data.test], max_n=c.bleu_max_n)
 
-        generator_config = dict(vocab_size=data.vocab_size, embedding_dim=c.g_embedding_dim,
-                                hidden_dim=c.g_hidden_dim, start_token=data.start_token,
-                                eos_token=data.eos_token, pad_token=data.pad_token)
+        tokens = dict(vocab_size=data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
+                      pad_token=data.pad_token)
+        if c.generator == "transformer":
+            model_class, generator_config = TransformerGenerator, dict(
+                **tokens, d_model=c.g_hidden_dim, num_layers=c.g_layers, num_heads=c.g_heads, max_length=data.length)
+        else:
+            model_class = Generator
+            generator_config = dict(vocab_size=data.vocab_size, embedding_dim=c.g_embedding_dim,
+                                    hidden_dim=c.g_hidden_dim, start_token=data.start_token,
+                                    eos_token=data.eos_token, pad_token=data.pad_token)
         g = own_model(self.user_generator, data)
-        g = g if g is not None else Generator(**generator_config)
+        g = g if g is not None else model_class(**generator_config)
         self.g = g.to(self.device)
         self.meta.update(text_meta(data), model=describe_model(self.g, generator_config))
         self.g_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)
@@ -189,7 +203,7 @@ class SeqGANTrainer(GANTrainer):
                               pad_token=data.pad_token or 0)
         self.d = d.to(self.device)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=c.d_lr)
-        self.mle = copy.deepcopy(self.g) if self.user_generator is not None else Generator(**generator_config).to(self.device)
+        self.mle = copy.deepcopy(self.g) if self.user_generator is not None else model_class(**generator_config).to(self.device)
         self.mle_opt = torch.optim.Adam(self.mle.parameters(), lr=c.g_lr)
         self.rollout_policy = copy.deepcopy(self.g).requires_grad_(False)  # SeqGAN's delayed policy of the rollouts
         self.g_adv_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)  # the official code's separate optimizer
