@@ -13,7 +13,6 @@ same logits (tested), so a model trained by MLE is the policy that is rolled out
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
