@@ -72,11 +72,13 @@ def check_state(state, what: str) -> None:
         check_state(piece, f"{what}[{i}]")
 
 
-def state_change(before: State, after: State, what: str = "state") -> tuple[Optional[str], bool]:
+def state_change(before: State, after: State, what: str = "state", first: bool = False) -> tuple[Optional[str], bool]:
     """How a state changed across one step: (a message if it broke the contract, whether
     a piece grew). Between steps a state keeps its structure (the same nesting, the same
     number of tensors), each tensor its dtype and device and every dimension but one,
-    which may grow (a KV cache's sequence axis)."""
+    which may grow (a KV cache's sequence axis). `first`: the step from the initial state,
+    whose floating dtype may change (under autocast a zero state in float32 comes back in
+    bfloat16)."""
     if isinstance(before, Tensor) != isinstance(after, Tensor) or (
             not isinstance(before, Tensor) and len(before) != len(after)):
         count = lambda s: 1 if isinstance(s, Tensor) else len(s)  # noqa: E731
@@ -85,12 +87,13 @@ def state_change(before: State, after: State, what: str = "state") -> tuple[Opti
     if not isinstance(before, Tensor):
         grew = False
         for i, (b, a) in enumerate(zip(before, after)):
-            problem, g = state_change(b, a, f"{what}[{i}]")
+            problem, g = state_change(b, a, f"{what}[{i}]", first)
             if problem:
                 return problem, False
             grew |= g
         return None, grew
-    if before.dtype != after.dtype or before.device != after.device:
+    recast = first and before.dtype.is_floating_point and after.dtype.is_floating_point
+    if (before.dtype != after.dtype and not recast) or before.device != after.device:
         return (f"the policy's {what} changed from {before.dtype} on {before.device} to {after.dtype} on "
                 f"{after.device} between steps"), False
     changed = [d for d in range(before.dim()) if d >= after.dim() or before.shape[d] != after.shape[d]]

@@ -119,6 +119,7 @@ class RolloutEngine:
         fixed: Optional[Tensor] = None,
         generator: Optional[torch.Generator] = None,
         initial_state: Optional[State] = None,
+        context: Optional[State] = None,
     ) -> Tensor:
         """Per-token rewards of `sequences`.
 
@@ -130,10 +131,19 @@ class RolloutEngine:
                 `policy.initial_state(B)`. A conditional policy passes the state
                 that carries each sequence's condition (the infilling generator's
                 encoding of the masked text).
+            context: optional tensor (or tuple of tensors) of B rows: what a
+                conditional reward needs of each sequence (its source text, its user)
             returns: (B, T) float32; column t is the mean reward of the N
                 completions of y_0..y_t, column T-1 is reward_fn(sequences)
 
         `generator` seeds the rollouts (a torch.Generator on the sequences' device).
+
+        `reward_fn(rows)` gets (rows, T) completed sequences and returns (rows,) finite
+        rewards. The rows come in chunks of whole sequences, each chunk ordered (prefix
+        length t = 1 .. T-1, sequence, rollout), then the given sequences themselves; a
+        reward that takes a keyword `index` also gets, for each row, the index in the
+        batch of the sequence it completes ((rows,) int64), and one that takes `context`
+        gets `context` indexed by it, whatever the chunking.
         """
         if not isinstance(sequences, Tensor) or sequences.dim() != 2:
             shape = tuple(sequences.shape) if isinstance(sequences, Tensor) else type(sequences).__name__
@@ -160,30 +170,48 @@ class RolloutEngine:
         low, high = int(sequences.min()), int(sequences.max())
         if low < 0 or high >= vocab:
             raise ValueError(f"token ids must lie in [0, {vocab}) (the policy's vocabulary), got {low} .. {high}")
+        if context is not None:
+            check_state(context, "context")
+            if {c.shape[0] for c in state_tensors(context)} != {B}:
+                raise ValueError(f"context must have {B} rows (one per sequence)")
+        score = _Scorer(reward_fn, context)
         rewards = torch.empty(B, T, device=device)
-        rewards[:, T - 1] = _checked_scores(reward_fn(self._finish(sequences)), B)
+        rewards[:, T - 1] = _checked_scores(score(self._finish(sequences), torch.arange(B, device=device)), B)
         if T == 1 or B == 0:
             return rewards
 
-        # uniforms[b, t - 1, n, k]: the draw at position k of rollout n of prefix length t of sequence b
-        uniforms = torch.rand(B, T - 1, N, T, device=device, generator=generator)
+        # uniforms[b, t - 1, n, k]: the draw at position k of rollout n of prefix length t of sequence b.
+        # On the CPU they are drawn chunk by chunk (inside the memory budget): torch's CPU generator
+        # fills consecutive draws alike in one call or several, so the rewards for a seed do not
+        # depend on the chunking. Elsewhere (CUDA's counter-based generator offsets each call) they
+        # are drawn for the whole batch up front, and the budget leaves room for them.
+        upfront = device.type != "cpu"
+        uniforms = torch.rand(B, T - 1, N, T, device=device, generator=generator) if upfront else None
         fixed = fixed.bool() if fixed is not None else None
         prefix_aware = isinstance(reward_fn, PrefixAwareReward)
         block = self._block(vocab)
-        chunk = self._sequences_per_chunk(T, vocab, state_bytes)
-        # one logits buffer for every block of every step, if the policy can write into it
-        buffer = torch.empty(block, vocab, dtype=dtype, device=device) if self._step_takes_out else None
+        chunk = self._sequences_per_chunk(T, vocab, state_bytes, uniforms.numel() * 4 if upfront else 0)
+        # one logits buffer for every block of every step, if the policy can write into it (not under
+        # autocast: the policy's logits then come in the autocast dtype, from its own kernels)
+        autocast = torch.is_autocast_enabled(device.type) if device.type in ("cpu", "cuda") else False
+        buffer = None
+        if self._step_takes_out and not autocast:
+            buffer = torch.empty(block, vocab, dtype=dtype, device=device)
         for begin in range(0, B, chunk):
             end = min(B, begin + chunk)
             part = sequences[begin:end]
             state = None if initial_state is None else map_state(lambda s: s[begin:end], initial_state)
-            completed = self._complete(part, None if fixed is None else fixed[begin:end], uniforms[begin:end], block,
-                                       buffer, state, grows)
+            draws = uniforms[begin:end] if upfront else torch.rand(end - begin, T - 1, N, T, device=device,
+                                                                   generator=generator)
+            completed = self._complete(part, None if fixed is None else fixed[begin:end], draws, block, buffer,
+                                       state, grows)
+            # the sequence each completion completes: rows ordered (t, sequence, rollout)
+            index = torch.arange(begin, end, device=device).repeat_interleave(N).repeat(T - 1)
             if prefix_aware:
                 # end-token masking keeps prefixes shared: a prefix is masked as its sequence is
-                scores = reward_fn.score_rollouts(self._finish(part), self._finish(completed), N)
+                scores = score.rollouts(self._finish(part), self._finish(completed), N, index)
             else:
-                scores = reward_fn(self._finish(completed))
+                scores = score(self._finish(completed), index)
             scores = _checked_scores(scores, len(completed))
             # scores: ((T-1) * b * N,) in (t, b, n) order -> mean over n -> (b, T-1)
             rewards[begin:end, : T - 1] = scores.float().view(T - 1, end - begin, N).mean(dim=2).T
@@ -210,7 +238,7 @@ class RolloutEngine:
                                  f"put the sequences, the policy and its state on one device")
         start = torch.full((1,), self.policy.start_token, dtype=torch.long, device=device)
         sizes, grows = [], False
-        for _ in range(2):
+        for probe_step in range(2):
             before = map_state(torch.clone, state)
             logits, new = self.policy.step(start, state)
             if not all(torch.equal(a, b) for a, b in zip(state_tensors(before), state_tensors(state))):
@@ -224,7 +252,7 @@ class RolloutEngine:
                 raise ValueError(f"the sequences are on {device} but the policy's logits on {logits.device}: "
                                  f"put the sequences, the policy and its state on one device")
             check_state(new, "the state policy.step returned")
-            problem, grew = state_change(state, new)
+            problem, grew = state_change(state, new, first=probe_step == 0)
             if problem:
                 raise ValueError(problem)
             grows |= grew
@@ -233,7 +261,7 @@ class RolloutEngine:
         state_bytes = sizes[1] + max(0, T - 2) * max(0, sizes[1] - sizes[0])  # at the full length if it grows
         return logits.shape[1], logits.dtype, state_bytes, grows
 
-    def _sequences_per_chunk(self, length: int, vocab: int, state_bytes: int) -> int:
+    def _sequences_per_chunk(self, length: int, vocab: int, state_bytes: int, reserved: int = 0) -> int:
         rows_per_sequence = (length - 1) * self.num_rollouts
         if self.max_batch_rows is not None:
             return max(1, self.max_batch_rows // rows_per_sequence)
@@ -242,7 +270,7 @@ class RolloutEngine:
         # per sequence: its prefix states, and its N * (T - 1) completions
         sequence_bytes = length * state_bytes + rows_per_sequence * row_bytes
         block_bytes = 3 * 4 * vocab * self._block(vocab)
-        budget = self.memory_budget_mb * 2**20 - block_bytes
+        budget = self.memory_budget_mb * 2**20 - block_bytes - reserved
         return max(1, int(budget // sequence_bytes))
 
     def _block(self, vocab: int) -> int:
@@ -339,6 +367,43 @@ class RolloutEngine:
 
     def _finish(self, sequences: Tensor) -> Tensor:
         return mask_after_eos(sequences, self.eos_token, self.pad_token)
+
+
+class _Scorer:
+    """Calls a reward with what it asks for: the rows, and if its signature has them the
+    keywords `index` (the batch index of each row's sequence) and `context` (indexed by it)."""
+
+    def __init__(self, reward_fn, context: Optional[State]):
+        self.reward_fn, self.context = reward_fn, context
+        self.wants = {name for name in ("index", "context") if _accepts(reward_fn, name)}
+        if context is not None and "context" not in self.wants:
+            raise TypeError("a context was given but the reward takes no keyword `context`")
+        self.rollout_wants = set()
+        if isinstance(reward_fn, PrefixAwareReward):
+            self.rollout_wants = {name for name in ("index", "context") if _accepts(reward_fn.score_rollouts, name)}
+
+    def _keywords(self, index: Tensor, wants: set) -> dict:
+        keywords = {}
+        if "index" in wants:
+            keywords["index"] = index
+        if "context" in wants:
+            keywords["context"] = None if self.context is None else map_state(lambda c: c[index.to(c.device)],
+                                                                             self.context)
+        return keywords
+
+    def __call__(self, rows: Tensor, index: Tensor) -> Tensor:
+        return self.reward_fn(rows, **self._keywords(index, self.wants))
+
+    def rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int, index: Tensor) -> Tensor:
+        keywords = self._keywords(index, self.rollout_wants)
+        return self.reward_fn.score_rollouts(sequences, completions, num_rollouts, **keywords)
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
 
 
 def _checked_scores(scores, rows: int) -> Tensor:

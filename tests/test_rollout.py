@@ -399,3 +399,41 @@ def test_bad_sequences_devices_and_ids_are_one_clear_error():
             engine.rewards(torch.tensor([[0, 1]], device="cuda"), reward)
         with pytest.raises(ValueError, match="seed the rollouts with torch.Generator\\(device='cpu'\\)"):
             engine.rewards(torch.tensor([[0, 1]]), reward, generator=torch.Generator(device="cuda"))
+
+
+def test_a_conditional_reward_gets_each_rows_sequence_and_context_whatever_the_chunking(lstm):
+    """reward = how often the completion holds the sequence's own target token (its context)."""
+    seqs = torch.tensor([[1, 2, 0, 1, 1], [2, 2, 2, 0, 1], [0, 1, 1, 2, 0]])
+    targets = torch.tensor([1, 2, 0])
+
+    def reward(rows, index, context):
+        assert torch.equal(rows[:, 0], seqs[index, 0])  # every completion keeps its own sequence's prefix
+        return (rows == context.unsqueeze(1)).float().mean(dim=1)
+
+    n = 20000
+    rewards = RolloutEngine(lstm, n).rewards(seqs, reward, context=targets, generator=torch.Generator().manual_seed(0))
+    for b in range(3):
+        mean, var = exact_rewards(lstm, seqs[b : b + 1], lambda s: (s == targets[b]).float().mean(dim=1), 3)
+        within_mc_error(rewards[b : b + 1], mean, var, n)
+    chunked = RolloutEngine(lstm, 6, max_batch_rows=24).rewards(seqs, reward, context=targets,
+                                                                generator=torch.Generator().manual_seed(3))
+    whole = RolloutEngine(lstm, 6).rewards(seqs, reward, context=targets, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(chunked, whole)
+    with pytest.raises(TypeError, match="takes no keyword `context`"):
+        RolloutEngine(lstm, 2).rewards(seqs, reward_fn, context=targets)
+
+
+@pytest.mark.parametrize("model", ["lstm", "transformer"])
+def test_rollouts_run_under_bfloat16_autocast(model):
+    from seqadv.transformer import TransformerGenerator
+
+    torch.manual_seed(0)
+    g = Generator(30, 16, 16) if model == "lstm" else TransformerGenerator(30, 16, 2, 2, max_length=8).eval()
+    seqs = torch.randint(0, 30, (4, 6), generator=torch.Generator().manual_seed(0))
+    reward = lambda s: (s < 10).float().mean(dim=1)  # noqa: E731
+    plain = RolloutEngine(g, 400).rewards(seqs, reward, generator=torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = RolloutEngine(g, 400).rewards(seqs, reward, generator=torch.Generator().manual_seed(1))
+    assert mixed.dtype == torch.float32 and torch.isfinite(mixed).all()
+    # the same uniforms through bf16 logits: rewards as close as Monte Carlo error allows
+    assert (mixed - plain).abs().max().item() < 5 * (0.25 / 400) ** 0.5 * 2
