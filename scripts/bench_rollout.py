@@ -6,6 +6,7 @@ loop, the engine, and the floor (the work no implementation can avoid).
     python scripts/bench_rollout.py --reward cheap --scaling --json bench.json
     python scripts/bench_rollout.py --device cuda
     python scripts/bench_rollout.py --nproc 1,2            # the batch's rollouts split over processes
+    python scripts/bench_rollout.py --model transformer    # a GPT with a KV cache: naive, HF generate, engine, floor
 
 The reference case is the paper's oracle experiment: batch 64, 16 rollouts,
 length 20, vocabulary 5,000, generator 32/32, the paper's discriminator.
@@ -274,6 +275,172 @@ def bench_processes(case: Case, args) -> list[dict]:
     return rows
 
 
+# --- the Transformer rows (--model transformer) ------------------------------------------------
+
+def gpt(case: Case, device: torch.device, seed: int = 0):
+    """The stated GPT (2 layers, width 64, 4 heads, learned positions, tied embeddings) and a batch."""
+    from seqadv.transformer import TransformerGenerator
+
+    torch.manual_seed(seed)
+    g = TransformerGenerator(case.vocab, d_model=64, num_layers=2, num_heads=4, max_length=case.length + 1,
+                             init_std=0.1).to(device).eval()
+    sequences = g.sample(case.batch, case.length, generator=torch.Generator(device=device).manual_seed(seed))
+    return g, sequences
+
+
+def transformer_floor_parts(g, case: Case, device: torch.device) -> dict[str, Callable[[], object]]:
+    """The work no exact implementation avoids, each part alone at several batchings, counted
+    per sampled token (B * N * T * (T - 1) / 2 of them; k * B * N at position k = 1 .. T-1):
+    the model's layers once per sampled token, one position at a time on a preallocated cache
+    (no copies: the new key and value written in place), the output projection, one draw."""
+    import torch.nn.functional as F
+
+    B, N, T, V = case.batch, case.rollouts, case.length, case.vocab
+    d, heads = g.d_model, g.num_heads
+    gen = torch.Generator(device=device).manual_seed(0)
+    tokens_total = B * N * T * (T - 1) // 2
+    weight = g.head.weight.detach()
+
+    def layers(block: int) -> Callable[[], None]:
+        caches = [(torch.randn(block, heads, T + 1, d // heads, device=device, generator=gen),
+                   torch.randn(block, heads, T + 1, d // heads, device=device, generator=gen)) for _ in g.blocks]
+        x0 = torch.randn(block, 1, d, device=device, generator=gen)
+
+        @torch.no_grad()
+        def run(rows: int, k: int) -> None:
+            x = x0[:rows]
+            for layer, (kc, vc) in zip(g.blocks, caches):
+                q, key, value = (layer.heads(z) for z in layer.qkv(layer.norm1(x)).split(d, dim=2))
+                kc[:rows, :, k : k + 1] = key
+                vc[:rows, :, k : k + 1] = value
+                attended = F.scaled_dot_product_attention(q, kc[:rows, :, : k + 1], vc[:rows, :, : k + 1])
+                x = x + layer.proj(attended.transpose(1, 2).reshape(rows, 1, d))
+                x = x + layer.mlp(layer.norm2(x))
+            g.norm(x)
+
+        def all_positions() -> None:
+            for k in range(1, T):
+                rows = k * B * N
+                for begin in range(0, rows, block):
+                    run(min(block, rows - begin), k)
+        return all_positions
+
+    def projections(block: int) -> Callable[[], None]:
+        hidden = torch.randn(block, d, device=device, generator=gen)
+        out = torch.empty(block, V, device=device)
+
+        def all_rows() -> None:
+            for begin in range(0, tokens_total, block):
+                r = min(block, tokens_total - begin)
+                torch.mm(hidden[:r], weight.T, out=out[:r])
+        return all_rows
+
+    def draws(block: int) -> Callable[[], None]:
+        logits = torch.randn(block, V, device=device, generator=gen)
+        u = torch.rand(block, 1, device=device, generator=gen)
+
+        def all_rows() -> None:
+            for begin in range(0, tokens_total, block):
+                r = min(block, tokens_total - begin)
+                sample_from_logits(logits[:r], u[:r], overwrite=True)
+        return all_rows
+
+    blocks = [b for b in (256, 1024, 4096) if b * V * 4 <= 2**30]
+    parts = {f"layers/{b}": layers(b) for b in blocks}
+    parts.update({f"projection/{b}": projections(b) for b in blocks})
+    parts.update({f"draw/{b}": draws(b) for b in blocks})
+    return parts
+
+
+def hf_twin(g, device: torch.device):
+    """A Hugging Face GPT-2 of the same size with the same weights where they correspond."""
+    import transformers
+
+    c = transformers.GPT2Config(vocab_size=g.vocab_size, n_positions=g.max_length, n_embd=g.d_model,
+                                n_layer=len(g.blocks), n_head=g.num_heads, bos_token_id=g.start_token,
+                                eos_token_id=g.start_token, pad_token_id=g.start_token)
+    return transformers.GPT2LMHeadModel(c).to(device).eval()
+
+
+def generate_reference(model, sequences: torch.Tensor, case: Case, reward) -> torch.Tensor:
+    """What a user of HF's `generate` writes: for each prefix length, N sampled completions of
+    every prefix (num_return_sequences), scored and averaged."""
+    B, T, N = sequences.shape[0], sequences.shape[1], case.rollouts
+    start = torch.full((B, 1), model.config.bos_token_id, device=sequences.device)
+    rewards = torch.zeros(B, T, device=sequences.device)
+    with torch.no_grad():
+        for t in range(1, T):
+            completed = model.generate(input_ids=torch.cat([start, sequences[:, :t]], 1), do_sample=True, top_k=0,
+                                       num_return_sequences=N, max_new_tokens=T - t, min_new_tokens=T - t,
+                                       pad_token_id=model.config.pad_token_id)[:, 1:]
+            rewards[:, t - 1] = reward(completed).view(B, N).mean(1)
+    rewards[:, T - 1] = reward(sequences)
+    return rewards
+
+
+def _peak_rss_of_a_transformer_call(case: dict) -> int:
+    case = Case(**case)
+    g, sequences = gpt(case, torch.device("cpu"))
+    RolloutEngine(g, case.rollouts).rewards(sequences, cheap_reward)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
+
+
+def bench_transformer(case: Case, args, device: torch.device, references: bool = True) -> dict:
+    """Seconds of the naive loop, HF's generate (and the engine on that HF model), the
+    engine on `TransformerGenerator` and its floor, in the same interleaved rounds."""
+    from seqadv.hf import HFPolicy
+
+    g, sequences = gpt(case, device)
+    engine = RolloutEngine(g, case.rollouts)
+    gen = torch.Generator(device=device).manual_seed(1)
+    fns = {"engine": lambda: engine.rewards(sequences, cheap_reward, generator=gen)}
+    if references:
+        hf = hf_twin(g, device)
+        hf_engine = RolloutEngine(HFPolicy(hf), case.rollouts)
+        fns["naive"] = lambda: naive_rollout_rewards(g, sequences, cheap_reward, case.rollouts, generator=gen)
+        fns["generate"] = lambda: generate_reference(hf, sequences, case, cheap_reward)
+        fns["engine_hf"] = lambda: hf_engine.rewards(sequences, cheap_reward, generator=gen)
+    fns.update(transformer_floor_parts(g, case, device))
+    seconds = timed_together(fns, args.repeats, device)
+    row = {k: seconds[k] for k in ("engine", "naive", "generate", "engine_hf") if k in seconds}
+    row.update(best_parts({k: v for k, v in seconds.items() if "/" in k}))
+    row["floor_ratio"] = row["engine"] / row["floor_s"]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        engine.rewards(sequences, cheap_reward)
+        row["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    else:
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            row["peak_memory_gb"] = pool.apply(_peak_rss_of_a_transformer_call, (vars(case),)) / 2**30
+    return row
+
+
+def report_transformer(case: Case, args, device: torch.device, machine: str) -> dict:
+    print(f"transformer rollout benchmark: GPT 2 layers, width 64, 4 heads (TransformerGenerator; HF GPT-2 of the same "
+          f"size for generate), batch {case.batch}, {case.rollouts} rollouts, length {case.length}, vocab {case.vocab}, "
+          f"cheap reward; device {device} ({machine}), torch {torch.__version__}, median of {args.repeats} "
+          f"interleaved rounds after a warm-up")
+    row = bench_transformer(case, args, device)
+    print(f"{'contender':<34}{'seconds':>9}{'engine is':>12}")
+    for key, label in [("naive", "naive loop (torch.multinomial)"), ("generate", "HF generate, N per prefix"),
+                       ("engine_hf", "engine on the HF GPT-2 (HFPolicy)"), ("engine", "engine (TransformerGenerator)")]:
+        ratio = "" if key == "engine" else f"{row[key] / row['engine']:>10.1f}x"
+        print(f"{label:<34}{row[key]:>9.2f}{ratio:>12}")
+    print(f"{'floor: layers + projection + draw':<34}{row['floor_s']:>9.2f}   engine / floor {row['floor_ratio']:.2f} "
+          f"(layers {row['layers_s']:.2f}, projection {row['projection_s']:.2f}, draw {row['draw_s']:.2f}); "
+          f"peak memory {row['peak_memory_gb']:.2f} GB")
+    results = {"case": vars(case), "row": row, "scaling": []}
+    print("\nhow the cost grows with T (engine against its floor)")
+    print(f"{'length':>7}{'engine s':>10}{'floor s':>9}{'/floor':>8}{'peak GB':>9}")
+    for length in (20, 40, 80):
+        scaled = bench_transformer(Case(**{**vars(case), "length": length}), args, device, references=False)
+        results["scaling"].append({"length": length, **scaled})
+        print(f"{length:>7}{scaled['engine']:>10.2f}{scaled['floor_s']:>9.2f}{scaled['floor_ratio']:>8.2f}"
+              f"{scaled['peak_memory_gb']:>9.2f}")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for name, default in vars(Case()).items():
@@ -288,6 +455,8 @@ def main() -> None:
                         help="comma-separated process counts: time the batch's rollouts split over them (torchrun)")
     parser.add_argument("--threads", type=int, default=1, help="with --nproc: torch threads per process")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one process of --nproc: where rank 0 writes
+    parser.add_argument("--model", choices=["lstm", "transformer"], default="lstm",
+                        help="transformer: a 2-layer GPT with a KV cache against the naive loop, HF generate and its floor")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -319,6 +488,12 @@ def main() -> None:
         return
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    if args.model == "transformer":
+        results = report_transformer(case, args, device, machine)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
+        return
     print(f"rollout benchmark: {case}, device {device} ({machine}), torch {torch.__version__}, "
           f"median of {args.repeats} interleaved rounds after a warm-up")
 
