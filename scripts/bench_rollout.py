@@ -370,7 +370,8 @@ def generate_reference(model, sequences: torch.Tensor, case: Case, reward) -> to
     rewards = torch.zeros(B, T, device=sequences.device)
     with torch.no_grad():
         for t in range(1, T):
-            completed = model.generate(input_ids=torch.cat([start, sequences[:, :t]], 1), do_sample=True, top_k=0,
+            prompt = torch.cat([start, sequences[:, :t]], 1)
+            completed = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0,
                                        num_return_sequences=N, max_new_tokens=T - t, min_new_tokens=T - t,
                                        pad_token_id=model.config.pad_token_id)[:, 1:]
             rewards[:, t - 1] = reward(completed).view(B, N).mean(1)
