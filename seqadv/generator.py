@@ -41,7 +41,44 @@ def lstm_step(lstm: nn.LSTM, head: nn.Linear, x: Tensor, state: tuple[Tensor, Te
     return logits, (h.transpose(0, 1), c.transpose(0, 1))
 
 
-class Generator(nn.Module):
+class LanguageModel:
+    """What a left-to-right language model used as a policy adds to `forward(inputs) -> (B, T, V)`
+    and the policy protocol: teacher forcing on targets, and sampling whole sequences. Needs
+    `start_token`, `eos_token`, `pad_token` and a `device`."""
+
+    def shift_right(self, targets: Tensor) -> Tensor:
+        """The teacher-forcing inputs for `targets`: start token, then targets[:, :-1]."""
+        start = torch.full_like(targets[:, :1], self.start_token)
+        return torch.cat([start, targets[:, :-1]], dim=1)
+
+    def target_logits(self, targets: Tensor) -> Tensor:
+        """targets (B, T) -> logits (B, T, V) of each target token given the ones before it."""
+        return self(self.shift_right(targets))
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num: int,
+        length: int,
+        temperature: float = 1.0,
+        generator: Optional[torch.Generator] = None,
+        batch_size: int = 4096,
+        top_k: Optional[int] = None,
+    ) -> Tensor:
+        """Draw `num` sequences of `length` tokens -> (num, length) int64.
+
+        Tokens after the first end token (if the model has one) are set to padding.
+        """
+        chunks = []
+        for begin in range(0, num, batch_size):
+            rows = min(batch_size, num - begin)
+            chunks.append(generate(self, rows, length, temperature=temperature, top_k=top_k, generator=generator,
+                                   device=self.device))
+        samples = torch.cat(chunks) if chunks else torch.empty(0, length, dtype=torch.long, device=self.device)
+        return mask_after_eos(samples, self.eos_token, self.pad_token)
+
+
+class Generator(LanguageModel, nn.Module):
     def __init__(
         self,
         vocab_size: int,
@@ -85,40 +122,8 @@ class Generator(nn.Module):
         """
         return lstm_step(self.lstm, self.head, self.embedding(tokens).unsqueeze(1), state, out)
 
-    # --- teacher forcing -----------------------------------------------------------------
+    # --- teacher forcing (target_logits and sample come from LanguageModel) -------------
     def forward(self, inputs: Tensor) -> Tensor:
         """inputs (B, T) -> logits (B, T, V); position t predicts the token after inputs[:, t]."""
         out, _ = self.lstm(self.embedding(inputs))  # (B, T, H)
         return self.head(out)
-
-    def shift_right(self, targets: Tensor) -> Tensor:
-        """The teacher-forcing inputs for `targets`: start token, then targets[:, :-1]."""
-        start = torch.full_like(targets[:, :1], self.start_token)
-        return torch.cat([start, targets[:, :-1]], dim=1)
-
-    def target_logits(self, targets: Tensor) -> Tensor:
-        """targets (B, T) -> logits (B, T, V) of each target token given the ones before it."""
-        return self(self.shift_right(targets))
-
-    # --- sampling ------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(
-        self,
-        num: int,
-        length: int,
-        temperature: float = 1.0,
-        generator: Optional[torch.Generator] = None,
-        batch_size: int = 4096,
-        top_k: Optional[int] = None,
-    ) -> Tensor:
-        """Draw `num` sequences of `length` tokens -> (num, length) int64.
-
-        Tokens after the first end token (if the model has one) are set to padding.
-        """
-        chunks = []
-        for begin in range(0, num, batch_size):
-            rows = min(batch_size, num - begin)
-            chunks.append(generate(self, rows, length, temperature=temperature, top_k=top_k, generator=generator,
-                                   device=self.device))
-        samples = torch.cat(chunks) if chunks else torch.empty(0, length, dtype=torch.long, device=self.device)
-        return mask_after_eos(samples, self.eos_token, self.pad_token)

@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .policy import generate
-from .sampling import mask_after_eos
+from .generator import LanguageModel
 
 # a state: for every layer its keys and values, each (B, heads, t, head_dim), flattened
 # into one tuple (k_0, v_0, k_1, v_1, ...); t grows by one per step
@@ -75,7 +74,7 @@ class Block(nn.Module):
         return x, (k, v)
 
 
-class TransformerGenerator(nn.Module):
+class TransformerGenerator(LanguageModel, nn.Module):
     """A causal Transformer language model and policy (the LSTM `Generator`'s interface)."""
 
     def __init__(
@@ -148,28 +147,10 @@ class TransformerGenerator(nn.Module):
         logits = self.head(hidden) if out is None else torch.mm(hidden, self.head.weight.T, out=out)
         return logits, tuple(new)
 
-    # --- teacher forcing ---------------------------------------------------------------------------
+    # --- teacher forcing (target_logits and sample come from LanguageModel) ------------------------
     def forward(self, inputs: Tensor) -> Tensor:
         """inputs (B, T) -> logits (B, T, V); position t predicts the token after inputs[:, t]."""
         x = self.embed(inputs, 0)
         for block in self.blocks:
             x, _ = block(x)
         return self.head(self.norm(x))
-
-    def shift_right(self, targets: Tensor) -> Tensor:
-        """The teacher-forcing inputs for `targets`: start token, then targets[:, :-1]."""
-        start = torch.full_like(targets[:, :1], self.start_token)
-        return torch.cat([start, targets[:, :-1]], dim=1)
-
-    def target_logits(self, targets: Tensor) -> Tensor:
-        """targets (B, T) -> logits (B, T, V) of each target token given the ones before it."""
-        return self(self.shift_right(targets))
-
-    @torch.no_grad()
-    def sample(self, num: int, length: int, temperature: float = 1.0, generator: Optional[torch.Generator] = None,
-               batch_size: int = 4096, top_k: Optional[int] = None) -> Tensor:
-        """Draw `num` sequences of `length` tokens -> (num, length) int64 (padding after the end token)."""
-        chunks = [generate(self, min(batch_size, num - begin), length, temperature=temperature, top_k=top_k,
-                           generator=generator, device=self.device) for begin in range(0, num, batch_size)]
-        samples = torch.cat(chunks) if chunks else torch.empty(0, length, dtype=torch.long, device=self.device)
-        return mask_after_eos(samples, self.eos_token, self.pad_token)

@@ -432,6 +432,12 @@ class GANTrainer(Trainer):
     state_attributes = ("progress", "timings", "history", "pretrained")
     pretrained: Optional[dict] = None  # G and its optimiser after MLE pretraining
 
+    def __init__(self, config: TrainerConfig, generator: Any = None, discriminator: Any = None):
+        """`generator`, `discriminator`: models of one's own (see the recipe's docstring), or
+        functions of the loaded data that build them; None for the recipe's own."""
+        super().__init__(config)
+        self.user_generator, self.user_discriminator = generator, discriminator
+
     def start_baseline(self) -> None:
         """At the baseline's first step: the pretrained G and its optimiser state."""
         self.mle.load_state_dict(self.pretrained["generator"])

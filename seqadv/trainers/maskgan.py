@@ -140,11 +140,6 @@ class MaskGANTrainer(GANTrainer):
     recipe = "maskgan"
     baseline, adversarial_model = "maskmle", "maskgan"
 
-    def __init__(self, config: MaskGANConfig, generator: Optional[nn.Module] = None,
-                 discriminator: Optional[nn.Module] = None):
-        super().__init__(config)
-        self.user_generator, self.user_discriminator = generator, discriminator
-
     def build(self) -> None:
         c, group = self.config, self.group
         group.local_size(c.batch_size, "--batch-size")

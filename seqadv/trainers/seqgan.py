@@ -161,11 +161,6 @@ class SeqGANTrainer(GANTrainer):
     baseline, adversarial_model = "mle", "seqgan"
     state_attributes = GANTrainer.state_attributes + ("split",)
 
-    def __init__(self, config: SeqGANConfig, generator: Optional[nn.Module] = None,
-                 discriminator: Optional[nn.Module] = None):
-        super().__init__(config)
-        self.user_generator, self.user_discriminator = generator, discriminator
-
     # --- building ------------------------------------------------------------------------------
     def build(self) -> None:
         c, group = self.config, self.group
