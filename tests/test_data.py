@@ -14,17 +14,17 @@ def no_data(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_poems_follow_the_recipe(shared_dir):
-    data = load_corpus("poems", data_dir=str(shared_dir))
+def test_poems_follow_the_recipe():
+    data = load_corpus("poems")  # from $SEQADV_DATA_DIR, or the copy shipped inside the package
     assert len(data.train) + len(data.test) == 16394
     assert len(data.test) == round(0.25 * 16394)
     assert data.train.shape[1] == 24 and data.eos_token is None
     assert data.text(data.train[0]).count("，") == 2  # a quatrain: two commas, two full stops
-    again = load_corpus("poems", data_dir=str(shared_dir))
+    again = load_corpus("poems")
     assert torch.equal(again.test, data.test)  # the split is fixed
 
 
-def test_coco_has_end_and_padding(shared_dir):
+def test_coco_has_end_and_padding():
     data = load_corpus("coco", max_train=200, max_test=50)
     row = data.train[0].tolist()
     assert data.eos_token in row and row[row.index(data.eos_token) + 1 :] == [data.pad_token] * (len(row) - row.index(data.eos_token) - 1)
@@ -50,9 +50,12 @@ def test_poems_and_coco_ship_inside_the_package(no_data, name):
     assert len(load_corpus(name, max_train=100, max_test=10).train) == 100
 
 
-def test_data_dir_comes_first_and_checksums_are_checked(shared_dir, no_data, tmp_path):
+def test_data_dir_comes_first_and_checksums_are_checked(no_data, tmp_path):
     recipe = load_recipe("poems")
-    assert locate(recipe, data_dir=shared_dir) == shared_dir / recipe.file
+    mine = tmp_path / "mine"
+    (mine / recipe.file).parent.mkdir(parents=True)
+    (mine / recipe.file).write_bytes(embedded_path(recipe).read_bytes())
+    assert locate(recipe, data_dir=mine) == mine / recipe.file  # before the shipped copy
     bad = tmp_path / "bad" / recipe.file
     bad.parent.mkdir(parents=True)
     bad.write_text("not the poems\n")

@@ -236,7 +236,7 @@ def run_script(*args, timeout=120):
 
 
 @pytest.mark.parametrize("reward", ["critic", "rollout"])
-def test_tiny_run_on_poems(shared_dir, tmp_path, reward):
+def test_tiny_run_on_poems(tmp_path, reward):
     result = run_script("--corpus", "poems", "--preset", "tiny", "--reward", reward, "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads((tmp_path / "results.json").read_text())

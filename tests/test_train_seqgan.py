@@ -17,7 +17,7 @@ def run_script(*args, timeout=120):
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_tiny_run_on_the_poem_corpus(shared_dir, tmp_path):
+def test_tiny_run_on_the_poem_corpus(tmp_path):
     start = time.time()
     result = run_script("--corpus", "poems", "--preset", "tiny", "--out", str(tmp_path), "--seed", "3")
     elapsed = time.time() - start
