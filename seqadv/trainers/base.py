@@ -279,6 +279,13 @@ class Trainer:
         for name, value in metrics.items():
             self.writer.add_scalar(f"eval/{model}/{name}", value, step)
 
+    def record(self, model: str, metrics: dict, **step: int) -> None:
+        """An evaluation made during training: into `history[model]` (with its step, e.g.
+        `epoch=3` or `g_updates=20`) and tensorboard's `eval/<model>/`."""
+        (key, value), = step.items()
+        self.history[model].append({key: value, **metrics})
+        self.log_metrics(model, metrics, value)
+
     def add_time(self, key: str, since: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + time.time() - since
 

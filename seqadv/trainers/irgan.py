@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from ..checkpoint import write_text_atomic
+from ..cli import check_ranges
 from ..distributed import launched_by_torchrun, setup, teardown
 from ..irgan import ItemPolicy, ItemReward, ItemScorer, bpr_loss, sample_proposal
 from ..losses import discriminator_loss, policy_gradient_loss
@@ -42,7 +43,6 @@ from ..policy import generate
 from ..ratings import RatingData, load_ratings
 from ..rollout import RolloutEngine
 from ..training import check_finite
-from ..cli import check_ranges
 from .base import Phase, Trainer, TrainerConfig, own_model, preset_config, resumed_config
 from .text import describe_model
 
@@ -101,6 +101,7 @@ class IRGANTrainer(Trainer):
     """
 
     recipe = "irgan"
+    state_attributes = ("progress", "timings", "history", "bpr_metrics")
     resume_checks = {"id_maps": "users and items", "model": "model"}
 
     def __init__(self, config: IRGANConfig, generator: Optional[torch.nn.Module] = None,
@@ -134,8 +135,6 @@ class IRGANTrainer(Trainer):
         self.per_user = 2 * self.positives.sum(dim=1)  # IRGAN: twice as many samples as the user has positives
         self.history = {"irgan": []}
         self.bpr_metrics: Optional[dict] = None
-
-    state_attributes = ("progress", "timings", "history", "bpr_metrics")
 
     def phases(self) -> list[Phase]:
         return [Phase("bpr", self.config.bpr_epochs, "BPR"), Phase("irgan", self.config.gan_epochs, "IRGAN")]
@@ -210,8 +209,7 @@ class IRGANTrainer(Trainer):
             self.writer.add_scalar("charts/reward_mean", rewards.mean().item(), epoch)
         if group.is_main:
             metrics = self.evaluate(g)
-            self.history["irgan"].append({"epoch": epoch, **metrics})
-            self.log_metrics("irgan", metrics, epoch)
+            self.record("irgan", metrics, epoch=epoch)
 
     @torch.no_grad()
     def evaluate(self, scorer: torch.nn.Module) -> dict:

@@ -33,6 +33,8 @@ from typing import ClassVar, Optional
 import torch
 from torch import Tensor, nn
 
+from ..checkpoint import write_text_atomic
+from ..cli import check_ranges
 from ..corpus import DataError
 from ..dataset import BatchStream, SequenceData, batches, load_corpus
 from ..discriminator import Discriminator
@@ -44,7 +46,6 @@ from ..policy import ema_update
 from ..rewards import discounted_returns, discriminator_reward, token_log_rewards
 from ..rollout import RolloutEngine
 from ..training import check_finite
-from ..cli import check_ranges
 from .base import GANTrainer, Phase, TrainerConfig, own_model, preset_config
 from .text import comparison_rows, describe_corpus, describe_model, text_meta
 
@@ -212,8 +213,7 @@ class MaskGANTrainer(GANTrainer):
             self.writer.add_scalar("losses/g_mle", loss, self.progress["g_step"])
         if self.group.is_main:
             metrics, *_ = self.evaluate(self.g)
-            self.history["pretrain"].append({"epoch": epoch, **metrics})
-            self.log_metrics("pretrain", metrics, epoch)
+            self.record("pretrain", metrics, epoch=epoch)
 
     def pretrain_d(self, step: int) -> None:
         d_loss, d_acc = self.d_step(self.batch(), f"pretrain D step {step}")
@@ -228,8 +228,7 @@ class MaskGANTrainer(GANTrainer):
                                                                f"MaskMLE step {step}"), step)
         if self.group.is_main and (step % (c.eval_every * c.g_steps) == 0 or step == c.adv_epochs * c.g_steps):
             metrics, *_ = self.evaluate(self.mle)
-            self.history["maskmle"].append({"g_updates": step, **metrics})
-            self.log_metrics("maskmle", metrics, step)
+            self.record("maskmle", metrics, g_updates=step)
 
     def adversarial(self, epoch: int) -> None:
         c, group, g = self.config, self.group, self.g
@@ -273,8 +272,7 @@ class MaskGANTrainer(GANTrainer):
             self.writer.add_scalar("charts/d_accuracy", d_acc, epoch)
         if group.is_main and (epoch % c.eval_every == 0 or epoch == c.adv_epochs):
             metrics, *_ = self.evaluate(g)
-            self.history["maskgan"].append({"g_updates": epoch * c.g_steps, **metrics})
-            self.log_metrics("maskgan", metrics, epoch * c.g_steps)
+            self.record("maskgan", metrics, g_updates=epoch * c.g_steps)
 
     # --- the updates ---------------------------------------------------------------------------------
     def mle_step(self, g: nn.Module, opt: torch.optim.Optimizer, batch: Tensor, where: str) -> float:
@@ -346,8 +344,6 @@ class MaskGANTrainer(GANTrainer):
         examples = [{"masked": self.show(data.test[i], hidden[i]), "maskmle": self.show(fills["maskmle"][i]),
                      "maskgan": self.show(fills["maskgan"][i]), "truth": self.show(data.test[i])}
                     for i in range(min(c.examples, len(masked)))]
-        from ..checkpoint import write_text_atomic
-
         write_text_atomic(self.out / "examples.txt",
                           "\n".join("".join(f"{k:>8}: {v}\n" for k, v in e.items()) for e in examples))
         budget = c.adv_epochs * c.g_steps

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..cli import check_ranges
 from ..corpus import DataError
 from ..dataset import BatchStream, SequenceData, batches, load_corpus
 from ..discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
@@ -38,7 +39,6 @@ from ..rollout import RolloutEngine
 from ..sampling import tokens_mask
 from ..distributed import Group
 from ..training import check_finite, clip_and_step
-from ..cli import check_ranges
 from .base import GANTrainer, Phase, TrainerConfig, own_model, preset_config
 from .text import comparison_rows, describe_corpus, describe_model, text_meta, write_samples
 
@@ -127,22 +127,6 @@ class SeqGANConfig(TrainerConfig):
             raise ValueError("--bleu-max-n must be in 1..5 and --d-dropout below 1")
 
 
-class SequenceReward:
-    """sigmoid(D(sequence)) for a discriminator of one's own (no prefix sharing)."""
-
-    def __init__(self, discriminator: nn.Module):
-        self.discriminator = discriminator
-
-    @torch.no_grad()
-    def __call__(self, sequences: Tensor) -> Tensor:
-        was_training = self.discriminator.training
-        self.discriminator.eval()
-        try:
-            return torch.sigmoid(self.discriminator(sequences))
-        finally:
-            self.discriminator.train(was_training)
-
-
 class SeqGANTrainer(GANTrainer):
     """SeqGAN and its MLE baseline, as a resumable, data-parallel run.
 
@@ -212,8 +196,8 @@ class SeqGANTrainer(GANTrainer):
         self.streams = {"mle": self.mle_stream}
         self.engine = RolloutEngine(self.rollout_policy, c.num_rollouts, memory_budget_mb=c.rollout_memory_mb,
                                     eos_token=data.eos_token, pad_token=data.pad_token)
-        shareable = hasattr(self.d, "rollout_logits")
-        self.reward_fn = discriminator_reward(self.d) if shareable else SequenceReward(self.d)
+        # sigmoid(D) in eval mode; windows inside a kept prefix computed once where D can (the CNN)
+        self.reward_fn = discriminator_reward(self.d, share_prefix=hasattr(self.d, "rollout_logits"))
 
     def phases(self) -> list[Phase]:
         c = self.config
@@ -232,8 +216,7 @@ class SeqGANTrainer(GANTrainer):
         self.writer.add_scalar("losses/g_mle", float(np.mean(losses)), self.progress["g_step"])
         if self.group.is_main and (epoch % c.pretrain_eval_every == 0 or epoch == c.pretrain_epochs):
             metrics, _ = self.evaluate(self.g)
-            self.log_metrics("pretrain", metrics, epoch)
-            self.history["pretrain"].append({"epoch": epoch, **metrics})
+            self.record("pretrain", metrics, epoch=epoch)
 
     def pretrain_d(self, round_: int) -> None:
         d_loss, d_acc = self.train_discriminator_round(f"pretrain D round {round_}")
@@ -250,8 +233,7 @@ class SeqGANTrainer(GANTrainer):
         self.writer.add_scalar("losses/mle_baseline", loss, step)
         if self.group.is_main and (step % (c.eval_every * c.g_steps) == 0 or step == c.adv_epochs * c.g_steps):
             metrics, _ = self.evaluate(self.mle)
-            self.log_metrics("mle", metrics, step)
-            self.history["mle"].append({"g_updates": step, **metrics})
+            self.record("mle", metrics, g_updates=step)
 
     def adversarial(self, epoch: int) -> None:
         c, group, split = self.config, self.group, self.split
@@ -284,8 +266,7 @@ class SeqGANTrainer(GANTrainer):
             self.writer.add_scalar(f"charts/{name}_per_epoch", seconds / epoch, step)
         if group.is_main and (epoch % c.eval_every == 0 or epoch == c.adv_epochs):
             metrics, samples = self.evaluate(self.g)
-            self.log_metrics("seqgan", metrics, step)
-            self.history["seqgan"].append({"g_updates": step, **metrics})
+            self.record("seqgan", metrics, g_updates=step)
             self.writer.add_text("samples/seqgan", "\n\n".join(self.data.text(s) for s in samples[:5].cpu()), step)
 
     # --- the updates ---------------------------------------------------------------------------------
