@@ -20,9 +20,10 @@ The rollout engine knows nothing of this: each process runs it on its own rows.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -156,6 +157,23 @@ def setup(device: str, timeout_minutes: float = 60.0) -> Group:
                                 timeout=timedelta(minutes=timeout_minutes),
                                 **({"device_id": chosen} if chosen.type == "cuda" else {}))
     return Group(rank=rank, world_size=world_size, device=chosen)
+
+
+@contextmanager
+def joined_group(device: str) -> Iterator[Group]:
+    """`setup(device)` for a block of work; on leaving it, the group is left: together once
+    the work ended, at once after an error (the others may never come). Only the block that
+    joined torchrun's group leaves it, so blocks nest (IRGAN's seeds inside one group)."""
+    joined = launched_by_torchrun() and not dist.is_initialized()
+    group = setup(device)
+    try:
+        yield group
+    except BaseException:
+        if joined:
+            teardown(together=False)
+        raise
+    if joined:
+        teardown()
 
 
 def teardown(together: bool = True) -> None:

@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import CheckpointError, load_latest, save_checkpoint, write_text_atomic
 from ..cli import seed_everything
 from ..corpus import DataError
-from ..distributed import launched_by_torchrun, setup, teardown
+from ..distributed import joined_group
 from ..training import Interrupted, clip_and_step
 
 # --- configuration ------------------------------------------------------------------------------
@@ -305,17 +305,10 @@ class Trainer:
             self.check_recipe(resume, self.config.resume)
             given = {k: getattr(self.config, k) for k in self.config.given}
             self.config = resumed_config(type(self.config), resume["config"], given, self.config.resume)
-        joined = launched_by_torchrun() and not torch.distributed.is_initialized()
-        self.group = setup(self.config.device)
-        try:
+        # every process waits for rank 0's evaluation, and they leave the group together
+        with joined_group(self.config.device) as self.group:
             with StopAtCheckpoint(announce=self.group.is_main) as self.stop:
                 self.results = self._run(resume)
-        except BaseException:
-            if joined:
-                teardown(together=False)  # the others may never come
-            raise
-        if joined:
-            teardown()  # every process waits for rank 0's evaluation, and they leave together
         return self.results
 
     def check_recipe(self, state: dict, where: str) -> None:

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from ..checkpoint import write_text_atomic
 from ..cli import check_ranges
-from ..distributed import launched_by_torchrun, setup, teardown
+from ..distributed import joined_group
 from ..irgan import ItemPolicy, ItemReward, ItemScorer, bpr_loss, sample_proposal
 from ..losses import discriminator_loss, policy_gradient_loss
 from ..metrics import ranking_metrics
@@ -243,16 +243,8 @@ def train_seeds(config: IRGANConfig) -> dict:
     data = load_ratings(config.data, data_dir=config.data_dir, test_rows=config.test_rows)
     # under torchrun the processes stay in one group for all the seeds and leave it together
     # at the very end: one that leaves and exits while rank 0 still works can be aborted by gloo
-    joined = launched_by_torchrun() and not torch.distributed.is_initialized()
-    setup(config.device)
-    try:
+    with joined_group(config.device):
         summary = _train_seeds(config, data, out)
-    except BaseException:
-        if joined:
-            teardown(together=False)
-        raise
-    if joined:
-        teardown()
     return summary
 
 
