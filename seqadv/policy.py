@@ -12,8 +12,10 @@ logits into; the rollout engine then reuses one buffer instead of receiving a
 fresh matrix each step (on CPU, much of a fresh matrix's cost is page faults).
 
 A state is a tensor or a (nested) tuple of tensors whose first dimension is the
-batch; the engine indexes, repeats and concatenates states along that dimension
-and never looks inside. `Generator` implements the protocol; so can a
+batch; the engine indexes and repeats states along that dimension and never looks
+inside. A tensor of a state may grow along one other axis (a KV cache's positions)
+by the same amount at every step, by appending: `step` returns the positions it
+was given unchanged, and must not write into the state it was given. `Generator` implements the protocol; so can a
 Transformer with a KV cache or a policy of one's own.
 """
 from __future__ import annotations
@@ -53,11 +55,11 @@ def state_tensors(state: State) -> Iterator[Tensor]:
             yield from state_tensors(s)
 
 
-def cat_states(states: list[State]) -> State:
-    """Row-wise concatenation of states of one structure (leaf by leaf, along dim 0)."""
-    if isinstance(states[0], Tensor):
-        return torch.cat(states)
-    return tuple(cat_states([s[i] for s in states]) for i in range(len(states[0])))
+def rebuild_state(template: State, tensors: Iterator[Tensor]) -> State:
+    """A state of `template`'s nesting holding `tensors` (in `state_tensors` order)."""
+    if isinstance(template, Tensor):
+        return next(tensors)
+    return tuple(rebuild_state(t, tensors) for t in template)
 
 
 def check_state(state, what: str) -> None:
@@ -72,45 +74,37 @@ def check_state(state, what: str) -> None:
         check_state(piece, f"{what}[{i}]")
 
 
-def state_change(before: State, after: State, what: str = "state", first: bool = False) -> tuple[Optional[str], bool]:
-    """How a state changed across one step: (a message if it broke the contract, whether
-    a piece grew). Between steps a state keeps its structure (the same nesting, the same
-    number of tensors), each tensor its dtype and device and every dimension but one,
-    which may grow (a KV cache's sequence axis). `first`: the step from the initial state,
-    whose floating dtype may change (under autocast a zero state in float32 comes back in
-    bfloat16)."""
+def state_change(before: State, after: State, what: str = "state", first: bool = False
+                 ) -> tuple[Optional[str], list[Optional[int]]]:
+    """How a state changed across one step: (a message if it broke the contract, for each
+    tensor in `state_tensors` order the axis it grew along or None). Between steps a state
+    keeps its structure (the same nesting, the same number of tensors), each tensor its dtype
+    and device and every dimension but one, which may grow (a KV cache's sequence axis).
+    `first`: the step from the initial state, whose floating dtype may change (under
+    autocast a zero state in float32 comes back in bfloat16)."""
     if isinstance(before, Tensor) != isinstance(after, Tensor) or (
             not isinstance(before, Tensor) and len(before) != len(after)):
         count = lambda s: 1 if isinstance(s, Tensor) else len(s)  # noqa: E731
         return (f"the policy's {what} changed its structure between steps ({count(before)} piece(s), then "
-                f"{count(after)}): a state must keep its nesting and number of tensors"), False
+                f"{count(after)}): a state must keep its nesting and number of tensors"), []
     if not isinstance(before, Tensor):
-        grew = False
+        axes: list[Optional[int]] = []
         for i, (b, a) in enumerate(zip(before, after)):
-            problem, g = state_change(b, a, f"{what}[{i}]", first)
+            problem, grown = state_change(b, a, f"{what}[{i}]", first)
             if problem:
-                return problem, False
-            grew |= g
-        return None, grew
+                return problem, []
+            axes += grown
+        return None, axes
     recast = first and before.dtype.is_floating_point and after.dtype.is_floating_point
     if (before.dtype != after.dtype and not recast) or before.device != after.device:
         return (f"the policy's {what} changed from {before.dtype} on {before.device} to {after.dtype} on "
-                f"{after.device} between steps"), False
+                f"{after.device} between steps"), []
     changed = [d for d in range(before.dim()) if d >= after.dim() or before.shape[d] != after.shape[d]]
     if before.dim() != after.dim() or changed == [0] or len(changed) > 1 or any(
             after.shape[d] < before.shape[d] for d in changed):
         return (f"the policy's {what} changed shape from {tuple(before.shape)} to {tuple(after.shape)} between "
-                f"steps: only one axis (not the batch) may change, and only grow"), False
-    return None, bool(changed)
-
-
-def assign_state(buffer: State, begin: int, value: State) -> None:
-    """Copy `value` into rows begin .. begin + len(value) of `buffer`, leaf by leaf, in place."""
-    if isinstance(buffer, Tensor):
-        buffer[begin : begin + value.shape[0]].copy_(value)
-        return
-    for b, v in zip(buffer, value):
-        assign_state(b, begin, v)
+                f"steps: only one axis (not the batch) may change, and only grow"), []
+    return None, [changed[0] if changed else None]
 
 
 @torch.no_grad()

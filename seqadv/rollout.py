@@ -13,6 +13,9 @@ prefix for each rollout and so costs N * T^2 steps:
     so a whole reward computation is T - 1 steps. Rows are ordered by prefix
     length, so at position k only the rows whose prefix is shorter than k are
     stepped: a contiguous slice, no masking, no wasted work;
+  * the rolling rows' states live in one buffer per state tensor: a KV cache that
+    grows is allocated once at its full length, a step reads the positions filled
+    so far as a view and only what it appended is stored, never the whole cache;
   * each step is taken in blocks of `block_rows` rows into one reused logits
     buffer (if the policy's `step` takes `out`): on CPU a fresh logits matrix
     per step costs about as much in page faults as the projection itself;
@@ -33,7 +36,7 @@ from typing import Callable, Optional, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from .policy import Policy, State, assign_state, cat_states, check_state, map_state, state_change, state_tensors
+from .policy import Policy, State, check_state, map_state, rebuild_state, state_change, state_tensors
 from .sampling import mask_after_eos, sample_from_logits
 
 RewardFn = Callable[[Tensor], Tensor]
@@ -166,7 +169,7 @@ class RolloutEngine:
         N = self.num_rollouts
         if B == 0:
             return torch.empty(B, T, device=device)
-        vocab, dtype, state_bytes, grows = self._probe(sequences, initial_state)
+        vocab, dtype, state_bytes, growth = self._probe(sequences, initial_state)
         low, high = int(sequences.min()), int(sequences.max())
         if low < 0 or high >= vocab:
             raise ValueError(f"token ids must lie in [0, {vocab}) (the policy's vocabulary), got {low} .. {high}")
@@ -204,7 +207,7 @@ class RolloutEngine:
             draws = uniforms[begin:end] if upfront else torch.rand(end - begin, T - 1, N, T, device=device,
                                                                    generator=generator)
             completed = self._complete(part, None if fixed is None else fixed[begin:end], draws, block, buffer,
-                                       state, grows)
+                                       state, growth)
             # the sequence each completion completes: rows ordered (t, sequence, rollout)
             index = torch.arange(begin, end, device=device).repeat_interleave(N).repeat(T - 1)
             if prefix_aware:
@@ -217,12 +220,14 @@ class RolloutEngine:
             rewards[begin:end, : T - 1] = scores.float().view(T - 1, end - begin, N).mean(dim=2).T
         return rewards
 
-    def _probe(self, sequences: Tensor, initial_state: Optional[State]) -> tuple[int, torch.dtype, int, bool]:
+    def _probe(self, sequences: Tensor, initial_state: Optional[State]
+               ) -> tuple[int, torch.dtype, int, list[Optional[tuple[int, int]]]]:
         """Two steps of the policy on a copy of one row, checking the contract on the way.
 
         Returns the vocabulary size, the logits' dtype, the bytes of one row's state at the
-        sequences' full length, and whether the state grows (a KV cache that gains a position
-        per step). ValueError / TypeError, one message, for what breaks the contract.
+        sequences' full length, and for each tensor of the state (`state_tensors` order) None
+        if its shape is fixed or (axis, positions added per step) if it grows (a KV cache).
+        ValueError / TypeError, one message, for what breaks the contract.
         """
         device, T = sequences.device, sequences.shape[1]
         if initial_state is None:
@@ -237,7 +242,7 @@ class RolloutEngine:
                 raise ValueError(f"the sequences are on {device} but the policy's state is on {piece.device}: "
                                  f"put the sequences, the policy and its state on one device")
         start = torch.full((1,), self.policy.start_token, dtype=torch.long, device=device)
-        sizes, grows = [], False
+        sizes, axes = [[p.shape for p in state_tensors(state)]], []
         for probe_step in range(2):
             before = map_state(torch.clone, state)
             logits, new = self.policy.step(start, state)
@@ -252,14 +257,38 @@ class RolloutEngine:
                 raise ValueError(f"the sequences are on {device} but the policy's logits on {logits.device}: "
                                  f"put the sequences, the policy and its state on one device")
             check_state(new, "the state policy.step returned")
-            problem, grew = state_change(state, new, first=probe_step == 0)
+            problem, grown = state_change(state, new, first=probe_step == 0)
             if problem:
                 raise ValueError(problem)
-            grows |= grew
+            if probe_step == 0:
+                axes = grown
+            elif grown != axes:
+                raise ValueError("the policy's state grew along other axes at its second step than at its first: "
+                                 "a growing piece must grow along one axis by the same amount every step")
+            else:
+                for i, (old, piece, axis) in enumerate(zip(state_tensors(state), state_tensors(new), axes)):
+                    # the engine stores only what a step appends: the rest must be the input, unchanged
+                    if axis is not None and not torch.equal(piece.narrow(axis, 0, old.shape[axis]), old.to(piece.dtype)):
+                        raise ValueError(f"state piece {i} grew along axis {axis} but its first {old.shape[axis]} "
+                                         f"positions changed: a growing piece (a KV cache) may only append")
+            sizes.append([s.shape for s in state_tensors(new)])
             state = new
-            sizes.append(sum(s.numel() * s.element_size() for s in state_tensors(state)))
-        state_bytes = sizes[1] + max(0, T - 2) * max(0, sizes[1] - sizes[0])  # at the full length if it grows
-        return logits.shape[1], logits.dtype, state_bytes, grows
+        growth = []
+        for axis, *shapes in zip(axes, *sizes):
+            added = [after[axis] - before[axis] for before, after in zip(shapes, shapes[1:])] if axis is not None else []
+            if added and added[0] != added[1]:
+                raise ValueError(f"the policy's state grew by {added[0]} position(s) at its first step, then by "
+                                 f"{added[1]}: a growing piece must grow by the same amount every step")
+            growth.append((axis, added[0]) if axis is not None else None)
+        # at the full length: T inputs consumed (start, y_0 .. y_{T-2})
+        state_bytes = 0
+        for piece, grows in zip(state_tensors(state), growth):
+            size = piece.numel() * piece.element_size()
+            if grows:
+                axis, added = grows
+                size = size // piece.shape[axis] * (piece.shape[axis] + (T - 2) * added)
+            state_bytes += size
+        return logits.shape[1], logits.dtype, state_bytes, growth
 
     def _sequences_per_chunk(self, length: int, vocab: int, state_bytes: int, reserved: int = 0) -> int:
         rows_per_sequence = (length - 1) * self.num_rollouts
@@ -280,18 +309,13 @@ class RolloutEngine:
 
     def _complete(
         self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, block: int, buffer: Optional[Tensor],
-        initial_state: Optional[State], grows: bool = False,
+        initial_state: Optional[State], growth: list[Optional[tuple[int, int]]],
     ) -> Tensor:
         """Complete every prefix of a chunk N times.
 
-        The rows rolling at step k have all consumed the same positions (0 .. k-1), so
-        their states have one shape even when the state grows with each position: a
-        fixed-shape state is kept in one buffer written in place; a growing one (a KV
-        cache) is rebuilt each step from the stepped rows and the rows joining them.
-
         Shape:
             sequences: (b, T); fixed: (b, T) or None; uniforms: (b, T-1, N, T);
-            initial_state: b rows or None
+            initial_state: b rows or None; growth: `_probe`'s, one entry per state tensor
             returns: ((T-1) * b * N, T), rows ordered (prefix length t = 1..T-1, sequence, rollout)
         """
         b, T = sequences.shape
@@ -300,39 +324,26 @@ class RolloutEngine:
         fresh, states = self._prefix_pass(sequences, uniforms, initial_state)
         out = sequences.repeat_interleave(N, dim=0).repeat(T - 1, 1)
         keep = None if fixed is None else fixed.repeat_interleave(N, dim=0).repeat(T - 1, 1)
-        # running[r]: the state of row r, for the rows already rolling (prefix lengths 1 .. k-2)
-        running = None
-        if T > 2 and not grows:
-            running = map_state(lambda s: s.new_empty(((T - 2) * M,) + s.shape[1:]), states[1])
+        running = _RollingStates(states[1], (T - 2) * M, T, growth) if T > 2 else None
         for k in range(1, T):
             stepped = (k - 1) * M
-            stepped_states = []
             if k >= 2:
                 # rows with prefix length k-1 join the rolling rows, from their prefix states
-                joining = map_state(lambda s: s.repeat_interleave(N, dim=0), states[k - 1])
-                if not grows:
-                    assign_state(running, (k - 2) * M, joining)
-                else:
-                    running = joining if running is None else cat_states([running, joining])
+                running.join((k - 2) * M, states[k - 1], N, k)
                 u = uniforms[:, : k - 1, :, k].transpose(0, 1).reshape(stepped, 1)
                 for a in range(0, stepped, block):
                     e = min(stepped, a + block)
-                    tokens, state = out[a:e, k - 1], map_state(lambda s: s[a:e], running)
+                    tokens, state = out[a:e, k - 1], running.view(a, e, k)
                     if buffer is None:
                         logits, new = self.policy.step(tokens, state)
                     else:
                         logits, new = self.policy.step(tokens, state, out=buffer[: e - a])
-                    if grows:
-                        stepped_states.append(new)
-                    else:
-                        assign_state(running, a, new)
+                    running.store(a, new, k)
                     # the logits are scratch space only where they are the engine's own buffer: logits
                     # a policy returns may be its own tensors (a view of a parameter, a cache)
                     drawn = sample_from_logits(logits, u[a:e], temperature=self.temperature,
                                                overwrite=buffer is not None)[:, 0]
                     out[a:e, k] = drawn if keep is None else torch.where(keep[a:e, k], out[a:e, k], drawn)
-            if stepped_states:
-                running = stepped_states[0] if len(stepped_states) == 1 else cat_states(stepped_states)
             # rows with prefix length k start here, from the draws of the prefix pass
             drawn = fresh[k].reshape(M)
             rows = slice(stepped, stepped + M)
@@ -367,6 +378,68 @@ class RolloutEngine:
 
     def _finish(self, sequences: Tensor) -> Tensor:
         return mask_after_eos(sequences, self.eos_token, self.pad_token)
+
+
+class _RollingStates:
+    """The states of all the rows rolling at once: one buffer per tensor of the state.
+
+    The rows stepped at step k have all consumed the same k inputs (start, y_0 .. y_{k-2}),
+    so their states share one shape even when the state grows (a KV cache). A fixed-shape
+    tensor is kept whole and overwritten by each step; a growing one is allocated at its
+    full length once, a step reads the positions filled so far (a view, no copy) and only
+    what it appended is stored, so no step copies a whole cache.
+
+    Shape: template: the prefix states after two inputs (b rows, `states[1]`); rows: the
+    most rows that roll at once, (T - 2) * b * N
+    """
+
+    def __init__(self, template: State, rows: int, length: int, growth: list[Optional[tuple[int, int]]]):
+        self.template, self.growth = template, growth
+        self.base = []  # each growing tensor's positions after two inputs
+        self.buffers = []
+        for piece, grows in zip(state_tensors(template), growth):
+            shape = [rows, *piece.shape[1:]]
+            if grows:
+                axis, added = grows
+                self.base.append(piece.shape[axis])
+                shape[axis] = piece.shape[axis] + (length - 2) * added  # after the last step
+            else:
+                self.base.append(0)
+            self.buffers.append(piece.new_empty(shape))
+
+    def _filled(self, i: int, k: int) -> int:
+        """Positions of growing tensor i before step k (k inputs consumed)."""
+        return self.base[i] + (k - 2) * self.growth[i][1]
+
+    def _rows(self, i: int, a: int, e: int, k: int) -> Tensor:
+        rows = self.buffers[i][a:e]
+        return rows.narrow(self.growth[i][0], 0, self._filled(i, k)) if self.growth[i] else rows
+
+    def view(self, a: int, e: int, k: int) -> State:
+        """The state of rows a .. e-1 before step k."""
+        return rebuild_state(self.template, (self._rows(i, a, e, k) for i in range(len(self.buffers))))
+
+    def join(self, begin: int, prefix_state: State, copies: int, k: int) -> None:
+        """Rows begin .. begin + b * copies start rolling before step k from b prefix states,
+        each repeated `copies` times (written repeated, never materialised repeated)."""
+        for i, piece in enumerate(state_tensors(prefix_state)):
+            rows = self._rows(i, begin, begin + piece.shape[0] * copies, k)
+            rows.unflatten(0, (piece.shape[0], copies)).copy_(piece.unsqueeze(1).expand(-1, copies, *piece.shape[1:]))
+
+    def store(self, a: int, new: State, k: int) -> None:
+        """Keep the state rows a .. returned by step k."""
+        for i, piece in enumerate(state_tensors(new)):
+            rows = self.buffers[i][a : a + piece.shape[0]]
+            if not self.growth[i]:
+                rows.copy_(piece)
+                continue
+            axis, added = self.growth[i]
+            filled = self._filled(i, k)
+            if piece.shape[axis] != filled + added:
+                raise ValueError(f"state piece {i} had {filled} positions before a step and {piece.shape[axis]} after "
+                                 f"it; it grew by {added} per step at first: a growing piece must grow by the same "
+                                 f"amount every step")
+            rows.narrow(axis, filled, added).copy_(piece.narrow(axis, filled, added))
 
 
 class _Scorer:

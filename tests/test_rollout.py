@@ -300,32 +300,40 @@ def test_a_reward_of_the_wrong_shape_or_not_finite_is_one_clear_error(reward, me
 
 class GrowingCachePolicy:
     """A GPT-style policy whose KV cache grows one position per step, written the natural way
-    (torch.cat): one attention head over embeddings of every token consumed so far."""
+    (torch.cat): one attention head over embeddings of every token consumed so far. With
+    `running_sum`, a third piece of fixed shape (the sum of the inputs' embeddings) joins the
+    logits: a state of growing and fixed tensors together."""
 
     start_token = 0
 
-    def __init__(self, vocab=3, dim=6, seed=0):
+    def __init__(self, vocab=3, dim=6, seed=0, running_sum=False):
         g = torch.Generator().manual_seed(seed)
         self.embed, self.wq, self.wk, self.wv = (torch.randn(*shape, generator=g) for shape in
                                                  [(vocab, dim), (dim, dim), (dim, dim), (dim, dim)])
         self.pos = torch.randn(16, dim, generator=g)
         self.head = torch.randn(dim, vocab, generator=g) * 2
+        self.running_sum = running_sum
 
     def initial_state(self, batch_size):
         empty = torch.zeros(batch_size, 0, self.embed.shape[1])
-        return empty, empty.clone()
+        return (empty, empty.clone()) + ((torch.zeros(batch_size, self.embed.shape[1]),) if self.running_sum else ())
 
     def step(self, tokens, state):
-        keys, values = state
+        keys, values = state[:2]
         x = self.embed[tokens] + self.pos[keys.shape[1]]  # (B, d)
         keys = torch.cat([keys, (x @ self.wk).unsqueeze(1)], dim=1)  # (B, t+1, d): a new tensor, the input kept
         values = torch.cat([values, (x @ self.wv).unsqueeze(1)], dim=1)
         attention = torch.softmax((keys @ (x @ self.wq).unsqueeze(2)).squeeze(2) / keys.shape[2] ** 0.5, dim=1)
-        return (attention.unsqueeze(1) @ values).squeeze(1) @ self.head, (keys, values)
+        hidden = (attention.unsqueeze(1) @ values).squeeze(1)
+        if not self.running_sum:
+            return hidden @ self.head, (keys, values)
+        total = state[2] + x
+        return (hidden + 0.3 * total) @ self.head, (keys, values, total)
 
 
-def test_a_policy_whose_kv_cache_grows_gets_exact_rewards():
-    policy = GrowingCachePolicy()
+@pytest.mark.parametrize("running_sum", [False, True])
+def test_a_policy_whose_kv_cache_grows_gets_exact_rewards(running_sum):
+    policy = GrowingCachePolicy(running_sum=running_sum)
     seqs = torch.tensor([[1, 2, 0, 1, 1], [2, 2, 2, 0, 1], [0, 1, 1, 2, 0]])
     mean, var = exact_rewards(policy, seqs, reward_fn, 3)
     n = 20000
@@ -366,6 +374,13 @@ class BrokenState:
             return logits, state
         if self.how == "batch changes":
             return logits, (torch.zeros(len(tokens) + 1, 2),)
+        grown = state[0].shape[1] - 2  # positions added so far (the state starts at 2 columns)
+        if self.how == "grows unevenly":  # by 1, then 2
+            return logits, (torch.zeros(len(tokens), state[0].shape[1] + grown + 1),)
+        if self.how == "rewrites its past":
+            return logits, (torch.cat([state[0] + 1.0, torch.zeros(len(tokens), 1)], dim=1),)
+        if self.how == "grows by 2 at step 3":  # regular during the engine's two-step probe only
+            return logits, (torch.zeros(len(tokens), state[0].shape[1] + (2 if grown == 2 else 1)),)
         return logits, state
 
 
@@ -375,9 +390,14 @@ class BrokenState:
     ("gains a piece", "changed its structure between steps \\(1 piece\\(s\\), then 2\\)"),
     ("in place", "changed the state it was given in place"),
     ("batch changes", "only one axis \\(not the batch\\) may change"),
+    ("grows unevenly", "grew by 1 position\\(s\\) at its first step, then by 2: a growing piece must grow by the "
+                       "same amount every step"),
+    ("rewrites its past", "state piece 0 grew along axis 1 but its first 3 positions changed: a growing piece \\(a KV "
+                          "cache\\) may only append"),
+    ("grows by 2 at step 3", "state piece 0 had 4 positions before a step and 6 after it; it grew by 1 per step"),
 ])
 def test_a_state_that_breaks_the_contract_is_one_clear_error(how, message):
-    sequences = torch.tensor([[1, 2, 0], [2, 1, 1]])
+    sequences = torch.tensor([[1, 2, 0, 1, 2], [2, 1, 1, 0, 0]])
     with pytest.raises((ValueError, TypeError), match=message):
         RolloutEngine(BrokenState(how), 2).rewards(sequences, lambda s: s.float().mean(dim=1))
 
