@@ -13,9 +13,15 @@ and temperature, on `--samples` sequences drawn with one seed:
   * BLEU-2..5 against the whole test split, Self-BLEU-2..5 (each sample against
     the others; on a seeded subsample of `--self-bleu-samples` if there are more);
   * NLL-test of the temperature-scaled model; NLL-oracle on the oracle corpus;
-  * distinct n-grams (1..4) and samples copied whole from the training split.
+  * distinct n-grams (1..4) and samples copied whole from the training split;
+  * text corpora, unless --no-lm-score: Caccia et al.'s LM score (the samples' NLL
+    under an LSTM language model trained once, on the training split) and, at the
+    `--reverse-lm-temperatures` that are swept, the reverse-LM score (the test
+    split's NLL under a language model trained on `--reverse-lm-samples` samples).
+    Both language models: `seqadv.metrics.train_language_model`, `--lm-steps` updates.
 Writes eval.json, eval.csv and eval.png (quality against diversity, one curve per
-model, temperature 1 marked) into `--out` (default: <run>/eval).
+model, temperature 1 marked; beside it LM score against reverse-LM score) into
+`--out` (default: <run>/eval).
 """
 from __future__ import annotations
 
@@ -37,8 +43,9 @@ from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, load_corpus
 from seqadv.generator import Generator
 from seqadv.transformer import TransformerGenerator
-from seqadv.metrics import BLEU, copied, distinct_ngrams, nll, self_bleu
-from seqadv.report import matched_diversity, plot_sweep, sweep_axes
+from seqadv.metrics import (LM_STEPS, BLEU, copied, distinct_ngrams, lm_score, nll, reverse_lm_score, self_bleu,
+                            train_language_model)
+from seqadv.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
 
 
 @dataclass
@@ -50,6 +57,10 @@ class Args:
     self_bleu_samples: int = 2000  # Self-BLEU on a seeded subsample of at most this many
     max_n: int = 5  # BLEU and Self-BLEU orders 2..max_n
     seed: int = 2017  # every model and temperature samples from this seed
+    lm_score: bool = True  # the LM and reverse-LM scores (text corpora)
+    reverse_lm_temperatures: tuple[float, ...] = (0.7, 1.0, 1.3)  # those also in `temperatures` get one
+    reverse_lm_samples: int = 5000  # samples a reverse LM trains on (at most the training split's size)
+    lm_steps: int = LM_STEPS  # Adam updates of each language model
     data_dir: Optional[str] = None
     device: str = "auto"
     debug: bool = False
@@ -107,8 +118,9 @@ def corpus_of(meta: dict, data_dir: Optional[str]) -> SequenceData:
 
 
 def evaluate_at(g: Generator, data: SequenceData, temperature: float, args: Args, bleu: Optional[BLEU],
-                train_tokens: set) -> dict:
-    """Every metric of one model at one temperature, on `args.samples` samples from `args.seed`."""
+                train_tokens: set, real_lm: Optional[Generator] = None) -> dict:
+    """Every metric of one model at one temperature, on `args.samples` samples from `args.seed`;
+    with `real_lm`, the LM score, and the reverse-LM score at `args.reverse_lm_temperatures`."""
     rng = torch.Generator(device=g.device).manual_seed(args.seed)
     samples = g.sample(args.samples, data.length, temperature=temperature, generator=rng)
     m: dict = {"temperature": temperature}
@@ -128,7 +140,34 @@ def evaluate_at(g: Generator, data: SequenceData, temperature: float, args: Args
     for n in range(1, 5):
         m[f"distinct{n}"] = distinct_ngrams(tokens, n)
     m["copied"] = copied(tokens, train_tokens)
+    if real_lm is not None:
+        m["lm_score"] = lm_score(samples, real_lm, data.eos_token, data.pad_token)
+        if temperature in args.reverse_lm_temperatures:
+            m["reverse_lm_score"] = reverse_lm_of(g, data, temperature, args)
     return m
+
+
+def real_language_model(data: SequenceData, args: Args, device: torch.device) -> Generator:
+    """The LM score's language model: trained once, on the training split, from `args.seed`."""
+    return train_language_model(data.train, data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
+                                pad_token=data.pad_token, steps=args.lm_steps, seed=args.seed, device=device)
+
+
+def reverse_lm_samples(data: SequenceData, args: Args) -> int:
+    # no more than the real language model trains on, so that neither sees more text
+    return min(args.reverse_lm_samples, len(data.train))
+
+
+def reverse_lm_of(g: Generator, data: SequenceData, temperature: float, args: Args) -> float:
+    """The reverse-LM score of one model at one temperature. Its samples come from their own
+    generator seeded with `args.seed` (more of them than the other metrics', which stay as
+    they were), and every language model starts from the same seed: the scores of two
+    models differ by what they were trained on only."""
+    rng = torch.Generator(device=g.device).manual_seed(args.seed)
+    samples = g.sample(reverse_lm_samples(data, args), data.length, temperature=temperature, generator=rng)
+    return reverse_lm_score(samples, data.test, data.vocab_size, start_token=data.start_token,
+                            eos_token=data.eos_token, pad_token=data.pad_token, steps=args.lm_steps, seed=args.seed,
+                            device=g.device)
 
 
 def axes_of(data: SequenceData) -> tuple[str, str, str, str]:
@@ -139,31 +178,40 @@ def plot(results: dict, data: SequenceData, path: Path) -> None:
     plot_sweep(results, *axes_of(data), f"{data.name}: quality against diversity over temperature (star: T = 1)", path)
 
 
+def metric_keys(results: dict) -> list[str]:
+    """Every metric of the sweep, in order of first appearance: the reverse-LM score is
+    measured at some temperatures only."""
+    return list(dict.fromkeys(k for curve in results.values() for m in curve for k in m))
+
+
 def write_outputs(results: dict, settings: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "eval.json", json.dumps({"settings": settings, "models": results}, indent=2))
-    keys = list(next(iter(results.values()))[0])
+    keys = metric_keys(results)
     table = io.StringIO(newline="")
     writer = csv.writer(table)
     writer.writerow(["model", *keys])
     for name, curve in results.items():
         for m in curve:
-            writer.writerow([name, *[m[k] for k in keys]])
+            writer.writerow([name, *[m.get(k, "") for k in keys]])  # an empty cell where it was not measured
     write_text_atomic(out / "eval.csv", table.getvalue(), newline="")
 
 
 def print_summary(results: dict, data: SequenceData) -> None:
-    x_key, y_key, _, _ = axes_of(data)
-    shown = [k for k in ("nll_test", "nll_oracle", "bleu2", "bleu4", "self_bleu2", "self_bleu4", "distinct2", "copied")
-             if k in next(iter(results.values()))[0]]
-    print(f"{'model':<16}{'temp':>6}" + "".join(f"{k:>12}" for k in shown))
+    keys = metric_keys(results)
+    shown = [k for k in ("nll_test", "nll_oracle", "bleu2", "bleu4", "self_bleu2", "self_bleu4", "distinct2", "copied",
+                         "lm_score", "reverse_lm_score") if k in keys]
+    widths = [max(12, len(k) + 2) for k in shown]
+    print(f"{'model':<16}{'temp':>6}" + "".join(f"{k:>{w}}" for k, w in zip(shown, widths)))
     for name, curve in results.items():
         for m in curve:
             print(f"{name:<16}{m['temperature']:>6.2f}" + "".join(
-                f"{m[k]:>12d}" if isinstance(m[k], int) else f"{m[k]:>12.4f}" for k in shown))
-    # each model at temperature 1 against every other model's curve at the same diversity
-    for line in matched_diversity(results, x_key, y_key):
-        print(line)
+                f"{'':>{w}}" if k not in m else f"{m[k]:>{w}d}" if isinstance(m[k], int) else f"{m[k]:>{w}.4f}"
+                for k, w in zip(shown, widths)))
+    # each model at temperature 1 against every other model's curve at the same diversity, in each plane
+    for x_key, y_key, _, _ in sweep_planes(results, data.oracle is not None):
+        for line in matched_diversity(results, x_key, y_key):
+            print(line)
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -174,8 +222,13 @@ def parse_args(argv: Optional[list[str]] = None) -> Args:
     parser.add_argument("--out")
     parser.add_argument("--temperatures", type=lambda s: tuple(float(x) for x in s.split(",")),
                         default=Args.temperatures, metavar="T,T,...")
-    for name in ("samples", "self_bleu_samples", "max_n", "seed"):
+    for name in ("samples", "self_bleu_samples", "max_n", "seed", "reverse_lm_samples", "lm_steps"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(Args, name))
+    parser.add_argument("--lm-score", action=argparse.BooleanOptionalAction, default=Args.lm_score,
+                        help="Caccia et al.'s LM and reverse-LM scores (text corpora; default: on)")
+    parser.add_argument("--reverse-lm-temperatures", type=lambda s: tuple(float(x) for x in s.split(",")),
+                        default=Args.reverse_lm_temperatures, metavar="T,T,...",
+                        help="the temperatures of --temperatures that get a reverse-LM score (one LM each)")
     parser.add_argument("--data-dir")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--debug", action="store_true")
@@ -187,6 +240,8 @@ def parse_args(argv: Optional[list[str]] = None) -> Args:
         raise ValueError(f"--max-n must be in 2..5, got {args.max_n}")
     if any(t <= 0 for t in args.temperatures):
         raise ValueError("--temperatures must be positive")
+    if args.reverse_lm_samples < 1 or args.lm_steps < 1:
+        raise ValueError("--reverse-lm-samples and --lm-steps must be at least 1")
     return args
 
 
@@ -205,9 +260,16 @@ def run(args: Args) -> dict:
     print(f"corpus {data.name}: {len(data.test)} test sequences as references; {args.samples} samples per model "
           f"and temperature (seed {args.seed})"
           + (f"; Self-BLEU on a seeded subsample of {args.self_bleu_samples}" if args.samples > args.self_bleu_samples else ""))
+    real_lm = None
+    if args.lm_score and data.oracle is None:  # the oracle has NLL-oracle and NLL-test, the exact versions
+        real_lm = real_language_model(data, args, device)
+        reverse = [t for t in args.temperatures if t in args.reverse_lm_temperatures]
+        print(f"LM score under a language model of the training split ({args.lm_steps} steps); reverse-LM score "
+              + (f"at T = {', '.join(f'{t:g}' for t in reverse)}, from {reverse_lm_samples(data, args)} samples"
+                 if reverse else "at no swept temperature (see --reverse-lm-temperatures)"))
     results = {}
     for name, g in zip(model_names(paths), generators):
-        results[name] = [evaluate_at(g, data, t, args, bleu, train_tokens) for t in args.temperatures]
+        results[name] = [evaluate_at(g, data, t, args, bleu, train_tokens, real_lm) for t in args.temperatures]
     out = Path(args.out) if args.out else paths[0].parent / "eval"
     settings = {**dataclasses.asdict(args), "checkpoints": [str(p) for p in paths], "corpus": data.name,
                 "num_test": len(data.test), "num_train": len(data.train)}

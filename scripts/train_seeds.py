@@ -23,7 +23,7 @@ from typing import Optional
 import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
 from seqadv.cli import guarded, parse_config
-from seqadv.report import matched_diversity, plot_sweep, sweep_axes
+from seqadv.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
 from seqadv.trainers import SeqGANConfig, SeqGANTrainer
 
 
@@ -39,14 +39,18 @@ def aggregate(per_seed: list[dict]) -> dict:
 
 
 def aggregate_sweeps(per_seed: list[dict]) -> dict:
-    """evaluate.py's {model: [metrics per temperature]} per seed -> the same with mean/std per metric."""
+    """evaluate.py's {model: [metrics per temperature]} per seed -> the same with mean/std per metric.
+
+    A point keeps the metrics every seed has there: the reverse-LM score is measured at
+    some temperatures only, and a seed evaluated by an older evaluate.py lacks the LM
+    scores (a mean over some of the seeds would pass for one over all of them)."""
     out = {}
     for model, curve in per_seed[0].items():
         out[model] = []
         for i, point in enumerate(curve):
             out[model].append({"temperature": point["temperature"],
                                **{k: mean_std([run[model][i][k] for run in per_seed])
-                                  for k in point if k != "temperature"}})
+                                  for k in point if k != "temperature" and all(k in run[model][i] for run in per_seed)}})
     return out
 
 
@@ -113,14 +117,15 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def report_sweep(sweep: dict, seeds: list[int], corpus: str, path: Path) -> None:
     """The mean curves over seeds (std as error bars), and each model at temperature 1
-    against the others' mean curves at the same diversity."""
+    against the others' mean curves at the same diversity, in each plane the sweep has."""
     means = {m: [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in p.items()} for p in c] for m, c in sweep.items()}
     stds = {m: [{k: (v["std"] if isinstance(v, dict) else 0.0) for k, v in p.items()} for p in c] for m, c in sweep.items()}
-    x_key, y_key, x_label, y_label = sweep_axes("nll_oracle" in next(iter(means.values()))[0])
-    plot_sweep(means, x_key, y_key, x_label, y_label,
+    oracle = "nll_oracle" in next(iter(means.values()))[0]
+    plot_sweep(means, *sweep_axes(oracle),
                f"{corpus}: quality against diversity, mean ± std over {len(seeds)} seeds (star: T = 1)", path, stds)
-    for line in matched_diversity(means, x_key, y_key, prefix="mean over seeds, ", sweep="mean sweep"):
-        print(line)
+    for x_key, y_key, _, _ in sweep_planes(means, oracle):
+        for line in matched_diversity(means, x_key, y_key, prefix="mean over seeds, ", sweep="mean sweep"):
+            print(line)
     print(f"wrote {path}")
 
 

@@ -1,11 +1,27 @@
 """Quality-against-diversity curves: the axes, a curve's quality at a given
-diversity, and the plot (evaluate.py and train_seeds.py draw the same figure)."""
+diversity, and the plot (evaluate.py and train_seeds.py draw the same figure).
+
+A sweep has up to two planes: BLEU-4 against Self-BLEU-4 (NLL-oracle against
+NLL-test on the oracle corpus), and Caccia et al.'s LM score against reverse-LM
+score where the sweep measured them (`seqadv.metrics.lm_score`, `reverse_lm_score`).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+
+# metrics where a smaller value is the better one (matched by prefix)
+LOWER_IS_BETTER = ("nll", "self_bleu", "lm_score", "reverse_lm_score")
+
+# Caccia et al.'s second plane: diversity (coverage of the test split) across, quality up
+LM_AXES = ("reverse_lm_score", "lm_score", "reverse-LM score (lower: covers more of the data)",
+           "LM score (lower: better samples)")
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric.startswith(LOWER_IS_BETTER)
 
 
 def sweep_axes(oracle: bool) -> tuple[str, str, str, str]:
@@ -16,12 +32,32 @@ def sweep_axes(oracle: bool) -> tuple[str, str, str, str]:
     return "self_bleu4", "bleu4", "Self-BLEU-4 (lower: more diverse)", "BLEU-4 (higher: better samples)"
 
 
+def has_lm_scores(curves: dict) -> bool:
+    """Whether some point of some curve has both the LM and the reverse-LM score."""
+    return any(_points(curve, *LM_AXES[:2]) for curve in curves.values())
+
+
+def sweep_planes(curves: dict, oracle: bool) -> list[tuple[str, str, str, str]]:
+    """The planes a sweep has, each as `sweep_axes` gives one: always that one, and
+    the LM plane when the sweep measured its scores."""
+    return [sweep_axes(oracle)] + ([LM_AXES] if has_lm_scores(curves) else [])
+
+
+def _points(curve: list[dict], x_key: str, y_key: str) -> list[int]:
+    """The indices of the points that have both metrics (the reverse-LM score is measured
+    at a few temperatures of the sweep only)."""
+    return [i for i, m in enumerate(curve) if x_key in m and y_key in m]
+
+
 def quality_at(curve: list[dict], x_key: str, y_key: str, x: float) -> Optional[float]:
-    """A curve's quality where its diversity is x (linear between sweep points), or None outside it.
+    """A curve's quality where its diversity is x (linear between sweep points), or None
+    outside it. Points without both metrics are left out.
 
     Shape: curve is a list of {x_key: float, y_key: float, ...}, one per temperature.
     """
-    points = sorted((m[x_key], m[y_key]) for m in curve)
+    points = sorted((curve[i][x_key], curve[i][y_key]) for i in _points(curve, x_key, y_key))
+    if not points:
+        return None
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     if not xs[0] <= x <= xs[-1]:
         return None
@@ -30,11 +66,11 @@ def quality_at(curve: list[dict], x_key: str, y_key: str, x: float) -> Optional[
 
 def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sweep: str = "sweep") -> list[str]:
     """One line per pair of models: the first at temperature 1 against the second's
-    curve at the same diversity, and which is better there."""
-    lower_is_better = y_key.startswith("nll")
+    curve at the same diversity, and which is better there (by `lower_is_better(y_key)`).
+    A model without both metrics at temperature 1 gets no line."""
     lines = []
     for name, curve in curves.items():
-        at_one = next((m for m in curve if m["temperature"] == 1.0), None)
+        at_one = next((m for m in curve if m["temperature"] == 1.0 and x_key in m and y_key in m), None)
         for other, other_curve in curves.items():
             if other == name or at_one is None:
                 continue
@@ -42,7 +78,7 @@ def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sw
             if q is None:
                 lines.append(f"{name} at T=1 ({x_key} {at_one[x_key]:.4f}) lies outside {other}'s {sweep}")
                 continue
-            ahead = at_one[y_key] < q if lower_is_better else at_one[y_key] > q
+            ahead = at_one[y_key] < q if lower_is_better(y_key) else at_one[y_key] > q
             lines.append(f"{prefix}at {name}'s {x_key} at T=1 ({at_one[x_key]:.4f}): {name} {y_key} {at_one[y_key]:.4f}, "
                          f"{other}'s curve {q:.4f} -> {name if ahead else other} is better at matched diversity")
     return lines
@@ -51,17 +87,46 @@ def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sw
 def plot_sweep(curves: dict, x_key: str, y_key: str, x_label: str, y_label: str, title: str, path: Path,
                errors: Optional[dict] = None) -> None:
     """One line per model through its temperatures, a star at temperature 1. `errors`,
-    shaped like `curves`, adds error bars (e.g. the std over seeds). Written atomically."""
+    shaped like `curves`, adds error bars (e.g. the std over seeds). When the curves have
+    LM and reverse-LM scores, a second panel beside the first draws them (the points that
+    have both). Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
-    for name, curve in curves.items():
+    planes = [(x_key, y_key, x_label, y_label)]
+    if (x_key, y_key) != LM_AXES[:2] and has_lm_scores(curves):
+        planes.append(LM_AXES)
+    fig, axes = plt.subplots(1, len(planes), figsize=(6.4 * len(planes), 4.8), squeeze=False)
+    for ax, (x, y, xl, yl) in zip(axes[0], planes):
+        _draw_plane(ax, curves, x, y, errors)
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if len(planes) == 1:
+        axes[0][0].set_title(title, fontsize=10)
+    else:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _draw_plane(ax, curves: dict, x_key: str, y_key: str, errors: Optional[dict]) -> None:
+    for name, full in curves.items():
+        kept = _points(full, x_key, y_key)
+        if not kept:
+            continue
+        curve = [full[i] for i in kept]
         xs, ys = [m[x_key] for m in curve], [m[y_key] for m in curve]
         if errors is not None:
-            line = ax.errorbar(xs, ys, xerr=[m[x_key] for m in errors[name]], yerr=[m[y_key] for m in errors[name]],
+            err = [errors[name][i] for i in kept]
+            line = ax.errorbar(xs, ys, xerr=[m[x_key] for m in err], yerr=[m[y_key] for m in err],
                                marker="o", markersize=3, capsize=2, label=name).lines[0]
         else:
             (line,) = ax.plot(xs, ys, marker="o", markersize=3, label=name)
@@ -71,14 +136,3 @@ def plot_sweep(curves: dict, x_key: str, y_key: str, x_label: str, y_label: str,
         for m in (curve[0], curve[-1]):
             ax.annotate(f"T={m['temperature']:g}", (m[x_key], m[y_key]), fontsize=7,
                         textcoords="offset points", xytext=(4, 4))
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)

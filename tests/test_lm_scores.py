@@ -1,0 +1,142 @@
+"""Caccia et al.'s second plane: the LM score, the reverse-LM score, and evaluate.py's sweep of them."""
+import csv
+import json
+import math
+
+import pytest
+import torch
+from matplotlib.image import imread
+
+import test_evaluate
+from seqadv.dataset import load_corpus
+from seqadv.metrics import lm_score, nll, reverse_lm_score, train_language_model
+from seqadv.report import matched_diversity
+from test_evaluate import script
+
+tiny_run = test_evaluate.tiny_run  # the toy SeqGAN run of test_evaluate.py, a fixture here too
+
+STEPS = 100  # enough for 500 poems to beat their unigram statistics by a clear margin, 2 s on one core
+
+
+@pytest.fixture(scope="module")
+def poems():
+    return load_corpus("poems", max_train=500, max_test=200)
+
+
+def settings(data, **changes):
+    return {"start_token": data.start_token, "eos_token": data.eos_token, "pad_token": data.pad_token,
+            "steps": STEPS, **changes}
+
+
+@pytest.fixture(scope="module")
+def real_lm(poems):
+    return train_language_model(poems.train, poems.vocab_size, seed=0, **settings(poems))
+
+
+def test_the_training_data_covers_the_test_split_better_than_its_unigram_samples(poems, real_lm):
+    # as many sequences drawn token by token from the training split's unigram distribution
+    counts = torch.bincount(poems.train.flatten(), minlength=poems.vocab_size).float()
+    unigram = torch.multinomial(counts / counts.sum(), poems.train.numel(), replacement=True,
+                                generator=torch.Generator().manual_seed(0)).view_as(poems.train)
+    real = reverse_lm_score(poems.train, poems.test, poems.vocab_size, seed=0, **settings(poems))
+    shuffled = reverse_lm_score(unigram, poems.test, poems.vocab_size, seed=0, **settings(poems))
+    # the reverse LM of the training data is the LM score's language model, trained again from the same seed
+    assert real == nll(real_lm, poems.test, eos_token=poems.eos_token, pad_token=poems.pad_token)
+    # measured 6.42 against 7.13 nats: a unigram model's samples teach nothing of the order of characters
+    assert real < shuffled - 0.4
+    assert shuffled < math.log(poems.vocab_size)  # but they do teach the characters' frequencies
+
+
+def test_real_text_scores_better_than_random_tokens_under_the_real_language_model(poems, real_lm):
+    uniform = torch.randint(0, poems.vocab_size, poems.test.shape, generator=torch.Generator().manual_seed(0))
+    real = lm_score(poems.test, real_lm, poems.eos_token, poems.pad_token)
+    random = lm_score(uniform, real_lm, poems.eos_token, poems.pad_token)
+    assert real < math.log(poems.vocab_size) - 1.0  # measured 6.42 nats against log V = 7.58
+    # uniform tokens cost at least log V under any model (Gibbs' inequality), plus how far it is from uniform
+    assert random > math.log(poems.vocab_size) + 2.0  # measured 11.7
+
+
+def test_equal_seeds_train_bitwise_equal_language_models_and_different_seeds_do_not(poems):
+    rng_state = torch.get_rng_state()
+    few = settings(poems, steps=20)
+    a, b, c = (train_language_model(poems.train, poems.vocab_size, seed=s, **few) for s in (3, 3, 4))
+    torch.testing.assert_close(a.state_dict(), b.state_dict(), rtol=0, atol=0)
+    assert not torch.equal(a.head.weight, c.head.weight)
+    assert not a.training  # returned in eval mode
+    torch.testing.assert_close(torch.get_rng_state(), rng_state, rtol=0, atol=0)  # the caller's draws go on as they were
+    scores = [reverse_lm_score(poems.train[:200], poems.test, poems.vocab_size, seed=s, **few) for s in (3, 3, 4)]
+    assert scores[0] == scores[1] and scores[0] != scores[2]
+
+
+def test_padding_after_every_sequence_ends_changes_nothing():
+    # ids: 0 pad, 1 start, 2 end; the end and padding after sequences of 1 to 6 tokens
+    gen = torch.Generator().manual_seed(0)
+    data = torch.zeros(40, 8, dtype=torch.long)
+    for row in data:
+        n = int(torch.randint(1, 7, (1,), generator=gen))
+        row[:n] = torch.randint(3, 12, (n,), generator=gen)
+        row[n] = 2
+    longer = torch.cat([data, torch.zeros(40, 5, dtype=torch.long)], dim=1)
+    kw = dict(start_token=1, eos_token=2, pad_token=0, steps=10, batch_size=16, seed=0)
+    torch.testing.assert_close(train_language_model(longer, 12, **kw).state_dict(),
+                               train_language_model(data, 12, **kw).state_dict(), rtol=0, atol=0)
+
+
+def test_matched_diversity_in_the_lm_plane_prefers_the_lower_lm_score():
+    # a at T=1: reverse 3.0, LM 4.0; b's curve at reverse 3.0 is 4.5 -> a is better (lower is better here);
+    # points without a reverse-LM score (T=0.8) are left out of the curve
+    curves = {"a": [{"temperature": 0.8, "lm_score": 3.0}, {"temperature": 1.0, "lm_score": 4.0, "reverse_lm_score": 3.0}],
+              "b": [{"temperature": 1.0, "lm_score": 5.0, "reverse_lm_score": 2.0},
+                    {"temperature": 1.3, "lm_score": 4.0, "reverse_lm_score": 4.0}]}
+    lines = matched_diversity(curves, "reverse_lm_score", "lm_score")
+    assert lines == ["at a's reverse_lm_score at T=1 (3.0000): a lm_score 4.0000, b's curve 4.5000 -> a is better at "
+                     "matched diversity",
+                     "b at T=1 (reverse_lm_score 2.0000) lies outside a's sweep"]
+
+
+def test_evaluate_writes_the_scores_at_the_chosen_temperatures_only(tiny_run, tmp_path):
+    common = [tiny_run, "--temperatures", "0.8,1.0,1.25", "--samples", "40", "--self-bleu-samples", "20",
+              "--lm-steps", "20"]
+    result = script("evaluate.py", *common, "--reverse-lm-temperatures", "1.0,1.25,1.5", "--reverse-lm-samples", "100",
+                    "--out", tmp_path / "on")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "reverse-LM score at T = 1, 1.25, from 100 samples" in result.stdout
+    # matched diversity in the second plane too (the toy curves may not overlap)
+    assert any("reverse_lm_score at T=1" in line or "T=1 (reverse_lm_score" in line for line in result.stdout.splitlines())
+    models = json.loads((tmp_path / "on" / "eval.json").read_text())["models"]
+    for curve in models.values():
+        assert all(m["lm_score"] > 0 for m in curve)
+        assert ["reverse_lm_score" in m for m in curve] == [False, True, True]
+        assert all(m["reverse_lm_score"] > 0 for m in curve[1:])
+    with open(tmp_path / "on" / "eval.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["reverse_lm_score"] == "" for r in rows] == [True, False, False] * 2  # an empty cell where not measured
+    assert float(rows[2]["reverse_lm_score"]) == models["mle"][2]["reverse_lm_score"]
+
+    result = script("evaluate.py", *common, "--no-lm-score", "--out", tmp_path / "off")
+    assert result.returncode == 0, result.stderr[-2000:]
+    off = json.loads((tmp_path / "off" / "eval.json").read_text())["models"]
+    assert not any(k in m for curve in off.values() for m in curve for k in ("lm_score", "reverse_lm_score"))
+    # the other metrics are those of the run with the scores: their samples are the same
+    assert off["seqgan"][1]["bleu4"] == models["seqgan"][1]["bleu4"]
+    # the second plane is a second panel beside the first
+    assert imread(tmp_path / "on" / "eval.png").shape[1] > 1.8 * imread(tmp_path / "off" / "eval.png").shape[1]
+
+
+def test_seeds_average_the_scores_where_every_seed_has_them(monkeypatch):
+    monkeypatch.syspath_prepend(str(test_evaluate.SCRIPTS))
+    from train_seeds import aggregate_sweeps
+
+    point = {"temperature": 1.0, "bleu4": 0.25, "lm_score": 4.0, "reverse_lm_score": 3.0}
+    seeds = [{"mle": [{"temperature": 0.8, "bleu4": 0.5, "lm_score": 3.0}, point]},
+             {"mle": [{"temperature": 0.8, "bleu4": 0.7, "lm_score": 5.0}, {**point, "reverse_lm_score": 5.0}]},
+             {"mle": [{"temperature": 0.8, "bleu4": 0.6, "lm_score": 4.0}, {**point, "reverse_lm_score": 4.0}]}]
+    curve = aggregate_sweeps(seeds)["mle"]
+    assert set(curve[0]) == {"temperature", "bleu4", "lm_score"}
+    assert curve[0]["lm_score"]["mean"] == pytest.approx(4.0) and curve[0]["lm_score"]["std"] == pytest.approx(1.0)
+    assert curve[1]["reverse_lm_score"]["values"] == [3.0, 5.0, 4.0]
+    # a seed evaluated without the scores: the others' mean would pass for all seeds', so there is none
+    older = {"mle": [{"temperature": 0.8, "bleu4": 0.4}, {"temperature": 1.0, "bleu4": 0.35}]}
+    curve = aggregate_sweeps([*seeds, older])["mle"]
+    assert set(curve[0]) == set(curve[1]) == {"temperature", "bleu4"}
+    assert curve[1]["bleu4"]["mean"] == pytest.approx((3 * 0.25 + 0.35) / 4)
