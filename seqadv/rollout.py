@@ -112,7 +112,9 @@ class RolloutEngine:
         self.block_rows = block_rows
         self.eos_token = eos_token
         self.pad_token = pad_token
-        self._step_takes_out = "out" in inspect.signature(policy.step).parameters
+        parameters = inspect.signature(policy.step).parameters
+        self._step_takes_out = "out" in parameters
+        self._step_takes_into = "into" in parameters
 
     @torch.no_grad()
     def rewards(
@@ -271,6 +273,8 @@ class RolloutEngine:
                     if axis is not None and not torch.equal(piece.narrow(axis, 0, old.shape[axis]), old.to(piece.dtype)):
                         raise ValueError(f"state piece {i} grew along axis {axis} but its first {old.shape[axis]} "
                                          f"positions changed: a growing piece (a KV cache) may only append")
+            if probe_step == 1 and self._step_takes_into and all(a is not None for a in axes):
+                self._check_into(start, state, logits, new)
             sizes.append([s.shape for s in state_tensors(new)])
             state = new
         growth = []
@@ -289,6 +293,25 @@ class RolloutEngine:
                 size = size // piece.shape[axis] * (piece.shape[axis] + (T - 2) * added)
             state_bytes += size
         return logits.shape[1], logits.dtype, state_bytes, growth
+
+    def _check_into(self, tokens: Tensor, state: State, logits: Tensor, new: State) -> None:
+        """A step written `into` longer buffers, whose leading positions hold `state` (and
+        are the state it is given, as in the engine), must give what the plain step gave."""
+        into, views = [], []
+        for piece, grown in zip(state_tensors(state), state_tensors(new)):
+            axis = next(d for d in range(piece.dim()) if piece.shape[d] != grown.shape[d])
+            buffer = torch.zeros_like(grown)
+            buffer.narrow(axis, 0, piece.shape[axis]).copy_(piece)
+            into.append(buffer)
+            views.append(buffer.narrow(axis, 0, piece.shape[axis]))
+        logits_into, new_into = self.policy.step(tokens, rebuild_state(state, iter(views)),
+                                                 into=rebuild_state(state, iter(into)))
+        close = lambda a, b: a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)  # noqa: E731
+        if not (close(logits_into, logits) and all(close(a, b) for a, b in zip(state_tensors(new_into), state_tensors(new)))
+                and all(torch.equal(v, p) for v, p in zip(views, state_tensors(state)))):
+            raise ValueError("policy.step(..., into=...) gave other logits or another state than policy.step without "
+                             "it, or changed the positions it was given: a step written into the engine's buffers must "
+                             "equal the plain step")
 
     def _sequences_per_chunk(self, length: int, vocab: int, state_bytes: int, reserved: int = 0) -> int:
         rows_per_sequence = (length - 1) * self.num_rollouts
@@ -325,6 +348,8 @@ class RolloutEngine:
         out = sequences.repeat_interleave(N, dim=0).repeat(T - 1, 1)
         keep = None if fixed is None else fixed.repeat_interleave(N, dim=0).repeat(T - 1, 1)
         running = _RollingStates(states[1], (T - 2) * M, T, growth) if T > 2 else None
+        # a policy that appends in place (`into`, checked in the probe) writes only the new positions
+        into = self._step_takes_into and all(growth)
         for k in range(1, T):
             stepped = (k - 1) * M
             if k >= 2:
@@ -334,10 +359,10 @@ class RolloutEngine:
                 for a in range(0, stepped, block):
                     e = min(stepped, a + block)
                     tokens, state = out[a:e, k - 1], running.view(a, e, k)
-                    if buffer is None:
-                        logits, new = self.policy.step(tokens, state)
-                    else:
-                        logits, new = self.policy.step(tokens, state, out=buffer[: e - a])
+                    extra = {} if buffer is None else {"out": buffer[: e - a]}
+                    if into:
+                        extra["into"] = running.grown(a, e, k)
+                    logits, new = self.policy.step(tokens, state, **extra)
                     running.store(a, new, k)
                     # the logits are scratch space only where they are the engine's own buffer: logits
                     # a policy returns may be its own tensors (a view of a parameter, a cache)
@@ -426,8 +451,16 @@ class _RollingStates:
             rows = self._rows(i, begin, begin + piece.shape[0] * copies, k)
             rows.unflatten(0, (piece.shape[0], copies)).copy_(piece.unsqueeze(1).expand(-1, copies, *piece.shape[1:]))
 
+    def grown(self, a: int, e: int, k: int) -> State:
+        """Rows a .. e-1 of every (growing) tensor at its length after step k: the positions
+        before it are `view(a, e, k)`'s, the ones after are for the step to write into."""
+        return rebuild_state(self.template, (self.buffers[i][a:e].narrow(self.growth[i][0], 0, self._filled(i, k) +
+                                                                           self.growth[i][1])
+                                             for i in range(len(self.buffers))))
+
     def store(self, a: int, new: State, k: int) -> None:
-        """Keep the state rows a .. returned by step k."""
+        """Keep the state rows a .. returned by step k (nothing to copy where the step wrote
+        into `grown`'s buffers and returned them)."""
         for i, piece in enumerate(state_tensors(new)):
             rows = self.buffers[i][a : a + piece.shape[0]]
             if not self.growth[i]:
@@ -439,7 +472,9 @@ class _RollingStates:
                 raise ValueError(f"state piece {i} had {filled} positions before a step and {piece.shape[axis]} after "
                                  f"it; it grew by {added} per step at first: a growing piece must grow by the same "
                                  f"amount every step")
-            rows.narrow(axis, filled, added).copy_(piece.narrow(axis, filled, added))
+            target = rows.narrow(axis, 0, filled + added)
+            if piece.data_ptr() != target.data_ptr() or piece.stride() != target.stride():
+                rows.narrow(axis, filled, added).copy_(piece.narrow(axis, filled, added))
 
 
 class _Scorer:

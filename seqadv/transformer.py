@@ -56,16 +56,22 @@ class Block(nn.Module):
         B, t, d = x.shape
         return x.view(B, t, self.num_heads, d // self.num_heads).transpose(1, 2)
 
-    def forward(self, x: Tensor, cache: Optional[tuple[Tensor, Tensor]] = None, start: int = 0
-                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, cache: Optional[tuple[Tensor, Tensor]] = None, start: int = 0,
+                into: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """x (B, t, d) at positions start .. start + t - 1; cache: keys and values of the
-        positions before (B, H, start, D), or None for none. Returns x and the new cache."""
+        positions before (B, H, start, D), or None for none. Returns x and the new cache.
+        into: buffers (B, H, start + t, D) whose first `start` positions hold the cache: the
+        new keys and values are written there and the buffers returned (no copy of the cache)."""
         B, t, d = x.shape
         q, k, v = (self.heads(z) for z in self.qkv(self.norm1(x)).split(d, dim=2))
         if self.rotary:
             positions = torch.arange(start, start + t, device=x.device)
             q, k = rotate(q, positions), rotate(k, positions)
-        if cache is not None:
+        if into is not None:
+            into[0][:, :, start:].copy_(k)
+            into[1][:, :, start:].copy_(v)
+            k, v = into
+        elif cache is not None:
             k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
         # a single new position attends to every cached one; a whole sequence attends causally
         attended = F.scaled_dot_product_attention(q, k, v, is_causal=cache is None and t > 1)
@@ -134,14 +140,18 @@ class TransformerGenerator(LanguageModel, nn.Module):
                             dtype=self.head.weight.dtype)
         return tuple(empty.clone() for _ in range(2 * len(self.blocks)))
 
-    def step(self, tokens: Tensor, state: KVState, out: Optional[Tensor] = None) -> tuple[Tensor, KVState]:
+    def step(self, tokens: Tensor, state: KVState, out: Optional[Tensor] = None, into: Optional[KVState] = None
+             ) -> tuple[Tensor, KVState]:
         """tokens (B,) -> logits (B, V), the cache one position longer. `out` (B, V): write
-        the logits there (without gradients only)."""
+        the logits there (without gradients only). `into`: the rollout engine's buffers, one
+        position longer than `state`, whose leading positions are `state`: the step writes
+        its new keys and values there instead of concatenating (copying) the whole cache."""
         start = state[0].shape[2]
         x = self.embed(tokens.unsqueeze(1), start)  # (B, 1, d)
         new = []
         for i, block in enumerate(self.blocks):
-            x, (k, v) = block(x, (state[2 * i], state[2 * i + 1]), start)
+            x, (k, v) = block(x, (state[2 * i], state[2 * i + 1]), start,
+                              None if into is None else (into[2 * i], into[2 * i + 1]))
             new += [k, v]
         hidden = self.norm(x[:, 0])  # (B, d)
         logits = self.head(hidden) if out is None else torch.mm(hidden, self.head.weight.T, out=out)

@@ -350,6 +350,24 @@ def test_a_policy_whose_kv_cache_grows_gets_exact_rewards(running_sum):
     assert_close(small, whole)
 
 
+class WrongInto(GrowingCachePolicy):
+    """Offers `into` (append in place) but writes the new position wrong."""
+
+    def step(self, tokens, state, into=None):
+        logits, new = super().step(tokens, state)
+        if into is None:
+            return logits, new
+        for buffer, piece in zip(into, new):
+            buffer[:, -1:].copy_(piece[:, -1:] + 1.0)
+        return logits, into
+
+
+def test_a_step_into_the_engines_buffers_must_equal_the_plain_step():
+    sequences = torch.tensor([[1, 2, 0, 1], [2, 1, 1, 0]])
+    with pytest.raises(ValueError, match="policy.step\\(..., into=...\\) gave other logits or another state"):
+        RolloutEngine(WrongInto(), 2).rewards(sequences, reward_fn)
+
+
 class BrokenState:
     """A policy breaking one rule of the state contract, chosen by `how`."""
 

@@ -58,6 +58,28 @@ def test_the_engine_gets_exact_rewards_from_the_transformer():
     within_mc_error(rewards, mean, var, n)
 
 
+class Concatenating:
+    """The same Transformer without `into`: its steps concatenate the cache, and the engine
+    stores what they appended."""
+
+    def __init__(self, g):
+        self.g, self.start_token, self.initial_state = g, g.start_token, g.initial_state
+
+    def step(self, tokens, state):
+        return self.g.step(tokens, state)
+
+
+def test_steps_written_into_the_engines_cache_give_the_rewards_of_concatenating_steps():
+    torch.manual_seed(3)
+    g = TransformerGenerator(7, d_model=16, num_layers=2, num_heads=2, max_length=12).eval()
+    seqs = g.sample(5, 11, generator=torch.Generator().manual_seed(1))
+    reward = lambda s: (s % 3).float().mean(1)  # noqa: E731
+    into = RolloutEngine(g, 6, block_rows=13).rewards(seqs, reward, generator=torch.Generator().manual_seed(2))
+    plain = RolloutEngine(Concatenating(g), 6, block_rows=13).rewards(seqs, reward,
+                                                                       generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(into, plain, rtol=0, atol=0)
+
+
 def test_a_position_past_the_maximum_is_refused():
     g = TransformerGenerator(5, d_model=8, num_layers=1, num_heads=2, max_length=4)
     with pytest.raises(ValueError, match="past this model's max_length 4"):
