@@ -69,14 +69,15 @@ class Args:
 # --- pieces ----------------------------------------------------------------------------------
 
 def model_paths(given: tuple[str, ...]) -> list[Path]:
-    """A run directory stands for its MLE baseline and SeqGAN generator."""
+    """A run directory stands for its MLE baseline and its adversarial generator."""
     paths = []
     for name in given:
         path = Path(name)
         if path.is_dir():
-            found = [path / f for f in ("mle.pt", "seqgan.pt") if (path / f).is_file()]
+            found = [path / f for f in ("mle.pt", "seqgan.pt", "scratchgan.pt") if (path / f).is_file()]
             if not found:
-                raise DataError(f"{path}: a directory without mle.pt or seqgan.pt (give a run's --out, or .pt files)")
+                raise DataError(f"{path}: a directory without mle.pt, seqgan.pt or scratchgan.pt (give a run's --out, "
+                                f"or .pt files)")
             paths += found
         elif path.is_file():
             paths.append(path)
@@ -97,9 +98,10 @@ def load_generators(paths: list[Path], device: torch.device) -> tuple[dict, list
     """The models' shared description (run config, vocabulary) and the generators."""
     loaded = [load(p, device) for p in paths]
     for item in loaded:
-        if item.recipe != "seqgan" or not isinstance(item.model, (Generator, TransformerGenerator)):
+        if item.recipe not in ("seqgan", "scratchgan") or not isinstance(item.model, (Generator, TransformerGenerator)):
             raise CheckpointError(f"{item.path}: a {item.recipe} model; evaluate.py sweeps the text generators "
-                                  f"train_seqgan.py writes (pretrained.pt, mle.pt, seqgan.pt)")
+                                  f"train_seqgan.py and train_scratchgan.py write (pretrained.pt, mle.pt, seqgan.pt, "
+                                  f"scratchgan.pt)")
         first = loaded[0].state
         if item.state.get("vocab") != first.get("vocab") or item.config.get("corpus") != loaded[0].config.get("corpus"):
             raise DataError(f"{item.path}: trained on another corpus or vocabulary than {paths[0]}; compare like with like")

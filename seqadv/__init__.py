@@ -14,8 +14,9 @@ from .policy import Policy, ema_update
 from .rollout import RolloutEngine
 from .sampling import sample_from_logits
 from .transformer import TransformerGenerator
-from .trainers import IRGANConfig, IRGANTrainer, MaskGANConfig, MaskGANTrainer, SeqGANConfig, SeqGANTrainer
+from .trainers import (IRGANConfig, IRGANTrainer, MaskGANConfig, MaskGANTrainer, ScratchGANConfig,
+                       ScratchGANTrainer, SeqGANConfig, SeqGANTrainer)
 
-__all__ = ["Discriminator", "Generator", "IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "TransformerGenerator", "ema_update", "load",
+__all__ = ["Discriminator", "Generator", "IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "ScratchGANConfig", "ScratchGANTrainer", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "TransformerGenerator", "ema_update", "load",
            "sample_from_logits"]
 __version__ = "0.1.0"

@@ -138,7 +138,7 @@ def _model_classes() -> dict:
 
 
 # a run directory stands for its adversarial model
-RUN_MODELS = ("seqgan.pt", "maskgan.pt", "irgan.pt")
+RUN_MODELS = ("seqgan.pt", "scratchgan.pt", "maskgan.pt", "irgan.pt")
 
 
 class LoadedModel:
@@ -158,7 +158,7 @@ class LoadedModel:
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
-    """A model file, or a run directory's adversarial model (seqgan.pt, maskgan.pt, irgan.pt)."""
+    """A model file, or a run directory's adversarial model (seqgan.pt, scratchgan.pt, maskgan.pt, irgan.pt)."""
     path = Path(path)
     if path.is_dir():
         found = [path / name for name in RUN_MODELS if (path / name).is_file()]
@@ -172,7 +172,7 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
 
 def load(path: str | os.PathLike, device: Any = "cpu") -> LoadedModel:
     """A trained model from a file a trainer wrote (pretrained.pt, mle.pt, seqgan.pt,
-    maskmle.pt, maskgan.pt, bpr.pt, irgan.pt, checkpoint.pt) or a run directory, ready
+    scratchgan.pt, maskmle.pt, maskgan.pt, bpr.pt, irgan.pt, checkpoint.pt) or a run directory, ready
     to sample, with its tokenizer. Loads with `weights_only=True`: tensors and plain data."""
     from .tokenizer import TextCodec, Vocab, tokenizer_from_state
 

@@ -1,17 +1,23 @@
-"""The discriminator: the SeqGAN paper's CNN text classifier (after Kim, 2014).
+"""The discriminators of text: one logit per sequence, or one per prefix.
 
+`Discriminator`: the SeqGAN paper's CNN text classifier (after Kim, 2014).
 embedding -> parallel 1-D convolutions of many widths -> ReLU -> max over time
 -> highway layer -> dropout -> one logit of "real". The reward for a sequence is
 sigmoid(logit) = D's probability that it is real (the official code's softmax over
 two classes is the same function).
+
+`PrefixDiscriminator`: ScratchGAN's recurrent discriminator, a logit per prefix
+(dense per-token rewards without rollouts).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .sampling import tokens_mask
 
 # The official SeqGAN discriminator (sequence_gan.py).
 PAPER_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)
@@ -112,3 +118,55 @@ class Discriminator(nn.Module):
     def l2_penalty(self) -> Tensor:
         """0.5 * ||W_out||^2 + 0.5 * ||b_out||^2: the official code's L2 term (weighted by 0.2 there)."""
         return 0.5 * (self.out.weight.square().sum() + self.out.bias.square().sum())
+
+
+def position_signal(length: int, dim: int, device: Optional[torch.device] = None) -> Tensor:
+    """Sinusoids of the position (Vaswani et al.), appended to the embeddings as ScratchGAN
+    does (8 features): a recurrent discriminator then knows how far into a text it is.
+
+    Shape: -> (length, dim)
+    """
+    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    frequencies = 10000.0 ** (-torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
+    signal = torch.zeros(length, dim, device=device)
+    signal[:, 0::2] = torch.sin(position * frequencies)
+    signal[:, 1::2] = torch.cos(position * frequencies[: dim // 2])
+    return signal
+
+
+class PrefixDiscriminator(nn.Module):
+    """ScratchGAN's discriminator (de Masson d'Autume et al., 2019): a logit of "real" for
+    every prefix, read left to right, so the logit at t judges y_0..y_t and can reward
+    token t directly (dense rewards, no rollouts).
+
+    embedding (dropout on the embedding matrix, as ScratchGAN's) + 8 position features ->
+    linear -> LSTM -> layer norm -> linear to one logit per position. ScratchGAN's LSTM has
+    layer norm inside its cell; here it normalises the LSTM's outputs, which keeps torch's
+    fused LSTM. Positions after the first end token get logit 0 (ScratchGAN masks them
+    too): they are not text, and reward nothing.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_dim: int = 128, num_layers: int = 1,
+                 dropout: float = 0.1, layer_norm: bool = True, eos_token: Optional[int] = None,
+                 pad_token: Optional[int] = None, position_dim: int = 8):
+        super().__init__()
+        self.eos_token, self.pad_token, self.dropout, self.position_dim = eos_token, pad_token, dropout, position_dim
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.inputs = nn.Linear(embedding_dim + position_dim, hidden_dim)
+        self.lstm = nn.LSTM(hidden_dim, hidden_dim, num_layers=num_layers, batch_first=True)
+        self.norm = nn.LayerNorm(hidden_dim) if layer_norm else nn.Identity()
+        self.out = nn.Linear(hidden_dim, 1)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) -> logits (B, T): position t scores the prefix tokens[:, :t + 1]."""
+        B, T = tokens.shape
+        table = F.dropout(self.embedding.weight, self.dropout, self.training)
+        x = F.embedding(tokens, table)  # (B, T, E)
+        x = torch.cat([x, position_signal(T, self.position_dim, tokens.device).expand(B, T, -1)], dim=2)
+        hidden, _ = self.lstm(self.inputs(x))  # (B, T, H)
+        logits = self.out(self.norm(hidden)).squeeze(2)
+        return logits * tokens_mask(tokens, self.eos_token, self.pad_token)
+
+    def l2_penalty(self) -> Tensor:
+        """ScratchGAN's L2 regulariser: half the squared norm of every parameter (tf.nn.l2_loss)."""
+        return sum(p.square().sum() for p in self.parameters()) / 2

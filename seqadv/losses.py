@@ -53,6 +53,21 @@ def discriminator_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels.float())
 
 
+def prefix_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, real_mask: Tensor, fake_mask: Tensor,
+                              real_normalizer: Tensor | float | None = None,
+                              fake_normalizer: Tensor | float | None = None) -> Tensor:
+    """A per-prefix discriminator's loss (ScratchGAN): the mean per-token binary cross-entropy
+    of every prefix of real text as real and of generated text as generated, the two halves
+    weighted equally; positions that are not text (mask 0) do not count.
+
+    Shape: real_logits, real_mask (B, T); fake_logits, fake_mask (B', T) -> scalar.
+    Normalizers: as in `mle_loss`, one per half.
+    """
+    real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits), reduction="none")
+    fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits), reduction="none")
+    return 0.5 * _masked_mean(real, real_mask, real_normalizer) + 0.5 * _masked_mean(fake, fake_mask, fake_normalizer)
+
+
 def critic_loss(values: Tensor, returns: Tensor, mask: Tensor, normalizer: Tensor | float | None = None) -> Tensor:
     """Mean squared error of the critic's values against the returns, where mask is 1.
 

@@ -21,6 +21,7 @@ from torch import Tensor
 from .dataset import BatchStream
 from .generator import Generator
 from .losses import mle_loss
+from .training import mle_step
 from .sampling import tokens_mask
 
 Tokens = Sequence[Hashable]
@@ -225,9 +226,6 @@ def train_language_model(
     initial weights and the batches (shuffled epochs of `batch_size`), so equal seeds
     give bitwise equal models on CPU; the caller's global random state is left as it was.
     """
-    # imported here: trainers.seqgan imports this module
-    from .trainers.seqgan import mle_step
-
     if steps < 1 or len(sequences) == 0:
         raise ValueError(f"a language model needs at least one step and one sequence, got {steps} and {len(sequences)}")
     with torch.random.fork_rng(devices=[]):

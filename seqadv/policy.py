@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .sampling import sample_from_logits, top_k_logits
+from .training import NumericalError
 
 State = Union[Tensor, tuple]
 
@@ -157,10 +158,18 @@ def generate(
         device = given.device if given is not None else next(state_tensors(state)).device
     tokens = torch.full((batch_size,), policy.start_token, dtype=torch.long, device=device)
     out = torch.empty(batch_size, length, dtype=torch.long, device=device)
+    diverged = torch.zeros((), dtype=torch.bool, device=device)
     for t in range(length):
         logits, state = policy.step(tokens, state)
         tokens = sample_from_logits(top_k_logits(logits, top_k), temperature=temperature, generator=generator)[:, 0]
+        # NaN or infinite logits leave the inverse CDF without a token (an id past the vocabulary):
+        # noted on the device and checked once at the end (no synchronisation per step)
+        diverged |= (tokens >= logits.shape[1]).any()
+        tokens = tokens.clamp_(max=logits.shape[1] - 1)
         if fixed is not None:
             tokens = torch.where(fixed[:, t], given[:, t], tokens)
         out[:, t] = tokens
+    if bool(diverged):
+        raise NumericalError("sampling: the policy's logits are NaN or infinite (its weights diverged); "
+                             "nothing was sampled")
     return out

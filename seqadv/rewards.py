@@ -83,3 +83,12 @@ def token_log_rewards(logits: Tensor, hidden: Tensor) -> Tensor:
     Shape: logits (B, T) of a per-token discriminator, hidden (B, T) bool -> (B, T)
     """
     return torch.nn.functional.logsigmoid(logits) * hidden.float()
+
+
+def prefix_rewards(logits: Tensor, mask: Tensor) -> Tensor:
+    """ScratchGAN's dense reward r_t = 2 sigmoid(D(y_0..y_t)) - 1 in [-1, 1] (its code: "MaskGAN
+    uses log(D), but this is more stable empirically"), 0 where a position is not text.
+
+    Shape: logits (B, T) of a per-prefix discriminator, mask (B, T) of 0/1 -> (B, T)
+    """
+    return (2.0 * torch.sigmoid(logits) - 1.0) * mask

@@ -209,7 +209,9 @@ class RolloutEngine:
             draws = uniforms[begin:end] if upfront else torch.rand(end - begin, T - 1, N, T, device=device,
                                                                    generator=generator)
             completed = self._complete(part, None if fixed is None else fixed[begin:end], draws, block, buffer,
-                                       state, growth)
+                                       state, growth, vocab)
+            if int(completed.max()) >= vocab:  # see _complete: the draws of NaN or infinite logits
+                raise ValueError("the policy's logits were NaN or infinite at some rollout step")
             # the sequence each completion completes: rows ordered (t, sequence, rollout)
             index = torch.arange(begin, end, device=device).repeat_interleave(N).repeat(T - 1)
             if prefix_aware:
@@ -332,7 +334,7 @@ class RolloutEngine:
 
     def _complete(
         self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, block: int, buffer: Optional[Tensor],
-        initial_state: Optional[State], growth: list[Optional[tuple[int, int]]],
+        initial_state: Optional[State], growth: list[Optional[tuple[int, int]]], vocab: int,
     ) -> Tensor:
         """Complete every prefix of a chunk N times.
 
@@ -358,7 +360,7 @@ class RolloutEngine:
                 u = uniforms[:, : k - 1, :, k].transpose(0, 1).reshape(stepped, 1)
                 for a in range(0, stepped, block):
                     e = min(stepped, a + block)
-                    tokens, state = out[a:e, k - 1], running.view(a, e, k)
+                    tokens, state = out[a:e, k - 1].clamp(max=vocab - 1), running.view(a, e, k)
                     extra = {} if buffer is None else {"out": buffer[: e - a]}
                     if into:
                         extra["into"] = running.grown(a, e, k)
@@ -368,6 +370,8 @@ class RolloutEngine:
                     # a policy returns may be its own tensors (a view of a parameter, a cache)
                     drawn = sample_from_logits(logits, u[a:e], temperature=self.temperature,
                                                overwrite=buffer is not None)[:, 0]
+                    # NaN or infinite logits leave the inverse CDF without a token: an id past the
+                    # vocabulary, fed to no step (the policy would fail on it) but kept for the check
                     out[a:e, k] = drawn if keep is None else torch.where(keep[a:e, k], out[a:e, k], drawn)
             # rows with prefix length k start here, from the draws of the prefix pass
             drawn = fresh[k].reshape(M)

@@ -8,6 +8,11 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import torch
+from torch import Tensor, nn
+
+from .distributed import Group
+from .losses import mle_loss
+from .sampling import tokens_mask
 
 
 class NumericalError(RuntimeError):
@@ -51,3 +56,16 @@ def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
         raise NumericalError(f"{where}: the update for {what} overflowed ({exc}); "
                              f"the last checkpoint is kept") from None
     return value.item()
+
+
+def mle_step(g: nn.Module, opt: torch.optim.Optimizer, batch: Tensor, clip: float, where: str,
+             group: Group = Group()) -> float:
+    """One teacher-forcing update from this process's rows of a batch. Returns the loss
+    of the whole batch (the mean over its tokens, those after the first end token not
+    counted).
+
+    Shape: batch (b, T)
+    """
+    mask = tokens_mask(batch, g.eos_token, g.pad_token)
+    loss = mle_loss(g.target_logits(batch), batch, mask, normalizer=group.token_normalizer(mask))
+    return clip_and_step(g, opt, loss, clip, where, "the MLE loss", group.average_gradients)

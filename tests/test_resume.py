@@ -216,6 +216,9 @@ RECIPES = {
     "maskgan": ("train_maskgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt", lines=1000)], ".",
                 ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
                  "g_adv_optimizer", "critic", "critic_optimizer"]),
+    "scratchgan": ("train_scratchgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt")], ".",
+                   ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
+                    "g_adv_optimizer"]),
     "irgan": ("train_irgan.py", lambda root: ["--data", ratings_file(root / "r.tsv"), "--seeds", "1"], "seed-88",
               ["generator", "bpr_optimizer", "discriminator", "d_optimizer", "g_optimizer"]),
 }
@@ -235,7 +238,8 @@ def uninterrupted_recipes(tmp_path_factory):
 
 @pytest.mark.parametrize("name, crash_at", [("maskgan", "pretrain_d:2"), ("maskgan", "mle_baseline:4"),
                                             ("maskgan", "adversarial:4:write"), ("irgan", "bpr:2"),
-                                            ("irgan", "irgan:2:write")])
+                                            ("irgan", "irgan:2:write"), ("scratchgan", "mle_baseline:3"),
+                                            ("scratchgan", "adversarial:3:write")])
 def test_maskgan_and_irgan_killed_then_resumed_end_bitwise_equal(uninterrupted_recipes, tmp_path, name, crash_at):
     script, _, run_dir, models = RECIPES[name]
     args, whole = uninterrupted_recipes[name]
@@ -248,18 +252,23 @@ def test_maskgan_and_irgan_killed_then_resumed_end_bitwise_equal(uninterrupted_r
     for model in models:
         assert_same_tensors(final[model], reference[model], model)
     assert final["history"] == reference["history"]
+    if name == "scratchgan":
+        assert final["reward_baseline"] == reference["reward_baseline"]
 
 
-@pytest.mark.parametrize("name", ["maskgan", "irgan"])
+@pytest.mark.parametrize("name", ["maskgan", "irgan", "scratchgan"])
 def test_maskgan_and_irgan_stop_on_a_non_finite_update_and_on_ctrl_c(uninterrupted_recipes, tmp_path, name):
     script, _, _, _ = RECIPES[name]
     args, _ = uninterrupted_recipes[name]
-    lr = ["--g-lr", "1e38"] if name == "maskgan" else ["--bpr-lr", "1e38"]
+    lr = {"maskgan": ["--g-lr", "1e38"], "irgan": ["--bpr-lr", "1e38"], "scratchgan": ["--adv-g-lr", "1e38"]}[name]
     broken = recipe_run(script, *args, *lr, "--out", tmp_path / "nan")
     assert broken.returncode == 3, broken.stderr[-2000:]
     lines = [line for line in broken.stderr.splitlines() if "error" in line]
-    assert len(lines) == 1 and "overflowed" in lines[0] and "Traceback" not in broken.stderr, lines
-    longer = ["--adv-epochs", "400"] if name == "maskgan" else ["--gan-epochs", "400"]  # still running at the signal
+    # MaskGAN's and IRGAN's first updates overflow; ScratchGAN's G diverges and its next samples say so
+    fragment = "NaN or infinite" if name == "scratchgan" else "overflowed"
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in broken.stderr, lines
+    longer = {"maskgan": ["--adv-epochs", "400"], "irgan": ["--gan-epochs", "400"],
+              "scratchgan": ["--adv-steps", "4000"]}[name]  # still running at the signal
     process = subprocess.Popen([sys.executable, str(SCRIPTS / script), *map(str, args), *longer,
                                 "--out", str(tmp_path / "c")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -475,3 +475,22 @@ def test_rollouts_run_under_bfloat16_autocast(model):
     assert mixed.dtype == torch.float32 and torch.isfinite(mixed).all()
     # the same uniforms through bf16 logits: rewards as close as Monte Carlo error allows
     assert (mixed - plain).abs().max().item() < 5 * (0.25 / 400) ** 0.5 * 2
+
+
+class Diverged(MarkovPolicy):
+    """A policy whose weights diverged: NaN logits after its first step."""
+
+    def step(self, tokens, state):
+        logits, new = super().step(tokens, state)
+        return torch.full_like(logits, float("nan")) if bool((state != 0).any()) else logits, new
+
+
+def test_nan_logits_are_one_clear_error_in_the_engine_and_in_sampling():
+    from seqadv.policy import generate
+    from seqadv.training import NumericalError
+
+    policy = Diverged(torch.randn(3, 3, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="the policy's logits were NaN or infinite at some rollout step"):
+        RolloutEngine(policy, 2).rewards(torch.tensor([[1, 2, 0, 1]]), reward_fn)
+    with pytest.raises(NumericalError, match="the policy's logits are NaN or infinite"):
+        generate(policy, 4, 5)

@@ -6,6 +6,7 @@
 from .base import Phase, Trainer, TrainerConfig, preset_config
 from .irgan import IRGANConfig, IRGANTrainer
 from .maskgan import MaskGANConfig, MaskGANTrainer
+from .scratchgan import ScratchGANConfig, ScratchGANTrainer
 from .seqgan import SeqGANConfig, SeqGANTrainer
 
-__all__ = ["IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Phase", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
+__all__ = ["IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Phase", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]

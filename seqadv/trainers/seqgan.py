@@ -9,6 +9,11 @@ Phases, as in the official code (sequence_gan.py):
      rounds of D training on fresh samples;
   5. evaluation of the pretrained G, the MLE baseline and SeqGAN on the same metrics.
 
+Options beyond the paper, off by default: a baseline subtracted from the rollout
+rewards (`pg_baseline`), and ColdGANs' exploration (Scialom et al., NeurIPS 2020):
+G's samples drawn colder (`sample_temperature`), importance-weighted in the update,
+and colder rollouts (`rollout_temperature`).
+
     from seqadv import SeqGANConfig, SeqGANTrainer
     results = SeqGANTrainer(SeqGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
 
@@ -19,50 +24,28 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..cli import check_ranges
-from ..corpus import DataError
-from ..dataset import BatchStream, SequenceData, batches, load_corpus
 from ..discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
-from ..generator import Generator
-from ..transformer import TransformerGenerator
-from ..losses import discriminator_loss, mle_loss, policy_gradient_loss
-from ..metrics import BLEU, nll, self_bleu
+from ..distributed import Group
+from ..losses import discriminator_loss, policy_gradient_loss, token_log_probs
 from ..policy import ema_update
 from ..rewards import discriminator_reward
 from ..rollout import RolloutEngine
 from ..sampling import tokens_mask
-from ..distributed import Group
 from ..training import check_finite, clip_and_step
-from .base import GANTrainer, Phase, TrainerConfig, own_model, preset_config
-from .text import comparison_rows, describe_corpus, describe_model, text_meta, write_samples
+from .base import GANTrainer, Phase, own_model, preset_config
+from .text import TextGANConfig, TextGANTrainer
 
 
 @preset_config
-class SeqGANConfig(TrainerConfig):
+class SeqGANConfig(TextGANConfig):
     out: str = "runs/seqgan"
-    corpus: str = "poems"  # poems | coco | oracle | path/to/file.txt
-    oracle: str = "random"  # oracle corpus: random (seeded N(0,1)) | paper (the paper's oracle file)
-    tokenizer: Optional[str] = None  # char | word | sentencepiece (default: the recipe's, word for files)
-    vocab_size: Optional[int] = None  # the largest vocabulary (sentencepiece: its size)
-    max_length: Optional[int] = None  # tokens per sequence (longer lines are cut and counted)
-    max_train: Optional[int] = None  # keep only this many training sequences
-    max_test: Optional[int] = None  # keep only this many test sequences
-    # generator (official: an LSTM, embedding 32, hidden 32, Adam 0.01, clip 5.0, batch 64)
-    generator: str = "lstm"  # lstm (the paper's) | transformer (a causal Transformer with a KV cache)
-    g_embedding_dim: int = 32  # generator embedding size (lstm)
-    g_hidden_dim: int = 32  # generator LSTM size, or the Transformer's width
-    g_layers: int = 2  # Transformer blocks (transformer)
-    g_heads: int = 4  # attention heads (transformer)
-    g_lr: float = 0.01  # generator Adam learning rate (MLE and policy gradient)
-    grad_clip: float = 5.0  # generator gradient-norm clip (0: none)
-    batch_size: int = 64  # sequences per batch (the global batch under torchrun)
-    pretrain_epochs: int = 120  # MLE epochs over the training split
     # discriminator (official: embedding 64, widths 1-10, 15, 20, dropout 0.25, L2 0.2, Adam 1e-4)
     d_embedding_dim: int = 64  # discriminator embedding size
     d_filter_sizes: tuple[int, ...] = PAPER_FILTER_SIZES  # CNN window widths
@@ -80,12 +63,11 @@ class SeqGANConfig(TrainerConfig):
     num_rollouts: int = 16  # Monte Carlo completions per prefix
     rollout_rate: float = 0.8  # the delayed rollout policy's moving-average rate
     rollout_memory_mb: float = 512.0  # the rollout engine's memory budget
-    # evaluation
-    eval_every: int = 10  # adversarial epochs (and MLE-baseline steps / g_steps) between evaluations
-    pretrain_eval_every: int = 10  # pretraining epochs between evaluations
-    eval_samples: int = 2000  # samples scored by BLEU / Self-BLEU
-    nll_oracle_samples: int = 10000  # samples scored by the oracle (the paper's count)
-    bleu_max_n: int = 4  # BLEU and Self-BLEU orders 2..n
+    # options beyond the paper (defaults: the paper's SeqGAN)
+    pg_baseline: str = "none"  # none | mean (each position's mean reward over the batch) | loo (leave-one-out mean)
+    sample_temperature: float = 1.0  # ColdGAN: draw G's samples at this temperature, importance-weighted in the update
+    rollout_temperature: float = 1.0  # the rollouts' temperature (below 1: colder completions)
+    importance_clip: float = 5.0  # ColdGAN: the per-token importance weight p / q is clipped at this
 
     PRESETS: ClassVar[dict] = {
         # seconds: for tests and a first look
@@ -104,30 +86,22 @@ class SeqGANConfig(TrainerConfig):
         # the official code's settings (hours on a CPU)
         "paper": dict(),
     }
-    CHOICES: ClassVar[dict] = {**TrainerConfig.CHOICES, "oracle": ["random", "paper"], "generator": ["lstm", "transformer"],
-                               "tokenizer": ["char", "word", "sentencepiece"]}
+    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "pg_baseline": ["none", "mean", "loo"]}
 
     def validate(self) -> None:
-        check_ranges(self, positive=["batch_size", "num_rollouts", "g_embedding_dim", "g_hidden_dim", "d_embedding_dim",
-                                     "d_samples", "eval_samples", "nll_oracle_samples", "eval_every",
-                                     "pretrain_eval_every", "g_lr", "d_lr", "g_steps", "rollout_memory_mb",
-                                     "bleu_max_n"],
-                     non_negative=["pretrain_epochs", "d_pretrain_rounds", "d_epochs", "adv_epochs", "d_rounds",
-                                   "grad_clip", "d_l2", "d_dropout"],
+        super().validate()
+        check_ranges(self, positive=["num_rollouts", "d_embedding_dim", "d_samples", "d_lr", "g_steps",
+                                     "rollout_memory_mb", "sample_temperature", "rollout_temperature",
+                                     "importance_clip"],
+                     non_negative=["d_pretrain_rounds", "d_epochs", "adv_epochs", "d_rounds", "d_l2", "d_dropout"],
                      unit=["rollout_rate"])
-        for name in ("vocab_size", "max_length", "max_train", "max_test"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if len(self.d_filter_sizes) != len(self.d_num_filters):
             raise ValueError("--d-filter-sizes and --d-num-filters must have the same length")
-        if self.generator == "transformer" and (self.g_layers < 1 or self.g_heads < 1 or self.g_hidden_dim % self.g_heads):
-            raise ValueError(f"--g-hidden-dim {self.g_hidden_dim} must split into --g-heads {self.g_heads} "
-                             f"(and --g-layers be positive) for --generator transformer")
-        if not 1 <= self.bleu_max_n <= 5 or self.d_dropout >= 1:
-            raise ValueError("--bleu-max-n must be in 1..5 and --d-dropout below 1")
+        if self.d_dropout >= 1:
+            raise ValueError("--d-dropout must be below 1")
 
 
-class SeqGANTrainer(GANTrainer):
+class SeqGANTrainer(TextGANTrainer):
     """SeqGAN and its MLE baseline, as a resumable, data-parallel run.
 
     `generator`: a policy of one's own in place of the LSTM `Generator`: an `nn.Module`
@@ -142,98 +116,50 @@ class SeqGANTrainer(GANTrainer):
     """
 
     recipe = "seqgan"
-    baseline, adversarial_model = "mle", "seqgan"
+    baseline, adversarial_model, adversarial_label = "mle", "seqgan", "SeqGAN"
     state_attributes = GANTrainer.state_attributes + ("split",)
 
     # --- building ------------------------------------------------------------------------------
-    def build(self) -> None:
-        c, group = self.config, self.group
-        group.local_size(c.batch_size, "--batch-size")
-        data = self.data = load_corpus(c.corpus, data_dir=c.data_dir, tokenizer=c.tokenizer, vocab_size=c.vocab_size,
-                                       max_length=c.max_length, oracle=c.oracle, max_train=c.max_train,
-                                       max_test=c.max_test)
-        if data.oracle is not None:
-            data.oracle.to(self.device)
-        if len(data.train) < c.batch_size:
-            raise DataError(f"{c.corpus}: {len(data.train)} training sequences, fewer than one batch of {c.batch_size}")
-        self.say(describe_corpus(data, c, group, self.device))
-        self.bleu = None
-        if group.is_main and data.oracle is None:
-            self.bleu = BLEU([data.tokens(s) for s in data.test], max_n=c.bleu_max_n)
-
-        tokens = dict(vocab_size=data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
-                      pad_token=data.pad_token)
-        if c.generator == "transformer":
-            model_class, generator_config = TransformerGenerator, dict(
-                **tokens, d_model=c.g_hidden_dim, num_layers=c.g_layers, num_heads=c.g_heads, max_length=data.length)
-        else:
-            model_class = Generator
-            generator_config = dict(vocab_size=data.vocab_size, embedding_dim=c.g_embedding_dim,
-                                    hidden_dim=c.g_hidden_dim, start_token=data.start_token,
-                                    eos_token=data.eos_token, pad_token=data.pad_token)
-        g = own_model(self.user_generator, data)
-        g = g if g is not None else model_class(**generator_config)
-        self.g = g.to(self.device)
-        self.meta.update(text_meta(data), model=describe_model(self.g, generator_config))
-        self.g_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)
+    def build_adversary(self) -> None:
+        c, data = self.config, self.data
         d = own_model(self.user_discriminator, data)
         if d is None:
             d = Discriminator(data.vocab_size, c.d_embedding_dim, c.d_filter_sizes, c.d_num_filters, c.d_dropout,
                               pad_token=data.pad_token or 0)
         self.d = d.to(self.device)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=c.d_lr)
-        self.mle = copy.deepcopy(self.g) if self.user_generator is not None else model_class(**generator_config).to(self.device)
-        self.mle_opt = torch.optim.Adam(self.mle.parameters(), lr=c.g_lr)
+        self.build_mle_baseline()
         self.rollout_policy = copy.deepcopy(self.g).requires_grad_(False)  # SeqGAN's delayed policy of the rollouts
         self.g_adv_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)  # the official code's separate optimizer
-        self.train_data = data.train.to(self.device)
         self.modules = {"generator": self.g, "g_optimizer": self.g_opt, "discriminator": self.d,
                         "d_optimizer": self.d_opt, "mle_generator": self.mle, "mle_optimizer": self.mle_opt,
                         "rollout_policy": self.rollout_policy, "g_adv_optimizer": self.g_adv_opt}
         self.split = {"rollout_s": 0.0, "g_update_s": 0.0, "d_train_s": 0.0}
-        self.history = {"pretrain": [], "mle": [], "seqgan": []}
-        self.mle_stream = BatchStream(self.train_data, c.batch_size, self.order_rng)
-        self.streams = {"mle": self.mle_stream}
-        self.engine = RolloutEngine(self.rollout_policy, c.num_rollouts, memory_budget_mb=c.rollout_memory_mb,
-                                    eos_token=data.eos_token, pad_token=data.pad_token)
+        self.engine = RolloutEngine(self.rollout_policy, c.num_rollouts, temperature=c.rollout_temperature,
+                                    memory_budget_mb=c.rollout_memory_mb, eos_token=data.eos_token,
+                                    pad_token=data.pad_token)
         # sigmoid(D) in eval mode; windows inside a kept prefix computed once where D can (the CNN)
         self.reward_fn = discriminator_reward(self.d, share_prefix=hasattr(self.d, "rollout_logits"))
 
+    def adversarial_updates(self) -> int:
+        return self.config.adv_epochs * self.config.g_steps
+
+    def eval_every_updates(self) -> int:
+        return self.config.eval_every * self.config.g_steps
+
     def phases(self) -> list[Phase]:
         c = self.config
-        budget = c.adv_epochs * c.g_steps
         return [Phase("pretrain_g", c.pretrain_epochs, "pretrain G (MLE)"),
                 Phase("pretrain_d", c.d_pretrain_rounds, "pretrain D", "round"),
-                Phase("mle_baseline", budget, "MLE baseline", "step", checkpoint_every=c.eval_every * c.g_steps),
+                Phase("mle_baseline", self.adversarial_updates(), "MLE baseline", "step",
+                      checkpoint_every=self.eval_every_updates()),
                 Phase("adversarial", c.adv_epochs, "adversarial")]
 
     # --- one unit of each phase -------------------------------------------------------------------
-    def pretrain_g(self, epoch: int) -> None:
-        c = self.config
-        losses = [self.mle_step(self.g, self.g_opt, self.group.shard(batch), f"pretrain G epoch {epoch}")
-                  for batch in batches(self.train_data, c.batch_size, self.order_rng)]
-        self.progress["g_step"] = self.progress.get("g_step", 0) + len(losses)
-        self.writer.add_scalar("losses/g_mle", float(np.mean(losses)), self.progress["g_step"])
-        if self.group.is_main and (epoch % c.pretrain_eval_every == 0 or epoch == c.pretrain_epochs):
-            metrics, _ = self.evaluate(self.g)
-            self.record("pretrain", metrics, epoch=epoch)
-
     def pretrain_d(self, round_: int) -> None:
         d_loss, d_acc = self.train_discriminator_round(f"pretrain D round {round_}")
         self.writer.add_scalar("losses/d_pretrain", d_loss, round_)
         self.writer.add_scalar("charts/d_pretrain_accuracy", d_acc, round_)
-
-    def mle_baseline(self, step: int) -> None:
-        c = self.config
-        if step == 1:
-            self.start_baseline()
-        # shuffled epochs of full batches, as in pretraining; the place in it is checkpointed
-        batch = self.mle_stream.next()
-        loss = self.mle_step(self.mle, self.mle_opt, self.group.shard(batch), f"MLE baseline step {step}")
-        self.writer.add_scalar("losses/mle_baseline", loss, step)
-        if self.group.is_main and (step % (c.eval_every * c.g_steps) == 0 or step == c.adv_epochs * c.g_steps):
-            metrics, _ = self.evaluate(self.mle)
-            self.record("mle", metrics, g_updates=step)
 
     def adversarial(self, epoch: int) -> None:
         c, group, split = self.config, self.group, self.split
@@ -243,13 +169,14 @@ class SeqGANTrainer(GANTrainer):
         for _ in range(c.g_steps):
             t = time.time()
             # this process's rows of the batch, and their rewards: the rollouts are split, not repeated
-            samples = self.g.sample(group.local_size(c.batch_size, "--batch-size"), self.data.length, generator=self.rng)
+            samples = self.g.sample(group.local_size(c.batch_size, "--batch-size"), self.data.length,
+                                    temperature=c.sample_temperature, generator=self.rng)
             rewards = self.engine.rewards(samples, self.reward_fn, generator=self.rng)  # (b, T)
             all_rewards = group.all_gather(rewards)  # (B, T): checked and charted alike on every process
             check_finite(all_rewards, "a rollout reward", where)
             split["rollout_s"] += time.time() - t
             t = time.time()
-            pg_loss = self.policy_gradient_step(samples, rewards, where)
+            pg_loss = self.policy_gradient_step(samples, rewards, all_rewards, where)
             split["g_update_s"] += time.time() - t
         t = time.time()
         for _ in range(c.d_rounds):
@@ -270,13 +197,12 @@ class SeqGANTrainer(GANTrainer):
             self.writer.add_text("samples/seqgan", "\n\n".join(self.data.text(s) for s in samples[:5].cpu()), step)
 
     # --- the updates ---------------------------------------------------------------------------------
-    def mle_step(self, g: nn.Module, opt: torch.optim.Optimizer, batch: Tensor, where: str) -> float:
-        return mle_step(g, opt, batch, self.config.grad_clip, where, self.group)
-
-    def policy_gradient_step(self, samples: Tensor, rewards: Tensor, where: str) -> float:
+    def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
         c = self.config
-        return policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards, c.grad_clip,
-                                    c.rollout_rate, where, self.group)
+        start = self.group.rank * len(samples)  # this process's rows of the batch
+        advantages = rewards - baseline(all_rewards, c.pg_baseline)[start : start + len(samples)]
+        return policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, advantages, c.grad_clip,
+                                    c.rollout_rate, where, self.group, c.sample_temperature, c.importance_clip)
 
     def train_discriminator_round(self, where: str) -> tuple[float, float]:
         """Fresh generated sequences vs as many real ones, `d_epochs` epochs. Returns (loss, accuracy).
@@ -307,55 +233,70 @@ class SeqGANTrainer(GANTrainer):
 
     # --- evaluation ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def evaluate(self, g: nn.Module) -> tuple[dict, Tensor]:
-        """Metrics of one generator, on samples drawn with the run's evaluation seed."""
-        return evaluate_generator(g, self.data, self.config, self.bleu, self.eval_seed)
 
+    # --- results ---------------------------------------------------------------------------------------
     def finish(self) -> dict:
         c = self.config
-        results_by_model = {}
-        for name, model in self.final_models():
-            metrics, samples = self.evaluate(model)
-            results_by_model[name] = metrics
-            write_samples(self.out / f"samples_{name}.txt", samples[: c.eval_samples], self.data)
-            self.writer.add_text(f"samples/final_{name}", "\n\n".join(self.data.text(s) for s in samples[:10].cpu()))
+        results = super().finish()
         if c.adv_epochs:
             self.timings["adversarial_epoch_s"] = self.timings.get("adversarial_s", 0.0) / c.adv_epochs
             self.timings.update({f"adversarial_epoch_{k}": v / c.adv_epochs for k, v in self.split.items()})
-        budget = c.adv_epochs * c.g_steps
-        data = self.data
-        return {"corpus": data.name, "preset": c.preset, "seed": c.seed,
-                "generator_updates": {"pretrain_epochs": c.pretrain_epochs, "mle_baseline": budget, "seqgan": budget},
-                "models": results_by_model,
-                "data": {**data.info, "num_train": len(data.train), "num_test": len(data.test),
-                         "vocab_size": data.vocab_size}}
+        return results
 
     def print_table(self, results: dict) -> None:
-        print_table(results)
+        super().print_table(results)
+        t = results["timings"]
+        print(f"wall time {t['total_s']:.0f} s (pretrain G {t.get('pretrain_g_s', 0):.0f} s, "
+              f"pretrain D {t.get('pretrain_d_s', 0):.0f} s, MLE baseline {t.get('mle_baseline_s', 0):.0f} s, "
+              f"adversarial {t.get('adversarial_s', 0):.0f} s, eval {t['final_eval_s']:.0f} s)")
+        if "adversarial_epoch_s" in t:
+            e = t["adversarial_epoch_s"]
+            print(f"one adversarial epoch {e:.2f} s: rollouts {t['adversarial_epoch_rollout_s'] / e:.0%}, "
+                  f"G update {t['adversarial_epoch_g_update_s'] / e:.0%}, "
+                  f"D training {t['adversarial_epoch_d_train_s'] / e:.0%}")
 
 
-def mle_step(g: nn.Module, opt: torch.optim.Optimizer, batch: Tensor, clip: float, where: str,
-             group: Group = Group()) -> float:
-    """One teacher-forcing update from this process's rows of a batch. Returns the loss
-    of the whole batch (the mean over its tokens).
+def baseline(rewards: Tensor, kind: str) -> Tensor:
+    """What is subtracted from each token's rollout reward before the policy gradient.
 
-    Shape: batch (b, T)
+    Shape: rewards (B, T) of the whole batch -> (B, T)
+
+    none: 0 (the paper). mean: each position's mean reward over the batch. loo: each
+    position's mean over the other sequences of the batch (leave-one-out: a sample's
+    baseline does not depend on its own reward, so the gradient stays unbiased).
     """
-    mask = tokens_mask(batch, g.eos_token, g.pad_token)
-    loss = mle_loss(g.target_logits(batch), batch, mask, normalizer=group.token_normalizer(mask))
-    return clip_and_step(g, opt, loss, clip, where, "the MLE loss", group.average_gradients)
+    if kind == "none":
+        return torch.zeros_like(rewards)
+    if kind == "mean":
+        return rewards.mean(dim=0, keepdim=True).expand_as(rewards)
+    if kind == "loo":
+        B = rewards.shape[0]
+        if B < 2:
+            raise ValueError("a leave-one-out baseline needs batches of at least 2 sequences")
+        return (rewards.sum(dim=0, keepdim=True) - rewards) / (B - 1)
+    raise ValueError(f"unknown baseline {kind!r}: none, mean or loo")
 
 
 def policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_policy: nn.Module, samples: Tensor,
-                         rewards: Tensor, clip: float, rate: float, where: str, group: Group = Group()) -> float:
+                         rewards: Tensor, clip: float, rate: float, where: str, group: Group = Group(),
+                         sample_temperature: float = 1.0, importance_clip: float = 5.0) -> float:
     """One REINFORCE update of G from this process's rows, then the delayed policy's
     moving average (identical on every process: the update is). Returns the loss.
 
-    Shape: samples (b, T), rewards (b, T)
+    Shape: samples (b, T), rewards (b, T) (the rollout rewards, less a baseline if any)
+
+    Samples drawn at `sample_temperature` below 1 (ColdGANs, Scialom et al. 2020) come from
+    q = softmax(logits / temperature), not from G: each token's term is weighted by
+    p(y_t) / q(y_t), clipped at `importance_clip`, so the update still follows G's gradient.
     """
     mask = tokens_mask(samples, g.eos_token, g.pad_token)
-    loss = policy_gradient_loss(g.target_logits(samples), samples, rewards, mask,
-                                normalizer=group.token_normalizer(mask))
+    logits = g.target_logits(samples)
+    if sample_temperature != 1.0:
+        with torch.no_grad():
+            log_p = token_log_probs(logits, samples)
+            log_q = token_log_probs(logits / sample_temperature, samples)
+            rewards = rewards * (log_p - log_q).exp().clamp(max=importance_clip)
+    loss = policy_gradient_loss(logits, samples, rewards, mask, normalizer=group.token_normalizer(mask))
     value = clip_and_step(g, opt, loss, clip, where, "the policy-gradient loss", group.average_gradients)
     ema_update(rollout_policy, g, rate)
     return value
@@ -377,40 +318,3 @@ def discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, sequences: Tens
     return value, int(((logits > 0).float() == labels).sum().item())
 
 
-@torch.no_grad()
-def evaluate_generator(g: nn.Module, data: SequenceData, config: SeqGANConfig, bleu: Optional[BLEU],
-                       seed: int) -> tuple[dict, Tensor]:
-    """NLL-test, and NLL-oracle (oracle corpus) or BLEU / Self-BLEU, on samples from `seed`."""
-    device = next(g.parameters()).device
-    rng = torch.Generator(device=device).manual_seed(seed)
-    metrics = {"nll_test": nll(g, data.test.to(device), eos_token=data.eos_token, pad_token=data.pad_token)}
-    if data.oracle is not None:
-        samples = g.sample(config.nll_oracle_samples, data.length, generator=rng)
-        metrics["nll_oracle"] = nll(data.oracle, samples)
-    else:
-        samples = g.sample(config.eval_samples, data.length, generator=rng)
-        tokens = [data.tokens(s) for s in samples.cpu()]
-        for n in range(2, config.bleu_max_n + 1):
-            metrics[f"bleu{n}"] = bleu.score(tokens, n)
-        for n in range(2, config.bleu_max_n + 1):
-            metrics[f"self_bleu{n}"] = self_bleu(tokens, n)
-    return metrics, samples
-
-
-LOWER_IS_BETTER = ("nll_test", "nll_oracle", "self_bleu")
-
-
-def print_table(results: dict) -> None:
-    models = results["models"]
-    print(f"\n{results['corpus']} ({results['preset']} preset, seed {results['seed']}): "
-          f"pretrained G, then {results['generator_updates']['seqgan']} more G updates each")
-    print("\n".join(comparison_rows(models, ["pretrained", "mle", "seqgan"], ["pretrained", "MLE", "SeqGAN"],
-                                     lambda metric: metric.startswith(LOWER_IS_BETTER))))
-    t = results["timings"]
-    print(f"wall time {t['total_s']:.0f} s (pretrain G {t.get('pretrain_g_s', 0):.0f} s, "
-          f"pretrain D {t.get('pretrain_d_s', 0):.0f} s, MLE baseline {t.get('mle_baseline_s', 0):.0f} s, "
-          f"adversarial {t.get('adversarial_s', 0):.0f} s, eval {t['final_eval_s']:.0f} s)")
-    if "adversarial_epoch_s" in t:
-        e = t["adversarial_epoch_s"]
-        print(f"one adversarial epoch {e:.2f} s: rollouts {t['adversarial_epoch_rollout_s'] / e:.0%}, "
-              f"G update {t['adversarial_epoch_g_update_s'] / e:.0%}, D training {t['adversarial_epoch_d_train_s'] / e:.0%}")

@@ -1,16 +1,30 @@
-"""What the text recipes (SeqGAN, MaskGAN) share beyond the loop: the line that
-describes the corpus, what a saved model says of its data, decoded samples."""
+"""What the text recipes share beyond the loop: the line that describes the corpus,
+what a saved model says of its data, decoded samples (SeqGAN, MaskGAN, ScratchGAN);
+and for the recipes that train a generator of text from a corpus (SeqGAN and the
+ScratchGAN-style recipe), their common options (`TextGANConfig`) and trainer
+(`TextGANTrainer`: the data, the generator, MLE pretraining, the equal-budget MLE
+baseline, the evaluation and the results)."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..checkpoint import write_text_atomic
-from ..dataset import SequenceData
+from ..cli import check_ranges
+from ..corpus import DataError
+from ..dataset import BatchStream, SequenceData, batches, load_corpus
 from ..distributed import Group
+from ..generator import Generator
+from ..metrics import BLEU, nll, self_bleu
+from ..report import lower_is_better
+from ..training import mle_step
+from ..transformer import TransformerGenerator
+from .base import GANTrainer, TrainerConfig, own_model, preset_config
 
 
 def describe_corpus(data: SequenceData, config, group: Group, device: torch.device, extra: str = "") -> str:
@@ -54,3 +68,203 @@ def comparison_rows(models: dict, names: list[str], labels: list[str], lower_is_
         row = "".join(f"{models[m][metric]:>12.4f}" for m in names)
         lines.append(f"{metric:<14}{row}   {winner}{' (lower is better)' if lower else ''}")
     return lines
+
+
+@preset_config
+class TextGANConfig(TrainerConfig):
+    """What the recipes that train a generator of text from a corpus share (SeqGAN and the
+    ScratchGAN-style recipe): the data, the generator and its MLE pretraining, the batch,
+    the evaluation. Each recipe adds its adversary and its presets."""
+
+    corpus: str = "poems"  # poems | coco | oracle | path/to/file.txt
+    oracle: str = "random"  # oracle corpus: random (seeded N(0,1)) | paper (the paper's oracle file)
+    tokenizer: Optional[str] = None  # char | word | sentencepiece (default: the recipe's, word for files)
+    vocab_size: Optional[int] = None  # the largest vocabulary (sentencepiece: its size)
+    max_length: Optional[int] = None  # tokens per sequence (longer lines are cut and counted)
+    max_train: Optional[int] = None  # keep only this many training sequences
+    max_test: Optional[int] = None  # keep only this many test sequences
+    # generator (official SeqGAN: an LSTM, embedding 32, hidden 32, Adam 0.01, clip 5.0, batch 64)
+    generator: str = "lstm"  # lstm (the paper's) | transformer (a causal Transformer with a KV cache)
+    g_embedding_dim: int = 32  # generator embedding size (lstm)
+    g_hidden_dim: int = 32  # generator LSTM size, or the Transformer's width
+    g_layers: int = 2  # Transformer blocks (transformer)
+    g_heads: int = 4  # attention heads (transformer)
+    g_lr: float = 0.01  # generator Adam learning rate (MLE and policy gradient)
+    grad_clip: float = 5.0  # generator gradient-norm clip (0: none)
+    batch_size: int = 64  # sequences per batch (the global batch under torchrun)
+    pretrain_epochs: int = 120  # MLE epochs over the training split
+    # evaluation
+    eval_every: int = 10  # adversarial epochs (and MLE-baseline steps / g_steps) between evaluations
+    pretrain_eval_every: int = 10  # pretraining epochs between evaluations
+    eval_samples: int = 2000  # samples scored by BLEU / Self-BLEU
+    nll_oracle_samples: int = 10000  # samples scored by the oracle (the paper's count)
+    bleu_max_n: int = 4  # BLEU and Self-BLEU orders 2..n
+
+    CHOICES: ClassVar[dict] = {**TrainerConfig.CHOICES, "oracle": ["random", "paper"], "generator": ["lstm", "transformer"],
+                               "tokenizer": ["char", "word", "sentencepiece"]}
+
+    def validate(self) -> None:
+        check_ranges(self, positive=["batch_size", "g_embedding_dim", "g_hidden_dim", "eval_samples",
+                                     "nll_oracle_samples", "eval_every", "pretrain_eval_every", "g_lr", "bleu_max_n"],
+                     non_negative=["pretrain_epochs", "grad_clip"])
+        for name in ("vocab_size", "max_length", "max_train", "max_test"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.generator == "transformer" and (self.g_layers < 1 or self.g_heads < 1 or self.g_hidden_dim % self.g_heads):
+            raise ValueError(f"--g-hidden-dim {self.g_hidden_dim} must split into --g-heads {self.g_heads} "
+                             f"(and --g-layers be positive) for --generator transformer")
+        if not 1 <= self.bleu_max_n <= 5:
+            raise ValueError("--bleu-max-n must be in 1..5")
+
+
+class TextGANTrainer(GANTrainer):
+    """The part of SeqGAN's run that any adversarial trainer of a text generator shares:
+    the corpus, the generator (LSTM, Transformer, or one's own), its MLE pretraining, the
+    MLE baseline of equal budget from the pretrained G, the evaluation, the results and
+    the table. A recipe adds its adversary in `build_adversary()`, its phases and its
+    adversarial unit, and says how many G updates its adversarial phase makes
+    (`adversarial_updates()`), which the MLE baseline makes too.
+    """
+
+    adversarial_label: ClassVar[str] = ""  # the adversarial model's name in the printed table
+
+    def build(self) -> None:
+        self.build_generators()
+        self.build_adversary()
+
+    def build_generators(self) -> None:
+        c, group = self.config, self.group
+        group.local_size(c.batch_size, "--batch-size")
+        group.local_size(self.mle_batch_size(), "the MLE batch size")
+        data = self.data = load_corpus(c.corpus, data_dir=c.data_dir, tokenizer=c.tokenizer, vocab_size=c.vocab_size,
+                                       max_length=c.max_length, oracle=c.oracle, max_train=c.max_train,
+                                       max_test=c.max_test)
+        if data.oracle is not None:
+            data.oracle.to(self.device)
+        batch = max(c.batch_size, self.mle_batch_size())
+        if len(data.train) < batch:
+            raise DataError(f"{c.corpus}: {len(data.train)} training sequences, fewer than one batch of {batch}")
+        self.say(describe_corpus(data, c, group, self.device))
+        self.bleu = None
+        if group.is_main and data.oracle is None:
+            self.bleu = BLEU([data.tokens(s) for s in data.test], max_n=c.bleu_max_n)
+
+        tokens = dict(vocab_size=data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
+                      pad_token=data.pad_token)
+        if c.generator == "transformer":
+            model_class, generator_config = TransformerGenerator, dict(
+                **tokens, d_model=c.g_hidden_dim, num_layers=c.g_layers, num_heads=c.g_heads, max_length=data.length)
+        else:
+            model_class = Generator
+            generator_config = dict(vocab_size=data.vocab_size, embedding_dim=c.g_embedding_dim,
+                                    hidden_dim=c.g_hidden_dim, start_token=data.start_token,
+                                    eos_token=data.eos_token, pad_token=data.pad_token)
+        g = own_model(self.user_generator, data)
+        g = g if g is not None else model_class(**generator_config)
+        self.g = g.to(self.device)
+        self.meta.update(text_meta(data), model=describe_model(self.g, generator_config))
+        self.g_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)
+        self.new_generator = lambda: (copy.deepcopy(self.g) if self.user_generator is not None
+                                      else model_class(**generator_config).to(self.device))
+        self.train_data = data.train.to(self.device)
+        self.history = {"pretrain": [], self.baseline: [], self.adversarial_model: []}
+
+    def build_mle_baseline(self) -> None:
+        """The MLE baseline's model and optimiser (built after the recipe's D: the order in which
+        models draw their initial weights is part of a seed's run)."""
+        c = self.config
+        self.mle = self.new_generator()
+        self.mle_opt = torch.optim.Adam(self.mle.parameters(), lr=c.g_lr)
+        self.mle_stream = BatchStream(self.train_data, self.mle_batch_size(), self.order_rng)
+        self.streams = {"mle": self.mle_stream}
+
+    def build_adversary(self) -> None:
+        raise NotImplementedError
+
+    def mle_batch_size(self) -> int:
+        """Sequences per MLE batch (pretraining and the baseline)."""
+        return self.config.batch_size
+
+    def adversarial_updates(self) -> int:
+        """G updates in the adversarial phase: the MLE baseline's budget."""
+        raise NotImplementedError
+
+    def eval_every_updates(self) -> int:
+        """G updates between evaluations of the MLE baseline (as of the adversarial G)."""
+        raise NotImplementedError
+
+    # --- the phases every recipe of this family has -------------------------------------------------
+    def pretrain_g(self, epoch: int) -> None:
+        c = self.config
+        losses = [self.mle_step(self.g, self.g_opt, self.group.shard(batch), f"pretrain G epoch {epoch}")
+                  for batch in batches(self.train_data, self.mle_batch_size(), self.order_rng)]
+        self.progress["g_step"] = self.progress.get("g_step", 0) + len(losses)
+        self.writer.add_scalar("losses/g_mle", float(np.mean(losses)), self.progress["g_step"])
+        if self.group.is_main and (epoch % c.pretrain_eval_every == 0 or epoch == c.pretrain_epochs):
+            metrics, _ = self.evaluate(self.g)
+            self.record("pretrain", metrics, epoch=epoch)
+
+    def mle_baseline(self, step: int) -> None:
+        if step == 1:
+            self.start_baseline()
+        # shuffled epochs of full batches, as in pretraining; the place in it is checkpointed
+        batch = self.mle_stream.next()
+        loss = self.mle_step(self.mle, self.mle_opt, self.group.shard(batch), f"MLE baseline step {step}")
+        self.writer.add_scalar("losses/mle_baseline", loss, step)
+        if self.group.is_main and (step % self.eval_every_updates() == 0 or step == self.adversarial_updates()):
+            metrics, _ = self.evaluate(self.mle)
+            self.record(self.baseline, metrics, g_updates=step)
+
+    def mle_step(self, g: nn.Module, opt: torch.optim.Optimizer, batch: Tensor, where: str) -> float:
+        return mle_step(g, opt, batch, self.config.grad_clip, where, self.group)
+
+    # --- evaluation ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, g: nn.Module) -> tuple[dict, Tensor]:
+        """Metrics of one generator, on samples drawn with the run's evaluation seed."""
+        return evaluate_generator(g, self.data, self.config, self.bleu, self.eval_seed)
+
+    def finish(self) -> dict:
+        c = self.config
+        results_by_model = {}
+        for name, model in self.final_models():
+            metrics, samples = self.evaluate(model)
+            results_by_model[name] = metrics
+            write_samples(self.out / f"samples_{name}.txt", samples[: c.eval_samples], self.data)
+            self.writer.add_text(f"samples/final_{name}", "\n\n".join(self.data.text(s) for s in samples[:10].cpu()))
+        budget = self.adversarial_updates()
+        data = self.data
+        return {"corpus": data.name, "preset": c.preset, "seed": c.seed,
+                "generator_updates": {"pretrain_epochs": c.pretrain_epochs, self.baseline: budget,
+                                      self.adversarial_model: budget},
+                "models": results_by_model,
+                "data": {**data.info, "num_train": len(data.train), "num_test": len(data.test),
+                         "vocab_size": data.vocab_size}}
+
+    def print_table(self, results: dict) -> None:
+        models = results["models"]
+        print(f"\n{results['corpus']} ({results['preset']} preset, seed {results['seed']}): "
+              f"pretrained G, then {results['generator_updates'][self.adversarial_model]} more G updates each")
+        print("\n".join(comparison_rows(models, ["pretrained", self.baseline, self.adversarial_model],
+                                         ["pretrained", "MLE", self.adversarial_label],
+                                         lower_is_better)))
+
+
+@torch.no_grad()
+def evaluate_generator(g: nn.Module, data: SequenceData, config: TextGANConfig, bleu: Optional[BLEU],
+                       seed: int) -> tuple[dict, Tensor]:
+    """NLL-test, and NLL-oracle (oracle corpus) or BLEU / Self-BLEU, on samples from `seed`."""
+    device = next(g.parameters()).device
+    rng = torch.Generator(device=device).manual_seed(seed)
+    metrics = {"nll_test": nll(g, data.test.to(device), eos_token=data.eos_token, pad_token=data.pad_token)}
+    if data.oracle is not None:
+        samples = g.sample(config.nll_oracle_samples, data.length, generator=rng)
+        metrics["nll_oracle"] = nll(data.oracle, samples)
+    else:
+        samples = g.sample(config.eval_samples, data.length, generator=rng)
+        tokens = [data.tokens(s) for s in samples.cpu()]
+        for n in range(2, config.bleu_max_n + 1):
+            metrics[f"bleu{n}"] = bleu.score(tokens, n)
+        for n in range(2, config.bleu_max_n + 1):
+            metrics[f"self_bleu{n}"] = self_bleu(tokens, n)
+    return metrics, samples

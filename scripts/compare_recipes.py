@@ -1,0 +1,121 @@
+#!/usr/bin/env python
+"""Does an adversarial recipe beat temperature-tuned MLE at matched diversity? The
+experiment of the README's "Beating MLE?" section, one corpus and seed at a time.
+
+    python scripts/compare_recipes.py --corpus poems --seed 88   # train what is missing, sweep, write the JSON
+    python scripts/compare_recipes.py --corpus poems --report    # mean ± std over the seeds written so far
+
+For one seed, each variant below is trained at the `cpu` preset in runs/compare/<corpus>/
+seed-<s>/<variant> (a stopped run goes on from its checkpoint when the command is rerun).
+All variants start from the same pretrained G (same seed, same pretraining; tested), and
+each brings its own MLE baseline of equal budget (as many MLE updates from the pretrained
+G as it makes adversarial G updates). Then evaluate.py sweeps the temperature of every
+model on both planes (BLEU-4 against Self-BLEU-4; LM score against reverse-LM score), and
+results/compare/<corpus>/seed-<s>.json gets the sweep, each run's results and the
+commands: small files, committed seed by seed. `--report` aggregates them, prints the
+table of each model at T = 1 against the others at matched diversity (mean sweep over
+seeds) and draws results/compare/<corpus>.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import evaluate as sweep  # scripts/evaluate.py, beside this script
+from seqadv.checkpoint import write_text_atomic
+from seqadv.cli import guarded, parse_config
+from seqadv.trainers import ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
+from train_seeds import aggregate_sweeps, report_sweep
+
+RECIPES = {"seqgan": (SeqGANConfig, SeqGANTrainer, "train_seqgan.py"),
+           "scratchgan": (ScratchGANConfig, ScratchGANTrainer, "train_scratchgan.py")}
+
+# variant -> (recipe, its options beyond --corpus / --seed / --out); the `cpu` preset
+VARIANTS = {
+    "seqgan": ("seqgan", []),
+    "seqgan_loo_cold": ("seqgan", ["--pg-baseline", "loo", "--sample-temperature", "0.8"]),
+    "scratchgan": ("scratchgan", []),
+}
+# the models swept, as <variant>/<file>: each GAN and its own equal-budget MLE baseline
+SWEPT = ["seqgan/mle.pt", "seqgan/seqgan.pt", "seqgan_loo_cold/seqgan.pt", "scratchgan/mle.pt",
+         "scratchgan/scratchgan.pt"]
+SWEEP_ARGS = ["--temperatures", "0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4", "--samples", "2000",
+              "--reverse-lm-temperatures", "0.7,1.0,1.3"]
+
+
+def train_variant(variant: str, corpus: str, seed: int, out: Path) -> dict:
+    recipe, options = VARIANTS[variant]
+    config_class, trainer_class, _ = RECIPES[recipe]
+    if not (out / "results.json").is_file():
+        if (out / "checkpoint.pt").is_file():
+            config = config_class(resume=str(out))
+        else:
+            config = parse_config(config_class, ["--corpus", corpus, "--seed", str(seed), "--out", str(out), *options],
+                                  RECIPES[recipe][2])
+        print(f"{variant}, seed {seed}: {'resuming' if config.resume else 'training'} in {out}", flush=True)
+        trainer_class(config).train()
+    return json.loads((out / "results.json").read_text())
+
+
+def run_seed(corpus: str, seed: int, runs: Path, results: Path) -> None:
+    root = runs / corpus / f"seed-{seed}"
+    trained = {v: train_variant(v, corpus, seed, root / v) for v in VARIANTS}
+    eval_dir = root / "eval"
+    if not (eval_dir / "eval.json").is_file():
+        sweep.run(sweep.parse_args([*(str(root / m) for m in SWEPT), "--out", str(eval_dir), "--seed", str(seed),
+                                    *SWEEP_ARGS]))
+    swept = json.loads((eval_dir / "eval.json").read_text())
+    commands = {v: f"python scripts/{RECIPES[r][2]} --corpus {corpus} --seed {seed} --out {root / v} {' '.join(o)}".strip()
+                for v, (r, o) in VARIANTS.items()}
+    record = {"corpus": corpus, "seed": seed, "commands": commands,
+              "evaluate": f"python scripts/evaluate.py {' '.join(str(root / m) for m in SWEPT)} --out {eval_dir} "
+                          f"--seed {seed} {' '.join(SWEEP_ARGS)}",
+              "train": {v: {k: r[k] for k in ("models", "generator_updates", "timings") if k in r}
+                        for v, r in trained.items()},
+              "sweep": swept["models"]}
+    results.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(results / f"seed-{seed}.json", json.dumps(record, indent=2))
+    print(f"wrote {results / f'seed-{seed}.json'}")
+
+
+def report(corpus: str, results: Path) -> None:
+    files = sorted(results.glob("seed-*.json"))
+    if not files:
+        raise ValueError(f"{results}: no seed-*.json yet (run --seed first)")
+    records = [json.loads(f.read_text()) for f in files]
+    seeds = [r["seed"] for r in records]
+    summary = aggregate_sweeps([r["sweep"] for r in records])
+    print(f"{corpus}: {len(seeds)} seed(s) {', '.join(map(str, seeds))}")
+    header = f"{'model at T=1':<28}" + "".join(f"{k:>22}" for k in ("bleu4", "self_bleu4", "lm_score", "reverse_lm_score"))
+    print(header)
+    for model, curve in summary.items():
+        at_one = next(p for p in curve if p["temperature"] == 1.0)
+        print(f"{model:<28}" + "".join(f"{at_one[k]['mean']:>13.4f} ± {at_one[k]['std']:.4f}" if k in at_one else f"{'':>22}"
+                                       for k in ("bleu4", "self_bleu4", "lm_score", "reverse_lm_score")))
+    write_text_atomic(results / "summary.json", json.dumps({"seeds": seeds, "sweep": summary}, indent=2))
+    report_sweep(summary, seeds, corpus, results.parent / f"{corpus}.png")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", required=True, choices=["poems", "coco"])
+    parser.add_argument("--seed", type=int, action="append", help="train and sweep this seed (repeatable)")
+    parser.add_argument("--report", action="store_true", help="aggregate the seeds written so far")
+    parser.add_argument("--runs", default="runs/compare", help="where the runs go (not committed)")
+    parser.add_argument("--results", default="results/compare", help="where the per-seed JSON goes (committed)")
+    args = parser.parse_args(argv)
+    results = Path(args.results) / args.corpus
+    for seed in args.seed or []:
+        code = guarded("compare_recipes.py", lambda: run_seed(args.corpus, seed, Path(args.runs), results))
+        if code:
+            return code
+    if args.report:
+        return guarded("compare_recipes.py", lambda: report(args.corpus, results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

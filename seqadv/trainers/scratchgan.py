@@ -1,0 +1,224 @@
+"""A ScratchGAN-style recipe (de Masson d'Autume et al., "Training Language GANs from
+Scratch", NeurIPS 2019) against an MLE baseline of equal budget.
+
+What makes it ScratchGAN's rather than SeqGAN's, each as in the paper's code
+(deepmind-research `scratchgan/`):
+  * a discriminator that scores every prefix (`PrefixDiscriminator`: recurrent, a
+    logit per token), trained on real and generated text with a per-token
+    cross-entropy: every prefix of a real text is real, of a sample generated;
+  * dense rewards without rollouts: r_t = 2 sigmoid(D(y_0..y_t)) - 1, discounted
+    returns R_t = sum_{s >= t} discount^(s - t) r_s (discount 0.23), less a baseline,
+    an exponential moving average of the mean return (decay 0.08: mostly this batch's);
+  * large batches (512), one D update per G update on fresh samples each, Adam with
+    beta1 = 0.5 for both (G 9.59e-5, D 9.38e-3), D regularised by dropout on its
+    embedding matrix, L2 (1e-6) and layer norm.
+Beyond the paper, as its options: MLE pretraining (`pretrain_epochs`, 0 for the
+paper's from-scratch training) and an MLE loss mixed into G's (`mle_weight`).
+
+Phases: pretrain G (MLE, SeqGAN's batches and learning rate), the MLE baseline
+(`adv_steps` more MLE updates from the pretrained G and its optimiser), adversarial
+(`adv_steps` G updates, each after `d_steps` D updates).
+
+    from seqadv import ScratchGANConfig, ScratchGANTrainer
+    results = ScratchGANTrainer(ScratchGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
+
+Writes what SeqGAN writes, with scratchgan.pt for the adversarial model.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..cli import check_ranges
+from ..dataset import BatchStream
+from ..discriminator import PrefixDiscriminator
+from ..distributed import Group
+from ..losses import mle_loss, policy_gradient_loss, prefix_discriminator_loss
+from ..rewards import discounted_returns, prefix_rewards
+from ..sampling import tokens_mask
+from ..training import check_finite, clip_and_step
+from .base import Phase, own_model, preset_config
+from .text import TextGANConfig, TextGANTrainer
+
+
+@preset_config
+class ScratchGANConfig(TextGANConfig):
+    out: str = "runs/scratchgan"
+    batch_size: int = 512  # sequences per adversarial batch, real and generated alike (ScratchGAN: 512)
+    mle_batch_size: int = 64  # sequences per MLE batch: pretraining and the MLE baseline (SeqGAN's 64)
+    adv_g_lr: float = 9.59e-5  # generator Adam learning rate in the adversarial phase (ScratchGAN's)
+    g_beta1: float = 0.5  # generator Adam beta1 in the adversarial phase (ScratchGAN's)
+    # discriminator (ScratchGAN: LSTM 512, embedding 64 + 8 position features, dropout 0.1, L2 1e-6, layer norm)
+    d_embedding_dim: int = 64  # discriminator embedding size
+    d_hidden_dim: int = 512  # discriminator LSTM size
+    d_layers: int = 1  # discriminator LSTM layers
+    d_dropout: float = 0.1  # dropout on the discriminator's embedding matrix
+    d_layer_norm: bool = True  # layer norm on the discriminator's LSTM outputs
+    d_l2: float = 1e-6  # L2 penalty on every discriminator parameter (half the squared norm)
+    d_lr: float = 9.38e-3  # discriminator Adam learning rate (ScratchGAN's)
+    d_beta1: float = 0.5  # discriminator Adam beta1
+    d_steps: int = 1  # D updates before each G update
+    # adversarial
+    adv_steps: int = 2000  # G updates in the adversarial phase (and MLE updates of the baseline)
+    discount: float = 0.23  # of the per-token rewards in the returns (ScratchGAN's)
+    baseline_decay: float = 0.08  # moving-average baseline: new = decay * old + (1 - decay) * mean return
+    mle_weight: float = 0.0  # add this times the MLE loss of a real batch to G's adversarial loss
+    eval_every: int = 100  # G updates between evaluations (and checkpoints) in the long phases
+
+    PRESETS: ClassVar[dict] = {
+        # seconds: for tests and a first look
+        "tiny": dict(
+            g_embedding_dim=16, g_hidden_dim=16, pretrain_epochs=2, max_train=1024, max_test=256, batch_size=64,
+            d_embedding_dim=16, d_hidden_dim=16, adv_steps=6, eval_every=3, pretrain_eval_every=1,
+            eval_samples=200, nll_oracle_samples=500,
+        ),
+        # SeqGAN's cpu preset for the pretrained G (the same pretrained G for the same seed), then
+        # ScratchGAN's adversarial training, smaller and shorter
+        "cpu": dict(pretrain_epochs=40, batch_size=256, d_hidden_dim=128, adv_steps=600, adv_g_lr=1e-3,
+                    eval_every=50),
+        # the paper's settings on the paper's generator of SeqGAN, from scratch (days on a CPU)
+        "paper": dict(pretrain_epochs=0, adv_steps=200000, eval_every=1000),
+    }
+
+    def validate(self) -> None:
+        super().validate()
+        check_ranges(self, positive=["mle_batch_size", "adv_g_lr", "d_embedding_dim", "d_hidden_dim", "d_layers",
+                                     "d_lr", "d_steps"],
+                     non_negative=["adv_steps", "d_l2", "d_dropout", "mle_weight"],
+                     unit=["g_beta1", "d_beta1", "discount", "baseline_decay"])
+        if self.d_dropout >= 1:
+            raise ValueError("--d-dropout must be below 1")
+
+
+class ScratchGANTrainer(TextGANTrainer):
+    """The ScratchGAN-style recipe and its MLE baseline, as a resumable, data-parallel run.
+
+    `generator`: as for `SeqGANTrainer` (a policy of one's own with `target_logits` and
+    `sample`). `discriminator`: an `nn.Module` mapping (B, T) token ids to (B, T) logits of
+    "real", position t judging the prefix up to t, 0 where a position is not text; an
+    `l2_penalty()` method, if it has one, is added with weight `d_l2`.
+    """
+
+    recipe = "scratchgan"
+    baseline, adversarial_model, adversarial_label = "mle", "scratchgan", "ScratchGAN"
+    state_attributes = TextGANTrainer.state_attributes + ("reward_baseline",)
+    reward_baseline: float = 0.0  # the moving average of the mean return
+
+    def mle_batch_size(self) -> int:
+        return self.config.mle_batch_size
+
+    def build_adversary(self) -> None:
+        c, data = self.config, self.data
+        d = own_model(self.user_discriminator, data)
+        if d is None:
+            d = PrefixDiscriminator(data.vocab_size, c.d_embedding_dim, c.d_hidden_dim, c.d_layers, c.d_dropout,
+                                    c.d_layer_norm, eos_token=data.eos_token, pad_token=data.pad_token)
+        self.d = d.to(self.device)
+        self.d_opt = torch.optim.Adam(self.d.parameters(), lr=c.d_lr, betas=(c.d_beta1, 0.999))
+        self.build_mle_baseline()
+        self.g_adv_opt = torch.optim.Adam(self.g.parameters(), lr=c.adv_g_lr, betas=(c.g_beta1, 0.999))
+        self.real_stream = BatchStream(self.train_data, c.batch_size, self.order_rng)
+        self.streams = {**self.streams, "real": self.real_stream}
+        self.modules = {"generator": self.g, "g_optimizer": self.g_opt, "discriminator": self.d,
+                        "d_optimizer": self.d_opt, "mle_generator": self.mle, "mle_optimizer": self.mle_opt,
+                        "g_adv_optimizer": self.g_adv_opt}
+
+    def adversarial_updates(self) -> int:
+        return self.config.adv_steps
+
+    def eval_every_updates(self) -> int:
+        return self.config.eval_every
+
+    def phases(self) -> list[Phase]:
+        c = self.config
+        return [Phase("pretrain_g", c.pretrain_epochs, "pretrain G (MLE)"),
+                Phase("mle_baseline", c.adv_steps, "MLE baseline", "step", checkpoint_every=c.eval_every),
+                Phase("adversarial", c.adv_steps, "adversarial", "step", checkpoint_every=c.eval_every)]
+
+    def adversarial(self, step: int) -> None:
+        c, group, data = self.config, self.group, self.data
+        where = f"adversarial step {step}"
+        local = group.local_size(c.batch_size, "--batch-size")
+        for _ in range(c.d_steps):
+            real = group.shard(self.real_stream.next())
+            fake = self.g.sample(local, data.length, generator=self.rng)
+            d_loss, d_real, d_fake = prefix_discriminator_step(self.d, self.d_opt, real, fake, c.d_l2, where, group)
+        samples = self.g.sample(local, data.length, generator=self.rng)
+        mle_batch = group.shard(self.mle_stream.next()) if c.mle_weight else None
+        g_loss, mean_return, self.reward_baseline = dense_policy_gradient_step(
+            self.g, self.g_adv_opt, self.d, samples, self.reward_baseline, c.discount, c.baseline_decay, c.grad_clip,
+            where, group, mle_batch, c.mle_weight)
+        self.writer.add_scalar("losses/g_adversarial", g_loss, step)
+        self.writer.add_scalar("losses/d", d_loss, step)
+        self.writer.add_scalar("charts/d_real", d_real, step)
+        self.writer.add_scalar("charts/d_fake", d_fake, step)
+        self.writer.add_scalar("charts/mean_return", mean_return, step)
+        self.writer.add_scalar("charts/reward_baseline", self.reward_baseline, step)
+        if group.is_main and (step % c.eval_every == 0 or step == c.adv_steps):
+            metrics, shown = self.evaluate(self.g)
+            self.record(self.adversarial_model, metrics, g_updates=step)
+            self.writer.add_text("samples/scratchgan", "\n\n".join(data.text(s) for s in shown[:5].cpu()), step)
+
+    def print_table(self, results: dict) -> None:
+        super().print_table(results)
+        t = results["timings"]
+        print(f"wall time {t['total_s']:.0f} s (pretrain G {t.get('pretrain_g_s', 0):.0f} s, "
+              f"MLE baseline {t.get('mle_baseline_s', 0):.0f} s, adversarial {t.get('adversarial_s', 0):.0f} s, "
+              f"eval {t['final_eval_s']:.0f} s)")
+
+
+def prefix_discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, real: Tensor, fake: Tensor, l2: float,
+                              where: str, group: Group = Group()) -> tuple[float, float, float]:
+    """One update of a per-prefix D on this process's rows of a real and a generated batch.
+    Returns the whole batch's loss and D's mean probability of "real" on real and on
+    generated text (over their text positions).
+
+    Shape: real (b, T), fake (b, T) int64
+    """
+    d.train()
+    logits = d(torch.cat([real, fake]))  # (2b, T)
+    real_logits, fake_logits = logits[: len(real)], logits[len(real):]
+    real_mask = tokens_mask(real, getattr(d, "eos_token", None), getattr(d, "pad_token", None))
+    fake_mask = tokens_mask(fake, getattr(d, "eos_token", None), getattr(d, "pad_token", None))
+    loss = prefix_discriminator_loss(real_logits, fake_logits, real_mask, fake_mask,
+                                     group.token_normalizer(real_mask), group.token_normalizer(fake_mask))
+    if hasattr(d, "l2_penalty"):
+        loss = loss + l2 * d.l2_penalty()
+    value = clip_and_step(d, opt, loss, 0.0, where, "the discriminator loss", group.average_gradients)
+    with torch.no_grad():
+        seen = group.sum(torch.stack([(torch.sigmoid(real_logits) * real_mask).sum(), real_mask.sum(),
+                                      (torch.sigmoid(fake_logits) * fake_mask).sum(), fake_mask.sum()]).float())
+    return value, (seen[0] / seen[1].clamp(min=1)).item(), (seen[2] / seen[3].clamp(min=1)).item()
+
+
+def dense_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, d: nn.Module, samples: Tensor,
+                               baseline: float, discount: float, decay: float, clip: float, where: str,
+                               group: Group = Group(), mle_batch: Tensor | None = None, mle_weight: float = 0.0
+                               ) -> tuple[float, float, float]:
+    """One REINFORCE update of G with ScratchGAN's dense rewards: D's per-prefix rewards,
+    discounted returns, less the moving-average baseline updated with this batch's mean
+    return first (as the paper's code does). With `mle_weight`, that times the MLE loss of
+    `mle_batch` is added. Returns the loss, the batch's mean return and the new baseline.
+
+    Shape: samples (b, T) drawn from g; mle_batch (b', T) of real text or None
+    """
+    mask = tokens_mask(samples, g.eos_token, g.pad_token)
+    was_training = d.training
+    d.eval()  # rewards without D's dropout
+    with torch.no_grad():
+        returns = discounted_returns(prefix_rewards(d(samples), mask), discount, mask)  # (b, T)
+    d.train(was_training)
+    total = group.sum(torch.stack([(returns * mask).sum(), mask.sum()]).float())
+    mean_return = (total[0] / total[1].clamp(min=1)).item()
+    check_finite(torch.tensor(mean_return), "the mean return", where)
+    baseline = decay * baseline + (1.0 - decay) * mean_return
+    loss = policy_gradient_loss(g.target_logits(samples), samples, returns - baseline, mask,
+                                normalizer=group.token_normalizer(mask))
+    if mle_batch is not None and mle_weight:
+        mle_mask = tokens_mask(mle_batch, g.eos_token, g.pad_token)
+        loss = loss + mle_weight * mle_loss(g.target_logits(mle_batch), mle_batch, mle_mask,
+                                            normalizer=group.token_normalizer(mle_mask))
+    value = clip_and_step(g, opt, loss, clip, where, "the generator's adversarial loss", group.average_gradients)
+    return value, mean_return, baseline
