@@ -118,7 +118,7 @@ def test_scratchgan_trains_a_discriminator_of_prefixes_and_writes_its_models(scr
     trainer, results, out = scratchgan_run
     data = trainer.data
     assert set(results["models"]) == {"pretrained", "mle", "scratchgan"}
-    assert results["generator_updates"] == {"pretrain_epochs": 2, "mle": 40, "scratchgan": 40}
+    assert results["generator_updates"] == {"pretrain_epochs": 2, "mle_baseline": 40, "scratchgan": 40}
     for name in ("pretrained.pt", "mle.pt", "scratchgan.pt"):
         assert (out / name).is_file()
     # D on held-out real text against fresh samples of the final G: real prefixes score higher
@@ -134,7 +134,7 @@ def test_scratchgan_trains_a_discriminator_of_prefixes_and_writes_its_models(scr
 
 
 def test_scratchgan_and_seqgan_start_from_the_same_pretrained_generator(toy, tmp_path):
-    common = dict(corpus=str(toy), preset="tiny", adv_steps=0) 
+    common = dict(corpus=str(toy), preset="tiny", adv_steps=0, d_pretrain_steps=0)
     ScratchGANTrainer(ScratchGANConfig(**common, out=str(tmp_path / "scratch"))).train()
     SeqGANTrainer(SeqGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path / "seqgan"), adv_epochs=0,
                                d_pretrain_rounds=0)).train()

@@ -70,7 +70,7 @@ BAD_INPUTS = [
     ("not a number", ["--d-lr", "fast"], "--d-lr: invalid float value: 'fast'"),
     ("no checkpoint to resume", ["--resume", "nowhere"], "nowhere/checkpoint.pt: no such checkpoint"),
     ("no generator steps", ["--g-steps", "0"], "--g-steps must be positive, got 0"),
-    ("a dropout of 1", ["--d-dropout", "1"], "--d-dropout below 1"),
+    ("a dropout of 1", ["--d-dropout", "1"], "--d-dropout must be below 1"),
     ("filters that do not pair", ["--d-filter-sizes", "1,2", "--d-num-filters", "4"], "must have the same length"),
     ("not a list of integers", ["--d-filter-sizes", "1,two"], "expected comma-separated int values"),
     ("an unknown preset", ["--preset", "huge"], "invalid choice: 'huge'"),

@@ -15,9 +15,11 @@ What makes it ScratchGAN's rather than SeqGAN's, each as in the paper's code
 Beyond the paper, as its options: MLE pretraining (`pretrain_epochs`, 0 for the
 paper's from-scratch training) and an MLE loss mixed into G's (`mle_weight`).
 
-Phases: pretrain G (MLE, SeqGAN's batches and learning rate), the MLE baseline
-(`adv_steps` more MLE updates from the pretrained G and its optimiser), adversarial
-(`adv_steps` G updates, each after `d_steps` D updates).
+Phases: pretrain G (MLE, SeqGAN's batches and learning rate), pretrain D
+(`d_pretrain_steps`: against a pretrained G a fresh D needs a head start, its
+prefixes being hard to tell apart; not in the paper, which starts from scratch),
+the MLE baseline (`adv_steps` more MLE updates from the pretrained G and its
+optimiser), adversarial (`adv_steps` G updates, each after `d_steps` D updates).
 
     from seqadv import ScratchGANConfig, ScratchGANTrainer
     results = ScratchGANTrainer(ScratchGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
@@ -60,6 +62,7 @@ class ScratchGANConfig(TextGANConfig):
     d_lr: float = 9.38e-3  # discriminator Adam learning rate (ScratchGAN's)
     d_beta1: float = 0.5  # discriminator Adam beta1
     d_steps: int = 1  # D updates before each G update
+    d_pretrain_steps: int = 0  # D updates against the pretrained G before the adversarial phase (not in the paper)
     # adversarial
     adv_steps: int = 2000  # G updates in the adversarial phase (and MLE updates of the baseline)
     discount: float = 0.23  # of the per-token rewards in the returns (ScratchGAN's)
@@ -71,13 +74,13 @@ class ScratchGANConfig(TextGANConfig):
         # seconds: for tests and a first look
         "tiny": dict(
             g_embedding_dim=16, g_hidden_dim=16, pretrain_epochs=2, max_train=1024, max_test=256, batch_size=64,
-            d_embedding_dim=16, d_hidden_dim=16, adv_steps=6, eval_every=3, pretrain_eval_every=1,
+            d_embedding_dim=16, d_hidden_dim=16, d_pretrain_steps=2, adv_steps=6, eval_every=3, pretrain_eval_every=1,
             eval_samples=200, nll_oracle_samples=500,
         ),
         # SeqGAN's cpu preset for the pretrained G (the same pretrained G for the same seed), then
         # ScratchGAN's adversarial training, smaller and shorter
-        "cpu": dict(pretrain_epochs=40, batch_size=256, d_hidden_dim=128, adv_steps=600, adv_g_lr=1e-3,
-                    eval_every=50),
+        "cpu": dict(pretrain_epochs=40, batch_size=256, d_hidden_dim=128, d_lr=3e-3, d_pretrain_steps=300,
+                    adv_steps=600, adv_g_lr=1e-3, eval_every=50),
         # the paper's settings on the paper's generator of SeqGAN, from scratch (days on a CPU)
         "paper": dict(pretrain_epochs=0, adv_steps=200000, eval_every=1000),
     }
@@ -86,7 +89,7 @@ class ScratchGANConfig(TextGANConfig):
         super().validate()
         check_ranges(self, positive=["mle_batch_size", "adv_g_lr", "d_embedding_dim", "d_hidden_dim", "d_layers",
                                      "d_lr", "d_steps"],
-                     non_negative=["adv_steps", "d_l2", "d_dropout", "mle_weight"],
+                     non_negative=["adv_steps", "d_l2", "d_dropout", "mle_weight", "d_pretrain_steps"],
                      unit=["g_beta1", "d_beta1", "discount", "baseline_decay"])
         if self.d_dropout >= 1:
             raise ValueError("--d-dropout must be below 1")
@@ -134,17 +137,28 @@ class ScratchGANTrainer(TextGANTrainer):
     def phases(self) -> list[Phase]:
         c = self.config
         return [Phase("pretrain_g", c.pretrain_epochs, "pretrain G (MLE)"),
+                Phase("pretrain_d", c.d_pretrain_steps, "pretrain D", "step", checkpoint_every=c.eval_every),
                 Phase("mle_baseline", c.adv_steps, "MLE baseline", "step", checkpoint_every=c.eval_every),
                 Phase("adversarial", c.adv_steps, "adversarial", "step", checkpoint_every=c.eval_every)]
+
+    def pretrain_d(self, step: int) -> None:
+        d_loss, d_real, d_fake = self.discriminator_step(f"pretrain D step {step}")
+        self.writer.add_scalar("losses/d_pretrain", d_loss, step)
+        self.writer.add_scalar("charts/d_pretrain_real_minus_fake", d_real - d_fake, step)
+
+    def discriminator_step(self, where: str) -> tuple[float, float, float]:
+        """One D update on the next real batch and fresh samples of G."""
+        c = self.config
+        real = self.group.shard(self.real_stream.next())
+        fake = self.g.sample(len(real), self.data.length, generator=self.rng)
+        return prefix_discriminator_step(self.d, self.d_opt, real, fake, c.d_l2, where, self.group)
 
     def adversarial(self, step: int) -> None:
         c, group, data = self.config, self.group, self.data
         where = f"adversarial step {step}"
         local = group.local_size(c.batch_size, "--batch-size")
         for _ in range(c.d_steps):
-            real = group.shard(self.real_stream.next())
-            fake = self.g.sample(local, data.length, generator=self.rng)
-            d_loss, d_real, d_fake = prefix_discriminator_step(self.d, self.d_opt, real, fake, c.d_l2, where, group)
+            d_loss, d_real, d_fake = self.discriminator_step(where)
         samples = self.g.sample(local, data.length, generator=self.rng)
         mle_batch = group.shard(self.mle_stream.next()) if c.mle_weight else None
         g_loss, mean_return, self.reward_baseline = dense_policy_gradient_step(
@@ -165,7 +179,7 @@ class ScratchGANTrainer(TextGANTrainer):
         super().print_table(results)
         t = results["timings"]
         print(f"wall time {t['total_s']:.0f} s (pretrain G {t.get('pretrain_g_s', 0):.0f} s, "
-              f"MLE baseline {t.get('mle_baseline_s', 0):.0f} s, adversarial {t.get('adversarial_s', 0):.0f} s, "
+              f"pretrain D {t.get('pretrain_d_s', 0):.0f} s, MLE baseline {t.get('mle_baseline_s', 0):.0f} s, adversarial {t.get('adversarial_s', 0):.0f} s, "
               f"eval {t['final_eval_s']:.0f} s)")
 
 

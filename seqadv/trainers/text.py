@@ -235,7 +235,7 @@ class TextGANTrainer(GANTrainer):
         budget = self.adversarial_updates()
         data = self.data
         return {"corpus": data.name, "preset": c.preset, "seed": c.seed,
-                "generator_updates": {"pretrain_epochs": c.pretrain_epochs, self.baseline: budget,
+                "generator_updates": {"pretrain_epochs": c.pretrain_epochs, "mle_baseline": budget,
                                       self.adversarial_model: budget},
                 "models": results_by_model,
                 "data": {**data.info, "num_train": len(data.train), "num_test": len(data.test),
