@@ -140,3 +140,25 @@ def test_scratchgan_and_seqgan_start_from_the_same_pretrained_generator(toy, tmp
                                d_pretrain_rounds=0)).train()
     assert_same_tensors(load_checkpoint(tmp_path / "scratch" / "pretrained.pt")["generator"],
                         load_checkpoint(tmp_path / "seqgan" / "pretrained.pt")["generator"])
+
+
+def test_seqgan_with_its_options_trains_and_differs_from_the_paper_recipe(toy, tmp_path):
+    common = dict(corpus=str(toy), preset="tiny", adv_epochs=2)
+    plain = SeqGANTrainer(SeqGANConfig(**common, out=str(tmp_path / "plain")))
+    plain.train()
+    options = SeqGANTrainer(SeqGANConfig(**common, out=str(tmp_path / "options"), pg_baseline="loo",
+                                         sample_temperature=0.8, rollout_temperature=0.9))
+    results = options.train()
+    assert results["generator_updates"]["seqgan"] == 2
+    assert options.engine.temperature == 0.9
+    # the same pretrained G, then other updates
+    assert_same_tensors(load_checkpoint(tmp_path / "plain" / "pretrained.pt")["generator"],
+                        load_checkpoint(tmp_path / "options" / "pretrained.pt")["generator"])
+    assert any(not torch.equal(a, b) for a, b in zip(plain.g.state_dict().values(), options.g.state_dict().values()))
+
+
+def test_bad_options_of_the_new_recipes_are_one_line():
+    with pytest.raises(ValueError, match="--discount"):
+        ScratchGANConfig(discount=1.5)
+    with pytest.raises(ValueError, match="--sample-temperature"):
+        SeqGANConfig(sample_temperature=0.0)

@@ -99,6 +99,8 @@ class SeqGANConfig(TextGANConfig):
             raise ValueError("--d-filter-sizes and --d-num-filters must have the same length")
         if self.d_dropout >= 1:
             raise ValueError("--d-dropout must be below 1")
+        if self.pg_baseline not in self.CHOICES["pg_baseline"]:
+            raise ValueError(f"--pg-baseline {self.pg_baseline}: choose one of {', '.join(self.CHOICES['pg_baseline'])}")
 
 
 class SeqGANTrainer(TextGANTrainer):
