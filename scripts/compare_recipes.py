@@ -7,9 +7,10 @@ experiment of the README's "Beating MLE?" section, one corpus and seed at a time
 
 For one seed, each variant below is trained at the `cpu` preset in runs/compare/<corpus>/
 seed-<s>/<variant> (a stopped run goes on from its checkpoint when the command is rerun).
-All variants start from the same pretrained G (same seed, same pretraining; tested), and
-each brings its own MLE baseline of equal budget (as many MLE updates from the pretrained
-G as it makes adversarial G updates). Then evaluate.py sweeps the temperature of every
+All GAN variants start from the same pretrained G (same seed, same pretraining; tested),
+and each brings its own MLE baseline of equal budget (as many MLE updates from the
+pretrained G as it makes adversarial G updates); beside them, the same generator trained
+by MLE to its best validation NLL (train_mle.py). Then evaluate.py sweeps the temperature of every
 model on both planes (BLEU-4 against Self-BLEU-4; LM score against reverse-LM score), and
 results/compare/<corpus>/seed-<s>.json gets the sweep, each run's results and the
 commands: small files, committed seed by seed. `--report` aggregates them, prints the
@@ -27,20 +28,23 @@ from typing import Optional
 import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
 from seqadv.cli import guarded, parse_config
-from seqadv.trainers import ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
+from seqadv.trainers import MLEConfig, MLETrainer, ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
 from train_seeds import aggregate_sweeps, report_sweep
 
-RECIPES = {"seqgan": (SeqGANConfig, SeqGANTrainer, "train_seqgan.py"),
+RECIPES = {"mle": (MLEConfig, MLETrainer, "train_mle.py"),
+           "seqgan": (SeqGANConfig, SeqGANTrainer, "train_seqgan.py"),
            "scratchgan": (ScratchGANConfig, ScratchGANTrainer, "train_scratchgan.py")}
 
 # variant -> (recipe, its options beyond --corpus / --seed / --out); the `cpu` preset
 VARIANTS = {
+    "mle_best": ("mle", []),
     "seqgan": ("seqgan", []),
     "seqgan_loo_cold": ("seqgan", ["--pg-baseline", "loo", "--sample-temperature", "0.8"]),
     "scratchgan": ("scratchgan", []),
 }
-# the models swept, as <variant>/<file>: each GAN and its own equal-budget MLE baseline
-SWEPT = ["seqgan/mle.pt", "seqgan/seqgan.pt", "seqgan_loo_cold/seqgan.pt", "scratchgan/mle.pt",
+# the models swept, as <variant>/<file>: MLE at its best validation NLL, each GAN and its own
+# equal-budget MLE baseline
+SWEPT = ["mle_best/mle_best.pt", "seqgan/mle.pt", "seqgan/seqgan.pt", "seqgan_loo_cold/seqgan.pt", "scratchgan/mle.pt",
          "scratchgan/scratchgan.pt"]
 SWEEP_ARGS = ["--temperatures", "0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4", "--samples", "2000",
               "--reverse-lm-temperatures", "0.7,1.0,1.3"]

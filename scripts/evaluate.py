@@ -74,7 +74,7 @@ def model_paths(given: tuple[str, ...]) -> list[Path]:
     for name in given:
         path = Path(name)
         if path.is_dir():
-            found = [path / f for f in ("mle.pt", "seqgan.pt", "scratchgan.pt") if (path / f).is_file()]
+            found = [path / f for f in ("mle.pt", "seqgan.pt", "scratchgan.pt", "mle_best.pt") if (path / f).is_file()]
             if not found:
                 raise DataError(f"{path}: a directory without mle.pt, seqgan.pt or scratchgan.pt (give a run's --out, "
                                 f"or .pt files)")
@@ -98,7 +98,7 @@ def load_generators(paths: list[Path], device: torch.device) -> tuple[dict, list
     """The models' shared description (run config, vocabulary) and the generators."""
     loaded = [load(p, device) for p in paths]
     for item in loaded:
-        if item.recipe not in ("seqgan", "scratchgan") or not isinstance(item.model, (Generator, TransformerGenerator)):
+        if item.recipe not in ("seqgan", "scratchgan", "mle") or not isinstance(item.model, (Generator, TransformerGenerator)):
             raise CheckpointError(f"{item.path}: a {item.recipe} model; evaluate.py sweeps the text generators "
                                   f"train_seqgan.py and train_scratchgan.py write (pretrained.pt, mle.pt, seqgan.pt, "
                                   f"scratchgan.pt)")

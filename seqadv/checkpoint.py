@@ -138,7 +138,7 @@ def _model_classes() -> dict:
 
 
 # a run directory stands for its adversarial model
-RUN_MODELS = ("seqgan.pt", "scratchgan.pt", "maskgan.pt", "irgan.pt")
+RUN_MODELS = ("seqgan.pt", "scratchgan.pt", "maskgan.pt", "irgan.pt", "mle_best.pt")
 
 
 class LoadedModel:

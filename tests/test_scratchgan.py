@@ -162,3 +162,23 @@ def test_bad_options_of_the_new_recipes_are_one_line():
         ScratchGANConfig(discount=1.5)
     with pytest.raises(ValueError, match="--sample-temperature"):
         SeqGANConfig(sample_temperature=0.0)
+
+
+def test_mle_to_its_best_validation_nll_keeps_the_best_epoch_and_stops_when_it_stops_improving(toy, tmp_path):
+    from seqadv.trainers import MLEConfig, MLETrainer
+
+    trainer = MLETrainer(MLEConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=40, patience=2,
+                                   g_lr=0.05))
+    results = trainer.train()
+    curve = [h["validation_nll"] for h in results["history"]["pretrain"]]
+    best = results["generator_updates"]["best_epoch"]
+    assert results["best_validation_nll"] == min(curve) == curve[best - 1]
+    # stopped `patience` epochs after the best one, well before 40 (this learning rate overfits the toy corpus)
+    assert len(curve) == best + 2 < 40, curve
+    saved = load_checkpoint(tmp_path / "mle_best.pt")
+    assert saved["best_epoch"] == best
+    model = trainer.final_models()[0][1]
+    data = trainer.data
+    from seqadv.metrics import nll
+    assert nll(model, trainer.validation, eos_token=data.eos_token, pad_token=data.pad_token) == pytest.approx(min(curve))
+    assert len(trainer.validation) + len(trainer.train_data) == len(data.train)

@@ -6,7 +6,8 @@
 from .base import Phase, Trainer, TrainerConfig, preset_config
 from .irgan import IRGANConfig, IRGANTrainer
 from .maskgan import MaskGANConfig, MaskGANTrainer
+from .mle import MLEConfig, MLETrainer
 from .scratchgan import ScratchGANConfig, ScratchGANTrainer
 from .seqgan import SeqGANConfig, SeqGANTrainer
 
-__all__ = ["IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Phase", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
+__all__ = ["IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
