@@ -22,3 +22,11 @@ def shared_dir() -> Path:
             pytest.fail(f"shared data missing at {path}")
         pytest.skip(f"shared data not found at {path} (set SEQADV_DATA_DIR)")
     return path
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> Path:
+    """A small, learnable corpus of counting sequences of words (see test_resume.toy_text)."""
+    from test_resume import toy_text
+
+    return toy_text(tmp_path_factory.mktemp("toy") / "toy.txt")

@@ -14,7 +14,7 @@ from seqadv.losses import prefix_discriminator_loss, token_log_probs
 from seqadv.rewards import discounted_returns, prefix_rewards
 from seqadv.trainers.scratchgan import dense_policy_gradient_step
 from seqadv.trainers.seqgan import baseline, policy_gradient_step
-from test_resume import assert_same_tensors, toy_text
+from test_resume import assert_same_tensors
 
 
 def test_the_prefix_discriminator_reads_left_to_right_and_ignores_what_follows_the_end():
@@ -99,11 +99,6 @@ def test_cold_samples_are_importance_weighted_in_the_policy_gradient():
                                  0.8, "test")
     assert plain == pytest.approx(-(token_log_probs(logits, samples) * rewards).mean().item(), rel=1e-5)
     assert abs(plain - loss) > 1e-3
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return toy_text(tmp_path_factory.mktemp("toy") / "toy.txt")
 
 
 @pytest.fixture(scope="module")

@@ -26,11 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return toy_text(tmp_path_factory.mktemp("toy") / "toy.txt")
-
-
-@pytest.fixture(scope="module")
 def seqgan_run(toy, tmp_path_factory):
     out = tmp_path_factory.mktemp("seqgan")
     trainer = SeqGANTrainer(SeqGANConfig(corpus=str(toy), preset="tiny", out=str(out), pretrain_epochs=30,

@@ -175,13 +175,6 @@ class ScratchGANTrainer(TextGANTrainer):
             self.record(self.adversarial_model, metrics, g_updates=step)
             self.writer.add_text("samples/scratchgan", "\n\n".join(data.text(s) for s in shown[:5].cpu()), step)
 
-    def print_table(self, results: dict) -> None:
-        super().print_table(results)
-        t = results["timings"]
-        print(f"wall time {t['total_s']:.0f} s (pretrain G {t.get('pretrain_g_s', 0):.0f} s, "
-              f"pretrain D {t.get('pretrain_d_s', 0):.0f} s, MLE baseline {t.get('mle_baseline_s', 0):.0f} s, adversarial {t.get('adversarial_s', 0):.0f} s, "
-              f"eval {t['final_eval_s']:.0f} s)")
-
 
 def prefix_discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, real: Tensor, fake: Tensor, l2: float,
                               where: str, group: Group = Group()) -> tuple[float, float, float]:

@@ -248,9 +248,6 @@ class SeqGANTrainer(TextGANTrainer):
     def print_table(self, results: dict) -> None:
         super().print_table(results)
         t = results["timings"]
-        print(f"wall time {t['total_s']:.0f} s (pretrain G {t.get('pretrain_g_s', 0):.0f} s, "
-              f"pretrain D {t.get('pretrain_d_s', 0):.0f} s, MLE baseline {t.get('mle_baseline_s', 0):.0f} s, "
-              f"adversarial {t.get('adversarial_s', 0):.0f} s, eval {t['final_eval_s']:.0f} s)")
         if "adversarial_epoch_s" in t:
             e = t["adversarial_epoch_s"]
             print(f"one adversarial epoch {e:.2f} s: rollouts {t['adversarial_epoch_rollout_s'] / e:.0%}, "

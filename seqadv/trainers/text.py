@@ -248,6 +248,13 @@ class TextGANTrainer(GANTrainer):
         print("\n".join(comparison_rows(models, ["pretrained", self.baseline, self.adversarial_model],
                                          ["pretrained", "MLE", self.adversarial_label],
                                          lower_is_better)))
+        t = results["timings"]
+        phases = ", ".join(f"{PHASE_LABELS.get(p.name, p.name)} {t.get(p.name + '_s', 0):.0f} s" for p in self.phases())
+        print(f"wall time {t['total_s']:.0f} s ({phases}, eval {t['final_eval_s']:.0f} s)")
+
+
+PHASE_LABELS = {"pretrain_g": "pretrain G", "pretrain_d": "pretrain D", "mle_baseline": "MLE baseline",
+                "adversarial": "adversarial"}
 
 
 @torch.no_grad()
