@@ -29,6 +29,7 @@ import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
 from seqadv.cli import guarded, parse_config
 from seqadv.trainers import MLEConfig, MLETrainer, ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
+from seqadv.report import LM_AXES, advantages_at_matched_diversity, sweep_axes
 from train_seeds import aggregate_sweeps, report_sweep
 
 RECIPES = {"mle": (MLEConfig, MLETrainer, "train_mle.py"),
@@ -46,8 +47,10 @@ VARIANTS = {
 # equal-budget MLE baseline
 SWEPT = ["mle_best/mle_best.pt", "seqgan/mle.pt", "seqgan/seqgan.pt", "seqgan_loo_cold/seqgan.pt", "scratchgan/mle.pt",
          "scratchgan/scratchgan.pt"]
+# the reverse-LM score (one language model each) on the branch where cooling trades coverage for
+# quality (T <= 1) and one point past it
 SWEEP_ARGS = ["--temperatures", "0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4", "--samples", "2000",
-              "--reverse-lm-temperatures", "0.7,1.0,1.3"]
+              "--reverse-lm-temperatures", "0.7,0.8,0.9,1.0,1.2"]
 
 
 def train_variant(variant: str, corpus: str, seed: int, out: Path) -> dict:
@@ -99,7 +102,21 @@ def report(corpus: str, results: Path) -> None:
         at_one = next(p for p in curve if p["temperature"] == 1.0)
         print(f"{model:<28}" + "".join(f"{at_one[k]['mean']:>13.4f} ± {at_one[k]['std']:.4f}" if k in at_one else f"{'':>22}"
                                        for k in ("bleu4", "self_bleu4", "lm_score", "reverse_lm_score")))
-    write_text_atomic(results / "summary.json", json.dumps({"seeds": seeds, "sweep": summary}, indent=2))
+    # each GAN at T = 1 against each MLE model's mean curve at the same diversity, in both planes
+    means = {m: [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in p.items()} for p in c]
+             for m, c in summary.items()}
+    mles = [m for m in means if m.split("/")[-1] in ("mle", "mle_best")]
+    gans = [m for m in means if m not in mles]
+    advantages = {}
+    for x_key, y_key, _, _ in (sweep_axes(False), LM_AXES):
+        advantages[y_key] = table = advantages_at_matched_diversity(means, gans, mles, x_key, y_key)
+        print(f"\n{y_key} of each GAN at T=1 minus the MLE curve's at the same {x_key} (mean over seeds; "
+              f"positive: the GAN is better; -: outside that sweep)")
+        print(f"{'':<28}" + "".join(f"{m:>20}" for m in mles))
+        for gan, row in table.items():
+            print(f"{gan:<28}" + "".join(f"{'-':>20}" if v is None else f"{v:>+20.4f}" for v in row.values()))
+    write_text_atomic(results / "summary.json", json.dumps({"seeds": seeds, "sweep": summary,
+                                                            "advantage_at_matched_diversity": advantages}, indent=2))
     report_sweep(summary, seeds, corpus, results.parent / f"{corpus}.png")
 
 

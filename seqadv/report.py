@@ -49,13 +49,24 @@ def _points(curve: list[dict], x_key: str, y_key: str) -> list[int]:
     return [i for i, m in enumerate(curve) if x_key in m and y_key in m]
 
 
+# In the LM plane the reverse-LM score is not monotonic in temperature: too cold covers
+# little of the data, and so does too hot (the curve folds back near T = 1). Cooling trades
+# coverage for quality on the branch T <= 1 only, so matched-diversity comparisons there use
+# that branch (the plot shows every point).
+LM_BRANCH_MAX_TEMPERATURE = 1.0
+
+
 def quality_at(curve: list[dict], x_key: str, y_key: str, x: float) -> Optional[float]:
     """A curve's quality where its diversity is x (linear between sweep points), or None
-    outside it. Points without both metrics are left out.
+    outside it. Points without both metrics are left out; in the LM plane, so are the
+    temperatures above `LM_BRANCH_MAX_TEMPERATURE`.
 
     Shape: curve is a list of {x_key: float, y_key: float, ...}, one per temperature.
     """
-    points = sorted((curve[i][x_key], curve[i][y_key]) for i in _points(curve, x_key, y_key))
+    kept = _points(curve, x_key, y_key)
+    if x_key == LM_AXES[0]:
+        kept = [i for i in kept if curve[i]["temperature"] <= LM_BRANCH_MAX_TEMPERATURE]
+    points = sorted((curve[i][x_key], curve[i][y_key]) for i in kept)
     if not points:
         return None
     xs, ys = [p[0] for p in points], [p[1] for p in points]
@@ -136,3 +147,19 @@ def _draw_plane(ax, curves: dict, x_key: str, y_key: str, errors: Optional[dict]
         for m in (curve[0], curve[-1]):
             ax.annotate(f"T={m['temperature']:g}", (m[x_key], m[y_key]), fontsize=7,
                         textcoords="offset points", xytext=(4, 4))
+
+
+def advantages_at_matched_diversity(curves: dict, contenders: list[str], references: list[str], x_key: str,
+                                    y_key: str) -> dict:
+    """For each contender at temperature 1, its quality minus each reference curve's quality at
+    the same diversity, signed so that positive means the contender is better; None where the
+    contender's diversity lies outside the reference's sweep. {contender: {reference: value}}"""
+    sign = -1.0 if lower_is_better(y_key) else 1.0
+    table = {}
+    for name in contenders:
+        at_one = next((m for m in curves[name] if m["temperature"] == 1.0 and x_key in m and y_key in m), None)
+        table[name] = {}
+        for reference in references:
+            q = None if at_one is None else quality_at(curves[reference], x_key, y_key, at_one[x_key])
+            table[name][reference] = None if q is None else sign * (at_one[y_key] - q)
+    return table

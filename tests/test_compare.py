@@ -34,6 +34,9 @@ def test_the_report_averages_the_seeds_and_says_who_wins_at_matched_diversity(tm
     assert abs(at_one["bleu4"]["mean"] - 0.21) < 1e-9 and abs(at_one["bleu4"]["std"] - 0.0141421356) < 1e-6
     # the GAN at T=1 (Self-BLEU-4 0.20) against MLE's mean curve there (between 0.8 and 1.0): MLE wins
     assert "gan's self_bleu4 at T=1 (0.2000): gan bleu4 0.1600, mle's curve 0.2600 -> mle is better" in done.stdout
+    # the compact table: the GAN's BLEU-4 at T=1 minus MLE's curve there, negative: MLE is better
+    advantage = summary["advantage_at_matched_diversity"]["bleu4"]["gan"]["mle"]
+    assert abs(advantage - (0.16 - 0.26)) < 1e-9
     assert "lm_score" in done.stdout and (results / "poems.png").is_file()
 
 

@@ -82,12 +82,14 @@ def test_padding_after_every_sequence_ends_changes_nothing():
                                train_language_model(data, 12, **kw).state_dict(), rtol=0, atol=0)
 
 
-def test_matched_diversity_in_the_lm_plane_prefers_the_lower_lm_score():
-    # a at T=1: reverse 3.0, LM 4.0; b's curve at reverse 3.0 is 4.5 -> a is better (lower is better here);
-    # points without a reverse-LM score (T=0.8) are left out of the curve
+def test_matched_diversity_in_the_lm_plane_prefers_the_lower_lm_score_on_the_cooling_branch():
+    # a at T=1: reverse 3.0, LM 4.0; b's curve on T <= 1 at reverse 3.0 is 4.5 -> a is better (lower is
+    # better here). b's T=1.3 point lies past the fold (worse on both axes than its T=1): with it the
+    # curve would read 7.67 there. Points without a reverse-LM score (a's T=0.8) are left out.
     curves = {"a": [{"temperature": 0.8, "lm_score": 3.0}, {"temperature": 1.0, "lm_score": 4.0, "reverse_lm_score": 3.0}],
-              "b": [{"temperature": 1.0, "lm_score": 5.0, "reverse_lm_score": 2.0},
-                    {"temperature": 1.3, "lm_score": 4.0, "reverse_lm_score": 4.0}]}
+              "b": [{"temperature": 0.8, "lm_score": 4.0, "reverse_lm_score": 4.0},
+                    {"temperature": 1.0, "lm_score": 5.0, "reverse_lm_score": 2.0},
+                    {"temperature": 1.3, "lm_score": 9.0, "reverse_lm_score": 3.5}]}
     lines = matched_diversity(curves, "reverse_lm_score", "lm_score")
     assert lines == ["at a's reverse_lm_score at T=1 (3.0000): a lm_score 4.0000, b's curve 4.5000 -> a is better at "
                      "matched diversity",
