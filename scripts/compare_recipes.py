@@ -30,7 +30,7 @@ from seqadv.checkpoint import write_text_atomic
 from seqadv.cli import guarded, parse_config
 from seqadv.trainers import MLEConfig, MLETrainer, ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
 from seqadv.report import LM_AXES, advantages_at_matched_diversity, sweep_axes
-from train_seeds import aggregate_sweeps, report_sweep
+from train_seeds import aggregate_sweeps, report_sweep, sweep_statistic
 
 RECIPES = {"mle": (MLEConfig, MLETrainer, "train_mle.py"),
            "seqgan": (SeqGANConfig, SeqGANTrainer, "train_seqgan.py"),
@@ -96,15 +96,14 @@ def report(corpus: str, results: Path) -> None:
     seeds = [r["seed"] for r in records]
     summary = aggregate_sweeps([r["sweep"] for r in records])
     print(f"{corpus}: {len(seeds)} seed(s) {', '.join(map(str, seeds))}")
-    header = f"{'model at T=1':<28}" + "".join(f"{k:>22}" for k in ("bleu4", "self_bleu4", "lm_score", "reverse_lm_score"))
-    print(header)
+    shown = ("bleu4", "self_bleu4", "lm_score", "reverse_lm_score")
+    print(f"{'model at T=1':<28}" + "".join(f"{k:>22}" for k in shown))
     for model, curve in summary.items():
         at_one = next(p for p in curve if p["temperature"] == 1.0)
         print(f"{model:<28}" + "".join(f"{at_one[k]['mean']:>13.4f} ± {at_one[k]['std']:.4f}" if k in at_one else f"{'':>22}"
-                                       for k in ("bleu4", "self_bleu4", "lm_score", "reverse_lm_score")))
+                                       for k in shown))
     # each GAN at T = 1 against each MLE model's mean curve at the same diversity, in both planes
-    means = {m: [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in p.items()} for p in c]
-             for m, c in summary.items()}
+    means = sweep_statistic(summary, "mean")
     mles = [m for m in means if m.split("/")[-1] in ("mle", "mle_best")]
     gans = [m for m in means if m not in mles]
     advantages = {}

@@ -54,6 +54,13 @@ def aggregate_sweeps(per_seed: list[dict]) -> dict:
     return out
 
 
+def sweep_statistic(sweep: dict, statistic: str) -> dict:
+    """`aggregate_sweeps`' {model: [point]} with each metric's mean (or std) in place of its
+    {mean, std, values}: curves as evaluate.py writes them (a temperature's std is 0)."""
+    return {model: [{k: (v[statistic] if isinstance(v, dict) else (v if statistic == "mean" else 0.0))
+                     for k, v in point.items()} for point in curve] for model, curve in sweep.items()}
+
+
 def run_seed(seed: int, out: Path, train_args: list[str], evaluate: bool, eval_args: list[str]) -> None:
     """One seed's SeqGAN run (resumed if it was stopped), then, if asked, its sweep."""
     if not (out / "results.json").is_file():
@@ -118,8 +125,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 def report_sweep(sweep: dict, seeds: list[int], corpus: str, path: Path) -> None:
     """The mean curves over seeds (std as error bars), and each model at temperature 1
     against the others' mean curves at the same diversity, in each plane the sweep has."""
-    means = {m: [{k: (v["mean"] if isinstance(v, dict) else v) for k, v in p.items()} for p in c] for m, c in sweep.items()}
-    stds = {m: [{k: (v["std"] if isinstance(v, dict) else 0.0) for k, v in p.items()} for p in c] for m, c in sweep.items()}
+    means, stds = sweep_statistic(sweep, "mean"), sweep_statistic(sweep, "std")
     oracle = "nll_oracle" in next(iter(means.values()))[0]
     plot_sweep(means, *sweep_axes(oracle),
                f"{corpus}: quality against diversity, mean ± std over {len(seeds)} seeds (star: T = 1)", path, stds)

@@ -258,32 +258,18 @@ def lm_score(samples: Tensor, real_lm, eos_token: Optional[int] = None, pad_toke
     return nll(real_lm, samples.to(real_lm.device), eos_token=eos_token, pad_token=pad_token)
 
 
-def reverse_lm_score(
-    samples: Tensor,
-    test: Tensor,
-    vocab_size: int,
-    *,
-    start_token: int,
-    eos_token: Optional[int] = None,
-    pad_token: Optional[int] = None,
-    steps: int = LM_STEPS,
-    batch_size: int = LM_BATCH_SIZE,
-    lr: float = LM_LR,
-    emb_dim: int = LM_EMB_DIM,
-    hidden_dim: int = LM_HIDDEN_DIM,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-) -> float:
+def reverse_lm_score(samples: Tensor, test: Tensor, vocab_size: int, *, start_token: int,
+                     eos_token: Optional[int] = None, pad_token: Optional[int] = None, **settings) -> float:
     """Caccia et al.'s reverse-LM score: the mean per-token NLL (nats) of the real test
     split under a language model trained on the samples. Lower: the samples cover more
     of the data (diversity); a model that says one good sentence scores badly here.
 
     Shape: samples (num, T) int64, test (num_test, T) int64. The language model is
-    `train_language_model` with these settings.
+    `train_language_model(samples, ...)`; `settings` are its keywords (steps, batch_size,
+    lr, emb_dim, hidden_dim, seed, device), with its defaults.
     """
     lm = train_language_model(samples, vocab_size, start_token=start_token, eos_token=eos_token,
-                              pad_token=pad_token, steps=steps, batch_size=batch_size, lr=lr, emb_dim=emb_dim,
-                              hidden_dim=hidden_dim, seed=seed, device=device)
+                              pad_token=pad_token, **settings)
     return nll(lm, test.to(lm.device), eos_token=eos_token, pad_token=pad_token)
 
 

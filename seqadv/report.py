@@ -43,6 +43,11 @@ def sweep_planes(curves: dict, oracle: bool) -> list[tuple[str, str, str, str]]:
     return [sweep_axes(oracle)] + ([LM_AXES] if has_lm_scores(curves) else [])
 
 
+def _at_temperature_one(curve: list[dict], x_key: str, y_key: str) -> Optional[dict]:
+    """The curve's point at temperature 1, if it has both metrics there."""
+    return next((m for m in curve if m["temperature"] == 1.0 and x_key in m and y_key in m), None)
+
+
 def _points(curve: list[dict], x_key: str, y_key: str) -> list[int]:
     """The indices of the points that have both metrics (the reverse-LM score is measured
     at a few temperatures of the sweep only)."""
@@ -81,7 +86,7 @@ def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sw
     A model without both metrics at temperature 1 gets no line."""
     lines = []
     for name, curve in curves.items():
-        at_one = next((m for m in curve if m["temperature"] == 1.0 and x_key in m and y_key in m), None)
+        at_one = _at_temperature_one(curve, x_key, y_key)
         for other, other_curve in curves.items():
             if other == name or at_one is None:
                 continue
@@ -157,7 +162,7 @@ def advantages_at_matched_diversity(curves: dict, contenders: list[str], referen
     sign = -1.0 if lower_is_better(y_key) else 1.0
     table = {}
     for name in contenders:
-        at_one = next((m for m in curves[name] if m["temperature"] == 1.0 and x_key in m and y_key in m), None)
+        at_one = _at_temperature_one(curves[name], x_key, y_key)
         table[name] = {}
         for reference in references:
             q = None if at_one is None else quality_at(curves[reference], x_key, y_key, at_one[x_key])

@@ -25,7 +25,7 @@ class DiscriminatorReward:
     @torch.no_grad()
     def __call__(self, sequences: Tensor) -> Tensor:
         """(rows, T) -> (rows,)"""
-        with _eval(self.discriminator) as d:
+        with eval_mode(self.discriminator) as d:
             return torch.cat([torch.sigmoid(d(part)) for part in sequences.split(self.max_rows)])
 
     @torch.no_grad()
@@ -34,7 +34,7 @@ class DiscriminatorReward:
         (prefix length, sequence, rollout) that keep the prefixes of sequences (b, T)."""
         if not self.share_prefix:
             return self(completions)
-        with _eval(self.discriminator) as d:
+        with eval_mode(self.discriminator) as d:
             return torch.sigmoid(d.rollout_logits(sequences, completions, num_rollouts, self.max_rows))
 
 
@@ -43,7 +43,7 @@ def discriminator_reward(discriminator: Discriminator, max_rows: int = 1024, sha
     return DiscriminatorReward(discriminator, max_rows, share_prefix)
 
 
-class _eval:
+class eval_mode:
     """Run a module in eval mode, restoring its mode afterwards."""
 
     def __init__(self, module: torch.nn.Module):

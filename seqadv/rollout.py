@@ -362,8 +362,8 @@ class RolloutEngine:
                     e = min(stepped, a + block)
                     tokens, state = out[a:e, k - 1].clamp(max=vocab - 1), running.view(a, e, k)
                     extra = {} if buffer is None else {"out": buffer[: e - a]}
-                    if into:
-                        extra["into"] = running.grown(a, e, k)
+                    if into:  # the buffers at their length after this step: the step fills the last position(s)
+                        extra["into"] = running.view(a, e, k + 1)
                     logits, new = self.policy.step(tokens, state, **extra)
                     running.store(a, new, k)
                     # the logits are scratch space only where they are the engine's own buffer: logits
@@ -455,16 +455,9 @@ class _RollingStates:
             rows = self._rows(i, begin, begin + piece.shape[0] * copies, k)
             rows.unflatten(0, (piece.shape[0], copies)).copy_(piece.unsqueeze(1).expand(-1, copies, *piece.shape[1:]))
 
-    def grown(self, a: int, e: int, k: int) -> State:
-        """Rows a .. e-1 of every (growing) tensor at its length after step k: the positions
-        before it are `view(a, e, k)`'s, the ones after are for the step to write into."""
-        return rebuild_state(self.template, (self.buffers[i][a:e].narrow(self.growth[i][0], 0, self._filled(i, k) +
-                                                                           self.growth[i][1])
-                                             for i in range(len(self.buffers))))
-
     def store(self, a: int, new: State, k: int) -> None:
         """Keep the state rows a .. returned by step k (nothing to copy where the step wrote
-        into `grown`'s buffers and returned them)."""
+        into `view(a, e, k + 1)`'s buffers and returned them)."""
         for i, piece in enumerate(state_tensors(new)):
             rows = self.buffers[i][a : a + piece.shape[0]]
             if not self.growth[i]:

@@ -38,7 +38,7 @@ from ..dataset import BatchStream
 from ..discriminator import PrefixDiscriminator
 from ..distributed import Group
 from ..losses import mle_loss, policy_gradient_loss, prefix_discriminator_loss
-from ..rewards import discounted_returns, prefix_rewards
+from ..rewards import discounted_returns, eval_mode, prefix_rewards
 from ..sampling import tokens_mask
 from ..training import check_finite, clip_and_step
 from .base import Phase, own_model, preset_config
@@ -212,11 +212,8 @@ def dense_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, d: nn.M
     Shape: samples (b, T) drawn from g; mle_batch (b', T) of real text or None
     """
     mask = tokens_mask(samples, g.eos_token, g.pad_token)
-    was_training = d.training
-    d.eval()  # rewards without D's dropout
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(d):  # rewards without D's dropout
         returns = discounted_returns(prefix_rewards(d(samples), mask), discount, mask)  # (b, T)
-    d.train(was_training)
     total = group.sum(torch.stack([(returns * mask).sum(), mask.sum()]).float())
     mean_return = (total[0] / total[1].clamp(min=1)).item()
     check_finite(torch.tensor(mean_return), "the mean return", where)
