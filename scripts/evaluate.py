@@ -68,16 +68,19 @@ class Args:
 
 # --- pieces ----------------------------------------------------------------------------------
 
+RUN_MODELS = ("mle.pt", "seqgan.pt", "scratchgan.pt", "mle_best.pt")  # what a run directory stands for
+
+
 def model_paths(given: tuple[str, ...]) -> list[Path]:
     """A run directory stands for its MLE baseline and its adversarial generator."""
     paths = []
     for name in given:
         path = Path(name)
         if path.is_dir():
-            found = [path / f for f in ("mle.pt", "seqgan.pt", "scratchgan.pt", "mle_best.pt") if (path / f).is_file()]
+            found = [path / f for f in RUN_MODELS if (path / f).is_file()]
             if not found:
-                raise DataError(f"{path}: a directory without mle.pt, seqgan.pt or scratchgan.pt (give a run's --out, "
-                                f"or .pt files)")
+                raise DataError(f"{path}: a directory without {', '.join(RUN_MODELS[:-1])} or {RUN_MODELS[-1]} "
+                                f"(give a run's --out, or .pt files)")
             paths += found
         elif path.is_file():
             paths.append(path)
@@ -100,8 +103,8 @@ def load_generators(paths: list[Path], device: torch.device) -> tuple[dict, list
     for item in loaded:
         if item.recipe not in ("seqgan", "scratchgan", "mle") or not isinstance(item.model, (Generator, TransformerGenerator)):
             raise CheckpointError(f"{item.path}: a {item.recipe} model; evaluate.py sweeps the text generators "
-                                  f"train_seqgan.py and train_scratchgan.py write (pretrained.pt, mle.pt, seqgan.pt, "
-                                  f"scratchgan.pt)")
+                                  f"train_seqgan.py, train_scratchgan.py and train_mle.py write "
+                                  f"(pretrained.pt, {', '.join(RUN_MODELS)})")
         first = loaded[0].state
         if item.state.get("vocab") != first.get("vocab") or item.config.get("corpus") != loaded[0].config.get("corpus"):
             raise DataError(f"{item.path}: trained on another corpus or vocabulary than {paths[0]}; compare like with like")

@@ -68,7 +68,7 @@ def test_bad_input_gets_one_line(tmp_path):
     assert len(lines) == 1 and "nowhere: no such run directory or checkpoint" in lines[0]
     (tmp_path / "empty").mkdir()
     result = script("evaluate.py", tmp_path / "empty")
-    assert result.returncode == 2 and "without mle.pt, seqgan.pt or scratchgan.pt" in result.stderr
+    assert result.returncode == 2 and "without mle.pt, seqgan.pt, scratchgan.pt or mle_best.pt" in result.stderr
 
 
 def test_distinct_ngrams_and_copies():

@@ -51,7 +51,11 @@ class MLETrainer(TextGANTrainer):
     state_attributes = ("progress", "timings", "history", "best")
     best: Optional[dict] = None  # {"epoch", "nll", "generator"}: the best epoch so far
 
-    def build_adversary(self) -> None:
+    def build(self) -> None:
+        self.build_generators()
+        self.hold_out_validation()
+
+    def hold_out_validation(self) -> None:
         c = self.config
         if self.group.active:
             raise ValueError("the MLE-to-its-best run is single-process: leave out torchrun")
