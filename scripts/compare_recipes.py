@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Optional
@@ -29,8 +30,8 @@ import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
 from seqadv.cli import guarded, parse_config
 from seqadv.trainers import MLEConfig, MLETrainer, ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
-from seqadv.report import LM_AXES, advantages_at_matched_diversity, sweep_axes
-from train_seeds import aggregate_sweeps, report_sweep, sweep_statistic
+from seqadv.report import LM_AXES, advantages_at_matched_diversity, curve_advantages, sweep_axes
+from train_seeds import aggregate_sweeps, mean_std, report_sweep
 
 RECIPES = {"mle": (MLEConfig, MLETrainer, "train_mle.py"),
            "seqgan": (SeqGANConfig, SeqGANTrainer, "train_seqgan.py"),
@@ -88,6 +89,36 @@ def run_seed(corpus: str, seed: int, runs: Path, results: Path) -> None:
     print(f"wrote {results / f'seed-{seed}.json'}")
 
 
+def seed_advantages(sweeps: list[dict], gans: list[str], mles: list[str], x_key: str, y_key: str) -> dict:
+    """Each GAN's advantage over each MLE curve in one plane, from per-seed sweeps ({model: curve}):
+    at T = 1, mean ± std over the seeds where the GAN lies inside the MLE curve (None if none), and
+    along the GAN's curve, the mean over seeds at each temperature every seed has inside it.
+    {gan: {mle: {"at_t1": {mean, std, values} | None, "along_curve": {temperature: mean}}}}"""
+    table = {}
+    for gan in gans:
+        table[gan] = {}
+        for mle in mles:
+            at_one = [v for sweep in sweeps
+                      if (v := advantages_at_matched_diversity(sweep, [gan], [mle], x_key, y_key)[gan][mle]) is not None]
+            along = [curve_advantages(sweep[gan], sweep[mle], x_key, y_key) for sweep in sweeps]
+            shared = sorted(set.intersection(*(set(a) for a in along)))
+            table[gan][mle] = {"at_t1": mean_std(at_one) if at_one else None,
+                               "along_curve": {t: statistics.fmean(a[t] for a in along) for t in shared}}
+    return table
+
+
+def at_t1_cell(advantage: Optional[dict], seeds: int) -> str:
+    if advantage is None:
+        return "-"
+    if len(advantage["values"]) < seeds:  # a std over the seeds inside the MLE curve would pass for one over all
+        return f"{advantage['mean']:+.4f} ({len(advantage['values'])} of {seeds} seeds)"
+    return f"{advantage['mean']:+.4f} ± {advantage['std']:.4f}"
+
+
+def along_cell(along: dict) -> str:
+    return f"{min(along.values()):+.4f} {max(along.values()):+.4f} ({len(along)})" if along else "-"
+
+
 def report(corpus: str, results: Path) -> None:
     files = sorted(results.glob("seed-*.json"))
     if not files:
@@ -102,18 +133,22 @@ def report(corpus: str, results: Path) -> None:
         at_one = next(p for p in curve if p["temperature"] == 1.0)
         print(f"{model:<28}" + "".join(f"{at_one[k]['mean']:>13.4f} ± {at_one[k]['std']:.4f}" if k in at_one else f"{'':>22}"
                                        for k in shown))
-    # each GAN at T = 1 against each MLE model's mean curve at the same diversity, in both planes
-    means = sweep_statistic(summary, "mean")
-    mles = [m for m in means if m.split("/")[-1] in ("mle", "mle_best")]
-    gans = [m for m in means if m not in mles]
+    # each GAN against each MLE model at matched diversity, in both planes, seed by seed: a seed's GAN
+    # against the same seed's MLE curve, so the std over seeds is the std of the advantage itself
+    mles = [m for m in summary if m.split("/")[-1] in ("mle", "mle_best")]
+    gans = [m for m in summary if m not in mles]
     advantages = {}
     for x_key, y_key, _, _ in (sweep_axes(False), LM_AXES):
-        advantages[y_key] = table = advantages_at_matched_diversity(means, gans, mles, x_key, y_key)
-        print(f"\n{y_key} of each GAN at T=1 minus the MLE curve's at the same {x_key} (mean over seeds; "
-              f"positive: the GAN is better; -: outside that sweep)")
-        print(f"{'':<28}" + "".join(f"{m:>20}" for m in mles))
+        advantages[y_key] = table = seed_advantages([r["sweep"] for r in records], gans, mles, x_key, y_key)
+        print(f"\n{y_key} of each GAN at T=1 minus the MLE curve's at the same {x_key}, mean ± std over seeds "
+              f"(positive: the GAN is better; -: outside that sweep)")
+        print(f"{'':<28}" + "".join(f"{m:>24}" for m in mles))
         for gan, row in table.items():
-            print(f"{gan:<28}" + "".join(f"{'-':>20}" if v is None else f"{v:>+20.4f}" for v in row.values()))
+            print(f"{gan:<28}" + "".join(f"{at_t1_cell(v['at_t1'], len(records)):>24}" for v in row.values()))
+        print("the same along each GAN's curve: its lowest and highest mean advantage over its temperatures "
+              "inside the MLE curve's range (how many)")
+        for gan, row in table.items():
+            print(f"{gan:<28}" + "".join(f"{along_cell(v['along_curve']):>24}" for v in row.values()))
     write_text_atomic(results / "summary.json", json.dumps({"seeds": seeds, "sweep": summary,
                                                             "advantage_at_matched_diversity": advantages}, indent=2))
     report_sweep(summary, seeds, corpus, results.parent / f"{corpus}.png")

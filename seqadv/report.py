@@ -61,23 +61,48 @@ def _points(curve: list[dict], x_key: str, y_key: str) -> list[int]:
 LM_BRANCH_MAX_TEMPERATURE = 1.0
 
 
-def quality_at(curve: list[dict], x_key: str, y_key: str, x: float) -> Optional[float]:
-    """A curve's quality where its diversity is x (linear between sweep points), or None
-    outside it. Points without both metrics are left out; in the LM plane, so are the
-    temperatures above `LM_BRANCH_MAX_TEMPERATURE`.
-
-    Shape: curve is a list of {x_key: float, y_key: float, ...}, one per temperature.
-    """
+def _branch(curve: list[dict], x_key: str, y_key: str) -> list[int]:
+    """The indices of the points a matched-diversity comparison uses: those with both
+    metrics and, in the LM plane, temperatures up to `LM_BRANCH_MAX_TEMPERATURE`."""
     kept = _points(curve, x_key, y_key)
     if x_key == LM_AXES[0]:
         kept = [i for i in kept if curve[i]["temperature"] <= LM_BRANCH_MAX_TEMPERATURE]
-    points = sorted((curve[i][x_key], curve[i][y_key]) for i in kept)
+    return kept
+
+
+def quality_at(curve: list[dict], x_key: str, y_key: str, x: float) -> Optional[float]:
+    """A curve's quality where its diversity is x (linear between sweep points), or None
+    outside it. Only the points of `_branch` count.
+
+    Shape: curve is a list of {x_key: float, y_key: float, ...}, one per temperature.
+    """
+    points = sorted((curve[i][x_key], curve[i][y_key]) for i in _branch(curve, x_key, y_key))
     if not points:
         return None
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     if not xs[0] <= x <= xs[-1]:
         return None
     return float(np.interp(x, xs, ys))
+
+
+def advantage_at(point: dict, reference: list[dict], x_key: str, y_key: str) -> Optional[float]:
+    """A point's quality minus the reference curve's at the point's diversity, signed so that
+    positive means the point is better; None where its diversity lies outside the reference."""
+    q = quality_at(reference, x_key, y_key, point[x_key])
+    if q is None:
+        return None
+    return (q - point[y_key]) if lower_is_better(y_key) else (point[y_key] - q)
+
+
+def curve_advantages(curve: list[dict], reference: list[dict], x_key: str, y_key: str) -> dict[float, float]:
+    """{temperature: advantage_at} for each point of a curve (on its `_branch`) whose diversity
+    lies inside the reference's: where along the sweep one curve is above the other."""
+    table = {}
+    for i in _branch(curve, x_key, y_key):
+        value = advantage_at(curve[i], reference, x_key, y_key)
+        if value is not None:
+            table[curve[i]["temperature"]] = value
+    return table
 
 
 def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sweep: str = "sweep") -> list[str]:
@@ -156,15 +181,11 @@ def _draw_plane(ax, curves: dict, x_key: str, y_key: str, errors: Optional[dict]
 
 def advantages_at_matched_diversity(curves: dict, contenders: list[str], references: list[str], x_key: str,
                                     y_key: str) -> dict:
-    """For each contender at temperature 1, its quality minus each reference curve's quality at
-    the same diversity, signed so that positive means the contender is better; None where the
-    contender's diversity lies outside the reference's sweep. {contender: {reference: value}}"""
-    sign = -1.0 if lower_is_better(y_key) else 1.0
+    """For each contender at temperature 1, `advantage_at` each reference curve (positive: the
+    contender is better; None outside the reference's sweep). {contender: {reference: value}}"""
     table = {}
     for name in contenders:
         at_one = _at_temperature_one(curves[name], x_key, y_key)
-        table[name] = {}
-        for reference in references:
-            q = None if at_one is None else quality_at(curves[reference], x_key, y_key, at_one[x_key])
-            table[name][reference] = None if q is None else sign * (at_one[y_key] - q)
+        table[name] = {reference: None if at_one is None else advantage_at(at_one, curves[reference], x_key, y_key)
+                       for reference in references}
     return table
