@@ -121,9 +121,9 @@ class TextGANTrainer(GANTrainer):
     """The part of SeqGAN's run that any adversarial trainer of a text generator shares:
     the corpus, the generator (LSTM, Transformer, or one's own), its MLE pretraining, the
     MLE baseline of equal budget from the pretrained G, the evaluation, the results and
-    the table. A recipe adds its adversary in `build_adversary()` (or replaces `build()`), its phases and its
-    adversarial unit, and says how many G updates its adversarial phase makes
-    (`adversarial_updates()`), which the MLE baseline makes too.
+    the table. A recipe adds its adversary in `build_adversary()` (or replaces `build()`),
+    its phases and its adversarial unit, and says how many G updates its adversarial phase
+    makes (`adversarial_updates()`), which the MLE baseline makes too.
     """
 
     adversarial_label: ClassVar[str] = ""  # the adversarial model's name in the printed table
