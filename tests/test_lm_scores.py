@@ -10,7 +10,7 @@ from matplotlib.image import imread
 import test_evaluate
 from seqadv.dataset import load_corpus
 from seqadv.metrics import lm_score, nll, reverse_lm_score, train_language_model
-from seqadv.report import matched_diversity
+from seqadv.report import curve_advantages, matched_diversity
 from test_evaluate import script
 
 tiny_run = test_evaluate.tiny_run  # the toy SeqGAN run of test_evaluate.py, a fixture here too
@@ -94,6 +94,25 @@ def test_matched_diversity_in_the_lm_plane_prefers_the_lower_lm_score_on_the_coo
     assert lines == ["at a's reverse_lm_score at T=1 (3.0000): a lm_score 4.0000, b's curve 4.5000 -> a is better at "
                      "matched diversity",
                      "b at T=1 (reverse_lm_score 2.0000) lies outside a's sweep"]
+
+
+def test_advantages_along_a_curve_use_the_cooling_branch_of_both_curves_and_only_points_inside_the_reference():
+    # b's curve on T <= 1 runs from (reverse 2.0, LM 5.0) to (4.0, 4.0). a's points: T=0.8 at reverse 5.0 lies
+    # outside it; T=0.9 at 3.5 against 4.25 (a's 3.5: 0.75 better); T=1 at 3.0 against 4.5 (a's 4.0: 0.5
+    # better); T=1.3 is past the fold and left out even though its reverse-LM score lies inside b's
+    curves = {"a": [{"temperature": 0.8, "lm_score": 3.0, "reverse_lm_score": 5.0},
+                    {"temperature": 0.9, "lm_score": 3.5, "reverse_lm_score": 3.5},
+                    {"temperature": 1.0, "lm_score": 4.0, "reverse_lm_score": 3.0},
+                    {"temperature": 1.3, "lm_score": 9.0, "reverse_lm_score": 2.5}],
+              "b": [{"temperature": 0.8, "lm_score": 4.0, "reverse_lm_score": 4.0},
+                    {"temperature": 1.0, "lm_score": 5.0, "reverse_lm_score": 2.0},
+                    {"temperature": 1.3, "lm_score": 9.0, "reverse_lm_score": 3.5}]}
+    along = curve_advantages(curves["a"], curves["b"], "reverse_lm_score", "lm_score")
+    assert list(along) == [0.9, 1.0]
+    torch.testing.assert_close(list(along.values()), [0.75, 0.5])
+    # the other way round: b at T=1 (reverse 2.0) lies outside a's branch (3.0 to 5.0); b at 0.8 (4.0) against
+    # a's 3.5 - 0.5 / 3 there (between its T=0.9 and T=0.8 points): b is 2/3 worse
+    torch.testing.assert_close(curve_advantages(curves["b"], curves["a"], "reverse_lm_score", "lm_score"), {0.8: -2 / 3})
 
 
 def test_evaluate_writes_the_scores_at_the_chosen_temperatures_only(tiny_run, tmp_path):
