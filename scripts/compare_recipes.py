@@ -30,7 +30,8 @@ import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
 from seqadv.cli import guarded, parse_config
 from seqadv.trainers import MLEConfig, MLETrainer, ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
-from seqadv.report import LM_AXES, advantages_at_matched_diversity, curve_advantages, sweep_axes
+from seqadv.report import (LM_AXES, advantage_at, at_temperature_one, curve_advantages, dominating_temperatures,
+                           sweep_axes)
 from train_seeds import aggregate_sweeps, mean_std, report_sweep
 
 RECIPES = {"mle": (MLEConfig, MLETrainer, "train_mle.py"),
@@ -89,21 +90,33 @@ def run_seed(corpus: str, seed: int, runs: Path, results: Path) -> None:
     print(f"wrote {results / f'seed-{seed}.json'}")
 
 
-def seed_advantages(sweeps: list[dict], gans: list[str], mles: list[str], x_key: str, y_key: str) -> dict:
-    """Each GAN's advantage over each MLE curve in one plane, from per-seed sweeps ({model: curve}):
-    at T = 1, mean ± std over the seeds where the GAN lies inside the MLE curve (None if none), and
-    along the GAN's curve, the mean over seeds at each temperature every seed has inside it.
-    {gan: {mle: {"at_t1": {mean, std, values} | None, "along_curve": {temperature: mean}}}}"""
+def seed_advantages(sweeps: dict[int, dict], gans: list[str], mles: list[str], x_key: str, y_key: str) -> dict:
+    """Each GAN's advantage over each MLE curve in one plane, from per-seed sweeps ({seed: {model:
+    curve}}): at T = 1, mean ± std over the seeds where the GAN lies inside the MLE curve (None if
+    none); along the GAN's curve, the mean over seeds at each temperature every seed has inside it;
+    and for each seed whose GAN at T = 1 lies outside the MLE curve, the MLE temperatures that beat
+    it on both axes (none: the curves cannot be compared there).
+    {gan: {mle: {"at_t1": {mean, std, values} | None, "along_curve": {temperature: mean},
+                 "outside": {seed: [temperature]}}}}"""
     table = {}
     for gan in gans:
         table[gan] = {}
         for mle in mles:
-            at_one = [v for sweep in sweeps
-                      if (v := advantages_at_matched_diversity(sweep, [gan], [mle], x_key, y_key)[gan][mle]) is not None]
-            along = [curve_advantages(sweep[gan], sweep[mle], x_key, y_key) for sweep in sweeps]
+            at_one, outside = [], {}
+            for seed, curves in sweeps.items():
+                point = at_temperature_one(curves[gan], x_key, y_key)
+                if point is None:
+                    continue
+                value = advantage_at(point, curves[mle], x_key, y_key)
+                if value is None:
+                    outside[seed] = dominating_temperatures(point, curves[mle], x_key, y_key)
+                else:
+                    at_one.append(value)
+            along = [curve_advantages(curves[gan], curves[mle], x_key, y_key) for curves in sweeps.values()]
             shared = sorted(set.intersection(*(set(a) for a in along)))
             table[gan][mle] = {"at_t1": mean_std(at_one) if at_one else None,
-                               "along_curve": {t: statistics.fmean(a[t] for a in along) for t in shared}}
+                               "along_curve": {t: statistics.fmean(a[t] for a in along) for t in shared},
+                               "outside": outside}
     return table
 
 
@@ -139,7 +152,7 @@ def report(corpus: str, results: Path) -> None:
     gans = [m for m in summary if m not in mles]
     advantages = {}
     for x_key, y_key, _, _ in (sweep_axes(False), LM_AXES):
-        advantages[y_key] = table = seed_advantages([r["sweep"] for r in records], gans, mles, x_key, y_key)
+        advantages[y_key] = table = seed_advantages({r["seed"]: r["sweep"] for r in records}, gans, mles, x_key, y_key)
         print(f"\n{y_key} of each GAN at T=1 minus the MLE curve's at the same {x_key}, mean ± std over seeds "
               f"(positive: the GAN is better; -: outside that sweep)")
         print(f"{'':<28}" + "".join(f"{m:>24}" for m in mles))
@@ -149,6 +162,12 @@ def report(corpus: str, results: Path) -> None:
               "inside the MLE curve's range (how many)")
         for gan, row in table.items():
             print(f"{gan:<28}" + "".join(f"{along_cell(v['along_curve']):>24}" for v in row.values()))
+        for gan, row in table.items():
+            for mle, v in row.items():
+                if v["outside"]:
+                    beaten = sum(1 for temperatures in v["outside"].values() if temperatures)
+                    print(f"{gan} at T=1 lies outside {mle}'s curve in seed(s) {', '.join(map(str, v['outside']))}: "
+                          f"a point of that curve is better on both axes in {beaten} of them")
     write_text_atomic(results / "summary.json", json.dumps({"seeds": seeds, "sweep": summary,
                                                             "advantage_at_matched_diversity": advantages}, indent=2))
     report_sweep(summary, seeds, corpus, results.parent / f"{corpus}.png")

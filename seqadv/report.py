@@ -43,7 +43,7 @@ def sweep_planes(curves: dict, oracle: bool) -> list[tuple[str, str, str, str]]:
     return [sweep_axes(oracle)] + ([LM_AXES] if has_lm_scores(curves) else [])
 
 
-def _at_temperature_one(curve: list[dict], x_key: str, y_key: str) -> Optional[dict]:
+def at_temperature_one(curve: list[dict], x_key: str, y_key: str) -> Optional[dict]:
     """The curve's point at temperature 1, if it has both metrics there."""
     return next((m for m in curve if m["temperature"] == 1.0 and x_key in m and y_key in m), None)
 
@@ -105,13 +105,29 @@ def curve_advantages(curve: list[dict], reference: list[dict], x_key: str, y_key
     return table
 
 
+def dominating_temperatures(point: dict, reference: list[dict], x_key: str, y_key: str) -> list[float]:
+    """The temperatures of the reference's points (on its `_branch`) that are at least as good as
+    the point on both axes and better on one: where a point lies outside the reference's sweep,
+    whether the reference still beats it outright."""
+    def better(key: str, a: float, b: float) -> bool:  # a strictly better than b
+        return a < b if lower_is_better(key) else a > b
+
+    found = []
+    for i in _branch(reference, x_key, y_key):
+        r = reference[i]
+        if not (better(x_key, point[x_key], r[x_key]) or better(y_key, point[y_key], r[y_key])) and \
+                (r[x_key], r[y_key]) != (point[x_key], point[y_key]):
+            found.append(r["temperature"])
+    return found
+
+
 def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sweep: str = "sweep") -> list[str]:
     """One line per pair of models: the first at temperature 1 against the second's
     curve at the same diversity, and which is better there (by `lower_is_better(y_key)`).
     A model without both metrics at temperature 1 gets no line."""
     lines = []
     for name, curve in curves.items():
-        at_one = _at_temperature_one(curve, x_key, y_key)
+        at_one = at_temperature_one(curve, x_key, y_key)
         for other, other_curve in curves.items():
             if other == name or at_one is None:
                 continue
@@ -177,15 +193,3 @@ def _draw_plane(ax, curves: dict, x_key: str, y_key: str, errors: Optional[dict]
         for m in (curve[0], curve[-1]):
             ax.annotate(f"T={m['temperature']:g}", (m[x_key], m[y_key]), fontsize=7,
                         textcoords="offset points", xytext=(4, 4))
-
-
-def advantages_at_matched_diversity(curves: dict, contenders: list[str], references: list[str], x_key: str,
-                                    y_key: str) -> dict:
-    """For each contender at temperature 1, `advantage_at` each reference curve (positive: the
-    contender is better; None outside the reference's sweep). {contender: {reference: value}}"""
-    table = {}
-    for name in contenders:
-        at_one = _at_temperature_one(curves[name], x_key, y_key)
-        table[name] = {reference: None if at_one is None else advantage_at(at_one, curves[reference], x_key, y_key)
-                       for reference in references}
-    return table

@@ -50,7 +50,7 @@ def test_the_report_averages_the_seeds_and_says_who_wins_at_matched_diversity(tm
     # the LM plane on the cooling branch (T <= 1): the GAN at T=1 (reverse-LM 6.0, LM 4.6) against MLE's 4.0
     lm = summary["advantage_at_matched_diversity"]["lm_score"]["gan"]["mle"]
     torch.testing.assert_close([lm["at_t1"]["mean"], lm["along_curve"]["1.0"]], [-0.6, -0.6])
-    assert list(lm["along_curve"]) == ["1.0"]
+    assert list(lm["along_curve"]) == ["1.0"] and advantage["outside"] == {} and lm["outside"] == {}
     assert "lm_score" in done.stdout and (results / "poems.png").is_file()
 
 

@@ -10,7 +10,7 @@ from matplotlib.image import imread
 import test_evaluate
 from seqadv.dataset import load_corpus
 from seqadv.metrics import lm_score, nll, reverse_lm_score, train_language_model
-from seqadv.report import curve_advantages, matched_diversity
+from seqadv.report import curve_advantages, dominating_temperatures, matched_diversity
 from test_evaluate import script
 
 tiny_run = test_evaluate.tiny_run  # the toy SeqGAN run of test_evaluate.py, a fixture here too
@@ -113,6 +113,21 @@ def test_advantages_along_a_curve_use_the_cooling_branch_of_both_curves_and_only
     # the other way round: b at T=1 (reverse 2.0) lies outside a's branch (3.0 to 5.0); b at 0.8 (4.0) against
     # a's 3.5 - 0.5 / 3 there (between its T=0.9 and T=0.8 points): b is 2/3 worse
     torch.testing.assert_close(curve_advantages(curves["b"], curves["a"], "reverse_lm_score", "lm_score"), {0.8: -2 / 3})
+
+
+def test_a_point_outside_a_curve_is_dominated_only_by_points_no_worse_on_both_axes():
+    point = {"temperature": 1.0, "bleu4": 0.1, "self_bleu4": 0.2}
+    curve = [{"temperature": 0.8, "bleu4": 0.3, "self_bleu4": 0.3},  # better samples, less diverse: no
+             {"temperature": 1.0, "bleu4": 0.2, "self_bleu4": 0.1},  # better on both: yes
+             {"temperature": 1.2, "bleu4": 0.1, "self_bleu4": 0.2},  # the same point: no
+             {"temperature": 1.3, "bleu4": 0.1, "self_bleu4": 0.15}]  # as good, more diverse: yes
+    assert dominating_temperatures(point, curve, "self_bleu4", "bleu4") == [1.0, 1.3]
+    # the LM plane (lower is better on both axes) uses the cooling branch only: T=1.3 is past the fold
+    point = {"temperature": 1.0, "lm_score": 6.0, "reverse_lm_score": 4.5}
+    curve = [{"temperature": 0.8, "lm_score": 4.0, "reverse_lm_score": 4.0},
+             {"temperature": 1.0, "lm_score": 6.5, "reverse_lm_score": 2.0},
+             {"temperature": 1.3, "lm_score": 5.0, "reverse_lm_score": 3.5}]
+    assert dominating_temperatures(point, curve, "reverse_lm_score", "lm_score") == [0.8]
 
 
 def test_evaluate_writes_the_scores_at_the_chosen_temperatures_only(tiny_run, tmp_path):
