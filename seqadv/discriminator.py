@@ -72,7 +72,8 @@ class Discriminator(nn.Module):
         """(B, sum F) -> logits (B,)."""
         return self.out(self.dropout(self.highway(features))).squeeze(1)
 
-    def rollout_logits(self, sequences: Tensor, completions: Tensor, num_rollouts: int, max_rows: int = 1024) -> Tensor:
+    def rollout_logits(self, sequences: Tensor, completions: Tensor, num_rollouts: int, max_rows: int = 1024,
+                       counts: Optional[Sequence[int]] = None) -> Tensor:
         """`self(completions)`, for completions that each keep a prefix of `sequences`.
 
         The N completions of the prefix y_0..y_{t-1} share every convolution window
@@ -82,21 +83,23 @@ class Discriminator(nn.Module):
         T = 20 that is two thirds of the dense convolution work.
 
         Shape:
-            sequences: (b, T); completions: ((T-1) * b * N, T), rows ordered
-            (prefix length t = 1..T-1, sequence, rollout), each keeping sequences[:, :t]
-            returns: ((T-1) * b * N,) logits; at most `max_rows` completions at a time
+            sequences: (b, T); completions: (N * sum(counts), T), grouped by prefix length
+                t = 1..T-1, group t the N completions of each of the first counts[t - 1]
+                sequences (default: all b), each keeping sequences[j, :t]
+            returns: (N * sum(counts),) logits; at most `max_rows` completions at a time
         """
         b, T = sequences.shape
         N = num_rollouts
+        counts = [b] * (T - 1) if counts is None else list(counts)
         # prefix_max[i][:, :, s]: the max of filter bank i over the windows of y starting at 0..s
         prefix_max = [conv(self._embed(sequences)).cummax(dim=2).values for conv in self.convs]  # (b, F_i, L-w_i+1)
-        grid = completions.view(T - 1, b, N, T)
-        logits = torch.empty(T - 1, b, N, device=completions.device, dtype=prefix_max[0].dtype)
+        logits = torch.empty(len(completions), device=completions.device, dtype=prefix_max[0].dtype)
         per_piece = max(1, max_rows // N)
-        for t in range(1, T):
-            for begin in range(0, b, per_piece):
-                end = min(b, begin + per_piece)
-                x = self._embed(grid[t - 1, begin:end].reshape(-1, T))  # ((end-begin)*N, E, L)
+        row = 0
+        for t, count in enumerate(counts, start=1):
+            for begin in range(0, count, per_piece):
+                end = min(count, begin + per_piece)
+                x = self._embed(completions[row : row + (end - begin) * N])  # ((end-begin)*N, E, L)
                 pooled = []
                 for conv, best_inside in zip(self.convs, prefix_max):
                     w = conv.kernel_size[0]
@@ -105,8 +108,9 @@ class Discriminator(nn.Module):
                     if t - w >= 0:  # some windows lie wholly inside the prefix
                         bank = torch.maximum(bank, best_inside[begin:end, :, t - w].repeat_interleave(N, dim=0))
                     pooled.append(F.relu(bank))
-                logits[t - 1, begin:end] = self.classify(torch.cat(pooled, dim=1)).view(end - begin, N)
-        return logits.view(-1)
+                logits[row : row + (end - begin) * N] = self.classify(torch.cat(pooled, dim=1))
+                row += (end - begin) * N
+        return logits
 
     def _embed(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) -> (B, E, L), L = max(T, widest filter)."""

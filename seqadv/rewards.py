@@ -29,13 +29,14 @@ class DiscriminatorReward:
             return torch.cat([torch.sigmoid(d(part)) for part in sequences.split(self.max_rows)])
 
     @torch.no_grad()
-    def score_rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int) -> Tensor:
-        """The same as `self(completions)`, for completions ((T-1) * b * N, T) ordered
-        (prefix length, sequence, rollout) that keep the prefixes of sequences (b, T)."""
+    def score_rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int, counts: list[int]) -> Tensor:
+        """The same as `self(completions)`, for completions (N * sum(counts), T) grouped by
+        prefix length t, group t keeping the prefixes of the first counts[t - 1] sequences
+        (b, T) (`rollout.PrefixAwareReward`)."""
         if not self.share_prefix:
             return self(completions)
         with eval_mode(self.discriminator) as d:
-            return torch.sigmoid(d.rollout_logits(sequences, completions, num_rollouts, self.max_rows))
+            return torch.sigmoid(d.rollout_logits(sequences, completions, num_rollouts, self.max_rows, counts))
 
 
 def discriminator_reward(discriminator: Discriminator, max_rows: int = 1024, share_prefix: bool = True) -> DiscriminatorReward:

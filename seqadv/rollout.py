@@ -10,9 +10,13 @@ prefix for each rollout and so costs N * T^2 steps:
   * one pass over the given sequences yields every prefix's state, and the N
     first tokens after each prefix are drawn right there from one CDF;
   * all prefixes x rollouts of a chunk advance together, one position per step,
-    so a whole reward computation is T - 1 steps. Rows are ordered by prefix
-    length, so at position k only the rows whose prefix is shorter than k are
-    stepped: a contiguous slice, no masking, no wasted work;
+    so a whole reward computation is T - 1 steps. At position k only the rows
+    whose prefix is shorter than k are stepped, and only while they are text:
+  * no work whose answer is known: with an end token, a prefix that already
+    holds it has one completion (the finished sequence, scored once for the last
+    column), so it is not rolled out at all, and a completion that draws the end
+    token leaves the rolling rows at once (the rows still rolling are kept in the
+    first rows of the buffers; the later ones move up);
   * the rolling rows' states live in one buffer per state tensor: a KV cache that
     grows is allocated once at its full length, a step reads the positions filled
     so far as a view and only what it appended is stored, never the whole cache;
@@ -31,6 +35,7 @@ prefix for each rollout and so costs N * T^2 steps:
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, runtime_checkable
 
 import torch
@@ -47,17 +52,19 @@ RewardFn = Callable[[Tensor], Tensor]
 class PrefixAwareReward(Protocol):
     """A reward that can score the completions of many prefixes faster than one by one.
 
-    `score_rollouts(sequences, completions, num_rollouts)` receives the given
-    sequences (b, T) and their completions ((T-1) * b * N, T), rows ordered
-    (prefix length t = 1..T-1, sequence, rollout), where the completions of
-    prefix length t keep sequences[:, :t]; it returns the same rewards as
-    calling the reward on `completions`. The engine calls it instead of
-    `__call__` whenever a reward has it (`rewards.DiscriminatorReward` does).
+    `score_rollouts(sequences, completions, num_rollouts, counts)` receives sequences
+    (b, T) and the completions of their prefixes (N * sum(counts), T), grouped by prefix
+    length t = 1 .. T-1: group t holds the N completions of each of the first
+    counts[t - 1] sequences, sequence by sequence, each keeping sequences[j, :t]. It
+    returns the same rewards as calling the reward on `completions`. The engine calls it
+    instead of `__call__` whenever a reward has it (`rewards.DiscriminatorReward` does);
+    `counts` is below b where prefixes that already end are not rolled out.
     """
 
     def __call__(self, sequences: Tensor) -> Tensor: ...
 
-    def score_rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int) -> Tensor: ...
+    def score_rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int,
+                       counts: list[int]) -> Tensor: ...
 
 
 class RolloutEngine:
@@ -115,6 +122,7 @@ class RolloutEngine:
         parameters = inspect.signature(policy.step).parameters
         self._step_takes_out = "out" in parameters
         self._step_takes_into = "into" in parameters
+        self.stats = RolloutStats()  # of the last `rewards` call
 
     @torch.no_grad()
     def rewards(
@@ -143,12 +151,19 @@ class RolloutEngine:
 
         `generator` seeds the rollouts (a torch.Generator on the sequences' device).
 
-        `reward_fn(rows)` gets (rows, T) completed sequences and returns (rows,) finite
-        rewards. The rows come in chunks of whole sequences, each chunk ordered (prefix
-        length t = 1 .. T-1, sequence, rollout), then the given sequences themselves; a
-        reward that takes a keyword `index` also gets, for each row, the index in the
-        batch of the sequence it completes ((rows,) int64), and one that takes `context`
-        gets `context` indexed by it, whatever the chunking.
+        `reward_fn(rows)` gets (rows, T) completed sequences (after `eos_token`, padding)
+        and returns (rows,) finite rewards. It is called first on the given sequences
+        themselves, in batch order, then on the completions, chunk by chunk. Only prefixes
+        that are still text are rolled out: with `eos_token` and `pad_token` set, a prefix
+        that holds the end token has one completion, the finished sequence, so its reward
+        is column T-1's, with no rollout and no second scoring. Within a chunk the
+        completions come grouped by prefix length t = 1 .. T-1, each group holding the N
+        completions of each unfinished prefix of that length, sequence by sequence, in an
+        order the engine chooses; a reward that takes a keyword `index` gets, for each row,
+        the index in the batch of the sequence it completes ((rows,) int64), and one that
+        takes `context` gets `context` indexed by it, whatever the chunking. A
+        `PrefixAwareReward` gets the same rows through `score_rollouts`. `self.stats`
+        counts the completions rolled out and skipped.
         """
         if not isinstance(sequences, Tensor) or sequences.dim() != 2:
             shape = tuple(sequences.shape) if isinstance(sequences, Tensor) else type(sequences).__name__
@@ -168,31 +183,39 @@ class RolloutEngine:
             rows = {s.shape[0] for s in state_tensors(initial_state)}
             if rows != {B}:
                 raise ValueError(f"initial_state must have {B} rows (one per sequence), got {sorted(rows)}")
-        N = self.num_rollouts
-        if B == 0:
-            return torch.empty(B, T, device=device)
-        vocab, dtype, state_bytes, growth = self._probe(sequences, initial_state)
-        low, high = int(sequences.min()), int(sequences.max())
-        if low < 0 or high >= vocab:
-            raise ValueError(f"token ids must lie in [0, {vocab}) (the policy's vocabulary), got {low} .. {high}")
         if context is not None:
             check_state(context, "context")
             if {c.shape[0] for c in state_tensors(context)} != {B}:
                 raise ValueError(f"context must have {B} rows (one per sequence)")
+        N = self.num_rollouts
+        if B == 0 or T == 0:
+            return torch.empty(B, T, device=device)
         score = _Scorer(reward_fn, context)
+        if T > 1:  # T = 1 needs the reward alone: the policy is never stepped, so never probed
+            vocab, dtype, state_bytes, growth = self._probe(sequences, initial_state)
+            low, high = int(sequences.min()), int(sequences.max())
+            if low < 0 or high >= vocab:
+                raise ValueError(f"token ids must lie in [0, {vocab}) (the policy's vocabulary), got {low} .. {high}")
         rewards = torch.empty(B, T, device=device)
         rewards[:, T - 1] = _checked_scores(score(self._finish(sequences), torch.arange(B, device=device)), B)
-        if T == 1 or B == 0:
+        stats = RolloutStats()
+        self.stats = stats
+        if T == 1:
             return rewards
 
         # uniforms[b, t - 1, n, k]: the draw at position k of rollout n of prefix length t of sequence b.
         # On the CPU they are drawn chunk by chunk (inside the memory budget): torch's CPU generator
         # fills consecutive draws alike in one call or several, so the rewards for a seed do not
         # depend on the chunking. Elsewhere (CUDA's counter-based generator offsets each call) they
-        # are drawn for the whole batch up front, and the budget leaves room for them.
+        # are drawn for the whole batch up front, and the budget leaves room for them. Draws for
+        # prefixes that are not rolled out are drawn all the same, so the stream does not depend
+        # on where sequences end either.
         upfront = device.type != "cpu"
         uniforms = torch.rand(B, T - 1, N, T, device=device, generator=generator) if upfront else None
         fixed = fixed.bool() if fixed is not None else None
+        # a prefix of length t (y_0 .. y_{t-1}) is rolled out while it holds no end token:
+        # t = 1 .. open_lengths[b], the number of prefix lengths still text
+        open_lengths = self._first_end(sequences).clamp(max=T - 1)
         prefix_aware = isinstance(reward_fn, PrefixAwareReward)
         block = self._block(vocab)
         chunk = self._sequences_per_chunk(T, vocab, state_bytes, uniforms.numel() * 4 if upfront else 0)
@@ -204,59 +227,89 @@ class RolloutEngine:
             buffer = torch.empty(block, vocab, dtype=dtype, device=device)
         for begin in range(0, B, chunk):
             end = min(B, begin + chunk)
-            part = sequences[begin:end]
-            state = None if initial_state is None else map_state(lambda s: s[begin:end], initial_state)
             draws = uniforms[begin:end] if upfront else torch.rand(end - begin, T - 1, N, T, device=device,
                                                                    generator=generator)
-            completed = self._complete(part, None if fixed is None else fixed[begin:end], draws, block, buffer,
-                                       state, growth, vocab)
+            # the chunk's sequences by how many of their prefixes are rolled out, most first: the
+            # sequences rolled out at each prefix length are then a leading slice (`counts[t - 1]`)
+            order = torch.argsort(open_lengths[begin:end], descending=True, stable=True)
+            counts = [int(c) for c in (open_lengths[begin:end].unsqueeze(0)
+                                       >= torch.arange(1, T, device=device).unsqueeze(1)).sum(dim=1).tolist()]
+            part = sequences[begin:end][order]
+            state = None if initial_state is None else map_state(lambda s: s[begin:end][order], initial_state)
+            completed = self._complete(part, None if fixed is None else fixed[begin:end][order], draws[order],
+                                       counts, block, buffer, state, growth, vocab, stats)
+            rows = len(completed)
+            stats.skipped += ((T - 1) * (end - begin) - sum(counts)) * N
+            last = rewards[begin:end, T - 1][order]
+            means = last.unsqueeze(1).repeat(1, T - 1)  # (b, T-1): a finished prefix's reward is its sequence's
+            if rows == 0:
+                rewards[begin + order, : T - 1] = means
+                continue
             if int(completed.max()) >= vocab:  # see _complete: the draws of NaN or infinite logits
                 raise ValueError("the policy's logits were NaN or infinite at some rollout step")
-            # the sequence each completion completes: rows ordered (t, sequence, rollout)
-            index = torch.arange(begin, end, device=device).repeat_interleave(N).repeat(T - 1)
+            # the sequence each completion completes (its index in the batch): rows ordered (t, sequence, rollout)
+            index = torch.cat([(begin + order[:c]).repeat_interleave(N) for c in counts if c])
             if prefix_aware:
                 # end-token masking keeps prefixes shared: a prefix is masked as its sequence is
-                scores = score.rollouts(self._finish(part), self._finish(completed), N, index)
+                scores = score.rollouts(self._finish(part), self._finish(completed), N, counts, index)
             else:
                 scores = score(self._finish(completed), index)
-            scores = _checked_scores(scores, len(completed))
-            # scores: ((T-1) * b * N,) in (t, b, n) order -> mean over n -> (b, T-1)
-            rewards[begin:end, : T - 1] = scores.float().view(T - 1, end - begin, N).mean(dim=2).T
+            scores = _checked_scores(scores, rows).view(-1, N).mean(dim=1)  # one mean per rolled-out prefix
+            offset = 0
+            for t, c in enumerate(counts, start=1):
+                means[:c, t - 1] = scores[offset : offset + c]
+                offset += c
+            rewards[begin + order, : T - 1] = means
         return rewards
+
+    def _first_end(self, sequences: Tensor) -> Tensor:
+        """(B, T) -> (B,): the position of each row's first end token, T if none (or no eos/pad set)."""
+        B, T = sequences.shape
+        if self.eos_token is None or self.pad_token is None:
+            return torch.full((B,), T, dtype=torch.long, device=sequences.device)
+        is_end = sequences == self.eos_token
+        return torch.where(is_end.any(dim=1), is_end.long().argmax(dim=1), torch.full_like(is_end[:, 0], T, dtype=torch.long))
 
     def _probe(self, sequences: Tensor, initial_state: Optional[State]
                ) -> tuple[int, torch.dtype, int, list[Optional[tuple[int, int]]]]:
-        """Two steps of the policy on a copy of one row, checking the contract on the way.
+        """Up to three steps of the policy on two rows, checking the contract on the way.
+
+        The first step feeds both rows the start token and the second two different tokens,
+        so a state that puts each new position first (newest-first) fails the append rule
+        (with equal tokens it would pass). The third, where the sequences have three
+        positions or more, is taken as the engine takes it: the state handed over as views
+        of the engine's buffers (not contiguous where a state grows), with `out` and `into`
+        where the policy takes them; it must give what the plain step gives.
 
         Returns the vocabulary size, the logits' dtype, the bytes of one row's state at the
         sequences' full length, and for each tensor of the state (`state_tensors` order) None
         if its shape is fixed or (axis, positions added per step) if it grows (a KV cache).
         ValueError / TypeError, one message, for what breaks the contract.
         """
-        device, T = sequences.device, sequences.shape[1]
+        device, (B, T) = sequences.device, sequences.shape
         if initial_state is None:
-            state = self.policy.initial_state(1)
-            check_state(state, "policy.initial_state(1)")
+            state = self.policy.initial_state(2)
+            check_state(state, "policy.initial_state(2)")
         else:
-            check_state(initial_state, "initial_state")
-            # a copy of the caller's row: a policy that wrote into its input state must not change theirs
-            state = map_state(lambda s: s[:1].clone(), initial_state)
+            # a copy of the caller's first two rows: a policy that wrote into its input state must not change theirs
+            state = map_state(lambda s: s[[0, min(1, B - 1)]], initial_state)
         for piece in state_tensors(state):
             if piece.device != device:
                 raise ValueError(f"the sequences are on {device} but the policy's state is on {piece.device}: "
                                  f"put the sequences, the policy and its state on one device")
-        start = torch.full((1,), self.policy.start_token, dtype=torch.long, device=device)
+        tokens = torch.full((2,), self.policy.start_token, dtype=torch.long, device=device)
         sizes, axes = [[p.shape for p in state_tensors(state)]], []
         for probe_step in range(2):
             before = map_state(torch.clone, state)
-            logits, new = self.policy.step(start, state)
+            logits, new = self.policy.step(tokens, state)
             if not all(torch.equal(a, b) for a, b in zip(state_tensors(before), state_tensors(state))):
                 raise ValueError("policy.step changed the state it was given in place; it must return a new state "
                                  "and leave its input as it was (the engine keeps every prefix's state)")
-            if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != 1 or \
+            if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != 2 or \
                     not logits.dtype.is_floating_point:
                 shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-                raise ValueError(f"policy.step must return float logits of shape (rows, vocab) first, got {shape}")
+                raise ValueError(f"policy.step must return float logits of shape (rows, vocab) first, got {shape} "
+                                 f"for 2 rows")
             if logits.device != device:
                 raise ValueError(f"the sequences are on {device} but the policy's logits on {logits.device}: "
                                  f"put the sequences, the policy and its state on one device")
@@ -274,11 +327,13 @@ class RolloutEngine:
                     # the engine stores only what a step appends: the rest must be the input, unchanged
                     if axis is not None and not torch.equal(piece.narrow(axis, 0, old.shape[axis]), old.to(piece.dtype)):
                         raise ValueError(f"state piece {i} grew along axis {axis} but its first {old.shape[axis]} "
-                                         f"positions changed: a growing piece (a KV cache) may only append")
-            if probe_step == 1 and self._step_takes_into and all(a is not None for a in axes):
-                self._check_into(start, state, logits, new)
+                                         f"positions changed: a growing piece (a KV cache) may only append, its "
+                                         f"newest position last (a state kept newest-first is not supported)")
             sizes.append([s.shape for s in state_tensors(new)])
             state = new
+            if probe_step == 0:  # two different tokens next, neither of them the start token where V > 2
+                vocab = logits.shape[1]
+                tokens = torch.tensor([(tokens[0].item() + 1) % vocab, (tokens[0].item() + 2) % vocab], device=device)
         growth = []
         for axis, *shapes in zip(axes, *sizes):
             added = [after[axis] - before[axis] for before, after in zip(shapes, shapes[1:])] if axis is not None else []
@@ -286,34 +341,59 @@ class RolloutEngine:
                 raise ValueError(f"the policy's state grew by {added[0]} position(s) at its first step, then by "
                                  f"{added[1]}: a growing piece must grow by the same amount every step")
             growth.append((axis, added[0]) if axis is not None else None)
-        # at the full length: T inputs consumed (start, y_0 .. y_{T-2})
+        if T >= 3:
+            self._check_engine_step(tokens.flip(0), state, growth, logits.dtype, logits.shape[1])
+        # one row at the full length: T inputs consumed (start, y_0 .. y_{T-2})
         state_bytes = 0
         for piece, grows in zip(state_tensors(state), growth):
-            size = piece.numel() * piece.element_size()
+            size = piece.numel() * piece.element_size() // 2
             if grows:
                 axis, added = grows
                 size = size // piece.shape[axis] * (piece.shape[axis] + (T - 2) * added)
             state_bytes += size
         return logits.shape[1], logits.dtype, state_bytes, growth
 
-    def _check_into(self, tokens: Tensor, state: State, logits: Tensor, new: State) -> None:
-        """A step written `into` longer buffers, whose leading positions hold `state` (and
-        are the state it is given, as in the engine), must give what the plain step gave."""
-        into, views = [], []
-        for piece, grown in zip(state_tensors(state), state_tensors(new)):
-            axis = next(d for d in range(piece.dim()) if piece.shape[d] != grown.shape[d])
-            buffer = torch.zeros_like(grown)
-            buffer.narrow(axis, 0, piece.shape[axis]).copy_(piece)
-            into.append(buffer)
-            views.append(buffer.narrow(axis, 0, piece.shape[axis]))
-        logits_into, new_into = self.policy.step(tokens, rebuild_state(state, iter(views)),
-                                                 into=rebuild_state(state, iter(into)))
-        close = lambda a, b: a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)  # noqa: E731
-        if not (close(logits_into, logits) and all(close(a, b) for a, b in zip(state_tensors(new_into), state_tensors(new)))
-                and all(torch.equal(v, p) for v, p in zip(views, state_tensors(state)))):
-            raise ValueError("policy.step(..., into=...) gave other logits or another state than policy.step without "
-                             "it, or changed the positions it was given: a step written into the engine's buffers must "
-                             "equal the plain step")
+    def _check_engine_step(self, tokens: Tensor, state: State, growth: list[Optional[tuple[int, int]]],
+                           dtype: torch.dtype, vocab: int) -> None:
+        """One step taken as the engine takes it must give what the plain step gives.
+
+        The engine hands a rolling row its state as views of its own buffers (a growing piece:
+        the filled part of a buffer allocated at the full length, so not contiguous), a logits
+        buffer to write into (`out`) and, for growing states, the buffers to append into
+        (`into`). A policy that cannot take such views (`.view()` on its state) or that computes
+        otherwise on them is refused here, before any rollout.
+
+        Shape: tokens (2,); state: two rows after two inputs
+        """
+        running = _RollingStates(state, 2, 3, growth)
+        running.join(state, torch.arange(2, device=tokens.device), 2)
+        given = running.view(0, 2, 2)
+        kept = map_state(torch.clone, given)
+        extra: dict = {}
+        if self._step_takes_out:
+            extra["out"] = torch.empty(2, vocab, dtype=dtype, device=tokens.device)
+        if self._step_takes_into and all(growth):
+            extra["into"] = running.view(0, 2, 3)
+        how = "its state as views of the engine's buffers, not contiguous where it grows" + \
+              "".join(f", {name}=" for name in extra)
+        plain_logits, plain_new = self.policy.step(tokens, state)
+        try:
+            logits, new = self.policy.step(tokens, given, **extra)
+        except Exception as exc:  # noqa: BLE001 -- e.g. .view() on a state that is not contiguous: say what it was given
+            raise ValueError(f"policy.step failed on the state as the rollout engine hands it over ({how}): "
+                             f"{type(exc).__name__}: {exc}. Take any strided state (.reshape, not .view)") from exc
+        if not all(torch.equal(a, b) for a, b in zip(state_tensors(kept), state_tensors(given))):
+            raise ValueError("policy.step changed the state it was given in place; it must return a new state "
+                             "and leave its input as it was (the engine keeps every prefix's state)")
+        running.store(0, new, 2)
+        low = dtype not in (torch.float32, torch.float64)
+        close = lambda a, b: a.shape == b.shape and torch.allclose(  # noqa: E731
+            a.float(), b.float(), rtol=1e-2 if low else 1e-4, atol=1e-2 if low else 1e-5)
+        held = state_tensors(running.view(0, 2, 3))
+        if not (close(logits, plain_logits) and all(close(a, b) for a, b in zip(held, state_tensors(plain_new)))):
+            raise ValueError(f"policy.step gave other logits or another state on the rollout engine's buffers ({how}) "
+                             f"than the plain step: a step must compute the same on any strided state, write only "
+                             f"the new position(s) into `into` and return the logits it wrote into `out`, if any")
 
     def _sequences_per_chunk(self, length: int, vocab: int, state_bytes: int, reserved: int = 0) -> int:
         rows_per_sequence = (length - 1) * self.num_rollouts
@@ -333,34 +413,62 @@ class RolloutEngine:
         return self.block_rows or max(16, (16 << 20) // (4 * vocab))
 
     def _complete(
-        self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, block: int, buffer: Optional[Tensor],
-        initial_state: Optional[State], growth: list[Optional[tuple[int, int]]], vocab: int,
+        self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, counts: list[int], block: int,
+        buffer: Optional[Tensor], initial_state: Optional[State], growth: list[Optional[tuple[int, int]]], vocab: int,
+        stats: "RolloutStats",
     ) -> Tensor:
-        """Complete every prefix of a chunk N times.
+        """Complete N times each prefix that is still text.
+
+        The sequences come sorted so that the ones rolled out at prefix length t are the first
+        counts[t - 1]. Rows are stepped only while they are text: a completion that draws the
+        end token (or reaches one kept in `fixed`) leaves the rolling rows at once.
 
         Shape:
             sequences: (b, T); fixed: (b, T) or None; uniforms: (b, T-1, N, T);
-            initial_state: b rows or None; growth: `_probe`'s, one entry per state tensor
-            returns: ((T-1) * b * N, T), rows ordered (prefix length t = 1..T-1, sequence, rollout)
+            counts: T-1 ints, non-increasing; initial_state: b rows or None; growth: `_probe`'s
+            returns: (N * sum(counts), T), rows ordered (prefix length t = 1..T-1, sequence
+            j < counts[t - 1], rollout)
         """
         b, T = sequences.shape
         N = self.num_rollouts
-        M = b * N  # rows per prefix length
-        fresh, states = self._prefix_pass(sequences, uniforms, initial_state)
-        out = sequences.repeat_interleave(N, dim=0).repeat(T - 1, 1)
-        keep = None if fixed is None else fixed.repeat_interleave(N, dim=0).repeat(T - 1, 1)
-        running = _RollingStates(states[1], (T - 2) * M, T, growth) if T > 2 else None
+        device = sequences.device
+        sizes = [c * N for c in counts]
+        starts = [0]
+        for size in sizes:
+            starts.append(starts[-1] + size)
+        if starts[-1] == 0:
+            return sequences.new_empty(0, T)
+        # for each completion row: its sequence, and its draws' row in uniforms.view(-1, T)
+        row_seq = torch.cat([torch.arange(c, device=device).repeat_interleave(N) for c in counts])
+        row_draw = torch.cat([((torch.arange(c, device=device) * (T - 1) + t - 1) * N).repeat_interleave(N)
+                              + torch.arange(N, device=device).repeat(c) for t, c in enumerate(counts, start=1)])
+        draws = uniforms.reshape(-1, T)
+        out = sequences[row_seq]
+        keep = None if fixed is None else fixed[row_seq]
+        fresh, states = self._prefix_pass(sequences, uniforms, initial_state, counts)
+        ends = self.eos_token is not None and self.pad_token is not None
+        rolling = N * sum(counts[: T - 2])  # the most rows that can roll at once
+        running = _RollingStates(states[1], rolling, T, growth) if T > 2 and rolling else None
+        slots = torch.empty(0, dtype=torch.long, device=device)  # the rolling rows (rows of out), in buffer order
         # a policy that appends in place (`into`, checked in the probe) writes only the new positions
         into = self._step_takes_into and all(growth)
         for k in range(1, T):
-            stepped = (k - 1) * M
-            if k >= 2:
-                # rows with prefix length k-1 join the rolling rows, from their prefix states
-                running.join((k - 2) * M, states[k - 1], N, k)
-                u = uniforms[:, : k - 1, :, k].transpose(0, 1).reshape(stepped, 1)
-                for a in range(0, stepped, block):
-                    e = min(stepped, a + block)
-                    tokens, state = out[a:e, k - 1].clamp(max=vocab - 1), running.view(a, e, k)
+            if k >= 2 and running is not None:
+                # rows with prefix length k-1 join the rolling rows from their prefix states, unless
+                # the token they drew at k-1 already ended them
+                joining = torch.arange(starts[k - 2], starts[k - 1], device=device)
+                if ends and len(joining):
+                    joining = joining[out[joining, k - 1] != self.eos_token]
+                if len(joining):
+                    running.join(states[k - 1], row_seq[joining], k)
+                    slots = torch.cat([slots, joining])
+                rows = len(slots)
+                stats.row_steps += rows
+                u = draws[row_draw[slots], k]
+                for a in range(0, rows, block):
+                    e = min(rows, a + block)
+                    at = slots[a:e]
+                    tokens, state = out[at, k - 1].clamp(max=vocab - 1), running.view(a, e, k)
                     extra = {} if buffer is None else {"out": buffer[: e - a]}
                     if into:  # the buffers at their length after this step: the step fills the last position(s)
                         extra["into"] = running.view(a, e, k + 1)
@@ -368,62 +476,95 @@ class RolloutEngine:
                     running.store(a, new, k)
                     # the logits are scratch space only where they are the engine's own buffer: logits
                     # a policy returns may be its own tensors (a view of a parameter, a cache)
-                    drawn = sample_from_logits(logits, u[a:e], temperature=self.temperature,
-                                               overwrite=buffer is not None)[:, 0]
+                    drawn = sample_from_logits(logits, u[a:e, None], temperature=self.temperature,
+                                               overwrite=buffer is not None and _same_tensor(logits, extra["out"]))[:, 0]
                     # NaN or infinite logits leave the inverse CDF without a token: an id past the
                     # vocabulary, fed to no step (the policy would fail on it) but kept for the check
-                    out[a:e, k] = drawn if keep is None else torch.where(keep[a:e, k], out[a:e, k], drawn)
+                    out[at, k] = drawn if keep is None else torch.where(keep[at, k], out[at, k], drawn)
+                if ends and rows and k < T - 1:  # the rows that ended here are done
+                    going = out[slots, k] != self.eos_token
+                    if not bool(going.all()):
+                        running.keep(going, k + 1)
+                        slots = slots[going]
             # rows with prefix length k start here, from the draws of the prefix pass
-            drawn = fresh[k].reshape(M)
-            rows = slice(stepped, stepped + M)
-            out[rows, k] = drawn if keep is None else torch.where(keep[rows, k], out[rows, k], drawn)
+            if sizes[k - 1]:
+                rows_k = slice(starts[k - 1], starts[k])
+                drawn = fresh[k].reshape(-1)
+                out[rows_k, k] = drawn if keep is None else torch.where(keep[rows_k, k], out[rows_k, k], drawn)
+        stats.rolled += starts[-1]
+        stats.row_steps += starts[-1]  # the prefix pass's draw of each row's first token
         return out
 
     def _prefix_pass(
-        self, sequences: Tensor, uniforms: Tensor, initial_state: Optional[State]
+        self, sequences: Tensor, uniforms: Tensor, initial_state: Optional[State], counts: list[int]
     ) -> tuple[list[Optional[Tensor]], list[State]]:
-        """One pass over the given sequences; the N first tokens after each prefix.
+        """One pass over the given sequences; the N first tokens after each prefix rolled out.
 
         Shape:
-            sequences: (b, T); uniforms: (b, T-1, N, T); initial_state: b rows or None
-            returns fresh[k]: (b, N), the tokens at position k of the rollouts of prefix
-            length k (k = 1 .. T-1; fresh[0] is None), and states[p]: the state after
-            consuming start, y_0 .. y_{p-1} (p = 0 .. T-2; T steps in all)
+            sequences: (b, T), sorted as in `_complete`; uniforms: (b, T-1, N, T);
+            initial_state: b rows or None; counts: T-1 ints, non-increasing
+            returns fresh[k]: (counts[k-1], N), the tokens at position k of the rollouts of
+            prefix length k (k = 1 .. T-1; fresh[0] is None), and states[p]: the state of the
+            first counts[p-1] sequences (all of them at p = 0) after consuming start,
+            y_0 .. y_{p-1} (p = 0 .. T-2); a step takes only the sequences still needed
         """
         b, T = sequences.shape
         state = self.policy.initial_state(b) if initial_state is None else initial_state
         tokens = torch.full((b,), self.policy.start_token, dtype=torch.long, device=sequences.device)
         fresh: list[Optional[Tensor]] = [None]
         states = []
-        for p in range(T - 1):
+        for p in range(T):
+            n = counts[max(p, 1) - 1]  # the sequences whose prefix of length max(p, 1) is rolled out
+            if n == 0:
+                break
+            if n < len(tokens):
+                tokens, state = tokens[:n], map_state(lambda s: s[:n], state)
             logits, state = self.policy.step(tokens, state)
             if p >= 1:
-                fresh.append(sample_from_logits(logits, uniforms[:, p - 1, :, p], temperature=self.temperature))
-            states.append(state)
-            tokens = sequences[:, p]
-        logits, _ = self.policy.step(tokens, state)
-        fresh.append(sample_from_logits(logits, uniforms[:, T - 2, :, T - 1], temperature=self.temperature))
+                fresh.append(sample_from_logits(logits, uniforms[:n, p - 1, :, p], temperature=self.temperature))
+            if p <= T - 2:
+                states.append(state)
+                tokens = sequences[:n, p]
         return fresh, states
 
     def _finish(self, sequences: Tensor) -> Tensor:
         return mask_after_eos(sequences, self.eos_token, self.pad_token)
 
 
+@dataclass
+class RolloutStats:
+    """What one `RolloutEngine.rewards` call did. rolled: completions rolled out and scored;
+    skipped: completions not rolled out because their prefix already held the end token
+    (each such prefix's reward is its finished sequence's); row_steps: policy steps taken,
+    summed over rows (a completion that draws the end token takes no more)."""
+
+    rolled: int = 0
+    skipped: int = 0
+    row_steps: int = 0
+
+
+def _same_tensor(a: Tensor, b: Tensor) -> bool:
+    """a is b, or a view of exactly b's elements (the logits a step wrote into `out` and returned)."""
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
+
+
 class _RollingStates:
     """The states of all the rows rolling at once: one buffer per tensor of the state.
 
     The rows stepped at step k have all consumed the same k inputs (start, y_0 .. y_{k-2}),
-    so their states share one shape even when the state grows (a KV cache). A fixed-shape
-    tensor is kept whole and overwritten by each step; a growing one is allocated at its
-    full length once, a step reads the positions filled so far (a view, no copy) and only
-    what it appended is stored, so no step copies a whole cache.
+    so their states share one shape even when the state grows (a KV cache). The rows in use
+    are the first `self.rows` of each buffer: rows join at the end and rows that ended are
+    dropped by moving the later ones up (`keep`). A fixed-shape tensor is overwritten by
+    each step; a growing one is allocated at its full length once, a step reads the positions
+    filled so far (a view, no copy) and only what it appended is stored, so no step copies a
+    whole cache.
 
-    Shape: template: the prefix states after two inputs (b rows, `states[1]`); rows: the
-    most rows that roll at once, (T - 2) * b * N
+    Shape: template: a state after two inputs (any rows); rows: the most rows that roll at once
     """
 
     def __init__(self, template: State, rows: int, length: int, growth: list[Optional[tuple[int, int]]]):
         self.template, self.growth = template, growth
+        self.rows = 0
         self.base = []  # each growing tensor's positions after two inputs
         self.buffers = []
         for piece, grows in zip(state_tensors(template), growth):
@@ -448,12 +589,22 @@ class _RollingStates:
         """The state of rows a .. e-1 before step k."""
         return rebuild_state(self.template, (self._rows(i, a, e, k) for i in range(len(self.buffers))))
 
-    def join(self, begin: int, prefix_state: State, copies: int, k: int) -> None:
-        """Rows begin .. begin + b * copies start rolling before step k from b prefix states,
-        each repeated `copies` times (written repeated, never materialised repeated)."""
+    def join(self, prefix_state: State, which: Tensor, k: int) -> None:
+        """Rows start rolling before step k, at the end of the rows in use: row j from
+        `prefix_state`'s row which[j] (a prefix state serves each of its rollouts)."""
         for i, piece in enumerate(state_tensors(prefix_state)):
-            rows = self._rows(i, begin, begin + piece.shape[0] * copies, k)
-            rows.unflatten(0, (piece.shape[0], copies)).copy_(piece.unsqueeze(1).expand(-1, copies, *piece.shape[1:]))
+            self._rows(i, self.rows, self.rows + len(which), k).copy_(piece.index_select(0, which))
+        self.rows += len(which)
+
+    def keep(self, going: Tensor, k: int) -> None:
+        """Keep the rows in use where `going` (rows,) is True, in order; k: the inputs consumed.
+        Only the rows after the first dropped one move."""
+        first = int((~going).nonzero()[0])
+        moved = going[first:].nonzero().squeeze(1) + first
+        for i in range(len(self.buffers)):
+            rows = self._rows(i, 0, self.rows, k)
+            rows[first : first + len(moved)].copy_(rows.index_select(0, moved))
+        self.rows = first + len(moved)
 
     def store(self, a: int, new: State, k: int) -> None:
         """Keep the state rows a .. returned by step k (nothing to copy where the step wrote
@@ -499,9 +650,10 @@ class _Scorer:
     def __call__(self, rows: Tensor, index: Tensor) -> Tensor:
         return self.reward_fn(rows, **self._keywords(index, self.wants))
 
-    def rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int, index: Tensor) -> Tensor:
+    def rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int, counts: list[int],
+                 index: Tensor) -> Tensor:
         keywords = self._keywords(index, self.rollout_wants)
-        return self.reward_fn.score_rollouts(sequences, completions, num_rollouts, **keywords)
+        return self.reward_fn.score_rollouts(sequences, completions, num_rollouts, counts, **keywords)
 
 
 def _accepts(fn, name: str) -> bool:

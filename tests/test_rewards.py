@@ -33,6 +33,18 @@ def test_shared_prefix_windows_give_the_dense_logits(length, widths):
     assert not torch.allclose(d.rollout_logits(sequences, other, 4), d(other))
 
 
+def test_shared_prefix_windows_give_the_dense_logits_when_fewer_prefixes_are_rolled_out():
+    """counts[t - 1]: only the first counts of the sequences have completions of prefix length t."""
+    torch.manual_seed(0)
+    d = Discriminator(30, embedding_dim=8, filter_sizes=(1, 2, 4), num_filters=(6, 6, 6)).eval()
+    sequences = torch.randint(30, (5, 7))
+    counts = [5, 5, 3, 3, 1, 0]
+    grouped = completions_of_prefixes(sequences, 4, 30).view(6, 5, 4, 7)
+    completions = torch.cat([grouped[t - 1, :c].reshape(-1, 7) for t, c in enumerate(counts, start=1)])
+    for max_rows in (4, 9, 10**4):
+        assert_close(d.rollout_logits(sequences, completions, 4, max_rows=max_rows, counts=counts), d(completions))
+
+
 @pytest.mark.parametrize("fixed, eos", [(False, False), (True, False), (False, True)])
 def test_engine_rewards_with_and_without_prefix_sharing_are_equal(fixed, eos):
     torch.manual_seed(0)

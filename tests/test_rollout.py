@@ -41,13 +41,14 @@ def sequence_log_probs(policy, sequences):
     return torch.stack(out, 1)
 
 
-def exact_rewards(policy, sequences, reward_fn, vocab, fixed=None):
-    """Exact Q by enumerating every completion, and the variance of one rollout's reward.
+def exact_rewards(policy, sequences, reward_fn, vocab, fixed=None, eos=None, pad=None):
+    """Exact Q by enumerating every completion, and the variance of one rollout's reward;
+    with `eos` and `pad`, each completion is scored as it is after its first end token.
     Returns (mean (B, T), variance (B, T))."""
     B, T = sequences.shape
     everything = torch.tensor(list(itertools.product(range(vocab), repeat=T)))
     logp = sequence_log_probs(policy, everything)  # (V^T, T)
-    rewards = reward_fn(everything).double()
+    rewards = reward_fn(mask_after_eos(everything, eos, pad)).double()
     mean = torch.zeros(B, T, dtype=torch.double)
     var = torch.zeros(B, T, dtype=torch.double)
     for b in range(B):
@@ -364,7 +365,8 @@ class WrongInto(GrowingCachePolicy):
 
 def test_a_step_into_the_engines_buffers_must_equal_the_plain_step():
     sequences = torch.tensor([[1, 2, 0, 1], [2, 1, 1, 0]])
-    with pytest.raises(ValueError, match="policy.step\\(..., into=...\\) gave other logits or another state"):
+    with pytest.raises(ValueError, match="policy.step gave other logits or another state on the rollout engine's "
+                                         "buffers \\(.*into=\\) than the plain step"):
         RolloutEngine(WrongInto(), 2).rewards(sequences, reward_fn)
 
 
@@ -494,3 +496,215 @@ def test_nan_logits_are_one_clear_error_in_the_engine_and_in_sampling():
         RolloutEngine(policy, 2).rewards(torch.tensor([[1, 2, 0, 1]]), reward_fn)
     with pytest.raises(NumericalError, match="the policy's logits are NaN or infinite"):
         generate(policy, 4, 5)
+
+
+# --- the probe's blind spots ---------------------------------------------------------------------------------
+
+class NewestFirst:
+    """Logits from the last two tokens, its state the embeddings of every token consumed,
+    newest first (each step prepends): it grows, but not by appending. Fed the same token
+    twice, it looks as if it appended."""
+
+    start_token = 0
+
+    def __init__(self, vocab=3):
+        g = torch.Generator().manual_seed(0)
+        self.embed, self.head = torch.randn(vocab, 4, generator=g), torch.randn(4, vocab, generator=g) * 2
+
+    def initial_state(self, batch_size):
+        return torch.zeros(batch_size, 0, 4)
+
+    def step(self, tokens, state):
+        state = torch.cat([self.embed[tokens].unsqueeze(1), state], dim=1)
+        last_two = state[:, 0] + (0.5 * state[:, 1] if state.shape[1] > 1 else 0.0)
+        return last_two @ self.head, state
+
+
+def test_a_state_kept_newest_first_is_refused():
+    with pytest.raises(ValueError, match="may only append, its newest position last \\(a state kept newest-first"):
+        RolloutEngine(NewestFirst(), 4).rewards(torch.tensor([[1, 2, 0, 1, 1]]), reward_fn)
+
+
+class Unigram:
+    """Every row's logits are the same, returned as a view of its own table (a parameter);
+    it takes `out` and ignores it. The engine must not softmax its table in place."""
+
+    start_token = 0
+
+    def __init__(self, vocab=3, rows=128):
+        self.weights = torch.randn(vocab, generator=torch.Generator().manual_seed(0)) * 2
+        self.table = self.weights.repeat(rows, 1)  # (rows, V): each row the same
+
+    def initial_state(self, batch_size):
+        return torch.zeros(batch_size, 1)
+
+    def step(self, tokens, state, out=None):
+        return self.table[: len(tokens)], state + 1
+
+
+def test_logits_the_policy_owns_are_not_overwritten_and_rewards_stay_exact():
+    policy = Unigram()
+    table = policy.table.clone()
+    seqs = torch.tensor([[1, 2, 0, 1], [2, 0, 2, 1]])
+    mean, var = exact_rewards(policy, seqs, reward_fn, 3)
+    n = 20000
+    rewards = RolloutEngine(policy, n, block_rows=40).rewards(seqs, reward_fn,
+                                                               generator=torch.Generator().manual_seed(0))
+    assert torch.equal(policy.table, table)
+    within_mc_error(rewards, mean, var, n)
+
+
+class CountingSteps(MarkovPolicy):
+    def __init__(self, logits):
+        super().__init__(logits)
+        self.steps = 0
+
+    def step(self, tokens, state):
+        self.steps += 1
+        return super().step(tokens, state)
+
+
+def test_length_one_calls_only_the_reward():
+    from seqadv.transformer import TransformerGenerator
+
+    g = TransformerGenerator(5, d_model=8, num_layers=1, num_heads=2, max_length=1)
+    seqs = torch.tensor([[3], [1], [4]])
+    reward = lambda s: s.float()[:, 0] / 4  # noqa: E731
+    assert_close(RolloutEngine(g, 8).rewards(seqs, reward), reward(seqs).unsqueeze(1))
+    counting = CountingSteps(torch.randn(5, 5))
+    RolloutEngine(counting, 8).rewards(seqs, reward)
+    assert counting.steps == 0
+    # length 2 takes the model's two positions, no more
+    g2 = TransformerGenerator(5, d_model=8, num_layers=1, num_heads=2, max_length=2)
+    assert RolloutEngine(g2, 8).rewards(torch.tensor([[3, 1], [1, 1]]), lambda s: s.float().mean(1)).shape == (2, 2)
+
+
+class ViewsItsState(GrowingCachePolicy):
+    """A growing state read with `.view()`: fine on contiguous tensors, an error on the engine's views."""
+
+    def step(self, tokens, state):
+        keys = state[0]
+        keys.view(-1, keys.shape[-1])  # merges rows and positions: needs them contiguous
+        return super().step(tokens, state)
+
+
+def test_a_policy_that_cannot_take_the_engines_views_is_refused_at_the_probe():
+    policy = ViewsItsState()
+    state = policy.initial_state(2)
+    for token in (0, 1):  # the plain loop works: contiguous states
+        _, state = policy.step(torch.tensor([token, token]), state)
+    with pytest.raises(ValueError, match="policy.step failed on the state as the rollout engine hands it over "
+                                         "\\(its state as views of the engine's buffers, not contiguous where it grows"
+                                         "\\): RuntimeError: .*\\(.reshape, not .view\\)"):
+        RolloutEngine(policy, 4).rewards(torch.tensor([[1, 2, 0, 1, 1]]), reward_fn)
+
+
+# --- finished text costs no rollouts ---------------------------------------------------------------------------
+
+EOS, PAD = 3, 0
+
+
+class Recording:
+    """Wraps a policy: records every token it is fed (after the engine's three-step probe)."""
+
+    def __init__(self, policy):
+        self.policy, self.start_token, self.calls, self.fed = policy, policy.start_token, 0, []
+        self.initial_state = policy.initial_state
+
+    def step(self, tokens, state):
+        self.calls += 1
+        if self.calls > 3:
+            self.fed.append(tokens.clone())
+        return self.policy.step(tokens, state)
+
+
+class PrefixChecking:
+    """A prefix-aware reward that checks the grouping it is given against the sequences."""
+
+    def __init__(self, reward):
+        self.reward, self.calls = reward, 0
+
+    def __call__(self, sequences):
+        return self.reward(sequences)
+
+    def score_rollouts(self, sequences, completions, num_rollouts, counts):
+        self.calls += 1
+        T = sequences.shape[1]
+        assert len(counts) == T - 1 and list(counts) == sorted(counts, reverse=True)
+        assert len(completions) == num_rollouts * sum(counts)
+        row = 0
+        for t, c in enumerate(counts, start=1):
+            group = completions[row : row + c * num_rollouts].view(c, num_rollouts, T)
+            assert torch.equal(group[:, :, :t], sequences[:c, None, :t].expand(c, num_rollouts, t))
+            assert not (sequences[:c, :t] == EOS).any()  # only prefixes that are still text
+            row += c * num_rollouts
+        return self.reward(completions)
+
+
+def ended_sequences():
+    # ends at 2, at 0 (the first token), never, at 4; a 4th token of 4 (the end token 3)
+    return torch.tensor([[1, 2, 3, 0, 0], [3, 0, 0, 0, 0], [2, 1, 2, 1, 2], [1, 1, 2, 2, 3]])
+
+
+@pytest.mark.parametrize("policy_name, options", [
+    ("lstm", {}),
+    ("lstm", {"max_batch_rows": 1}),        # a sequence per chunk
+    ("lstm", {"block_rows": 7}),            # steps in blocks that cut the rows anywhere
+    ("lstm", {"prefix_aware": True}),
+    ("cache", {"block_rows": 9}),           # a growing state: rows that end move up in its buffers
+    ("cache", {"fixed": True}),
+])
+def test_finished_prefixes_are_not_rolled_out_and_rewards_stay_exact(policy_name, options):
+    torch.manual_seed(0)
+    if policy_name == "lstm":
+        policy = Generator(vocab_size=4, embedding_dim=8, hidden_dim=8, start_token=0, eos_token=EOS, pad_token=PAD)
+        with torch.no_grad():
+            policy.head.weight.mul_(4)
+            policy.head.bias[EOS] += 1.0  # end often
+    else:
+        policy = GrowingCachePolicy(vocab=4, seed=1)
+    options = dict(options)
+    fixed = None
+    if options.pop("fixed", False):
+        fixed = torch.tensor([[0, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=torch.bool)
+    reward = PrefixChecking(reward_fn) if options.pop("prefix_aware", False) else reward_fn
+    seqs = ended_sequences()
+    mean, var = exact_rewards(policy, seqs, reward_fn, 4, fixed, eos=EOS, pad=PAD)
+    recording = Recording(policy)
+    n = 20000
+    engine = RolloutEngine(recording, n, eos_token=EOS, pad_token=PAD, **options)
+    rewards = engine.rewards(seqs, reward, fixed=fixed, generator=torch.Generator().manual_seed(0))
+    within_mc_error(rewards, mean, var, n)
+    # a prefix that holds the end token has its sequence's reward, exactly
+    finished = torch.zeros(4, 5, dtype=torch.bool)
+    for b, end in enumerate([2, 0, 5, 4]):
+        finished[b, end:] = True
+    assert torch.equal(rewards[finished], rewards[:, -1:].expand(4, 5)[finished])
+    # no completion is stepped past its end: the end token is never fed to the policy
+    assert not (torch.cat(recording.fed) == EOS).any()
+    open_prefixes = int((~finished[:, :-1]).sum())  # prefix lengths 1..T-1 still text: column t-1
+    assert engine.stats.rolled == n * open_prefixes and engine.stats.skipped == n * (16 - open_prefixes)
+    if isinstance(reward, PrefixChecking):
+        assert reward.calls == 1
+
+
+def test_the_reward_scores_only_the_prefixes_that_are_still_text():
+    """4 sequences of length 4, N = 8: 100 rows scored before, 4 + 8 * (open prefixes) now."""
+    torch.manual_seed(0)
+    g = Generator(vocab_size=5, embedding_dim=8, hidden_dim=8, start_token=1, eos_token=EOS, pad_token=PAD)
+    seqs = torch.tensor([[2, 3, 0, 0], [3, 0, 0, 0], [2, 4, 2, 3], [4, 2, 3, 0]])
+    seen, indices = [], []
+
+    def record(rows, index):
+        seen.append(rows.clone())
+        indices.append(index.clone())
+        return rows.float().mean(dim=1)
+
+    engine = RolloutEngine(g, 8, eos_token=EOS, pad_token=PAD)
+    engine.rewards(seqs, record)
+    open_prefixes = 1 + 0 + 3 + 2  # prefix lengths 1..3 without the end token
+    assert sum(len(s) for s in seen) == 4 + 8 * open_prefixes == 52
+    # each row completes the sequence `index` names: it keeps a prefix of it
+    rows, index = torch.cat(seen[1:]), torch.cat(indices[1:])
+    assert torch.equal(rows[:, 0], seqs[index, 0])
+    assert engine.stats.rolled == 48 and engine.stats.skipped == 8 * 12 - 48
