@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .lstm import run_lstm
 from .sampling import tokens_mask
 
 # The official SeqGAN discriminator (sequence_gan.py).
@@ -167,7 +168,7 @@ class PrefixDiscriminator(nn.Module):
         table = F.dropout(self.embedding.weight, self.dropout, self.training)
         x = F.embedding(tokens, table)  # (B, T, E)
         x = torch.cat([x, position_signal(T, self.position_dim, tokens.device).expand(B, T, -1)], dim=2)
-        hidden, _ = self.lstm(self.inputs(x))  # (B, T, H)
+        hidden, _ = run_lstm(self.lstm, self.inputs(x))  # (B, T, H)
         logits = self.out(self.norm(hidden)).squeeze(2)
         return logits * tokens_mask(tokens, self.eos_token, self.pad_token)
 

@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .lstm import run_lstm
 from .policy import generate
 from .sampling import mask_after_eos
 
@@ -36,7 +37,7 @@ def lstm_step(lstm: nn.LSTM, head: nn.Linear, x: Tensor, state: tuple[Tensor, Te
     transposes. `out` (B, V): write the logits there (without gradients only).
     """
     h, c = state
-    y, (h, c) = lstm(x, (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous()))
+    y, (h, c) = run_lstm(lstm, x, (h.transpose(0, 1).contiguous(), c.transpose(0, 1).contiguous()))
     logits = head(y.squeeze(1)) if out is None else torch.addmm(head.bias, y.squeeze(1), head.weight.T, out=out)
     return logits, (h.transpose(0, 1), c.transpose(0, 1))
 
@@ -125,5 +126,5 @@ class Generator(LanguageModel, nn.Module):
     # --- teacher forcing (target_logits and sample come from LanguageModel) -------------
     def forward(self, inputs: Tensor) -> Tensor:
         """inputs (B, T) -> logits (B, T, V); position t predicts the token after inputs[:, t]."""
-        out, _ = self.lstm(self.embedding(inputs))  # (B, T, H)
+        out, _ = run_lstm(self.lstm, self.embedding(inputs))  # (B, T, H)
         return self.head(out)

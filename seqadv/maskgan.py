@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .generator import init_normal_, lstm_step
+from .lstm import run_lstm
 from .policy import generate
 
 
@@ -56,13 +57,13 @@ class InfillingNet(nn.Module):
 
     def encode(self, masked: Tensor) -> Tensor:
         """masked (B, T) -> memory (B, T, 2H): each position's left and right context."""
-        memory, _ = self.encoder(self.embedding(masked))
+        memory, _ = run_lstm(self.encoder, self.embedding(masked))
         return memory
 
     def decode(self, memory: Tensor, stream: Tensor) -> Tensor:
         """memory (B, T, 2H), stream (B, T) -> head outputs (B, T, out_dim), teacher forcing."""
         x = torch.cat([self.embedding(stream), memory], dim=2)  # (B, T, E + 2H)
-        out, _ = self.decoder(x)
+        out, _ = run_lstm(self.decoder, x)
         return self.head(out)
 
     def shift_right(self, tokens: Tensor) -> Tensor:

@@ -219,12 +219,8 @@ class RolloutEngine:
         prefix_aware = isinstance(reward_fn, PrefixAwareReward)
         block = self._block(vocab)
         chunk = self._sequences_per_chunk(T, vocab, state_bytes, uniforms.numel() * 4 if upfront else 0)
-        # one logits buffer for every block of every step, if the policy can write into it (not under
-        # autocast: the policy's logits then come in the autocast dtype, from its own kernels)
-        autocast = torch.is_autocast_enabled(device.type) if device.type in ("cpu", "cuda") else False
-        buffer = None
-        if self._step_takes_out and not autocast:
-            buffer = torch.empty(block, vocab, dtype=dtype, device=device)
+        # one logits buffer for every block of every step, if the policy can write into it
+        buffer = torch.empty(block, vocab, dtype=dtype, device=device) if self._hands_out(device) else None
         for begin in range(0, B, chunk):
             end = min(B, begin + chunk)
             draws = uniforms[begin:end] if upfront else torch.rand(end - begin, T - 1, N, T, device=device,
@@ -261,6 +257,12 @@ class RolloutEngine:
                 offset += c
             rewards[begin + order, : T - 1] = means
         return rewards
+
+    def _hands_out(self, device: torch.device) -> bool:
+        """Whether steps get a logits buffer `out`: where the policy takes one, and not under
+        autocast (the policy's logits then come in the autocast dtype, from its own kernels)."""
+        autocast = torch.is_autocast_enabled(device.type) if device.type in ("cpu", "cuda") else False
+        return self._step_takes_out and not autocast
 
     def _first_end(self, sequences: Tensor) -> Tensor:
         """(B, T) -> (B,): the position of each row's first end token, T if none (or no eos/pad set)."""
@@ -370,7 +372,7 @@ class RolloutEngine:
         given = running.view(0, 2, 2)
         kept = map_state(torch.clone, given)
         extra: dict = {}
-        if self._step_takes_out:
+        if self._hands_out(tokens.device):
             extra["out"] = torch.empty(2, vocab, dtype=dtype, device=tokens.device)
         if self._step_takes_into and all(growth):
             extra["into"] = running.view(0, 2, 3)
@@ -388,7 +390,7 @@ class RolloutEngine:
         running.store(0, new, 2)
         low = dtype not in (torch.float32, torch.float64)
         close = lambda a, b: a.shape == b.shape and torch.allclose(  # noqa: E731
-            a.float(), b.float(), rtol=1e-2 if low else 1e-4, atol=1e-2 if low else 1e-5)
+            a.float(), b.float(), rtol=1e-2 if low else 1e-4, atol=1e-2 if low else 1e-5, equal_nan=True)
         held = state_tensors(running.view(0, 2, 3))
         if not (close(logits, plain_logits) and all(close(a, b) for a, b in zip(held, state_tensors(plain_new)))):
             raise ValueError(f"policy.step gave other logits or another state on the rollout engine's buffers ({how}) "

@@ -405,8 +405,8 @@ class BrokenState:
 
 
 @pytest.mark.parametrize("how, message", [
-    ("none", "policy.initial_state\\(1\\) is NoneType"),
-    ("dict", "policy.initial_state\\(1\\) is dict"),
+    ("none", "policy.initial_state\\(2\\) is NoneType"),
+    ("dict", "policy.initial_state\\(2\\) is dict"),
     ("gains a piece", "changed its structure between steps \\(1 piece\\(s\\), then 2\\)"),
     ("in place", "changed the state it was given in place"),
     ("batch changes", "only one axis \\(not the batch\\) may change"),
@@ -463,20 +463,45 @@ def test_a_conditional_reward_gets_each_rows_sequence_and_context_whatever_the_c
         RolloutEngine(lstm, 2).rewards(seqs, reward_fn, context=targets)
 
 
-@pytest.mark.parametrize("model", ["lstm", "transformer"])
-def test_rollouts_run_under_bfloat16_autocast(model):
+@pytest.mark.parametrize("model", ["lstm", "lstm, float32 recurrence", "transformer"])
+def test_rollouts_run_under_bfloat16_autocast(model, monkeypatch):
+    """On any CPU: oneDNN's bf16 LSTM needs AVX-512; where this CPU lacks it the recurrence runs
+    in float32 (`seqadv.lstm`). The float32-recurrence path is forced here on every machine, the
+    native one runs where the machine has it."""
+    import seqadv.lstm
     from seqadv.transformer import TransformerGenerator
 
+    if model == "lstm" and not seqadv.lstm.cpu_lstm_supports(torch.bfloat16):
+        pytest.skip(f"this CPU ({torch.backends.cpu.get_cpu_capability()}) runs no bf16 LSTM: "
+                    f"the float32-recurrence case covers it")
+    if model == "lstm, float32 recurrence":
+        monkeypatch.setattr(seqadv.lstm, "cpu_lstm_supports", lambda dtype: False)
     torch.manual_seed(0)
-    g = Generator(30, 16, 16) if model == "lstm" else TransformerGenerator(30, 16, 2, 2, max_length=8).eval()
+    g = Generator(30, 16, 16) if model != "transformer" else TransformerGenerator(30, 16, 2, 2, max_length=8).eval()
     seqs = torch.randint(0, 30, (4, 6), generator=torch.Generator().manual_seed(0))
     reward = lambda s: (s < 10).float().mean(dim=1)  # noqa: E731
     plain = RolloutEngine(g, 400).rewards(seqs, reward, generator=torch.Generator().manual_seed(1))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = RolloutEngine(g, 400).rewards(seqs, reward, generator=torch.Generator().manual_seed(1))
+        logits = g.target_logits(seqs)  # teacher forcing too
+        assert logits.dtype == torch.bfloat16
     assert mixed.dtype == torch.float32 and torch.isfinite(mixed).all()
     # the same uniforms through bf16 logits: rewards as close as Monte Carlo error allows
     assert (mixed - plain).abs().max().item() < 5 * (0.25 / 400) ** 0.5 * 2
+    assert_close(logits.float(), g.target_logits(seqs), atol=0.05, rtol=0.05)
+
+
+def test_the_lstm_support_of_this_cpu_is_found_by_trying():
+    """cpu_lstm_supports answers what running nn.LSTM under autocast answers on this machine."""
+    import seqadv.lstm
+
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(3, 3, batch_first=True)(torch.zeros(2, 4, 3))
+        runs = True
+    except RuntimeError:
+        runs = False
+    assert seqadv.lstm.cpu_lstm_supports(torch.bfloat16) == runs
 
 
 class Diverged(MarkovPolicy):
