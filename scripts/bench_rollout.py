@@ -7,6 +7,7 @@ loop, the engine, and the floor (the work no implementation can avoid).
     python scripts/bench_rollout.py --device cuda
     python scripts/bench_rollout.py --nproc 1,2            # the batch's rollouts split over processes
     python scripts/bench_rollout.py --model transformer    # a GPT with a KV cache: naive, HF generate, engine, floor
+    python scripts/bench_rollout.py --eos                  # COCO captions, which end: finished text skipped or not
 
 The reference case is the paper's oracle experiment: batch 64, 16 rollouts,
 length 20, vocabulary 5,000, generator 32/32, the paper's discriminator.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -44,7 +46,7 @@ from seqadv.generator import Generator
 from seqadv.rewards import discriminator_reward
 from seqadv.rollout import RolloutEngine
 from seqadv.rollout_reference import naive_rollout_rewards
-from seqadv.sampling import sample_from_logits
+from seqadv.sampling import mask_after_eos, sample_from_logits
 
 
 @dataclass
@@ -442,6 +444,82 @@ def report_transformer(case: Case, args, device: torch.device, machine: str) -> 
     return results
 
 
+# --- text that ends (--eos) --------------------------------------------------------------------------
+
+class MaskedReward:
+    """A reward that sets everything after the first end token to padding before scoring: what
+    the engine did for every row before it skipped finished prefixes (`eos_token` unset here,
+    so it rolls every prefix out to the full length, as it then did)."""
+
+    def __init__(self, reward, eos: int, pad: int):
+        self.reward, self.eos, self.pad = reward, eos, pad
+
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.reward(mask_after_eos(rows, self.eos, self.pad))
+
+    def score_rollouts(self, sequences, completions, num_rollouts, counts):
+        return self.reward.score_rollouts(mask_after_eos(sequences, self.eos, self.pad),
+                                          mask_after_eos(completions, self.eos, self.pad), num_rollouts, counts)
+
+
+def report_end_tokens(args, device: torch.device, machine: str) -> dict:
+    """COCO's shape (length 37 with the end token, its vocabulary), a batch of its training
+    captions as the sequences rolled out (they end where real captions end), and the paper's
+    generator (32/32) whose end-token bias makes its completions end at the captions' rate
+    (P(end) = 1 / mean length at each step), so rollouts end as a trained G's do. The engine
+    that skips finished text against the same engine rolling every prefix to the end with a
+    reward that pads after the end token (the behaviour before), on the same uniforms."""
+    from seqadv.dataset import load_corpus
+
+    data = load_corpus("coco", data_dir=os.environ.get("SEQADV_DATA_DIR"))
+    eos, pad = data.eos_token, data.pad_token
+    gen = torch.Generator().manual_seed(0)
+    sequences = data.train[torch.randperm(len(data.train), generator=gen)[: args.batch]].to(device)
+    case = Case(batch=args.batch, rollouts=args.rollouts, length=data.length, vocab=data.vocab_size,
+                embedding=args.embedding, hidden=args.hidden)
+    lengths = (sequences == eos).long().argmax(dim=1).float() + 1  # tokens up to and with the end token
+    torch.manual_seed(0)
+    g = Generator(case.vocab, case.embedding, case.hidden, start_token=data.start_token, eos_token=eos,
+                  pad_token=pad).to(device).eval()
+    with torch.no_grad():  # logits near 0 (weights from N(0, 0.1)): p(end) = e^b / (e^b + V - 1)
+        g.head.bias[eos] = math.log((case.vocab - 1) / (lengths.mean().item() - 1))
+    d = Discriminator(case.vocab, 64, pad_token=pad).to(device).eval()
+    skipping = RolloutEngine(g, case.rollouts, eos_token=eos, pad_token=pad)
+    everything = RolloutEngine(g, case.rollouts)
+    seed = lambda: torch.Generator(device=device).manual_seed(1)  # noqa: E731
+    print(f"text that ends: COCO, {case}, captions of mean length {lengths.mean().item():.1f} "
+          f"(end token included), device {device} ({machine}), torch {torch.__version__}, "
+          f"median of {args.repeats} interleaved rounds after a warm-up")
+    print(f"{'reward':<14}{'engine':<24}{'seconds':>9}{'speed-up':>10}{'rolled out':>12}{'skipped':>10}{'row-steps':>11}")
+    results = {"machine": machine, "device": str(device), "torch": torch.__version__, "case": vars(case),
+               "mean_length": lengths.mean().item(), "rewards": {}}
+    # paper-shared: the trainer's reward (D's windows inside a prefix computed once)
+    for reward_name in (["paper-shared", "cheap"] if args.reward == "both" else
+                        ["paper-shared" if args.reward == "paper" else "cheap"]):
+        reward = make_reward(reward_name, d)
+        masked = MaskedReward(reward, eos, pad) if reward_name != "cheap" else (
+            lambda rows, r=reward: r(mask_after_eos(rows, eos, pad)))
+        runs = {"every prefix (before)": lambda: everything.rewards(sequences, masked, generator=seed()),
+                "finished skipped": lambda: skipping.rewards(sequences, reward, generator=seed())}
+        seconds = timed_together(runs, args.repeats, device)
+        before, after = runs["every prefix (before)"](), runs["finished skipped"]()
+        rows = {"every prefix (before)": (case.batch * (case.length - 1) * case.rollouts, 0,
+                                          case.batch * case.rollouts * case.length * (case.length - 1) // 2),
+                "finished skipped": (skipping.stats.rolled, skipping.stats.skipped, skipping.stats.row_steps)}
+        results["rewards"][reward_name] = {"max_abs_difference": (before - after).abs().max().item()}
+        for name, (rolled, skipped, steps) in rows.items():
+            speedup = seconds["every prefix (before)"] / seconds[name]
+            results["rewards"][reward_name][name] = {"seconds": seconds[name], "speedup": speedup, "rolled": rolled,
+                                                     "skipped": skipped, "row_steps": steps}
+            print(f"{reward_name:<14}{name:<24}{seconds[name]:>9.2f}{speedup:>9.2f}x{rolled:>12,}{skipped:>10,}"
+                  f"{steps:>11,}")
+    differences = ", ".join(f"{k} {v['max_abs_difference']:.1e}" for k, v in results["rewards"].items())
+    print(f"the same rewards, largest difference: {differences} (the same completions after the end token, scored "
+          f"in other batches); row-steps: policy steps summed over rows; before: every prefix rolled out to the "
+          f"full length, padded after the end token for the reward")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for name, default in vars(Case()).items():
@@ -456,6 +534,8 @@ def main() -> None:
                         help="comma-separated process counts: time the batch's rollouts split over them (torchrun)")
     parser.add_argument("--threads", type=int, default=1, help="with --nproc: torch threads per process")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one process of --nproc: where rank 0 writes
+    parser.add_argument("--eos", action="store_true",
+                        help="COCO captions, which end: the engine skipping finished text against rolling every prefix out")
     parser.add_argument("--model", choices=["lstm", "transformer"], default="lstm",
                         help="transformer: a 2-layer GPT with a KV cache against the naive loop, HF generate and its floor")
     args = parser.parse_args()
@@ -489,8 +569,8 @@ def main() -> None:
         return
     machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
                else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
-    if args.model == "transformer":
-        results = report_transformer(case, args, device, machine)
+    if args.model == "transformer" or args.eos:
+        results = report_end_tokens(args, device, machine) if args.eos else report_transformer(case, args, device, machine)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(results, f, indent=2)
