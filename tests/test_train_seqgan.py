@@ -101,3 +101,22 @@ def test_lines_longer_than_the_maximum_are_cut_and_counted(tmp_path):
                         "--adv-epochs", "1", "--pretrain-epochs", "1", "--d-pretrain-rounds", "1")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(30 longer lines cut to it)" in result.stdout
+
+
+def test_the_run_reports_the_rollouts_it_skipped_for_finished_text(tmp_path):
+    """Lines of 1 to 8 words: G's samples end early, and the prefixes that already ended are
+    not rolled out; results.json and the printed table count both kinds of completion."""
+    gen = torch.Generator().manual_seed(0)
+    lines = [" ".join(f"w{int(w)}" for w in torch.randint(0, 12, (int(n),), generator=gen))
+             for n in torch.randint(1, 9, (400,), generator=gen)]
+    corpus = tmp_path / "short.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_script("--corpus", str(corpus), "--preset", "tiny", "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    t, c = results["timings"], results["config"]
+    rolled, skipped = t["adversarial_epoch_rollout_rows"], t["adversarial_epoch_rollout_rows_skipped"]
+    T = 9  # the longest line and its end token
+    assert rolled + skipped == c["g_steps"] * c["batch_size"] * (T - 1) * c["num_rollouts"]
+    assert skipped > 0 and rolled > 0
+    assert f"{rolled:,.0f} completions rolled out, {skipped:,.0f} skipped" in result.stdout

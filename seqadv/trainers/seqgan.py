@@ -174,6 +174,9 @@ class SeqGANTrainer(TextGANTrainer):
             samples = self.g.sample(group.local_size(c.batch_size, "--batch-size"), self.data.length,
                                     temperature=c.sample_temperature, generator=self.rng)
             rewards = self.engine.rewards(samples, self.reward_fn, generator=self.rng)  # (b, T)
+            # completions rolled out, and those a finished prefix made unnecessary (this process's rows)
+            split["rollout_rows"] = split.get("rollout_rows", 0) + self.engine.stats.rolled
+            split["rollout_rows_skipped"] = split.get("rollout_rows_skipped", 0) + self.engine.stats.skipped
             all_rewards = group.all_gather(rewards)  # (B, T): checked and charted alike on every process
             check_finite(all_rewards, "a rollout reward", where)
             split["rollout_s"] += time.time() - t
@@ -253,6 +256,10 @@ class SeqGANTrainer(TextGANTrainer):
             print(f"one adversarial epoch {e:.2f} s: rollouts {t['adversarial_epoch_rollout_s'] / e:.0%}, "
                   f"G update {t['adversarial_epoch_g_update_s'] / e:.0%}, "
                   f"D training {t['adversarial_epoch_d_train_s'] / e:.0%}")
+            if "adversarial_epoch_rollout_rows" in t:
+                rolled, skipped = t["adversarial_epoch_rollout_rows"], t.get("adversarial_epoch_rollout_rows_skipped", 0)
+                print(f"rollouts per adversarial epoch: {rolled:,.0f} completions rolled out, {skipped:,.0f} skipped "
+                      f"(their prefix had ended: {skipped / max(rolled + skipped, 1):.0%})")
 
 
 def baseline(rewards: Tensor, kind: str) -> Tensor:
