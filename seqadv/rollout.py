@@ -83,7 +83,9 @@ class RolloutEngine:
         block_rows: rows projected and sampled at once within a step. Default:
             as many as keep about 16 MB of float32 logits.
         eos_token, pad_token: if both are given, everything after the first
-            end token of a completion is set to padding before it is scored.
+            end token of a completion is set to padding before it is scored; a
+            prefix that holds the end token is then not rolled out (its reward is its
+            finished sequence's) and a completion stops stepping once it draws it.
 
     Example:
         engine = RolloutEngine(generator, num_rollouts=16)
