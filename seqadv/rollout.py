@@ -232,9 +232,10 @@ class RolloutEngine:
             order = torch.argsort(open_lengths[begin:end], descending=True, stable=True)
             counts = [int(c) for c in (open_lengths[begin:end].unsqueeze(0)
                                        >= torch.arange(1, T, device=device).unsqueeze(1)).sum(dim=1).tolist()]
-            part = sequences[begin:end][order]
-            state = None if initial_state is None else map_state(lambda s: s[begin:end][order], initial_state)
-            completed = self._complete(part, None if fixed is None else fixed[begin:end][order], draws[order],
+            sort = (lambda x: x) if counts[-1] == end - begin else (lambda x: x[order])  # no copies where none ends
+            part = sort(sequences[begin:end])
+            state = None if initial_state is None else map_state(lambda s: sort(s[begin:end]), initial_state)
+            completed = self._complete(part, None if fixed is None else sort(fixed[begin:end]), sort(draws),
                                        counts, block, buffer, state, growth, vocab, stats)
             rows = len(completed)
             stats.skipped += ((T - 1) * (end - begin) - sum(counts)) * N
@@ -403,8 +404,9 @@ class RolloutEngine:
         rows_per_sequence = (length - 1) * self.num_rollouts
         if self.max_batch_rows is not None:
             return max(1, self.max_batch_rows // rows_per_sequence)
-        # per completion: tokens (int64), a copy for the reward, uniforms, keep mask, two states
-        row_bytes = length * (8 + 8 + 4 + 1) + 2 * state_bytes
+        # per completion: tokens (int64), a copy for the reward, uniforms (and their copy in the order
+        # of how far the sequences are text), keep mask, two indices, two states
+        row_bytes = length * (8 + 8 + 4 + 4 + 1) + 16 + 2 * state_bytes
         # per sequence: its prefix states, and its N * (T - 1) completions
         sequence_bytes = length * state_bytes + rows_per_sequence * row_bytes
         block_bytes = 3 * 4 * vocab * self._block(vocab)
