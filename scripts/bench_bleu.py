@@ -12,24 +12,37 @@ references are the whole test split, as evaluate.py and train_seqgan.py use it.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from typing import Optional
 
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
+from seqadv.cli import OneLineParser, guarded
 from seqadv.dataset import load_corpus
 from seqadv.metrics import BLEU
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default="poems")
     parser.add_argument("--data-dir")
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--n", type=int, default=4, help="the BLEU order")
     parser.add_argument("--nltk-samples", type=int, default=None,
                         help="time nltk on only this many of the samples and scale its time (default: all)")
-    args = parser.parse_args()
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    args = parser.parse_args(argv)
+    if args.samples < 1:
+        parser.error(f"--samples must be at least 1, got {args.samples}")
+    if args.n < 1:
+        parser.error(f"--n must be at least 1, got {args.n}")
+    if args.nltk_samples is not None and args.nltk_samples < 1:
+        parser.error(f"--nltk-samples must be at least 1, got {args.nltk_samples}")
+    return guarded("bench_bleu.py", lambda: bench(args), argv)
 
+
+def bench(args: argparse.Namespace) -> None:
     data = load_corpus(args.corpus, data_dir=args.data_dir)
     references = [data.tokens(s) for s in data.test]
     hypotheses = [data.tokens(s) for s in data.train[: args.samples]]
@@ -56,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

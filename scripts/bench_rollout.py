@@ -40,6 +40,7 @@ from typing import Callable, Optional
 
 import torch
 
+from seqadv.cli import OneLineParser, guarded, int_tuple, writable_file
 from seqadv.discriminator import Discriminator
 from seqadv.distributed import setup, teardown
 from seqadv.generator import Generator
@@ -520,8 +521,8 @@ def report_end_tokens(args, device: torch.device, machine: str) -> dict:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     for name, default in vars(Case()).items():
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--reward", choices=["paper", "cheap", "both"], default="both")
@@ -530,18 +531,30 @@ def main() -> None:
     parser.add_argument("--scaling", action="store_true", help="also time T, V and N changed one at a time (engine vs floor)")
     parser.add_argument("--scaling-reward", choices=["paper", "cheap"], default="cheap")
     parser.add_argument("--json", help="write the results to this file")
-    parser.add_argument("--nproc", type=lambda text: [int(k) for k in text.split(",")],
+    parser.add_argument("--nproc", type=int_tuple,
                         help="comma-separated process counts: time the batch's rollouts split over them (torchrun)")
     parser.add_argument("--threads", type=int, default=1, help="with --nproc: torch threads per process")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one process of --nproc: where rank 0 writes
     parser.add_argument("--eos", action="store_true",
-                        help="COCO captions, which end: the engine skipping finished text against rolling every prefix out")
+                        help="COCO captions, which end: the engine skipping finished text against rolling every prefix "
+                             "out (COCO's length and vocabulary: --length and --vocab do not apply)")
     parser.add_argument("--model", choices=["lstm", "transformer"], default="lstm",
                         help="transformer: a 2-layer GPT with a KV cache against the naive loop, HF generate and its floor")
-    args = parser.parse_args()
-    device = torch.device(args.device)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    args = parser.parse_args(argv)
+    for name in [*vars(Case()), "repeats", "threads"]:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f"--device {args.device}: not a device (cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available on this machine")
+    if args.eos and (args.model == "transformer" or args.nproc or args.scaling):
+        parser.error("--eos times the LSTM policy in one process: not with --model transformer, --nproc or --scaling")
+    if args.json:
+        writable_file(args.json, "--json")  # before the benchmark, not after it
     case = Case(**{k: getattr(args, k) for k in vars(Case())})
     if args.worker:
         return distributed_worker(case, args)
@@ -606,4 +619,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(guarded("bench_rollout.py", main))

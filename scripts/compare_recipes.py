@@ -28,7 +28,7 @@ from typing import Optional
 
 import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
-from seqadv.cli import guarded, parse_config
+from seqadv.cli import OneLineParser, guarded, parse_config, writable_dir
 from seqadv.trainers import MLEConfig, MLETrainer, ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
 from seqadv.report import (LM_AXES, advantage_at, at_temperature_one, curve_advantages, dominating_temperatures,
                            sweep_axes)
@@ -174,21 +174,32 @@ def report(corpus: str, results: Path) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", required=True, choices=["poems", "coco"])
     parser.add_argument("--seed", type=int, action="append", help="train and sweep this seed (repeatable)")
     parser.add_argument("--report", action="store_true", help="aggregate the seeds written so far")
     parser.add_argument("--runs", default="runs/compare", help="where the runs go (not committed)")
     parser.add_argument("--results", default="results/compare", help="where the per-seed JSON goes (committed)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
-    results = Path(args.results) / args.corpus
+    if not args.seed and not args.report:
+        parser.error("nothing to do: give --seed S (train and sweep a seed) and/or --report")
     for seed in args.seed or []:
-        code = guarded("compare_recipes.py", lambda: run_seed(args.corpus, seed, Path(args.runs), results))
-        if code:
-            return code
-    if args.report:
-        return guarded("compare_recipes.py", lambda: report(args.corpus, results))
-    return 0
+        if not 0 <= seed < 2**32:
+            parser.error(f"--seed must be in 0..{2**32 - 1}, got {seed}")
+
+    def body():
+        results = Path(args.results) / args.corpus
+        # the directories are checked before anything is trained: a run of hours must not end
+        # on a path it cannot write
+        writable_dir(results, "--results")
+        if args.seed:
+            writable_dir(args.runs, "--runs")
+        for seed in args.seed or []:
+            run_seed(args.corpus, seed, Path(args.runs), results)
+        if args.report:
+            report(args.corpus, results)
+    return guarded("compare_recipes.py", body, argv)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from typing import Optional
 import torch
 
 from seqadv.checkpoint import CheckpointError, load, write_text_atomic
+from seqadv.cli import OneLineParser, float_tuple, guarded, resolve_device, writable_dir
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, load_corpus
 from seqadv.generator import Generator
@@ -222,16 +223,15 @@ def print_summary(results: dict, data: SequenceData) -> None:
 # --- command line ------------------------------------------------------------------------------
 
 def parse_args(argv: Optional[list[str]] = None) -> Args:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="+", help="run directories or generator checkpoints (.pt)")
     parser.add_argument("--out")
-    parser.add_argument("--temperatures", type=lambda s: tuple(float(x) for x in s.split(",")),
-                        default=Args.temperatures, metavar="T,T,...")
+    parser.add_argument("--temperatures", type=float_tuple, default=Args.temperatures, metavar="T,T,...")
     for name in ("samples", "self_bleu_samples", "max_n", "seed", "reverse_lm_samples", "lm_steps"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(Args, name))
     parser.add_argument("--lm-score", action=argparse.BooleanOptionalAction, default=Args.lm_score,
                         help="Caccia et al.'s LM and reverse-LM scores (text corpora; default: on)")
-    parser.add_argument("--reverse-lm-temperatures", type=lambda s: tuple(float(x) for x in s.split(",")),
+    parser.add_argument("--reverse-lm-temperatures", type=float_tuple,
                         default=Args.reverse_lm_temperatures, metavar="T,T,...",
                         help="the temperatures of --temperatures that get a reverse-LM score (one LM each)")
     parser.add_argument("--data-dir")
@@ -239,23 +239,28 @@ def parse_args(argv: Optional[list[str]] = None) -> Args:
     parser.add_argument("--debug", action="store_true")
     given = vars(parser.parse_args(argv))
     args = Args(**{**given, "models": tuple(given["models"])})
-    if args.samples < 2 or args.self_bleu_samples < 2:
-        raise ValueError("--samples and --self-bleu-samples must be at least 2")
+    for name in ("samples", "self_bleu_samples"):
+        if getattr(args, name) < 2:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 2, got {getattr(args, name)}")
     if not 2 <= args.max_n <= 5:
         raise ValueError(f"--max-n must be in 2..5, got {args.max_n}")
     if any(t <= 0 for t in args.temperatures):
-        raise ValueError("--temperatures must be positive")
-    if args.reverse_lm_samples < 1 or args.lm_steps < 1:
-        raise ValueError("--reverse-lm-samples and --lm-steps must be at least 1")
+        raise ValueError(f"--temperatures must be positive, got {','.join(f'{t:g}' for t in args.temperatures)}")
+    if any(t <= 0 for t in args.reverse_lm_temperatures):
+        raise ValueError("--reverse-lm-temperatures must be positive, got "
+                         f"{','.join(f'{t:g}' for t in args.reverse_lm_temperatures)}")
+    for name in ("reverse_lm_samples", "lm_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must not be negative, got {args.seed}")
     return args
 
 
 def run(args: Args) -> dict:
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: CUDA is not available on this machine (use --device cpu)")
+    device = resolve_device(args.device)
     paths = model_paths(args.models)
+    out = writable_dir(args.out if args.out else paths[0].parent / "eval", "--out")  # before the sweep, not after
     meta, generators = load_generators(paths, device)
     data = corpus_of(meta, args.data_dir)
     if data.oracle is not None:
@@ -275,7 +280,6 @@ def run(args: Args) -> dict:
     results = {}
     for name, g in zip(model_names(paths), generators):
         results[name] = [evaluate_at(g, data, t, args, bleu, train_tokens, real_lm) for t in args.temperatures]
-    out = Path(args.out) if args.out else paths[0].parent / "eval"
     settings = {**dataclasses.asdict(args), "checkpoints": [str(p) for p in paths], "corpus": data.name,
                 "num_test": len(data.test), "num_train": len(data.train)}
     write_outputs(results, settings, out)
@@ -286,15 +290,7 @@ def run(args: Args) -> dict:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    try:
-        run(parse_args(argv))
-    except (DataError, CheckpointError, ValueError) as exc:
-        if debug:
-            raise
-        print(f"evaluate.py: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return guarded("evaluate.py", lambda: run(parse_args(argv)), argv)
 
 
 if __name__ == "__main__":

@@ -39,16 +39,39 @@ def table(name: str, rows: list[dict], metrics: Optional[list[str]], start: Opti
     return lines
 
 
+def read_results(path: Path) -> dict:
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable results.json ({exc})") from None
+    if not isinstance(results, dict) or not isinstance(results.get("history"), dict):
+        raise ValueError(f"{path}: no history of evaluations in it (not a results.json a trainer wrote)")
+    return results
+
+
+def unknown(option: str, asked: Optional[list[str]], available: list[str], run: str) -> None:
+    """ValueError naming the names asked for with --metrics / --models that no table has."""
+    missing = [name for name in asked or [] if name not in available]
+    if missing:
+        raise ValueError(f"{option} {','.join(missing)}: not in {run}; it has {', '.join(available) or 'none'}")
+
+
 def history(args: argparse.Namespace) -> list[str]:
     metrics = args.metrics.split(",") if args.metrics else None
+    models = args.models.split(",") if args.models else None
+    runs = [(path, read_results(path)) for path in results_files(Path(args.run))]
+    found = {name: rows for _, results in runs for name, rows in results["history"].items() if rows}
+    unknown("--models", models, list(found), args.run)
+    unknown("--metrics", metrics,
+            list(dict.fromkeys(m for rows in found.values() for m in rows[0] if m not in ("g_updates", "epoch"))),
+            args.run)
     out = []
-    for path in results_files(Path(args.run)):
-        results = json.loads(path.read_text(encoding="utf-8"))
+    for path, results in runs:
         label = f"{path.parent.name} ({results.get('recipe', '?')}, seed {results.get('seed', '?')})"
         for model, rows in results["history"].items():
-            if rows and (args.models is None or model in args.models.split(",")):
+            if rows and (models is None or model in models):
                 # IRGAN's epochs start from the BPR model: its row is where they begin
-                start = results["models"].get("bpr") if model == "irgan" else None
+                start = results.get("models", {}).get("bpr") if model == "irgan" else None
                 out += table(f"{label}: {model}", rows, metrics, start) + [""]
     return out
 
@@ -58,6 +81,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("run", help="a run's --out (or a directory of seed-*/ runs)")
     parser.add_argument("--metrics", help="comma-separated metric names (default: all)")
     parser.add_argument("--models", help="comma-separated models (default: all), e.g. seqgan,mle")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
     return guarded("history.py", lambda: print("\n".join(history(args)).rstrip()), argv)
 

@@ -38,8 +38,14 @@ def parse(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
-    if args.num < 1 or args.temperature <= 0 or (args.top_k is not None and args.top_k < 1):
-        parser.error("--num and --top-k must be at least 1 and --temperature positive")
+    if args.num < 1:
+        parser.error(f"--num must be at least 1, got {args.num}")
+    if args.top_k is not None and args.top_k < 1:
+        parser.error(f"--top-k must be at least 1, got {args.top_k}")
+    if not args.temperature > 0:
+        parser.error(f"--temperature must be positive, got {args.temperature:g}")
+    if args.infill is not None and args.user is not None:
+        parser.error("--infill (an infilling model) and --user (an item model) do not go together")
     return args
 
 
@@ -50,6 +56,8 @@ def sample(args: argparse.Namespace) -> list[str]:
     model, codec = loaded
     rng = torch.Generator(device=device).manual_seed(args.seed)
     if loaded.recipe == "irgan":
+        if args.infill is not None:
+            raise ValueError(f"{loaded.path}: an item model draws items for --user; --infill does not apply")
         users, items = codec["users"], codec["items"]
         if args.user is None or args.user not in users:
             raise ValueError(f"{loaded.path}: an item model: give --user, one of the ratings file's user ids "
@@ -59,6 +67,8 @@ def sample(args: argparse.Namespace) -> list[str]:
                          initial_state=state)
         return [items[i] for i in drawn[:, 0].tolist()]
     if loaded.recipe == "maskgan":
+        if args.user is not None:
+            raise ValueError(f"{loaded.path}: an infilling model fills --infill text; --user does not apply")
         if args.infill is None:
             raise ValueError(f"{loaded.path}: an infilling model: give the text to fill with --infill, blanks as _")
         tokens = codec.tokenizer.tokenize(args.infill)

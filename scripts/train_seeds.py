@@ -22,7 +22,7 @@ from typing import Optional
 
 import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
-from seqadv.cli import guarded, parse_config
+from seqadv.cli import OneLineParser, guarded, parse_config, writable_dir
 from seqadv.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
 from seqadv.trainers import SeqGANConfig, SeqGANTrainer
 
@@ -86,25 +86,46 @@ def print_models(summary: dict, seeds: list[int]) -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     own, train_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=88)
     parser.add_argument("--out", default=None, help="default: runs/seeds-<corpus>")
     parser.add_argument("--evaluate", action="store_true", help="also run evaluate.py's sweep on every seed")
     parser.add_argument("--eval-args", default="", help="options for evaluate.py, e.g. \"--samples 1000\"")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(own)
     if args.seeds < 1:
-        parser.error("--seeds must be at least 1")
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must not be negative, got {args.first_seed}")
     if any(a in ("--seed", "--out", "--resume") for a in train_args):
         parser.error("--seed, --out and --resume are set per seed by train_seeds.py; leave them out after --")
-    corpus = train_args[train_args.index("--corpus") + 1] if "--corpus" in train_args else "poems"
+    eval_args = args.eval_args.split()
+    if eval_args and not args.evaluate:
+        parser.error("--eval-args is for evaluate.py's sweep: give --evaluate too")
+    if any(a.split("=")[0] == "--out" for a in eval_args):
+        parser.error("--eval-args: leave out --out (each seed's sweep goes into <out>/seed-<s>/eval)")
+    corpus = train_args[train_args.index("--corpus") + 1] if "--corpus" in train_args[:-1] else "poems"
     out = Path(args.out or f"runs/seeds-{Path(corpus).stem}")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+
+    def check():
+        # every option, for training and the sweep, before the first seed trains
+        parse_config(SeqGANConfig, [*train_args, "--seed", str(seeds[0]), "--out", str(out / f"seed-{seeds[0]}")],
+                     "train_seqgan.py")
+        if args.evaluate:
+            sweep.parse_args([str(out), *eval_args])
+        writable_dir(out, "--out")
+    code = guarded("train_seeds.py", check, argv)
+    if code != 0:
+        return code
     for seed in seeds:
         code = guarded("train_seeds.py", lambda: run_seed(seed, out / f"seed-{seed}", train_args, args.evaluate,
-                                                          args.eval_args.split()))
+                                                          eval_args), argv)
         if code != 0:
-            print(f"train_seeds.py: seed {seed} stopped (exit {code}); rerun the same command to go on", file=sys.stderr)
+            if code != 2:  # bad input is its one line; a stop or a NaN can be gone on from
+                print(f"train_seeds.py: seed {seed} stopped (exit {code}); rerun the same command to go on",
+                      file=sys.stderr)
             return code
 
     results = [json.loads((out / f"seed-{s}" / "results.json").read_text()) for s in seeds]

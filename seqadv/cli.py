@@ -17,6 +17,7 @@ import random
 import re
 import sys
 import typing
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -41,6 +42,7 @@ def _tuple_of(kind):
 
 
 int_tuple = _tuple_of(int)
+float_tuple = _tuple_of(float)
 
 
 def field_comments(cls) -> dict[str, str]:
@@ -117,17 +119,52 @@ def check_ranges(args, positive: Sequence[str] = (), non_negative: Sequence[str]
                 raise ValueError(f"--{name.replace('_', '-')} {what}, got {getattr(args, name)}")
 
 
+def writable_dir(path, option: str = "--out") -> Path:
+    """The directory `path`, made (with its parents) if it is not there: the one check of
+    every script's output directory, made before any work. ValueError, one line naming
+    `option` and the path, if it cannot be made or written into."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ValueError(f"{option} {path}: a file, not a directory") from None
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: cannot be created ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: the directory is not writable")
+    return path
+
+
+def writable_file(path, option: str) -> Path:
+    """A file a script will write at the end (`--json PATH`): its directory must exist (or
+    be made) and be writable, and the path must not be a directory; checked before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: a directory, not a file")
+    try:
+        writable_dir(path.parent, option)
+    except ValueError:
+        raise ValueError(f"{option} {path}: its directory {path.parent} cannot be created or written into") from None
+    return path
+
+
+def one_line(text: str) -> str:
+    """A message as the one line a script prints."""
+    return " ".join(str(text).split("\n")).strip()
+
+
 def guarded(prog: str, body: Callable[[], object], argv: Optional[list[str]] = None) -> int:
-    """Run a script's body; bad input (DataError, CheckpointError, ValueError) is one line
-    on stderr and exit code 2, a NaN/inf exit code 3, a stop at a checkpoint or Ctrl-C 130.
-    `--debug` shows the traceback instead. Under torchrun rank 0 alone says it."""
+    """Run a script's body; bad input (DataError, CheckpointError, ValueError, an OSError
+    on a file: one that cannot be read or written) is one line on stderr and exit code 2,
+    a NaN/inf exit code 3, a stop at a checkpoint or Ctrl-C 130. `--debug` shows the
+    traceback instead. Under torchrun rank 0 alone says it."""
     from .checkpoint import CheckpointError
     from .corpus import DataError
     from .training import Interrupted, NumericalError
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     quiet = int(os.environ.get("RANK", "0")) != 0
-    say = lambda line: quiet or print(f"{prog}: {line}", file=sys.stderr)  # noqa: E731
+    say = lambda line: quiet or print(f"{prog}: {one_line(line)}", file=sys.stderr)  # noqa: E731
     try:
         body()
     except (DataError, CheckpointError, ValueError, NumericalError) as exc:
@@ -135,6 +172,11 @@ def guarded(prog: str, body: Callable[[], object], argv: Optional[list[str]] = N
             raise
         say(f"error: {exc}")
         return 3 if isinstance(exc, NumericalError) else 2
+    except OSError as exc:
+        if debug or exc.filename is None:
+            raise
+        say(f"error: {exc.filename}: {exc.strerror or exc}")
+        return 2
     except Interrupted as exc:
         say(str(exc))
         return 130

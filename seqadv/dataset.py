@@ -105,6 +105,10 @@ def load_corpus(
     else:
         lines = read_lines(path)
         train_lines, test_lines = split_lines(lines, recipe.test_fraction, recipe.split_seed)
+        if not train_lines:
+            raise DataError(f"{path}: only {len(lines)} non-empty line(s), too few for a corpus: the "
+                            f"{recipe.test_fraction:.0%} test split takes them all (give at least one batch of "
+                            f"training lines besides it, 64 by default)")
     if recipe.extra.get("stream"):
         return _stream_corpus(recipe, train_lines, test_lines, max_length, max_train, max_test)
     train_lines, test_lines = train_lines[:max_train], test_lines[:max_test]

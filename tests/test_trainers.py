@@ -239,7 +239,7 @@ def test_other_scripts_refuse_bad_input_in_one_line(seqgan_run, tmp_path):
         ("train_irgan.py", ["--mix", "1"], "--mix must be in [0, 1)"),
         ("sample.py", [tmp_path / "none"], "no such run directory or model file"),
         ("sample.py", [run, "--user", "7"], "a seqgan model generates text; --infill and --user do not apply"),
-        ("sample.py", [run / "checkpoint.pt", "--num", "0"], "--num and --top-k must be at least 1"),
+        ("sample.py", [run / "checkpoint.pt", "--num", "0"], "--num must be at least 1, got 0"),
         ("evaluate.py", [run / "results.json"], "results.json: unreadable checkpoint"),
     ]
     for script, args, fragment in cases:

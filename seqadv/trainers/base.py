@@ -45,7 +45,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import CheckpointError, load_latest, save_checkpoint, write_text_atomic
-from ..cli import seed_everything
+from ..cli import seed_everything, writable_dir
 from ..corpus import DataError
 from ..distributed import joined_group
 from ..training import Interrupted, clip_and_step
@@ -74,6 +74,8 @@ def preset_config(cls):
             if name not in given:
                 setattr(self, name, value)
         object.__setattr__(self, "given", frozenset(given))
+        if not 0 <= self.seed < 2**32:  # numpy's range; every recipe seeds it
+            raise ValueError(f"--seed must be in 0..{2**32 - 1}, got {self.seed}")
         self.validate()
 
     __init__.__signature__ = inspect.signature(init)
@@ -327,7 +329,7 @@ class Trainer:
         self.device = group.device
         self.out = Path(config.out)
         if group.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
+            writable_dir(self.out, "--resume" if config.resume is not None else "--out")
         # sampling: each process its own stream; the data order: one stream shared by all
         self.rng = torch.Generator(device=self.device).manual_seed(config.seed + RANK_SEED_STRIDE * group.rank)
         self.order_rng = torch.Generator().manual_seed(config.seed + 1)

@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 
 from ..checkpoint import write_text_atomic
-from ..cli import check_ranges
+from ..cli import check_ranges, writable_dir
+from ..corpus import DataError
 from ..distributed import joined_group
 from ..irgan import ItemPolicy, ItemReward, ItemScorer, bpr_loss, sample_proposal
 from ..losses import discriminator_loss, policy_gradient_loss
@@ -45,6 +46,9 @@ from ..rollout import RolloutEngine
 from ..training import check_finite
 from .base import Phase, Trainer, TrainerConfig, own_model, preset_config, resumed_config
 from .text import describe_model
+
+
+RANKING_CUTOFFS = (3, 5, 10)  # the k of P@k and NDCG@k (`metrics.ranking_metrics`)
 
 
 @preset_config
@@ -114,6 +118,9 @@ class IRGANTrainer(Trainer):
         group.local_size(c.batch_size, "--batch-size")
         group.local_size(c.user_batch, "--user-batch")
         data = self.data = self.given_data or load_ratings(c.data, data_dir=c.data_dir, test_rows=c.test_rows)
+        if data.num_items < max(RANKING_CUTOFFS):
+            raise DataError(f"{c.data}: {data.num_items} items, too few to rank: P@{max(RANKING_CUTOFFS)} and "
+                            f"NDCG@{max(RANKING_CUTOFFS)} need at least {max(RANKING_CUTOFFS)}")
         self.say(f"{data.name}: {data.info['ratings']} ratings, {data.info['split']}; positives are ratings >= "
                  f"{data.info['positive_rating']:g}; seed {c.seed}; device {self.device}"
                  + (f" x {group.world_size} processes" if group.active else "") + f"; preset {c.preset}")
@@ -214,7 +221,7 @@ class IRGANTrainer(Trainer):
     @torch.no_grad()
     def evaluate(self, scorer: torch.nn.Module) -> dict:
         scores = scorer.all_scores(torch.arange(self.data.num_users, device=self.device)).cpu()
-        return ranking_metrics(scores, self.data.test_positive, self.data.train_positive)
+        return ranking_metrics(scores, self.data.test_positive, self.data.train_positive, RANKING_CUTOFFS)
 
     def finish(self) -> dict:
         return {"data": self.data.info, "seed": self.config.seed,
@@ -230,6 +237,7 @@ def train_seeds(config: IRGANConfig) -> dict:
     stopped goes on from its checkpoint, so the same call (or `resume=out`) goes on after
     an interruption. Writes out/seeds.json, prints and returns the mean ± std summary."""
     out = Path(config.resume or config.out)
+    given_resume = config.resume is not None
     if config.resume is not None:  # the options the runs were started with
         saved = out / "config.json"
         if not saved.is_file():
@@ -238,7 +246,7 @@ def train_seeds(config: IRGANConfig) -> dict:
         config = resumed_config(IRGANConfig, json.loads(saved.read_text()), given, str(out))
         config = dataclasses.replace(config, resume=None)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 writes
-        out.mkdir(parents=True, exist_ok=True)
+        writable_dir(out, "--resume" if given_resume else "--out")
         write_text_atomic(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2))
     data = load_ratings(config.data, data_dir=config.data_dir, test_rows=config.test_rows)
     # under torchrun the processes stay in one group for all the seeds and leave it together

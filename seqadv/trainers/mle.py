@@ -17,6 +17,7 @@ from typing import ClassVar, Optional
 
 import torch
 
+from ..corpus import DataError
 from ..dataset import batches
 from ..metrics import nll
 from .base import Phase, preset_config
@@ -39,8 +40,10 @@ class MLEConfig(TextGANConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not 0.0 < self.validation_fraction < 1.0 or self.patience < 1:
-            raise ValueError("--validation-fraction must be in (0, 1) and --patience at least 1")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"--validation-fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.patience < 1:
+            raise ValueError(f"--patience must be at least 1, got {self.patience}")
 
 
 class MLETrainer(TextGANTrainer):
@@ -64,6 +67,10 @@ class MLETrainer(TextGANTrainer):
         held = max(1, int(len(order) * c.validation_fraction))
         self.validation = self.train_data[order[:held].to(self.train_data.device)]
         self.train_data = self.train_data[order[held:].to(self.train_data.device)]
+        if len(self.train_data) < c.batch_size:
+            raise DataError(f"{c.corpus}: {len(self.train_data)} training sequences once {held} are held out for "
+                            f"validation (--validation-fraction {c.validation_fraction}), fewer than one batch of "
+                            f"{c.batch_size}")
         self.modules = {"generator": self.g, "g_optimizer": self.g_opt}
         self.history = {"pretrain": []}
         self.say(f"MLE to its best validation NLL: {len(self.train_data)} training and {held} validation sequences")

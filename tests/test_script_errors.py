@@ -1,0 +1,191 @@
+"""Bad input to every script in scripts/: exit code 2 and exactly one line on stderr that
+names the option or the file, never a traceback (the README's "Bad input").
+
+Each case calls the script's `main(argv)` in the test's process (nothing trains: every
+error is found before the first step), and a few run the script as a user does.
+"""
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+ALL_SCRIPTS = sorted(p.stem for p in SCRIPTS.glob("*.py"))
+
+
+def script(name: str):
+    """A script as a module (scripts/ on the path: train_seeds and compare_recipes import evaluate)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    return importlib.import_module(name)
+
+
+def call(name: str, argv: list[str]) -> int:
+    module = script(name)
+    try:
+        if name == "bench_rollout":  # its main runs under the guard in its `__main__` block
+            return module.guarded("bench_rollout.py", lambda: module.main(argv), argv)
+        return module.main(argv)
+    except SystemExit as exc:  # argparse's errors
+        return exc.code
+
+
+# --- what the cases are given, made in the test's folder -------------------------------------------
+
+def under_a_file(folder: Path) -> str:
+    """A path that cannot be created, even by root: below a regular file."""
+    (folder / "plain").write_text("a file, not a directory\n")
+    return str(folder / "plain" / "out")
+
+
+def tiny_corpus(folder: Path) -> str:
+    (folder / "three.txt").write_text("a b c\n", encoding="utf-8")
+    return str(folder / "three.txt")
+
+
+def corpus_of_72(folder: Path) -> str:
+    """65 training lines: one batch of 64, but not once the validation part is held out."""
+    (folder / "c72.txt").write_text("".join(f"w{i % 7} w{i % 5} w{i % 3}\n" for i in range(72)), encoding="utf-8")
+    return str(folder / "c72.txt")
+
+
+def few_items(folder: Path) -> str:
+    (folder / "r.tsv").write_text("".join(f"{u} {i} 5\n" for u in range(1, 6) for i in range(1, 4)))
+    return str(folder / "r.tsv")
+
+
+def a_run(folder: Path) -> str:
+    """A finished run's results.json, with its history of evaluations."""
+    run = folder / "run"
+    run.mkdir()
+    history = {"seqgan": [{"g_updates": 0, "bleu2": 0.5, "nll_test": 3.0}], "mle": [{"g_updates": 0, "bleu2": 0.4}]}
+    (run / "results.json").write_text(json.dumps({"recipe": "seqgan", "seed": 1, "history": history, "models": {}}))
+    return str(run)
+
+
+def a_broken_run(folder: Path) -> str:
+    (folder / "broken").mkdir()
+    (folder / "broken" / "results.json").write_text("{not json")
+    return str(folder / "broken")
+
+
+def a_run_without_history(folder: Path) -> str:
+    (folder / "other").mkdir()
+    (folder / "other" / "results.json").write_text(json.dumps({"models": {}}))
+    return str(folder / "other")
+
+
+def a_run_with_a_model(folder: Path) -> str:
+    """A run directory as evaluate.py finds one (the model is never loaded: --out is checked first)."""
+    (folder / "models").mkdir()
+    (folder / "models" / "mle.pt").write_bytes(b"")
+    return str(folder / "models")
+
+
+def a_folder(folder: Path) -> str:
+    return str(folder)
+
+
+# (script, argv (a function makes a file or folder in the test's folder), a fragment of the one line)
+TINY = ["--preset", "tiny"]
+REQUIRED = {"compare_recipes": ["--corpus", "poems"], "evaluate": ["run"], "history": ["run"], "sample": ["run"]}
+CASES = [
+    # an --out that cannot be created (the path is named, with its option)
+    *[(s, [*TINY, "--out", under_a_file], "--out ") for s in
+      ("train_mle", "train_seqgan", "train_scratchgan", "train_maskgan", "train_irgan")],
+    ("evaluate", [a_run_with_a_model, "--out", under_a_file], "--out "),
+    ("train_seeds", ["--out", under_a_file, "--", *TINY], "--out "),
+    ("compare_recipes", ["--corpus", "poems", "--report", "--results", under_a_file], "--results "),
+    ("compare_recipes", ["--corpus", "poems", "--seed", "1", "--runs", under_a_file, "--results", a_folder],
+     "--runs "),
+    ("bench_rollout", ["--json", under_a_file], "--json "),
+    # unknown names
+    ("train_scratchgan", [*TINY, "--corpus", "peoms"], "unknown corpus 'peoms'"),
+    ("train_irgan", [*TINY, "--data", "nope"], "unknown corpus 'nope'"),
+    ("history", [a_run, "--metrics", "bleu2,no_such_metric"], "--metrics no_such_metric: not in"),
+    ("history", [a_run, "--models", "gan"], "--models gan: not in"),
+    ("compare_recipes", ["--corpus", "peoms", "--report"], "--corpus: invalid choice: 'peoms'"),
+    ("bench_bleu", ["--corpus", "peoms"], "unknown corpus 'peoms'"),
+    ("evaluate", ["nowhere/run"], "nowhere/run: no such run directory"),
+    ("sample", ["nowhere/run.pt"], "nowhere/run.pt: no such run directory or model file"),
+    ("bench_rollout", ["--device", "gpu"], "--device gpu: not a device"),
+    # too little data
+    ("train_mle", [*TINY, "--corpus", tiny_corpus], "three.txt: only 1 non-empty line(s), too few for a corpus"),
+    ("train_mle", [*TINY, "--corpus", corpus_of_72], "c72.txt: 62 training sequences once 3 are held out for validation"),
+    ("train_seqgan", [*TINY, "--corpus", tiny_corpus], "three.txt: only 1 non-empty line(s)"),
+    ("train_scratchgan", [*TINY, "--corpus", tiny_corpus], "three.txt: only 1 non-empty line(s)"),
+    ("train_maskgan", [*TINY, "--corpus", tiny_corpus], "three.txt: only 1 non-empty line(s)"),
+    ("train_irgan", [*TINY, "--data", few_items, "--seeds", "1"], "r.tsv: 3 items, too few to rank"),
+    ("history", [a_broken_run], "results.json: not a readable results.json"),
+    ("history", [a_run_without_history], "results.json: no history of evaluations in it"),
+    # out of range, or options that contradict each other
+    ("train_mle", [*TINY, "--validation-fraction", "1.5"], "--validation-fraction must be in (0, 1), got 1.5"),
+    ("train_seqgan", [*TINY, "--seed", "-1"], "--seed must be in 0.."),
+    ("train_maskgan", [*TINY, "--mask-rate", "0"], "--mask-rate must be in (0, 1]"),
+    ("train_irgan", [*TINY, "--mix", "1"], "--mix must be in [0, 1)"),
+    ("evaluate", ["nowhere/run", "--temperatures", "0.5,0"], "--temperatures must be positive, got 0.5,0"),
+    ("evaluate", ["nowhere/run", "--temperatures", "warm"], "--temperatures: expected comma-separated float"),
+    ("evaluate", ["nowhere/run", "--samples", "1"], "--samples must be at least 2, got 1"),
+    ("sample", ["nowhere/run.pt", "--temperature", "0"], "--temperature must be positive, got 0"),
+    ("sample", ["nowhere/run.pt", "--num", "-3"], "--num must be at least 1, got -3"),
+    ("sample", ["nowhere/run.pt", "--infill", "a _ c", "--user", "1"], "--infill (an infilling model) and --user"),
+    ("compare_recipes", ["--corpus", "poems"], "nothing to do: give --seed S"),
+    ("train_seeds", ["--seeds", "0"], "--seeds must be at least 1, got 0"),
+    ("train_seeds", ["--eval-args=--samples 100"], "--eval-args is for evaluate.py's sweep: give --evaluate"),
+    ("train_seeds", ["--out", a_folder, "--evaluate", "--eval-args=--samples 1", "--", *TINY],
+     "--samples must be at least 2"),
+    ("train_seeds", ["--out", a_folder, "--", *TINY, "--g-steps", "0"], "--g-steps must be positive"),
+    ("train_seeds", ["--", "--seed", "3"], "--seed, --out and --resume are set per seed"),
+    ("bench_bleu", ["--n", "0"], "--n must be at least 1, got 0"),
+    ("bench_bleu", ["--samples", "-3"], "--samples must be at least 1, got -3"),
+    ("bench_rollout", ["--batch", "0"], "--batch must be at least 1, got 0"),
+    ("bench_rollout", ["--nproc", "1,two"], "--nproc: expected comma-separated int values"),
+    ("bench_rollout", ["--eos", "--model", "transformer"], "--eos times the LSTM policy in one process"),
+    # argparse's own: an unknown option, in every script
+    *[(s, [*REQUIRED.get(s, []), "--no-such-option"], "unrecognized arguments: --no-such-option")
+      for s in ALL_SCRIPTS],
+]
+if not torch.cuda.is_available():
+    CASES.append(("sample", ["nowhere/run.pt", "--device", "cuda"], "--device cuda: CUDA is not available"))
+
+
+@pytest.mark.parametrize("name, argv, fragment", CASES,
+                         ids=[f"{c[0]}:{' '.join(a if isinstance(a, str) else a.__name__ for a in c[1])}"
+                              for c in CASES])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys, name, argv, fragment):
+    monkeypatch.chdir(tmp_path)  # nothing a case writes (runs/, results/) lands in the repository
+    argv = [a(tmp_path) if callable(a) else a for a in argv]
+    code = call(name, argv)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    assert len(lines) == 1 and fragment in lines[0], lines
+    for given in argv:  # an unwritable directory is named with its path
+        if given.endswith("plain/out"):
+            assert given in lines[0], lines
+
+
+def test_every_script_is_in_the_table():
+    assert {c[0] for c in CASES if "--no-such-option" not in c[1]} == set(ALL_SCRIPTS)
+
+
+@pytest.mark.parametrize("name, argv, fragment", [
+    ("compare_recipes.py", ["--corpus", "poems", "--no-such-option"], "compare_recipes.py: error: unrecognized arguments: --no-such-option"),
+    ("train_mle.py", ["--preset", "tiny", "--out", under_a_file], "train_mle.py: error: --out "),
+    ("bench_bleu.py", ["--corpus", "peoms"], "bench_bleu.py: error: unknown corpus 'peoms'"),
+])
+def test_as_a_user_runs_it(tmp_path, name, argv, fragment):
+    argv = [a(tmp_path) if callable(a) else a for a in argv]
+    done = subprocess.run([sys.executable, str(SCRIPTS / name), *argv], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith(fragment), done.stderr[-3000:]
+
+
+def test_debug_shows_the_traceback(capsys):
+    with pytest.raises(ValueError):
+        script("history").main(["nowhere/run", "--debug"])
