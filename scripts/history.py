@@ -4,6 +4,7 @@
     python scripts/history.py runs/seqgan                         # every metric
     python scripts/history.py runs/seqgan --metrics bleu2,self_bleu2 --models seqgan
     python scripts/history.py runs/irgan --metrics p@3            # each seed's IRGAN epochs against its BPR start
+    python scripts/history.py runs/seqgan --timings               # where the time went, finished or not
 
 The README's figures about the course of a run (how far SeqGAN's BLEU rose in its first
 updates, where NLL-oracle was lowest, how far IRGAN moved from BPR) are these tables.
@@ -76,14 +77,53 @@ def history(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def timings(run: Path) -> list[str]:
+    """A run's timings: each phase's seconds and, for SeqGAN's adversarial epochs, the mean
+    epoch split into rollouts, G updates and D training, and the rollouts' completions
+    rolled out and skipped. From results.json, or from checkpoint.pt where the run has not
+    finished (stopped, or still going): there, from the epochs its checkpoint holds."""
+    if (run / "results.json").is_file():
+        source = run / "results.json"
+        t = json.loads(source.read_text(encoding="utf-8")).get("timings", {})
+        epochs = None
+        split = {k[len("adversarial_epoch_"):]: v for k, v in t.items() if k.startswith("adversarial_epoch_")}
+    elif (run / "checkpoint.pt").is_file():
+        from seqadv.checkpoint import load_checkpoint
+
+        source = run / "checkpoint.pt"
+        checkpoint = load_checkpoint(source)
+        t, progress = checkpoint.get("timings", {}), checkpoint.get("progress", {})
+        epochs = progress.get("done", 0) if progress.get("phase") == "adversarial" else 0
+        split = {k: v / epochs for k, v in checkpoint.get("split", {}).items()} if epochs else {}
+    else:
+        raise ValueError(f"{run}: neither results.json nor checkpoint.pt there: give a run's --out")
+    out = [f"{run} ({source.name})"] + [f"{k:<28}{v:>12.1f}" for k, v in t.items()
+                                         if k.endswith("_s") and not k.startswith("adversarial_epoch_")]
+    if split.get("rollout_s") is not None:
+        epoch = split.get("s") or split["rollout_s"] + split["g_update_s"] + split["d_train_s"]
+        over = f"over {epochs} epochs in its checkpoint" if epochs else "over the run"
+        out.append(f"one adversarial epoch, mean {over}: {epoch:.2f} s; rollouts {split['rollout_s']:.2f} s, "
+                   f"G update {split['g_update_s']:.2f} s, D training {split['d_train_s']:.2f} s")
+        if "rollout_rows" in split:
+            rolled, skipped = split["rollout_rows"], split.get("rollout_rows_skipped", 0)
+            out.append(f"rollouts per adversarial epoch: {rolled:,.0f} completions rolled out, {skipped:,.0f} skipped "
+                       f"(their prefix had ended: {skipped / max(rolled + skipped, 1):.0%})")
+    return out
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", help="a run's --out (or a directory of seed-*/ runs)")
     parser.add_argument("--metrics", help="comma-separated metric names (default: all)")
     parser.add_argument("--models", help="comma-separated models (default: all), e.g. seqgan,mle")
+    parser.add_argument("--timings", action="store_true",
+                        help="the run's timings instead (from checkpoint.pt for a run that has not finished)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
-    return guarded("history.py", lambda: print("\n".join(history(args)).rstrip()), argv)
+    if args.timings and (args.metrics or args.models):
+        parser.error("--timings shows the run's timings: not with --metrics or --models")
+    lines = (lambda: timings(Path(args.run))) if args.timings else (lambda: history(args))
+    return guarded("history.py", lambda: print("\n".join(lines()).rstrip()), argv)
 
 
 if __name__ == "__main__":

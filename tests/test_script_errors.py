@@ -108,6 +108,8 @@ CASES = [
     ("train_irgan", [*TINY, "--data", "nope"], "unknown corpus 'nope'"),
     ("history", [a_run, "--metrics", "bleu2,no_such_metric"], "--metrics no_such_metric: not in"),
     ("history", [a_run, "--models", "gan"], "--models gan: not in"),
+    ("history", [a_run, "--timings", "--metrics", "bleu2"], "--timings shows the run's timings: not with --metrics"),
+    ("history", [a_folder, "--timings"], "neither results.json nor checkpoint.pt there"),
     ("compare_recipes", ["--corpus", "peoms", "--report"], "--corpus: invalid choice: 'peoms'"),
     ("bench_bleu", ["--corpus", "peoms"], "unknown corpus 'peoms'"),
     ("evaluate", ["nowhere/run"], "nowhere/run: no such run directory"),

@@ -119,4 +119,15 @@ def test_the_run_reports_the_rollouts_it_skipped_for_finished_text(tmp_path):
     T = 9  # the longest line and its end token
     assert rolled + skipped == c["g_steps"] * c["batch_size"] * (T - 1) * c["num_rollouts"]
     assert skipped > 0 and rolled > 0
-    assert f"{rolled:,.0f} completions rolled out, {skipped:,.0f} skipped" in result.stdout
+    line = f"{rolled:,.0f} completions rolled out, {skipped:,.0f} skipped"
+    assert line in result.stdout
+    # history.py --timings says the same, from results.json and, for a run not finished, from its checkpoint
+    history = Path(__file__).resolve().parents[1] / "scripts" / "history.py"
+    shown = subprocess.run([sys.executable, str(history), str(tmp_path / "run"), "--timings"], capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0 and line in shown.stdout and "(results.json)" in shown.stdout, shown.stderr
+    (tmp_path / "run" / "results.json").unlink()
+    shown = subprocess.run([sys.executable, str(history), str(tmp_path / "run"), "--timings"], capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0 and line in shown.stdout and "over 3 epochs in its checkpoint" in shown.stdout, \
+        shown.stdout + shown.stderr
