@@ -165,7 +165,9 @@ class RolloutEngine:
         the index in the batch of the sequence it completes ((rows,) int64), and one that
         takes `context` gets `context` indexed by it, whatever the chunking. A
         `PrefixAwareReward` gets the same rows through `score_rollouts`. `self.stats`
-        counts the completions rolled out and skipped.
+        counts the completions rolled out and skipped. A finished prefix's reward is one
+        score, not the mean of N: the same expectation, the same value for a deterministic
+        reward (a discriminator in eval mode, as `rewards.DiscriminatorReward` scores).
         """
         if not isinstance(sequences, Tensor) or sequences.dim() != 2:
             shape = tuple(sequences.shape) if isinstance(sequences, Tensor) else type(sequences).__name__
@@ -279,12 +281,13 @@ class RolloutEngine:
                ) -> tuple[int, torch.dtype, int, list[Optional[tuple[int, int]]]]:
         """Up to three steps of the policy on two rows, checking the contract on the way.
 
-        The first step feeds both rows the start token and the second two different tokens,
-        so a state that puts each new position first (newest-first) fails the append rule
-        (with equal tokens it would pass). The third, where the sequences have three
-        positions or more, is taken as the engine takes it: the state handed over as views
-        of the engine's buffers (not contiguous where a state grows), with `out` and `into`
-        where the policy takes them; it must give what the plain step gives.
+        The first step feeds both rows the start token, the second tokens other than it (and
+        other than each other), so a state that puts each new position first (newest-first)
+        fails the append rule: fed the start token again it would look appended. The third,
+        where the sequences have three positions or more, is taken twice: plainly, and as the
+        engine takes it (the state handed over as views of the engine's buffers, not
+        contiguous where a state grows, with `out` and `into` where the policy takes them);
+        the two must agree.
 
         Returns the vocabulary size, the logits' dtype, the bytes of one row's state at the
         sequences' full length, and for each tensor of the state (`state_tensors` order) None
@@ -370,15 +373,18 @@ class RolloutEngine:
 
         Shape: tokens (2,); state: two rows after two inputs
         """
-        running = _RollingStates(state, 2, 3, growth)
+        # buffers as the engine's: longer than the step fills (so `into` is not contiguous either),
+        # the rows not the first of the buffer
+        running = _RollingStates(state, 3, 4, growth)
+        running.rows = 1
         running.join(state, torch.arange(2, device=tokens.device), 2)
-        given = running.view(0, 2, 2)
+        given = running.view(1, 3, 2)
         kept = map_state(torch.clone, given)
         extra: dict = {}
         if self._hands_out(tokens.device):
             extra["out"] = torch.empty(2, vocab, dtype=dtype, device=tokens.device)
         if self._step_takes_into and all(growth):
-            extra["into"] = running.view(0, 2, 3)
+            extra["into"] = running.view(1, 3, 3)
         how = "its state as views of the engine's buffers, not contiguous where it grows" + \
               "".join(f", {name}=" for name in extra)
         plain_logits, plain_new = self.policy.step(tokens, state)
@@ -390,11 +396,11 @@ class RolloutEngine:
         if not all(torch.equal(a, b) for a, b in zip(state_tensors(kept), state_tensors(given))):
             raise ValueError("policy.step changed the state it was given in place; it must return a new state "
                              "and leave its input as it was (the engine keeps every prefix's state)")
-        running.store(0, new, 2)
+        running.store(1, new, 2)
         low = dtype not in (torch.float32, torch.float64)
         close = lambda a, b: a.shape == b.shape and torch.allclose(  # noqa: E731
             a.float(), b.float(), rtol=1e-2 if low else 1e-4, atol=1e-2 if low else 1e-5, equal_nan=True)
-        held = state_tensors(running.view(0, 2, 3))
+        held = state_tensors(running.view(1, 3, 3))
         if not (close(logits, plain_logits) and all(close(a, b) for a, b in zip(held, state_tensors(plain_new)))):
             raise ValueError(f"policy.step gave other logits or another state on the rollout engine's buffers ({how}) "
                              f"than the plain step: a step must compute the same on any strided state, write only "
@@ -489,9 +495,11 @@ class RolloutEngine:
                     out[at, k] = drawn if keep is None else torch.where(keep[at, k], out[at, k], drawn)
                 if ends and rows and k < T - 1:  # the rows that ended here are done
                     going = out[slots, k] != self.eos_token
-                    if not bool(going.all()):
-                        running.keep(going, k + 1)
-                        slots = slots[going]
+                    kept = going.nonzero().squeeze(1)
+                    if len(kept) < rows:
+                        first = int((~going).long().argmax())  # the first row that ended
+                        running.keep(kept, first, k + 1)
+                        slots = slots[kept]
             # rows with prefix length k start here, from the draws of the prefix pass
             if sizes[k - 1]:
                 rows_k = slice(starts[k - 1], starts[k])
@@ -602,15 +610,14 @@ class _RollingStates:
             self._rows(i, self.rows, self.rows + len(which), k).copy_(piece.index_select(0, which))
         self.rows += len(which)
 
-    def keep(self, going: Tensor, k: int) -> None:
-        """Keep the rows in use where `going` (rows,) is True, in order; k: the inputs consumed.
-        Only the rows after the first dropped one move."""
-        first = int((~going).nonzero()[0])
-        moved = going[first:].nonzero().squeeze(1) + first
+    def keep(self, kept: Tensor, first: int, k: int) -> None:
+        """Keep the rows in use listed in `kept` (ascending), `first` the first row not kept;
+        k: the inputs consumed. Only the rows after `first` move up."""
+        moved = kept[first:]
         for i in range(len(self.buffers)):
             rows = self._rows(i, 0, self.rows, k)
             rows[first : first + len(moved)].copy_(rows.index_select(0, moved))
-        self.rows = first + len(moved)
+        self.rows = len(kept)
 
     def store(self, a: int, new: State, k: int) -> None:
         """Keep the state rows a .. returned by step k (nothing to copy where the step wrote
@@ -642,6 +649,9 @@ class _Scorer:
             raise TypeError("a context was given but the reward takes no keyword `context`")
         self.rollout_wants = set()
         if isinstance(reward_fn, PrefixAwareReward):
+            if not _accepts(reward_fn.score_rollouts, "counts"):
+                raise TypeError("the reward's score_rollouts takes no keyword `counts` (how many of the sequences "
+                                "are rolled out at each prefix length): see seqadv.rollout.PrefixAwareReward")
             self.rollout_wants = {name for name in ("index", "context") if _accepts(reward_fn.score_rollouts, name)}
 
     def _keywords(self, index: Tensor, wants: set) -> dict:
@@ -659,7 +669,7 @@ class _Scorer:
     def rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int, counts: list[int],
                  index: Tensor) -> Tensor:
         keywords = self._keywords(index, self.rollout_wants)
-        return self.reward_fn.score_rollouts(sequences, completions, num_rollouts, counts, **keywords)
+        return self.reward_fn.score_rollouts(sequences, completions, num_rollouts, counts=counts, **keywords)
 
 
 def _accepts(fn, name: str) -> bool:

@@ -630,7 +630,8 @@ EOS, PAD = 3, 0
 
 
 class Recording:
-    """Wraps a policy: records every token it is fed (after the engine's three-step probe)."""
+    """Wraps a policy: records every token it is fed after the engine's probe (four calls for
+    T >= 3: three steps, the third taken twice)."""
 
     def __init__(self, policy):
         self.policy, self.start_token, self.calls, self.fed = policy, policy.start_token, 0, []
@@ -638,7 +639,7 @@ class Recording:
 
     def step(self, tokens, state):
         self.calls += 1
-        if self.calls > 3:
+        if self.calls > 4:
             self.fed.append(tokens.clone())
         return self.policy.step(tokens, state)
 
@@ -705,8 +706,8 @@ def test_finished_prefixes_are_not_rolled_out_and_rewards_stay_exact(policy_name
     for b, end in enumerate([2, 0, 5, 4]):
         finished[b, end:] = True
     assert torch.equal(rewards[finished], rewards[:, -1:].expand(4, 5)[finished])
-    # no completion is stepped past its end: the end token is never fed to the policy
-    assert not (torch.cat(recording.fed) == EOS).any()
+    # no completion is stepped past its end: after the probe, the end token is never fed to the policy
+    assert recording.calls > 4 and not (torch.cat(recording.fed) == EOS).any()
     open_prefixes = int((~finished[:, :-1]).sum())  # prefix lengths 1..T-1 still text: column t-1
     assert engine.stats.rolled == n * open_prefixes and engine.stats.skipped == n * (16 - open_prefixes)
     if isinstance(reward, PrefixChecking):
@@ -733,3 +734,76 @@ def test_the_reward_scores_only_the_prefixes_that_are_still_text():
     rows, index = torch.cat(seen[1:]), torch.cat(indices[1:])
     assert torch.equal(rows[:, 0], seqs[index, 0])
     assert engine.stats.rolled == 48 and engine.stats.skipped == 8 * 12 - 48
+
+
+class Masked:
+    """A reward that pads after the end token itself: with an engine that has no end token, every
+    prefix is rolled out to the full length (the behaviour before finished text was skipped)."""
+
+    def __init__(self, reward):
+        self.reward = reward
+
+    def __call__(self, rows):
+        return self.reward(mask_after_eos(rows, EOS, PAD))
+
+
+@pytest.mark.parametrize("model", ["lstm", "transformer"])
+def test_skipping_finished_text_uses_the_same_draws_whatever_the_chunks_and_blocks(model):
+    """The same seed gives bitwise the rewards of rolling every prefix out, for every prefix still
+    text, and the finished ones their sequence's reward. The Transformer appends into the engine's
+    buffers (`into`) while ended rows are dropped from them."""
+    from seqadv.transformer import TransformerGenerator
+
+    torch.manual_seed(1)
+    if model == "lstm":
+        policy = Generator(vocab_size=6, embedding_dim=8, hidden_dim=8, start_token=1, eos_token=EOS, pad_token=PAD)
+        with torch.no_grad():
+            policy.head.bias[EOS] += 1.5  # end often
+    else:  # near-uniform logits: it ends at a sixth of its steps
+        policy = TransformerGenerator(6, d_model=8, num_layers=2, num_heads=2, max_length=9).eval()
+    seqs = torch.tensor([[1, 2, 3, 0, 0, 0, 0, 0, 0], [2, 4, 5, 1, 2, 4, 5, 1, 2], [3, 0, 0, 0, 0, 0, 0, 0, 0],
+                         [5, 5, 4, 2, 1, 3, 0, 0, 0], [4, 1, 2, 5, 3, 0, 0, 0, 0]])
+    reward = lambda s: torch.sin(s.float() * torch.arange(1, 10)).sum(1)  # noqa: E731
+    seed = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    every = RolloutEngine(policy, 6).rewards(seqs, Masked(reward), generator=seed())
+    skipping = RolloutEngine(policy, 6, eos_token=EOS, pad_token=PAD)
+    skipped = skipping.rewards(seqs, reward, generator=seed())
+    assert skipping.stats.skipped > 0 and skipping.stats.row_steps < 5 * 6 * 9 * 8 // 2
+    first_end = [2, 9, 0, 5, 4]
+    for b, end in enumerate(first_end):
+        assert torch.equal(skipped[b, :end], every[b, :end])  # the prefixes still text: bitwise the same
+        assert_close(skipped[b, end:], every[b, end:])  # finished: one score instead of the mean of N equal ones
+    for options in ({"max_batch_rows": 8}, {"block_rows": 5}, {"max_batch_rows": 100, "block_rows": 3}):
+        again = RolloutEngine(policy, 6, eos_token=EOS, pad_token=PAD, **options).rewards(seqs, reward, generator=seed())
+        assert torch.equal(again, skipped), options
+
+
+class ReshapeInto(GrowingCachePolicy):
+    """Appends into the engine's buffers through `.reshape(...)`: a view of a contiguous buffer
+    (the write lands), a copy of the engine's longer ones (the write is lost)."""
+
+    def step(self, tokens, state, into=None):
+        logits, new = super().step(tokens, state)
+        if into is None:
+            return logits, new
+        for buffer, piece in zip(into, new):
+            B, L, d = buffer.shape
+            buffer.reshape(-1, d).view(B, L, d)[:, -1] = piece[:, -1]
+        return logits, into
+
+
+def test_a_step_into_buffers_that_only_works_on_contiguous_ones_is_refused():
+    with pytest.raises(ValueError, match="gave other logits or another state on the rollout engine's buffers"):
+        RolloutEngine(ReshapeInto(), 4).rewards(torch.tensor([[1, 2, 0, 1, 1]]), reward_fn)
+
+
+def test_a_prefix_aware_reward_without_counts_is_one_clear_error():
+    class Old:
+        def __call__(self, rows):
+            return rows.float().mean(dim=1)
+
+        def score_rollouts(self, sequences, completions, num_rollouts, max_rows=1024):
+            return self(completions)
+
+    with pytest.raises(TypeError, match="score_rollouts takes no keyword `counts`"):
+        RolloutEngine(Generator(5, 4, 4), 2).rewards(torch.tensor([[1, 2, 3]]), Old())
