@@ -158,7 +158,8 @@ class RolloutEngine:
         themselves, in batch order, then on the completions, chunk by chunk. Only prefixes
         that are still text are rolled out: with `eos_token` and `pad_token` set, a prefix
         that holds the end token has one completion, the finished sequence, so its reward
-        is column T-1's, with no rollout and no second scoring. Within a chunk the
+        is column T-1's, with no rollout and no second scoring; so has a prefix whose later
+        positions are all `fixed`. Within a chunk the
         completions come grouped by prefix length t = 1 .. T-1, each group holding the N
         completions of each unfinished prefix of that length, sequence by sequence, in an
         order the engine chooses; a reward that takes a keyword `index` gets, for each row,
@@ -217,9 +218,14 @@ class RolloutEngine:
         upfront = device.type != "cpu"
         uniforms = torch.rand(B, T - 1, N, T, device=device, generator=generator) if upfront else None
         fixed = fixed.bool() if fixed is not None else None
-        # a prefix of length t (y_0 .. y_{t-1}) is rolled out while it holds no end token:
-        # t = 1 .. open_lengths[b], the number of prefix lengths still text
-        open_lengths = self._first_end(sequences).clamp(max=T - 1)
+        # a prefix of length t (y_0 .. y_{t-1}) is rolled out while it holds no end token and some
+        # position after it is free (not `fixed`): t = 1 .. open_lengths[b]. Otherwise it has one
+        # completion, the (finished) sequence itself
+        last_free = None if fixed is None else self._last_free(fixed)
+        open_lengths = self._first_end(sequences)
+        if last_free is not None:
+            open_lengths = torch.minimum(open_lengths, last_free)
+        open_lengths = open_lengths.clamp(min=0, max=T - 1)
         prefix_aware = isinstance(reward_fn, PrefixAwareReward)
         block = self._block(vocab)
         chunk = self._sequences_per_chunk(T, vocab, state_bytes, uniforms.numel() * 4 if upfront else 0)
@@ -238,7 +244,8 @@ class RolloutEngine:
             part = sort(sequences[begin:end])
             state = None if initial_state is None else map_state(lambda s: sort(s[begin:end]), initial_state)
             completed = self._complete(part, None if fixed is None else sort(fixed[begin:end]), sort(draws),
-                                       counts, block, buffer, state, growth, vocab, stats)
+                                       counts, block, buffer, state, growth, vocab, stats,
+                                       None if last_free is None else sort(last_free[begin:end]))
             rows = len(completed)
             stats.skipped += ((T - 1) * (end - begin) - sum(counts)) * N
             last = rewards[begin:end, T - 1][order]
@@ -268,6 +275,14 @@ class RolloutEngine:
         autocast (the policy's logits then come in the autocast dtype, from its own kernels)."""
         autocast = torch.is_autocast_enabled(device.type) if device.type in ("cpu", "cuda") else False
         return self._step_takes_out and not autocast
+
+    @staticmethod
+    def _last_free(fixed: Tensor) -> Tensor:
+        """(B, T) bool -> (B,): the last position each row's rollouts draw (not fixed), -1 if none."""
+        T = fixed.shape[1]
+        free = ~fixed
+        return torch.where(free.any(dim=1), T - 1 - free.flip(1).long().argmax(dim=1),
+                           torch.full_like(free[:, 0], -1, dtype=torch.long))
 
     def _first_end(self, sequences: Tensor) -> Tensor:
         """(B, T) -> (B,): the position of each row's first end token, T if none (or no eos/pad set)."""
@@ -427,13 +442,15 @@ class RolloutEngine:
     def _complete(
         self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, counts: list[int], block: int,
         buffer: Optional[Tensor], initial_state: Optional[State], growth: list[Optional[tuple[int, int]]], vocab: int,
-        stats: "RolloutStats",
+        stats: "RolloutStats", last_free: Optional[Tensor] = None,
     ) -> Tensor:
         """Complete N times each prefix that is still text.
 
         The sequences come sorted so that the ones rolled out at prefix length t are the first
-        counts[t - 1]. Rows are stepped only while they are text: a completion that draws the
-        end token (or reaches one kept in `fixed`) leaves the rolling rows at once.
+        counts[t - 1]. Rows are stepped only while they are text with something left to draw:
+        a completion that draws the end token (or reaches one kept in `fixed`), or whose later
+        positions are all kept (`last_free`: each sequence's last free position), leaves the
+        rolling rows at once.
 
         Shape:
             sequences: (b, T); fixed: (b, T) or None; uniforms: (b, T-1, N, T);
@@ -459,6 +476,18 @@ class RolloutEngine:
         keep = None if fixed is None else fixed[row_seq]
         fresh, states = self._prefix_pass(sequences, uniforms, initial_state, counts)
         ends = self.eos_token is not None and self.pad_token is not None
+        row_last = None if last_free is None else last_free[row_seq]
+
+        def still_open(rows: Tensor, position: int) -> Tensor:
+            """For rows of out (n,): whether anything is left to draw after `position`."""
+            going = torch.ones(len(rows), dtype=torch.bool, device=device)
+            if ends:
+                going &= out[rows, position] != self.eos_token
+            if row_last is not None:
+                going &= row_last[rows] > position
+            return going
+
+        closes = ends or row_last is not None
         rolling = N * sum(counts[: T - 2])  # the most rows that can roll at once
         running = _RollingStates(states[1], rolling, T, growth) if T > 2 and rolling else None
         slots = torch.empty(0, dtype=torch.long, device=device)  # the rolling rows (rows of out), in buffer order
@@ -467,10 +496,10 @@ class RolloutEngine:
         for k in range(1, T):
             if k >= 2 and running is not None:
                 # rows with prefix length k-1 join the rolling rows from their prefix states, unless
-                # the token they drew at k-1 already ended them
+                # the token they drew at k-1 already ended them or nothing is left to draw
                 joining = torch.arange(starts[k - 2], starts[k - 1], device=device)
-                if ends and len(joining):
-                    joining = joining[out[joining, k - 1] != self.eos_token]
+                if closes and len(joining):
+                    joining = joining[still_open(joining, k - 1)]
                 if len(joining):
                     running.join(states[k - 1], row_seq[joining], k)
                     slots = torch.cat([slots, joining])
@@ -493,8 +522,8 @@ class RolloutEngine:
                     # NaN or infinite logits leave the inverse CDF without a token: an id past the
                     # vocabulary, fed to no step (the policy would fail on it) but kept for the check
                     out[at, k] = drawn if keep is None else torch.where(keep[at, k], out[at, k], drawn)
-                if ends and rows and k < T - 1:  # the rows that ended here are done
-                    going = out[slots, k] != self.eos_token
+                if closes and rows and k < T - 1:  # the rows that ended here are done
+                    going = still_open(slots, k)
                     kept = going.nonzero().squeeze(1)
                     if len(kept) < rows:
                         first = int((~going).long().argmax())  # the first row that ended
@@ -548,9 +577,10 @@ class RolloutEngine:
 @dataclass
 class RolloutStats:
     """What one `RolloutEngine.rewards` call did. rolled: completions rolled out and scored;
-    skipped: completions not rolled out because their prefix already held the end token
-    (each such prefix's reward is its finished sequence's); row_steps: policy steps taken,
-    summed over rows (a completion that draws the end token takes no more)."""
+    skipped: completions not rolled out because their prefix already held the end token or
+    every later position is kept (`fixed`): each such prefix has one completion, and its
+    reward is the sequence's; row_steps: policy steps taken, summed over rows (a completion
+    that draws the end token, or has nothing left to draw, takes no more)."""
 
     rolled: int = 0
     skipped: int = 0

@@ -92,8 +92,8 @@ def test_rollouts_never_change_visible_tokens_and_match_for_any_chunk_size():
     filled = g.infill(masked, hidden, generator=torch.Generator().manual_seed(3))
     seen = []
 
-    def reward(sequences):  # (rows, T) -> (rows,): scores completions, records them
-        seen.append(sequences.clone())
+    def reward(sequences, index):  # (rows, T) -> (rows,): scores completions, records them and their sequence
+        seen.append((sequences.clone(), index.clone()))
         return (sequences == 5).float().mean(1)
 
     policy = g.conditioned(masked)
@@ -103,14 +103,13 @@ def test_rollouts_never_change_visible_tokens_and_match_for_any_chunk_size():
         results.append(engine.rewards(filled, reward, fixed=~hidden, generator=torch.Generator().manual_seed(4),
                                       initial_state=policy.initial_state(5)))
     assert_close(results[0], results[1])
-    assert_close(results[1][:, -1], reward(filled))
-    completions = torch.cat(seen[-2:-1])  # the single-chunk run's completions: ((T-1) * 5 * 4, T)
-    order = completions.view(T - 1, 5, 4, T)
-    for t in range(1, T):
-        keep = (~hidden).clone()
-        keep[:, :t] = True
-        rows = order[t - 1]  # (5, 4, T)
-        assert torch.equal(rows[keep.unsqueeze(1).expand_as(rows)], filled.unsqueeze(1).expand_as(rows)[keep.unsqueeze(1).expand_as(rows)])
+    assert_close(results[1][:, -1], reward(filled, torch.arange(5)))
+    completions, index = seen[-2]  # the single-chunk run's completions, each with its sequence
+    visible = ~hidden[index]
+    assert torch.equal(completions[visible], filled[index][visible])
+    assert (completions != filled[index])[~visible].any()  # and the hidden ones are drawn
+    # a prefix with no hidden position after it has one completion: not rolled out
+    assert len(completions) == 4 * sum(int((hidden[b, t:]).any()) for b in range(5) for t in range(1, T))
     with pytest.raises(ValueError, match="initial_state must have 5 rows"):
         engine.rewards(filled, reward, initial_state=policy.initial_state(4))
 

@@ -134,37 +134,46 @@ def test_any_policy_with_the_protocol():
 
 
 def test_prefixes_and_fixed_positions_never_change():
+    """Every completion keeps its prefix and its sequence's fixed positions; the prefixes whose
+    later positions are all fixed have one completion (the sequence) and are not rolled out."""
     torch.manual_seed(0)
     g = Generator(vocab_size=20, embedding_dim=8, hidden_dim=8, start_token=0)
     B, T, N = 5, 9, 7
     seqs = g.sample(B, T, generator=torch.Generator().manual_seed(0))
     fixed = torch.rand(B, T, generator=torch.Generator().manual_seed(1)) < 0.3
+    fixed[1, 5:] = True  # sequence 1: prefixes of length 5..8 are known
     seen = []
 
-    def record(s):
-        seen.append(s.clone())
-        return s.float().mean(1)
+    class Checking:
+        def __call__(self, rows, index):
+            return rows.float().mean(1)
 
-    RolloutEngine(g, N, max_batch_rows=2 * (T - 1) * N).rewards(seqs, record, fixed=fixed)
-    completions = seen[1:]  # seen[0] is the given sequences, scored for the last column
-    assert torch.equal(seen[0], seqs)
-    begin = 0
-    for chunk in completions:
-        b = chunk.shape[0] // ((T - 1) * N)
-        rows = chunk.view(T - 1, b, N, T)
-        for t in range(1, T):
-            given = seqs[begin : begin + b].unsqueeze(1).expand(b, N, T)
-            keep = fixed[begin : begin + b].clone()
+        def score_rollouts(self, sequences, completions, num_rollouts, counts, index):
+            seen.append((sequences, completions, counts, index))
+            return self(completions, index)
+
+    rewards = RolloutEngine(g, N, max_batch_rows=2 * (T - 1) * N).rewards(seqs, Checking(), fixed=fixed)
+    covered = torch.zeros(B, T - 1, dtype=torch.long)
+    for sequences, completions, counts, index in seen:
+        row = 0
+        for t, c in enumerate(counts, start=1):
+            group, which = completions[row : row + c * N].view(c, N, T), index[row : row + c * N : N]
+            assert torch.equal(sequences[:c], seqs[which])
+            keep = fixed[which].clone()
             keep[:, :t] = True
-            keep = keep.unsqueeze(1).expand(b, N, T)
-            assert torch.equal(rows[t - 1][keep], given[keep])
-        begin += b
-    assert begin == B
-    # and the rollouts do sample: some free position differs from the given sequence
-    first = completions[0].view(T - 1, -1, N, T)
-    b = first.shape[1]
-    free = ~fixed[:b].unsqueeze(1).expand(b, N, T)
-    assert (first[0] != seqs[:b].unsqueeze(1).expand(b, N, T))[free].any()
+            assert torch.equal(group[keep.unsqueeze(1).expand(c, N, T)],
+                               seqs[which].unsqueeze(1).expand(c, N, T)[keep.unsqueeze(1).expand(c, N, T)])
+            assert (~fixed[which, t:]).any(dim=1).all()  # something left to draw
+            covered[which, t - 1] += 1
+            row += c * N
+        # and the rollouts do sample: some free position differs from the given sequence
+        free = ~fixed[index]
+        assert (completions != seqs[index])[free].any()
+    # each prefix with a free position after it is rolled out once; the others get the sequence's reward
+    free_after = torch.stack([(~fixed[:, t:]).any(dim=1) for t in range(1, T)], dim=1)
+    assert torch.equal(covered, free_after.long())
+    assert torch.equal(rewards[:, :-1][~free_after], rewards[:, -1:].expand(B, T - 1)[~free_after])
+    assert not free_after[1, 4:].any()
 
 
 def test_last_column_is_the_reward_of_the_given_sequence():
@@ -701,10 +710,12 @@ def test_finished_prefixes_are_not_rolled_out_and_rewards_stay_exact(policy_name
     engine = RolloutEngine(recording, n, eos_token=EOS, pad_token=PAD, **options)
     rewards = engine.rewards(seqs, reward, fixed=fixed, generator=torch.Generator().manual_seed(0))
     within_mc_error(rewards, mean, var, n)
-    # a prefix that holds the end token has its sequence's reward, exactly
+    # a prefix that holds the end token (or whose rest is kept) has its sequence's reward, exactly
     finished = torch.zeros(4, 5, dtype=torch.bool)
     for b, end in enumerate([2, 0, 5, 4]):
         finished[b, end:] = True
+        for c in range(5):  # column c: prefix length c + 1, known too if every later position is kept
+            finished[b, c] |= fixed is not None and bool(fixed[b, c + 1 :].all())
     assert torch.equal(rewards[finished], rewards[:, -1:].expand(4, 5)[finished])
     # no completion is stepped past its end: after the probe, the end token is never fed to the policy
     assert recording.calls > 4 and not (torch.cat(recording.fed) == EOS).any()
