@@ -18,7 +18,7 @@ from typing import Optional
 
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from seqadv.cli import OneLineParser, guarded
+from seqadv.cli import OneLineParser, below_minimum, guarded
 from seqadv.dataset import load_corpus
 from seqadv.metrics import BLEU
 
@@ -33,12 +33,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="time nltk on only this many of the samples and scale its time (default: all)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
-    if args.samples < 1:
-        parser.error(f"--samples must be at least 1, got {args.samples}")
-    if args.n < 1:
-        parser.error(f"--n must be at least 1, got {args.n}")
-    if args.nltk_samples is not None and args.nltk_samples < 1:
-        parser.error(f"--nltk-samples must be at least 1, got {args.nltk_samples}")
+    problem = below_minimum(args, 1, ["samples", "n", "nltk_samples"])
+    if problem:
+        parser.error(problem)
     return guarded("bench_bleu.py", lambda: bench(args), argv)
 
 

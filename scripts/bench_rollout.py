@@ -40,7 +40,7 @@ from typing import Callable, Optional
 
 import torch
 
-from seqadv.cli import OneLineParser, guarded, int_tuple, writable_file
+from seqadv.cli import OneLineParser, below_minimum, guarded, int_tuple, writable_file
 from seqadv.discriminator import Discriminator
 from seqadv.distributed import setup, teardown
 from seqadv.generator import Generator
@@ -542,9 +542,9 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="transformer: a 2-layer GPT with a KV cache against the naive loop, HF generate and its floor")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
-    for name in [*vars(Case()), "repeats", "threads"]:
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    problem = below_minimum(args, 1, [*vars(Case()), "repeats", "threads"])
+    if problem:
+        parser.error(problem)
     try:
         device = torch.device(args.device)
     except RuntimeError:

@@ -19,7 +19,6 @@ seeds) and draws results/compare/<corpus>.png.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys

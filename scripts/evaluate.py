@@ -39,7 +39,7 @@ from typing import Optional
 import torch
 
 from seqadv.checkpoint import CheckpointError, load, write_text_atomic
-from seqadv.cli import OneLineParser, float_tuple, guarded, resolve_device, writable_dir
+from seqadv.cli import OneLineParser, below_minimum, float_tuple, guarded, resolve_device, writable_dir
 from seqadv.corpus import DataError
 from seqadv.dataset import SequenceData, load_corpus
 from seqadv.generator import Generator
@@ -239,9 +239,9 @@ def parse_args(argv: Optional[list[str]] = None) -> Args:
     parser.add_argument("--debug", action="store_true")
     given = vars(parser.parse_args(argv))
     args = Args(**{**given, "models": tuple(given["models"])})
-    for name in ("samples", "self_bleu_samples"):
-        if getattr(args, name) < 2:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 2, got {getattr(args, name)}")
+    problem = below_minimum(args, 2, ["samples", "self_bleu_samples"])
+    if problem:
+        raise ValueError(problem)
     if not 2 <= args.max_n <= 5:
         raise ValueError(f"--max-n must be in 2..5, got {args.max_n}")
     if any(t <= 0 for t in args.temperatures):
@@ -249,9 +249,9 @@ def parse_args(argv: Optional[list[str]] = None) -> Args:
     if any(t <= 0 for t in args.reverse_lm_temperatures):
         raise ValueError("--reverse-lm-temperatures must be positive, got "
                          f"{','.join(f'{t:g}' for t in args.reverse_lm_temperatures)}")
-    for name in ("reverse_lm_samples", "lm_steps"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    problem = below_minimum(args, 1, ["reverse_lm_samples", "lm_steps"])
+    if problem:
+        raise ValueError(problem)
     if args.seed < 0:
         raise ValueError(f"--seed must not be negative, got {args.seed}")
     return args

@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 
 from seqadv.checkpoint import load
-from seqadv.cli import OneLineParser, guarded, resolve_device
+from seqadv.cli import OneLineParser, below_minimum, guarded, resolve_device
 from seqadv.irgan import ItemPolicy
 from seqadv.policy import generate
 
@@ -38,10 +38,9 @@ def parse(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
-    if args.num < 1:
-        parser.error(f"--num must be at least 1, got {args.num}")
-    if args.top_k is not None and args.top_k < 1:
-        parser.error(f"--top-k must be at least 1, got {args.top_k}")
+    problem = below_minimum(args, 1, ["num", "top_k"])
+    if problem:
+        parser.error(problem)
     if not args.temperature > 0:
         parser.error(f"--temperature must be positive, got {args.temperature:g}")
     if args.infill is not None and args.user is not None:

@@ -13,7 +13,6 @@ per model and temperature. Writes <out>/seeds.json and prints the tables.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -22,7 +21,7 @@ from typing import Optional
 
 import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
-from seqadv.cli import OneLineParser, guarded, parse_config, writable_dir
+from seqadv.cli import OneLineParser, below_minimum, guarded, parse_config, writable_dir
 from seqadv.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
 from seqadv.trainers import SeqGANConfig, SeqGANTrainer
 
@@ -94,8 +93,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--eval-args", default="", help="options for evaluate.py, e.g. \"--samples 1000\"")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(own)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be at least 1, got {args.seeds}")
+    problem = below_minimum(args, 1, ["seeds"])
+    if problem:
+        parser.error(problem)
     if args.first_seed < 0:
         parser.error(f"--first-seed must not be negative, got {args.first_seed}")
     if any(a in ("--seed", "--out", "--resume") for a in train_args):

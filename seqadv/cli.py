@@ -119,6 +119,16 @@ def check_ranges(args, positive: Sequence[str] = (), non_negative: Sequence[str]
                 raise ValueError(f"--{name.replace('_', '-')} {what}, got {getattr(args, name)}")
 
 
+def below_minimum(args, minimum: int, names: Sequence[str]) -> Optional[str]:
+    """The one-line message for the first of the options `names` (attribute names of
+    `args`) whose value is below `minimum`, or None; an option left unset (None) passes."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < minimum:
+            return f"--{name.replace('_', '-')} must be at least {minimum}, got {value}"
+    return None
+
+
 def writable_dir(path, option: str = "--out") -> Path:
     """The directory `path`, made (with its parents) if it is not there: the one check of
     every script's output directory, made before any work. ValueError, one line naming
