@@ -20,6 +20,7 @@ seeds) and draws results/compare/<corpus>.png.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -29,8 +30,8 @@ import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
 from seqadv.cli import OneLineParser, guarded, parse_config, writable_dir
 from seqadv.trainers import MLEConfig, MLETrainer, ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
-from seqadv.report import (LM_AXES, advantage_at, at_temperature_one, curve_advantages, dominating_temperatures,
-                           sweep_axes)
+from seqadv.report import (LM_AXES, advantage_noise, advantages_at, at_temperature_one, curve_advantages,
+                           dominating_temperatures, sweep_axes)
 from train_seeds import aggregate_sweeps, mean_std, report_sweep
 
 RECIPES = {"mle": (MLEConfig, MLETrainer, "train_mle.py"),
@@ -89,46 +90,116 @@ def run_seed(corpus: str, seed: int, runs: Path, results: Path) -> None:
     print(f"wrote {results / f'seed-{seed}.json'}")
 
 
-def seed_advantages(sweeps: dict[int, dict], gans: list[str], mles: list[str], x_key: str, y_key: str) -> dict:
+def seed_advantages(sweeps: dict[int, dict], gans: list[str], mles: list[str], x_key: str, y_key: str,
+                    noise: Optional[dict] = None) -> dict:
     """Each GAN's advantage over each MLE curve in one plane, from per-seed sweeps ({seed: {model:
-    curve}}): at T = 1, mean ± std over the seeds where the GAN lies inside the MLE curve (None if
-    none); along the GAN's curve, the mean over seeds at each temperature every seed has inside it;
-    and for each seed whose GAN at T = 1 lies outside the MLE curve, the MLE temperatures that beat
-    it on both axes (none: the curves cannot be compared there).
-    {gan: {mle: {"at_t1": {mean, std, values} | None, "along_curve": {temperature: mean},
-                 "outside": {seed: [temperature]}}}}"""
+    curve}}), at every crossing of the GAN's diversity along the MLE curve (`report.crossings`).
+
+    At T = 1, per seed: the advantage at each crossing (more than one: ambiguous) and, with
+    `noise` ({"quality": std, "diversity": std} of one measured point), the std measurement
+    noise alone gives it (the largest over the crossings); over the seeds inside the MLE curve:
+    the mean of each seed's lowest and of its highest advantage (equal where no seed is
+    ambiguous), their std, and the noise of that mean. Along the GAN's curve: the same lowest and
+    highest means at each temperature every seed has inside the MLE curve. For each seed whose
+    GAN at T = 1 lies outside the MLE curve, the MLE temperatures (every measured point) that beat
+    it on both axes.
+    {gan: {mle: {"at_t1": {"seeds": {seed: {"advantages", "noise"}}, "low", "high", "std",
+    "noise", "ambiguous_seeds"} | None, "along_curve": {temperature: {"low", "high"}},
+    "outside": {seed: [temperature]}}}}"""
     table = {}
     for gan in gans:
         table[gan] = {}
         for mle in mles:
-            at_one, outside = [], {}
+            per_seed, outside = {}, {}
             for seed, curves in sweeps.items():
                 point = at_temperature_one(curves[gan], x_key, y_key)
                 if point is None:
                     continue
-                value = advantage_at(point, curves[mle], x_key, y_key)
-                if value is None:
+                found = advantages_at(point, curves[mle], x_key, y_key)
+                if not found:
                     outside[seed] = dominating_temperatures(point, curves[mle], x_key, y_key)
-                else:
-                    at_one.append(value)
+                    continue
+                per_seed[seed] = {"advantages": [a for a, _ in found], "temperatures": [c.temperature for _, c in found]}
+                if noise is not None:
+                    per_seed[seed]["noise"] = max(advantage_noise(c, noise["quality"], noise["diversity"])
+                                                  for _, c in found)
+            at_t1 = None
+            if per_seed:
+                lows = [min(v["advantages"]) for v in per_seed.values()]
+                highs = [max(v["advantages"]) for v in per_seed.values()]
+                mids = [(lo + hi) / 2 for lo, hi in zip(lows, highs)]
+                at_t1 = {"seeds": per_seed, "low": statistics.fmean(lows), "high": statistics.fmean(highs),
+                         "std": statistics.stdev(mids) if len(mids) > 1 else 0.0,
+                         "ambiguous_seeds": [s for s, v in per_seed.items() if len(v["advantages"]) > 1]}
+                if noise is not None:  # measurement noise of a mean over independent seeds
+                    at_t1["noise"] = math.sqrt(sum(v["noise"] ** 2 for v in per_seed.values())) / len(per_seed)
             along = [curve_advantages(curves[gan], curves[mle], x_key, y_key) for curves in sweeps.values()]
             shared = sorted(set.intersection(*(set(a) for a in along)))
-            table[gan][mle] = {"at_t1": mean_std(at_one) if at_one else None,
-                               "along_curve": {t: statistics.fmean(a[t] for a in along) for t in shared},
+            table[gan][mle] = {"at_t1": at_t1,
+                               "along_curve": {t: {"low": statistics.fmean(min(a[t]) for a in along),
+                                                   "high": statistics.fmean(max(a[t]) for a in along)}
+                                               for t in shared},
                                "outside": outside}
     return table
+
+
+def verdict(low: float, high: float, noise: float) -> str:
+    """The GAN against the MLE curve, given the advantage's range over the crossings and the std
+    that measurement noise alone gives it: beyond twice that noise one way or the other, within
+    it, or neither (a range that spans both)."""
+    if low > 2 * noise:
+        return "GAN ahead"
+    if high < -2 * noise:
+        return "MLE ahead"
+    if -2 * noise <= low and high <= 2 * noise:
+        return "within noise"
+    return "ambiguous"
 
 
 def at_t1_cell(advantage: Optional[dict], seeds: int) -> str:
     if advantage is None:
         return "-"
-    if len(advantage["values"]) < seeds:  # a std over the seeds inside the MLE curve would pass for one over all
-        return f"{advantage['mean']:+.4f} ({len(advantage['values'])} of {seeds} seeds)"
-    return f"{advantage['mean']:+.4f} ± {advantage['std']:.4f}"
+    inside = len(advantage["seeds"])
+    if advantage["ambiguous_seeds"]:  # the seeds' crossings disagree: the range of the mean, not one value
+        cell = f"{advantage['low']:+.3f}..{advantage['high']:+.3f}"
+    elif inside < seeds:  # a std over the seeds inside the MLE curve would pass for one over all
+        cell = f"{advantage['low']:+.4f}"
+    else:
+        cell = f"{advantage['low']:+.4f} ± {advantage['std']:.4f}"
+    notes = []
+    if inside < seeds:
+        notes.append(f"{inside}/{seeds} seeds")
+    if advantage["ambiguous_seeds"]:
+        notes.append(f"{len(advantage['ambiguous_seeds'])} ambiguous")
+    return cell + (f" ({', '.join(notes)})" if notes else "")
+
+
+def noise_cell(advantage: Optional[dict]) -> str:
+    if advantage is None or "noise" not in advantage:
+        return "-"
+    return f"±{advantage['noise']:.3f} {verdict(advantage['low'], advantage['high'], advantage['noise'])}"
 
 
 def along_cell(along: dict) -> str:
-    return f"{min(along.values()):+.4f} {max(along.values()):+.4f} ({len(along)})" if along else "-"
+    if not along:
+        return "-"
+    ambiguous = sum(1 for v in along.values() if v["low"] != v["high"])
+    return (f"{min(v['low'] for v in along.values()):+.4f} {max(v['high'] for v in along.values()):+.4f} ({len(along)}"
+            + (f", {ambiguous} ambiguous)" if ambiguous else ")"))
+
+
+def lm_noise_of(results: Path, corpus: str, steps: int) -> Optional[dict]:
+    """The LM plane's noise of one point at `steps` (lm_noise.py's JSON beside the per-corpus
+    results), as {"quality": LM score std, "diversity": reverse-LM score std, "source"}; None
+    where it was not measured at that budget."""
+    path = results.parent / "lm_noise" / f"{corpus}.json"
+    if not path.is_file():
+        return None
+    budget = json.loads(path.read_text())["budgets"].get(str(steps))
+    if budget is None:
+        return None
+    n = budget["noise"]
+    return {"quality": n["lm_score"]["total"], "diversity": n["reverse_lm_score"]["total"], "source": str(path)}
 
 
 def report(corpus: str, results: Path) -> None:
@@ -149,27 +220,54 @@ def report(corpus: str, results: Path) -> None:
     # against the same seed's MLE curve, so the std over seeds is the std of the advantage itself
     mles = [m for m in summary if m.split("/")[-1] in ("mle", "mle_best")]
     gans = [m for m in summary if m not in mles]
+    lm_noise = lm_noise_of(results, corpus, sweep_lm_steps(records))
     advantages = {}
     for x_key, y_key, _, _ in (sweep_axes(False), LM_AXES):
-        advantages[y_key] = table = seed_advantages({r["seed"]: r["sweep"] for r in records}, gans, mles, x_key, y_key)
-        print(f"\n{y_key} of each GAN at T=1 minus the MLE curve's at the same {x_key}, mean ± std over seeds "
-              f"(positive: the GAN is better; -: outside that sweep)")
-        print(f"{'':<28}" + "".join(f"{m:>24}" for m in mles))
+        noise = lm_noise if y_key == LM_AXES[1] else None
+        advantages[y_key] = table = seed_advantages({r["seed"]: r["sweep"] for r in records}, gans, mles, x_key, y_key,
+                                                    noise)
+        print(f"\n{y_key} of each GAN at T=1 minus the MLE curve's at the same {x_key} (every crossing along the "
+              f"sweep), mean ± std over seeds (positive: the GAN is better; a..b: the range over crossings where a "
+              f"seed's MLE curve passes that {x_key} more than once; -: outside that sweep)")
+        print(f"{'':<28}" + "".join(f"{m:>40}" for m in mles))
         for gan, row in table.items():
-            print(f"{gan:<28}" + "".join(f"{at_t1_cell(v['at_t1'], len(records)):>24}" for v in row.values()))
+            print(f"{gan:<28}" + "".join(f"{at_t1_cell(v['at_t1'], len(records)):>40}" for v in row.values()))
+        if y_key == LM_AXES[1]:
+            if noise is None:
+                print(f"its noise: not measured at this budget (python scripts/lm_noise.py <a model> --steps "
+                      f"{sweep_lm_steps(records)} --out {results.parent / 'lm_noise' / (corpus + '.json')})")
+            else:
+                print(f"the std measurement noise alone gives that mean (one point: LM {noise['quality']:.4f}, "
+                      f"reverse-LM {noise['diversity']:.4f}, from {noise['source']}; through the MLE curve's slope "
+                      f"at the crossing), and the verdict: ahead or behind by more than twice that, or within it")
+                for gan, row in table.items():
+                    print(f"{gan:<28}" + "".join(f"{noise_cell(v['at_t1']):>40}" for v in row.values()))
         print("the same along each GAN's curve: its lowest and highest mean advantage over its temperatures "
               "inside the MLE curve's range (how many)")
         for gan, row in table.items():
-            print(f"{gan:<28}" + "".join(f"{along_cell(v['along_curve']):>24}" for v in row.values()))
+            print(f"{gan:<28}" + "".join(f"{along_cell(v['along_curve']):>40}" for v in row.values()))
         for gan, row in table.items():
             for mle, v in row.items():
                 if v["outside"]:
                     beaten = sum(1 for temperatures in v["outside"].values() if temperatures)
                     print(f"{gan} at T=1 lies outside {mle}'s curve in seed(s) {', '.join(map(str, v['outside']))}: "
-                          f"a point of that curve is better on both axes in {beaten} of them")
-    write_text_atomic(results / "summary.json", json.dumps({"seeds": seeds, "sweep": summary,
+                          f"a point of that curve (any temperature) is better on both axes in {beaten} of them")
+    write_text_atomic(results / "summary.json", json.dumps({"seeds": seeds, "sweep": summary, "lm_noise": lm_noise,
                                                             "advantage_at_matched_diversity": advantages}, indent=2))
     report_sweep(summary, seeds, corpus, results.parent / f"{corpus}.png")
+
+
+def sweep_lm_steps(records: list[dict]) -> int:
+    """The language models' budget the sweeps used (evaluate.py's --lm-steps; its default if
+    the command does not say)."""
+    steps = set()
+    for r in records:
+        words = r.get("evaluate", "").split()
+        steps.add(int(words[words.index("--lm-steps") + 1]) if "--lm-steps" in words else sweep.Args.lm_steps)
+    if len(steps) > 1:
+        raise ValueError(f"the seeds' sweeps used different --lm-steps ({', '.join(map(str, sorted(steps)))}): "
+                         "their LM planes cannot be averaged")
+    return steps.pop()
 
 
 def main(argv: Optional[list[str]] = None) -> int:

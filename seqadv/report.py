@@ -7,10 +7,10 @@ score where the sweep measured them (`seqadv.metrics.lm_score`, `reverse_lm_scor
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-
-import numpy as np
 
 # metrics where a smaller value is the better one (matched by prefix)
 LOWER_IS_BETTER = ("nll", "self_bleu", "lm_score", "reverse_lm_score")
@@ -56,8 +56,10 @@ def _points(curve: list[dict], x_key: str, y_key: str) -> list[int]:
 
 # In the LM plane the reverse-LM score is not monotonic in temperature: too cold covers
 # little of the data, and so does too hot (the curve folds back near T = 1). Cooling trades
-# coverage for quality on the branch T <= 1 only, so matched-diversity comparisons there use
-# that branch (the plot shows every point).
+# coverage for quality on the branch T <= 1 only; past the fold a hotter point is worse on
+# both axes than T = 1 (every MLE curve in results/compare: T = 1.2 against T = 1), so a
+# crossing there would compare a point with one that the curve's own T = 1 dominates. Matched-diversity comparisons (crossings) therefore use that branch;
+# dominance, which needs no curve, and the plot use every point.
 LM_BRANCH_MAX_TEMPERATURE = 1.0
 
 
@@ -70,50 +72,96 @@ def _branch(curve: list[dict], x_key: str, y_key: str) -> list[int]:
     return kept
 
 
-def quality_at(curve: list[dict], x_key: str, y_key: str, x: float) -> Optional[float]:
-    """A curve's quality where its diversity is x (linear between sweep points), or None
-    outside it. Only the points of `_branch` count.
+@dataclass(frozen=True)
+class Crossing:
+    """Where a curve, followed in temperature order, passes a given diversity x: the temperature
+    and the quality there, linear between the two neighbouring temperatures, and the segment's
+    slope d quality / d diversity (infinite where both ends have the diversity x: the quality
+    there is anything between theirs), which turns noise in the diversity into noise in the
+    quality."""
+    temperature: float
+    quality: float
+    slope: float
 
-    Shape: curve is a list of {x_key: float, y_key: float, ...}, one per temperature.
+
+def crossings(curve: list[dict], x_key: str, y_key: str, x: float) -> list[Crossing]:
+    """Every place where the curve's diversity is x, along the sweep: each pair of neighbouring
+    temperatures (on `_branch`) whose diversities bracket x gives one, interpolated linearly
+    between them; a sweep point at exactly x is counted once. Empty: x lies outside the curve.
+
+    The curve is followed in temperature order, not sorted by diversity: a curve that is not
+    monotonic (noise, or a fold) passes x more than once, and each passage is a different
+    answer to "the curve's quality at diversity x". Sorting by diversity would join points
+    that are not neighbours on the sweep and return one made-up value.
+
+    Shape: curve is a list of {"temperature": float, x_key: float, y_key: float, ...}.
     """
-    points = sorted((curve[i][x_key], curve[i][y_key]) for i in _branch(curve, x_key, y_key))
-    if not points:
-        return None
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    if not xs[0] <= x <= xs[-1]:
-        return None
-    return float(np.interp(x, xs, ys))
+    points = sorted((curve[i]["temperature"], curve[i][x_key], curve[i][y_key]) for i in _branch(curve, x_key, y_key))
+    found: list[Crossing] = []
+
+    def add(c: Crossing) -> None:
+        if not found or found[-1].temperature != c.temperature:
+            found.append(c)
+        elif math.isinf(c.slope):  # a flat segment ending at a point already found: its slope says more
+            found[-1] = c
+
+    if len(points) == 1 and points[0][1] == x:
+        add(Crossing(points[0][0], points[0][2], 0.0))
+    for (t0, x0, y0), (t1, x1, y1) in zip(points, points[1:]):
+        if not min(x0, x1) <= x <= max(x0, x1):
+            continue
+        if x0 == x1:  # both ends at x: each end is a crossing, the segment says nothing between them
+            add(Crossing(t0, y0, math.inf))
+            add(Crossing(t1, y1, math.inf))
+            continue
+        slope = (y1 - y0) / (x1 - x0)
+        frac = (x - x0) / (x1 - x0)
+        add(Crossing(t0 + frac * (t1 - t0), y0 + frac * (y1 - y0), slope))
+    return found
 
 
-def advantage_at(point: dict, reference: list[dict], x_key: str, y_key: str) -> Optional[float]:
-    """A point's quality minus the reference curve's at the point's diversity, signed so that
-    positive means the point is better; None where its diversity lies outside the reference."""
-    q = quality_at(reference, x_key, y_key, point[x_key])
-    if q is None:
-        return None
-    return (q - point[y_key]) if lower_is_better(y_key) else (point[y_key] - q)
+def advantages_at(point: dict, reference: list[dict], x_key: str, y_key: str) -> list[tuple[float, Crossing]]:
+    """The point's quality against the reference curve's at each crossing of the point's diversity
+    (`crossings`): (advantage, crossing), the advantage signed so that positive means the point is
+    better. Empty where its diversity lies outside the reference; more than one: the reference
+    passes that diversity more than once and the comparison is ambiguous."""
+    out = []
+    for c in crossings(reference, x_key, y_key, point[x_key]):
+        out.append(((c.quality - point[y_key]) if lower_is_better(y_key) else (point[y_key] - c.quality), c))
+    return out
 
 
-def curve_advantages(curve: list[dict], reference: list[dict], x_key: str, y_key: str) -> dict[float, float]:
-    """{temperature: advantage_at} for each point of a curve (on its `_branch`) whose diversity
-    lies inside the reference's: where along the sweep one curve is above the other."""
+def advantage_noise(crossing: Crossing, quality_noise: float, diversity_noise: float) -> float:
+    """The standard deviation that measurement noise alone gives an advantage at one crossing:
+    the point's and the reference's quality each carry `quality_noise`, and each one's diversity
+    carries `diversity_noise`, which moves the reference's quality along the crossed segment by
+    its slope. Shape: scalars -> scalar (infinite on a segment flat in diversity)."""
+    if math.isinf(crossing.slope):
+        return math.inf
+    return math.sqrt(2 * quality_noise ** 2 + 2 * (crossing.slope * diversity_noise) ** 2)
+
+
+def curve_advantages(curve: list[dict], reference: list[dict], x_key: str, y_key: str) -> dict[float, list[float]]:
+    """{temperature: [advantage at each crossing]} for each point of a curve (on its `_branch`)
+    whose diversity lies inside the reference's: where along the sweep one curve is above the
+    other."""
     table = {}
     for i in _branch(curve, x_key, y_key):
-        value = advantage_at(curve[i], reference, x_key, y_key)
-        if value is not None:
-            table[curve[i]["temperature"]] = value
+        found = advantages_at(curve[i], reference, x_key, y_key)
+        if found:
+            table[curve[i]["temperature"]] = [a for a, _ in found]
     return table
 
 
 def dominating_temperatures(point: dict, reference: list[dict], x_key: str, y_key: str) -> list[float]:
-    """The temperatures of the reference's points (on its `_branch`) that are at least as good as
-    the point on both axes and better on one: where a point lies outside the reference's sweep,
-    whether the reference still beats it outright."""
+    """The temperatures of every measured point of the reference (those with both metrics, past
+    the LM plane's fold too: dominance needs no curve) that is at least as good as the point on
+    both axes and better on one: whether the reference beats the point outright."""
     def better(key: str, a: float, b: float) -> bool:  # a strictly better than b
         return a < b if lower_is_better(key) else a > b
 
     found = []
-    for i in _branch(reference, x_key, y_key):
+    for i in _points(reference, x_key, y_key):
         r = reference[i]
         if not (better(x_key, point[x_key], r[x_key]) or better(y_key, point[y_key], r[y_key])) and \
                 (r[x_key], r[y_key]) != (point[x_key], point[y_key]):
@@ -123,7 +171,9 @@ def dominating_temperatures(point: dict, reference: list[dict], x_key: str, y_ke
 
 def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sweep: str = "sweep") -> list[str]:
     """One line per pair of models: the first at temperature 1 against the second's
-    curve at the same diversity, and which is better there (by `lower_is_better(y_key)`).
+    curve at the same diversity, and which is better there (by `lower_is_better(y_key)`);
+    where the second's curve passes that diversity more than once, each crossing's quality
+    and "ambiguous" unless every crossing gives the same answer.
     A model without both metrics at temperature 1 gets no line."""
     lines = []
     for name, curve in curves.items():
@@ -131,13 +181,24 @@ def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sw
         for other, other_curve in curves.items():
             if other == name or at_one is None:
                 continue
-            q = quality_at(other_curve, x_key, y_key, at_one[x_key])
-            if q is None:
-                lines.append(f"{name} at T=1 ({x_key} {at_one[x_key]:.4f}) lies outside {other}'s {sweep}")
+            found = advantages_at(at_one, other_curve, x_key, y_key)
+            if not found:
+                beaten = dominating_temperatures(at_one, other_curve, x_key, y_key)
+                lines.append(f"{name} at T=1 ({x_key} {at_one[x_key]:.4f}) lies outside {other}'s {sweep}"
+                             + (f"; its point(s) at T={', '.join(f'{t:g}' for t in beaten)} are better on both axes"
+                                if beaten else ""))
                 continue
-            ahead = at_one[y_key] < q if lower_is_better(y_key) else at_one[y_key] > q
-            lines.append(f"{prefix}at {name}'s {x_key} at T=1 ({at_one[x_key]:.4f}): {name} {y_key} {at_one[y_key]:.4f}, "
-                         f"{other}'s curve {q:.4f} -> {name if ahead else other} is better at matched diversity")
+            head = f"{prefix}at {name}'s {x_key} at T=1 ({at_one[x_key]:.4f}): {name} {y_key} {at_one[y_key]:.4f}, "
+            if len(found) == 1:
+                q = found[0][1].quality
+                lines.append(head + f"{other}'s curve {q:.4f} -> {name if found[0][0] > 0 else other} is better "
+                             "at matched diversity")
+                continue
+            where = ", ".join(f"{c.quality:.4f} (T~{c.temperature:.2f})" for _, c in found)
+            signs = {a > 0 for a, _ in found}
+            verdict = (f"ambiguous: {name} is better at {sum(a > 0 for a, _ in found)} of {len(found)}" if len(signs) > 1
+                       else f"{name if signs == {True} else other} is better at every one")
+            lines.append(head + f"{other}'s curve passes it {len(found)} times: {where} -> {verdict}")
     return lines
 
 

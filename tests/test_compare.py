@@ -39,17 +39,19 @@ def test_the_report_averages_the_seeds_and_says_who_wins_at_matched_diversity(tm
     # the compact table: each seed's GAN at T=1 minus the same seed's MLE curve there (seed 88: 0.15 - 0.25,
     # seed 89: 0.15 - 0.27), negative: MLE is better; std over the seeds
     advantage = summary["advantage_at_matched_diversity"]["bleu4"]["gan"]["mle"]
-    torch.testing.assert_close(advantage["at_t1"]["values"], [-0.10, -0.12])
-    torch.testing.assert_close([advantage["at_t1"]["mean"], advantage["at_t1"]["std"]], [-0.11, 0.02 ** 0.5 / 10])
+    torch.testing.assert_close([advantage["at_t1"]["seeds"][s]["advantages"] for s in ("88", "89")], [[-0.10], [-0.12]])
+    torch.testing.assert_close([advantage["at_t1"]["low"], advantage["at_t1"]["high"], advantage["at_t1"]["std"]],
+                               [-0.11, -0.11, 0.02 ** 0.5 / 10])
+    assert advantage["at_t1"]["ambiguous_seeds"] == []
     # along the GAN's curve: T=0.8 (Self-BLEU-4 0.32) lies outside MLE's sweep; T=1.2 at 0.09 against
     # MLE's 0.18 / 0.20 between its T=1 and T=1.2 points
     along = advantage["along_curve"]
     assert list(along) == ["1.0", "1.2"]
-    torch.testing.assert_close(list(along.values()), [-0.11, -0.11])
+    torch.testing.assert_close([along[t][k] for t in along for k in ("low", "high")], [-0.11] * 4)
     assert "-0.1100 ± 0.0141" in done.stdout and "-0.1100 -0.1100 (2)" in done.stdout
     # the LM plane on the cooling branch (T <= 1): the GAN at T=1 (reverse-LM 6.0, LM 4.6) against MLE's 4.0
     lm = summary["advantage_at_matched_diversity"]["lm_score"]["gan"]["mle"]
-    torch.testing.assert_close([lm["at_t1"]["mean"], lm["along_curve"]["1.0"]], [-0.6, -0.6])
+    torch.testing.assert_close([lm["at_t1"]["low"], lm["along_curve"]["1.0"]["low"]], [-0.6, -0.6])
     assert list(lm["along_curve"]) == ["1.0"] and advantage["outside"] == {} and lm["outside"] == {}
     assert "lm_score" in done.stdout and (results / "poems.png").is_file()
 
@@ -58,3 +60,48 @@ def test_a_report_without_seeds_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--corpus", "coco", "--report", "--results", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "no seed-*.json yet" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_lm_plane_follows_each_sweep_reports_ambiguous_crossings_and_prints_the_measured_noise(tmp_path):
+    results = tmp_path / "results"
+    (results / "poems").mkdir(parents=True)
+    (results / "lm_noise").mkdir()
+    # seed 88's MLE curve is not monotonic in reverse-LM (6.0, 5.6, 5.8 at T = 0.8, 0.9, 1.0): the GAN's
+    # 5.7 is passed twice, at LM 4.0 + 0.3 * 0.75 = 4.225 and at 4.3 + 0.2 * 0.5 = 4.4; the GAN's LM 4.4
+    # is 0.175 worse than the first and level with the second. Seed 89's curve passes it once, at 4.4,
+    # where the GAN's 4.2 is 0.2 better.
+    mle = {88: [(0.8, 4.0, 6.0), (0.9, 4.3, 5.6), (1.0, 4.5, 5.8)], 89: [(0.8, 4.0, 6.0), (0.9, 4.3, 5.8), (1.0, 4.5, 5.6)]}
+    gan_lm = {88: 4.4, 89: 4.2}
+    for seed in (88, 89):
+        sweep = {"mle": [point(t, 0.3 - 0.1 * t, 0.5 - 0.2 * t, lm, rev) for t, lm, rev in mle[seed]],
+                 "gan": [point(1.0, 0.2, 0.3, gan_lm[seed], 5.7)]}
+        (results / "poems" / f"seed-{seed}.json").write_text(json.dumps(
+            {"seed": seed, "sweep": sweep, "evaluate": "python scripts/evaluate.py x --lm-steps 300"}))
+    # one point's noise as lm_noise.py writes it: LM score 0.01, reverse-LM 0.02 (and another budget, unused)
+    noise = lambda lm, rev: {"noise": {"lm_score": {"total": lm}, "reverse_lm_score": {"total": rev}}}  # noqa: E731
+    (results / "lm_noise" / "poems.json").write_text(json.dumps({"budgets": {"300": noise(0.01, 0.02),
+                                                                             "900": noise(9.0, 9.0)}}))
+    done = subprocess.run([sys.executable, str(SCRIPT), "--corpus", "poems", "--report", "--results", str(results)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((results / "poems" / "summary.json").read_text())
+    lm = summary["advantage_at_matched_diversity"]["lm_score"]["gan"]["mle"]["at_t1"]
+    torch.testing.assert_close([lm["seeds"]["88"]["advantages"], lm["seeds"]["89"]["advantages"]],
+                               [[4.225 - 4.4, 0.0], [0.2]])
+    assert lm["ambiguous_seeds"] == [88]
+    torch.testing.assert_close([lm["low"], lm["high"]], [(4.225 - 4.4 + 0.2) / 2, 0.1])
+    # each seed's noise: the larger over its crossings of sqrt(2 * 0.01^2 + 2 * (slope * 0.02)^2), slopes
+    # -0.75 and 1 (seed 88), -1 (seed 89); the mean of the two seeds has sqrt(sum of squares) / 2
+    torch.testing.assert_close([lm["seeds"]["88"]["noise"], lm["seeds"]["89"]["noise"], lm["noise"]],
+                               [1e-3 ** 0.5, 1e-3 ** 0.5, 2e-3 ** 0.5 / 2])
+    assert summary["lm_noise"]["quality"] == 0.01 and summary["lm_noise"]["diversity"] == 0.02
+    # the range +0.0125..+0.1 is neither beyond twice the noise (0.0447) nor within it
+    assert f"{lm['low']:+.3f}..{lm['high']:+.3f} (1 ambiguous)" in done.stdout and "±0.022 ambiguous" in done.stdout
+
+
+def test_a_verdict_needs_the_whole_range_beyond_twice_the_noise():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from compare_recipes import verdict
+    assert verdict(0.3, 0.5, 0.1) == "GAN ahead" and verdict(-0.5, -0.21, 0.1) == "MLE ahead"
+    assert verdict(-0.2, 0.2, 0.1) == "within noise" and verdict(0.1, 0.3, 0.1) == "ambiguous"
+    assert verdict(-0.3, 0.3, 0.1) == "ambiguous"

@@ -10,7 +10,8 @@ from matplotlib.image import imread
 import test_evaluate
 from seqadv.dataset import load_corpus
 from seqadv.metrics import lm_score, nll, reverse_lm_score, train_language_model
-from seqadv.report import curve_advantages, dominating_temperatures, matched_diversity
+from seqadv.report import (Crossing, advantage_noise, advantages_at, crossings, curve_advantages,
+                           dominating_temperatures, matched_diversity)
 from test_evaluate import script
 
 tiny_run = test_evaluate.tiny_run  # the toy SeqGAN run of test_evaluate.py, a fixture here too
@@ -109,10 +110,10 @@ def test_advantages_along_a_curve_use_the_cooling_branch_of_both_curves_and_only
                     {"temperature": 1.3, "lm_score": 9.0, "reverse_lm_score": 3.5}]}
     along = curve_advantages(curves["a"], curves["b"], "reverse_lm_score", "lm_score")
     assert list(along) == [0.9, 1.0]
-    torch.testing.assert_close(list(along.values()), [0.75, 0.5])
+    torch.testing.assert_close(list(along.values()), [[0.75], [0.5]])
     # the other way round: b at T=1 (reverse 2.0) lies outside a's branch (3.0 to 5.0); b at 0.8 (4.0) against
     # a's 3.5 - 0.5 / 3 there (between its T=0.9 and T=0.8 points): b is 2/3 worse
-    torch.testing.assert_close(curve_advantages(curves["b"], curves["a"], "reverse_lm_score", "lm_score"), {0.8: -2 / 3})
+    torch.testing.assert_close(curve_advantages(curves["b"], curves["a"], "reverse_lm_score", "lm_score"), {0.8: [-2 / 3]})
 
 
 def test_a_point_outside_a_curve_is_dominated_only_by_points_no_worse_on_both_axes():
@@ -122,12 +123,13 @@ def test_a_point_outside_a_curve_is_dominated_only_by_points_no_worse_on_both_ax
              {"temperature": 1.2, "bleu4": 0.1, "self_bleu4": 0.2},  # the same point: no
              {"temperature": 1.3, "bleu4": 0.1, "self_bleu4": 0.15}]  # as good, more diverse: yes
     assert dominating_temperatures(point, curve, "self_bleu4", "bleu4") == [1.0, 1.3]
-    # the LM plane (lower is better on both axes) uses the cooling branch only: T=1.3 is past the fold
+    # the LM plane (lower is better on both axes): dominance needs no curve, so a point past the fold
+    # (T=1.3) counts as much as one on the cooling branch
     point = {"temperature": 1.0, "lm_score": 6.0, "reverse_lm_score": 4.5}
     curve = [{"temperature": 0.8, "lm_score": 4.0, "reverse_lm_score": 4.0},
              {"temperature": 1.0, "lm_score": 6.5, "reverse_lm_score": 2.0},
              {"temperature": 1.3, "lm_score": 5.0, "reverse_lm_score": 3.5}]
-    assert dominating_temperatures(point, curve, "reverse_lm_score", "lm_score") == [0.8]
+    assert dominating_temperatures(point, curve, "reverse_lm_score", "lm_score") == [0.8, 1.3]
 
 
 def test_evaluate_writes_the_scores_at_the_chosen_temperatures_only(tiny_run, tmp_path):
@@ -176,3 +178,49 @@ def test_seeds_average_the_scores_where_every_seed_has_them(monkeypatch):
     curve = aggregate_sweeps([*seeds, older])["mle"]
     assert set(curve[0]) == set(curve[1]) == {"temperature", "bleu4"}
     assert curve[1]["bleu4"]["mean"] == pytest.approx((3 * 0.25 + 0.35) / 4)
+
+
+def test_a_curve_that_is_not_monotonic_is_followed_along_the_sweep_and_crossed_more_than_once():
+    # poems seed 88's seqgan/mle: reverse-LM 5.8293, 5.7192, 5.7448, 5.7170 at T = 0.7 .. 1.0 (the issue's
+    # example). A GAN at reverse-LM 5.73 meets it three times: between T=0.7 and 0.8, 0.8 and 0.9, 0.9 and
+    # 1.0. Sorting by the reverse-LM score instead would join T=1.0 (5.7170) to T=0.8 (5.7192): a segment
+    # that is not on the sweep, and one made-up value.
+    lm = [5.1, 5.3, 5.4, 5.6]
+    curve = [{"temperature": t, "reverse_lm_score": r, "lm_score": q}
+             for t, r, q in zip((0.7, 0.8, 0.9, 1.0), (5.8293, 5.7192, 5.7448, 5.7170), lm)]
+    found = crossings(curve, "reverse_lm_score", "lm_score", 5.73)
+    f0 = (5.73 - 5.8293) / (5.7192 - 5.8293)
+    f1 = (5.73 - 5.7192) / (5.7448 - 5.7192)
+    f2 = (5.73 - 5.7448) / (5.7170 - 5.7448)
+    expected = [(0.7 + 0.1 * f0, 5.1 + 0.2 * f0, 0.2 / (5.7192 - 5.8293)),
+                (0.8 + 0.1 * f1, 5.3 + 0.1 * f1, 0.1 / (5.7448 - 5.7192)),
+                (0.9 + 0.1 * f2, 5.4 + 0.2 * f2, 0.2 / (5.7170 - 5.7448))]
+    torch.testing.assert_close([(c.temperature, c.quality, c.slope) for c in found], expected)
+    # a GAN point with LM score 5.45 there: worse than the curve at the first two crossings, better at the
+    # third, so the line gives all three and says it is ambiguous
+    point = {"temperature": 1.0, "reverse_lm_score": 5.73, "lm_score": 5.45}
+    advantages = [a for a, _ in advantages_at(point, curve, "reverse_lm_score", "lm_score")]
+    torch.testing.assert_close(advantages, [q - 5.45 for _, q, _ in expected])
+    assert advantages[0] < advantages[1] < 0 < advantages[2]
+    lines = matched_diversity({"gan": [point], "mle": curve}, "reverse_lm_score", "lm_score")
+    assert lines[0].startswith("at gan's reverse_lm_score at T=1 (5.7300): gan lm_score 5.4500, mle's curve passes it "
+                               "3 times:") and lines[0].endswith("-> ambiguous: gan is better at 1 of 3")
+    # between 5.7170 and 5.7192 the sweep passes once (between T=0.9 and 1.0)
+    torch.testing.assert_close([c.temperature for c in crossings(curve, "reverse_lm_score", "lm_score", 5.718)],
+                               [0.9 + 0.1 * (5.718 - 5.7448) / (5.7170 - 5.7448)])
+    # a sweep point at exactly the diversity (T=0.9's 5.7448) is one crossing, not one per segment that meets
+    # there; the segment from T=0.7 to 0.8 passes it too
+    fa = (5.7448 - 5.8293) / (5.7192 - 5.8293)
+    torch.testing.assert_close([(c.temperature, c.quality) for c in
+                                crossings(curve, "reverse_lm_score", "lm_score", 5.7448)],
+                               [(0.7 + 0.1 * fa, 5.1 + 0.2 * fa), (0.9, 5.4)])
+    # outside every segment: none
+    assert crossings(curve, "reverse_lm_score", "lm_score", 5.9) == []
+
+
+def test_the_noise_of_an_advantage_adds_both_points_quality_noise_and_their_diversity_noise_through_the_slope():
+    # advantage = q_ref(x_gan) - q_gan: each quality carries 0.01; each diversity 0.02, which moves the
+    # reference's quality by slope 3 times it. Var = 2 * 0.01^2 + 2 * (3 * 0.02)^2
+    torch.testing.assert_close(advantage_noise(Crossing(1.0, 5.0, 3.0), 0.01, 0.02), (2e-4 + 2 * 0.06 ** 2) ** 0.5)
+    torch.testing.assert_close(advantage_noise(Crossing(1.0, 5.0, -3.0), 0.01, 0.02), (2e-4 + 2 * 0.06 ** 2) ** 0.5)
+    assert advantage_noise(Crossing(1.0, 5.0, float("inf")), 0.01, 0.02) == float("inf")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import write_text_atomic
+from ..checkpoint import load_checkpoint, write_text_atomic
 from ..cli import check_ranges
 from ..corpus import DataError
 from ..dataset import BatchStream, SequenceData, batches, load_corpus
@@ -93,6 +93,7 @@ class TextGANConfig(TrainerConfig):
     grad_clip: float = 5.0  # generator gradient-norm clip (0: none)
     batch_size: int = 64  # sequences per batch (the global batch under torchrun)
     pretrain_epochs: int = 120  # MLE epochs over the training split
+    init_from: Optional[str] = None  # another run's --out: start from its pretrained G and optimiser (no pretraining here)
     # evaluation
     eval_every: int = 10  # adversarial epochs (and MLE-baseline steps / g_steps) between evaluations
     pretrain_eval_every: int = 10  # pretraining epochs between evaluations
@@ -115,6 +116,10 @@ class TextGANConfig(TrainerConfig):
                              f"(and --g-layers be positive) for --generator transformer")
         if not 1 <= self.bleu_max_n <= 5:
             raise ValueError("--bleu-max-n must be in 1..5")
+        if self.init_from is not None:
+            if "pretrain_epochs" in self.given and self.pretrain_epochs:
+                raise ValueError(f"--init-from {self.init_from} brings its pretrained G: drop --pretrain-epochs")
+            object.__setattr__(self, "pretrain_epochs", 0)  # the phase is the other run's
 
 
 class TextGANTrainer(GANTrainer):
@@ -164,10 +169,29 @@ class TextGANTrainer(GANTrainer):
         self.g = g.to(self.device)
         self.meta.update(text_meta(data), model=describe_model(self.g, generator_config))
         self.g_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)
+        if c.init_from is not None:
+            self.load_pretrained(c.init_from)
         self.new_generator = lambda: (copy.deepcopy(self.g) if self.user_generator is not None
                                       else model_class(**generator_config).to(self.device))
         self.train_data = data.train.to(self.device)
         self.history = {"pretrain": [], self.baseline: [], self.adversarial_model: []}
+
+    def load_pretrained(self, run: str) -> None:
+        """G and its optimiser as another run left them after its MLE pretraining (its
+        checkpoint's `pretrained`): recipes compared from one pretrained G need not pretrain
+        it again. The run must have the same vocabulary, tokenizer and model."""
+        path = Path(run) / "checkpoint.pt" if Path(run).is_dir() else Path(run)
+        if not path.is_file():
+            raise DataError(f"--init-from {run}: no checkpoint.pt there (give a run's --out)")
+        state = load_checkpoint(path)
+        if state.get("pretrained") is None:
+            raise DataError(f"--init-from {path}: the run has not finished pretraining G")
+        for key, what in self.resume_checks.items():
+            if key in self.meta and state.get(key) != self.meta[key]:
+                raise DataError(f"--init-from {path}: its {what} differs from this run's (same corpus, options "
+                                f"and model needed)")
+        self.g.load_state_dict(state["pretrained"]["generator"])
+        self.g_opt.load_state_dict(state["pretrained"]["optimizer"])
 
     def build_mle_baseline(self) -> None:
         """The MLE baseline's model and optimiser (built after the recipe's D: the order in which
