@@ -173,7 +173,9 @@ def test_the_baselines_by_hand_and_mean_is_loo_scaled_by_b_minus_1_over_b():
     rewards = torch.tensor([[1.0, 4.0], [2.0, 0.0], [6.0, 2.0]])
     assert torch.equal(baseline(rewards, "none"), torch.zeros(3, 2))
     loo = baseline(rewards, "loo")
-    assert_close(loo, torch.tensor([[(2 + 6) / 2, (0 + 2) / 2], [(1 + 6) / 2, (4 + 2) / 2], [(1 + 2) / 2, (4 + 0) / 2]]))
+    assert_close(loo, torch.tensor([[(2 + 6) / 2, (0 + 2) / 2],  # each row: the other two rows' mean
+                                    [(1 + 6) / 2, (4 + 2) / 2],
+                                    [(1 + 2) / 2, (4 + 0) / 2]]))
     mean = baseline(rewards, "mean")
     assert_close(mean, torch.tensor([[3.0, 2.0]] * 3))  # the sequence's own reward included
     # row by row: reward - mean = (B - 1) / B * (reward - loo)

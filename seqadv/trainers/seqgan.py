@@ -65,12 +65,12 @@ class SeqGANConfig(TextGANConfig):
     rollout_rate: float = 0.8  # the delayed rollout policy's moving-average rate
     rollout_memory_mb: float = 512.0  # the rollout engine's memory budget
     # options beyond the paper (defaults: the paper's SeqGAN)
-    pg_baseline: str = "none"  # subtracted from each position's rollout reward: none | loo (the mean of the other sequences' rewards there: unbiased) | mean (the batch mean there, the sequence's own reward included: exactly (B-1)/B times loo's advantage, so loo's gradient shrunk by (B-1)/B)
-    sample_temperature: float = 1.0  # ColdGANs: G's samples drawn from q = G at this temperature, importance-weighted in the update (1: G's own samples, no weights)
+    pg_baseline: str = "none"  # none | loo (mean of the other sequences) | mean (batch mean, own reward included: (B-1)/B x loo)
+    sample_temperature: float = 1.0  # ColdGANs: G's samples drawn at this temperature (q), importance-weighted (1: G's own)
     rollout_temperature: float = 1.0  # the rollouts' temperature (below 1: colder completions)
-    importance_weight: str = "token"  # with --sample-temperature not 1, each token's term is weighted by: token (p/q of the token alone, ColdGANs'; biased even unclipped: the prefix was drawn from q too) | prefix (the product of p/q over the prefix: unbiased when neither clipped nor normalised)
-    importance_clip: float = 5.0  # the importance weights are clipped at this (0: no clipping): bounds their variance, adds bias
-    importance_normalize: bool = False  # self-normalised importance weights: each position's divided by their mean over the batch (biased, consistent)
+    importance_weight: str = "token"  # token (p/q of each token: ColdGANs', biased) | prefix (p/q of the whole prefix: unbiased unclipped, unnormalised)
+    importance_clip: float = 5.0  # importance weights clipped at this (0: no clipping): less variance, more bias
+    importance_normalize: bool = False  # self-normalised importance weights (per position, over the batch): biased, consistent
 
     PRESETS: ClassVar[dict] = {
         # seconds: for tests and a first look
@@ -108,7 +108,8 @@ class SeqGANConfig(TextGANConfig):
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: choose one of "
                                  f"{', '.join(self.CHOICES[name])}")
         if self.pg_baseline != "none" and self.batch_size < 2:
-            raise ValueError(f"--pg-baseline {self.pg_baseline} needs a --batch-size of at least 2, got {self.batch_size}")
+            raise ValueError(f"--pg-baseline {self.pg_baseline} needs a --batch-size of at least 2, "
+                             f"got {self.batch_size}")
         if self.importance_clip == float("inf"):
             raise ValueError("--importance-clip must be finite (0: no clipping)")
 
