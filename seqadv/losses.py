@@ -1,9 +1,13 @@
 """Losses of the generator (MLE, policy gradient) and the discriminator."""
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+IMPORTANCE_WEIGHTS = ("token", "prefix")
 
 
 def token_log_probs(logits: Tensor, tokens: Tensor) -> Tensor:
@@ -38,6 +42,62 @@ def policy_gradient_loss(logits: Tensor, actions: Tensor, rewards: Tensor, mask:
     independent of batch size and length. `normalizer`: as in `mle_loss`.
     """
     return -_masked_mean(token_log_probs(logits, actions) * rewards.detach(), mask, normalizer)
+
+
+def importance_weights(log_p: Tensor, log_q: Tensor, mask: Optional[Tensor] = None, kind: str = "token",
+                       clip: float = 0.0, normalize: bool = False,
+                       batch_sum: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
+    """Importance weights for a policy gradient under p from tokens y drawn from q.
+
+    Shape: log_p, log_q (B, T) (log p(y_t | y_<t) and log q(y_t | y_<t) of the drawn
+    tokens), mask (B, T) of 0/1 or None -> (B, T), 0 where mask is 0
+
+    token:  w_t = p(y_t | y_<t) / q(y_t | y_<t), the ratio of the last token alone. It
+            corrects the draw of y_t, not that of the prefix y_<t, which came from q too:
+            E_q[w_t f(y_<=t)] = E_{y_<t ~ q} E_{y_t ~ p}[f(y_<=t)], so even unclipped the
+            weighted policy gradient sum_t w_t grad log p(y_t | y_<t) Q_t is biased
+            (exact at t = 1 only). ColdGANs' weight (Scialom et al., NeurIPS 2020).
+    prefix: W_t = prod_{s <= t} p(y_s | y_<s) / q(y_s | y_<s), the ratio of the whole
+            prefix y_<=t: E_q[W_t f(y_<=t)] = E_p[f(y_<=t)] for every f, so unclipped and
+            not normalised, sum_t W_t grad log p(y_t | y_<t) Q_t has under q the
+            expectation the unweighted sum has under p (unbiased). Its variance grows
+            with t: a product of t ratios.
+
+    Computed in log space: the log ratios, set to 0 where mask is 0 (the product stops
+    at the end token), summed along t for `prefix`, exponentiated; then, in this order:
+
+    clip > 0:  min(weight, clip) (0: no clipping): the clipped product, not a product of
+               clipped ratios. Bounds the weights, and so the variance; adds bias.
+    normalize: self-normalised: each position's weights divided by their mean over the
+               rows where mask is 1 there (left as they are at a position whose weights
+               are all 0), so that they average 1. Biased for a finite batch (a ratio
+               of two estimates), consistent: the bias vanishes as the batch grows.
+
+    `batch_sum`: how the per-position sums over rows are totalled over the whole batch
+    when these are only some of its rows (a data-parallel run passes
+    `distributed.Group.sum`); default: these rows are the batch. The weights are
+    detached, constants of the update: `policy_gradient_loss(logits, y, Q * weights)`.
+    """
+    if kind not in IMPORTANCE_WEIGHTS:
+        raise ValueError(f"unknown importance weight {kind!r}: {' or '.join(IMPORTANCE_WEIGHTS)}")
+    if not clip >= 0:
+        raise ValueError(f"the importance weights' clip must not be negative (0: no clipping), got {clip}")
+    log_ratio = (log_p.detach() - log_q.detach()).float()
+    text = torch.ones_like(log_ratio) if mask is None else mask.to(log_ratio.dtype)
+    log_ratio = torch.where(text > 0, log_ratio, torch.zeros_like(log_ratio))
+    if kind == "prefix":
+        log_ratio = log_ratio.cumsum(dim=1)
+    weights = log_ratio.exp()
+    if clip > 0:
+        weights = weights.clamp(max=clip)
+    weights = weights * text
+    if normalize:
+        totals = torch.stack([weights.sum(dim=0), text.sum(dim=0)])  # (2, T)
+        if batch_sum is not None:
+            totals = batch_sum(totals)
+        mean = totals[0] / totals[1].clamp(min=1)
+        weights = weights / torch.where(mean > 0, mean, torch.ones_like(mean))
+    return weights
 
 
 def _masked_mean(values: Tensor, mask: Tensor | None, normalizer: Tensor | float | None) -> Tensor:

@@ -1,4 +1,5 @@
-"""Two adversarial steps of SeqGANTrainer on a fixed batch: what test_distributed.py
+"""Two adversarial steps of SeqGANTrainer on a fixed batch (the second with ColdGANs'
+self-normalised importance weights): what test_distributed.py
 runs on 2 processes under torchrun (gloo) and on 1 process, and compares.
 
     torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR
@@ -62,8 +63,11 @@ def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of) -
     for step in range(STEPS):
         d.eval()
         rewards = rewards_of(engine, discriminator_reward(d))
+        # the second step as if the samples were drawn colder, with self-normalised prefix weights:
+        # their per-position means are the whole batch's on every process
+        cold = dict(sample_temperature=0.7, importance_weight="prefix", importance_normalize=True) if step else {}
         losses.append(policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, args.rollout_rate,
-                                           "test", group))
+                                           "test", group, **cold))
         d.train()
         sequences, labels = torch.cat([real, samples]), torch.cat([torch.ones(len(real)), torch.zeros(len(samples))])
         losses.append(discriminator_step(d, d_opt, sequences, labels, args.d_l2, "test", group)[0])

@@ -142,10 +142,12 @@ def test_seqgan_with_its_options_trains_and_differs_from_the_paper_recipe(toy, t
     plain = SeqGANTrainer(SeqGANConfig(**common, out=str(tmp_path / "plain")))
     plain.train()
     options = SeqGANTrainer(SeqGANConfig(**common, out=str(tmp_path / "options"), pg_baseline="loo",
-                                         sample_temperature=0.8, rollout_temperature=0.9))
+                                         sample_temperature=0.8, rollout_temperature=0.9, importance_weight="prefix",
+                                         importance_clip=0.0, importance_normalize=True))
     results = options.train()
     assert results["generator_updates"]["seqgan"] == 2
     assert options.engine.temperature == 0.9
+    assert results["config"]["importance_weight"] == "prefix" and results["config"]["importance_normalize"] is True
     # the same pretrained G, then other updates
     assert_same_tensors(load_checkpoint(tmp_path / "plain" / "pretrained.pt")["generator"],
                         load_checkpoint(tmp_path / "options" / "pretrained.pt")["generator"])

@@ -127,6 +127,11 @@ CASES = [
     # out of range, or options that contradict each other
     ("train_mle", [*TINY, "--validation-fraction", "1.5"], "--validation-fraction must be in (0, 1), got 1.5"),
     ("train_seqgan", [*TINY, "--seed", "-1"], "--seed must be in 0.."),
+    ("train_seqgan", [*TINY, "--importance-weight", "sequence"], "--importance-weight: invalid choice: 'sequence'"),
+    ("train_seqgan", [*TINY, "--importance-clip", "-1"], "--importance-clip must not be negative, got -1.0"),
+    ("train_seqgan", [*TINY, "--importance-clip", "inf"], "--importance-clip must be finite (0: no clipping)"),
+    ("train_seqgan", [*TINY, "--pg-baseline", "loo", "--batch-size", "1"],
+     "--pg-baseline loo needs a --batch-size of at least 2, got 1"),
     ("train_maskgan", [*TINY, "--mask-rate", "0"], "--mask-rate must be in (0, 1]"),
     ("train_irgan", [*TINY, "--mix", "1"], "--mix must be in [0, 1)"),
     ("evaluate", ["nowhere/run", "--temperatures", "0.5,0"], "--temperatures must be positive, got 0.5,0"),

@@ -11,8 +11,9 @@ Phases, as in the official code (sequence_gan.py):
 
 Options beyond the paper, off by default: a baseline subtracted from the rollout
 rewards (`pg_baseline`), and ColdGANs' exploration (Scialom et al., NeurIPS 2020):
-G's samples drawn colder (`sample_temperature`), importance-weighted in the update,
-and colder rollouts (`rollout_temperature`).
+G's samples drawn colder (`sample_temperature`), importance-weighted in the update
+(`importance_weight`, `importance_clip`, `importance_normalize`: what each estimates
+is in `policy_gradient_step`), and colder rollouts (`rollout_temperature`).
 
     from seqadv import SeqGANConfig, SeqGANTrainer
     results = SeqGANTrainer(SeqGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
@@ -33,7 +34,7 @@ from torch import Tensor, nn
 from ..cli import check_ranges
 from ..discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
 from ..distributed import Group
-from ..losses import discriminator_loss, policy_gradient_loss, token_log_probs
+from ..losses import IMPORTANCE_WEIGHTS, discriminator_loss, importance_weights, policy_gradient_loss, token_log_probs
 from ..policy import ema_update
 from ..rewards import discriminator_reward
 from ..rollout import RolloutEngine
@@ -64,10 +65,12 @@ class SeqGANConfig(TextGANConfig):
     rollout_rate: float = 0.8  # the delayed rollout policy's moving-average rate
     rollout_memory_mb: float = 512.0  # the rollout engine's memory budget
     # options beyond the paper (defaults: the paper's SeqGAN)
-    pg_baseline: str = "none"  # none | mean (each position's mean reward over the batch) | loo (leave-one-out mean)
-    sample_temperature: float = 1.0  # ColdGAN: draw G's samples at this temperature, importance-weighted in the update
+    pg_baseline: str = "none"  # none | loo (mean of the other sequences) | mean (batch mean, own reward included: (B-1)/B x loo)
+    sample_temperature: float = 1.0  # ColdGANs: G's samples drawn at this temperature (q), importance-weighted (1: G's own)
     rollout_temperature: float = 1.0  # the rollouts' temperature (below 1: colder completions)
-    importance_clip: float = 5.0  # ColdGAN: the per-token importance weight p / q is clipped at this
+    importance_weight: str = "token"  # token (p/q of each token: ColdGANs', biased) | prefix (p/q of the whole prefix: unbiased unclipped, unnormalised)
+    importance_clip: float = 5.0  # importance weights clipped at this (0: no clipping): less variance, more bias
+    importance_normalize: bool = False  # self-normalised importance weights (per position, over the batch): biased, consistent
 
     PRESETS: ClassVar[dict] = {
         # seconds: for tests and a first look
@@ -86,21 +89,29 @@ class SeqGANConfig(TextGANConfig):
         # the official code's settings (hours on a CPU)
         "paper": dict(),
     }
-    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "pg_baseline": ["none", "mean", "loo"]}
+    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "pg_baseline": ["none", "mean", "loo"],
+                               "importance_weight": list(IMPORTANCE_WEIGHTS)}
 
     def validate(self) -> None:
         super().validate()
         check_ranges(self, positive=["num_rollouts", "d_embedding_dim", "d_samples", "d_lr", "g_steps",
-                                     "rollout_memory_mb", "sample_temperature", "rollout_temperature",
-                                     "importance_clip"],
-                     non_negative=["d_pretrain_rounds", "d_epochs", "adv_epochs", "d_rounds", "d_l2", "d_dropout"],
+                                     "rollout_memory_mb", "sample_temperature", "rollout_temperature"],
+                     non_negative=["d_pretrain_rounds", "d_epochs", "adv_epochs", "d_rounds", "d_l2", "d_dropout",
+                                   "importance_clip"],
                      unit=["rollout_rate"])
         if len(self.d_filter_sizes) != len(self.d_num_filters):
             raise ValueError("--d-filter-sizes and --d-num-filters must have the same length")
         if self.d_dropout >= 1:
             raise ValueError("--d-dropout must be below 1")
-        if self.pg_baseline not in self.CHOICES["pg_baseline"]:
-            raise ValueError(f"--pg-baseline {self.pg_baseline}: choose one of {', '.join(self.CHOICES['pg_baseline'])}")
+        for name in ("pg_baseline", "importance_weight"):
+            if getattr(self, name) not in self.CHOICES[name]:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: choose one of "
+                                 f"{', '.join(self.CHOICES[name])}")
+        if self.pg_baseline != "none" and self.batch_size < 2:
+            raise ValueError(f"--pg-baseline {self.pg_baseline} needs a --batch-size of at least 2, "
+                             f"got {self.batch_size}")
+        if self.importance_clip == float("inf"):
+            raise ValueError("--importance-clip must be finite (0: no clipping)")
 
 
 class SeqGANTrainer(TextGANTrainer):
@@ -207,7 +218,8 @@ class SeqGANTrainer(TextGANTrainer):
         start = self.group.rank * len(samples)  # this process's rows of the batch
         advantages = rewards - baseline(all_rewards, c.pg_baseline)[start : start + len(samples)]
         return policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, advantages, c.grad_clip,
-                                    c.rollout_rate, where, self.group, c.sample_temperature, c.importance_clip)
+                                    c.rollout_rate, where, self.group, c.sample_temperature, c.importance_clip,
+                                    c.importance_weight, c.importance_normalize)
 
     def train_discriminator_round(self, where: str) -> tuple[float, float]:
         """Fresh generated sequences vs as many real ones, `d_epochs` epochs. Returns (loss, accuracy).
@@ -267,9 +279,14 @@ def baseline(rewards: Tensor, kind: str) -> Tensor:
 
     Shape: rewards (B, T) of the whole batch -> (B, T)
 
-    none: 0 (the paper). mean: each position's mean reward over the batch. loo: each
-    position's mean over the other sequences of the batch (leave-one-out: a sample's
-    baseline does not depend on its own reward, so the gradient stays unbiased).
+    none: 0 (the paper).
+    loo: each position's mean over the other B - 1 sequences of the batch (leave-one-out):
+         independent of the sequence's own draw, so subtracting it leaves the expected
+         gradient as it is.
+    mean: each position's mean over the whole batch, the sequence's own reward included.
+         Not independent of its draw: reward - mean = (B - 1) / B * (reward - loo), row by
+         row, so the update is loo's scaled by (B - 1) / B (biased in scale only; with
+         Adam the same step up to its epsilon and the gradient clipping).
     """
     if kind == "none":
         return torch.zeros_like(rewards)
@@ -285,23 +302,49 @@ def baseline(rewards: Tensor, kind: str) -> Tensor:
 
 def policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_policy: nn.Module, samples: Tensor,
                          rewards: Tensor, clip: float, rate: float, where: str, group: Group = Group(),
-                         sample_temperature: float = 1.0, importance_clip: float = 5.0) -> float:
+                         sample_temperature: float = 1.0, importance_clip: float = 5.0,
+                         importance_weight: str = "token", importance_normalize: bool = False) -> float:
     """One REINFORCE update of G from this process's rows, then the delayed policy's
     moving average (identical on every process: the update is). Returns the loss.
 
     Shape: samples (b, T), rewards (b, T) (the rollout rewards, less a baseline if any)
 
-    Samples drawn at `sample_temperature` below 1 (ColdGANs, Scialom et al. 2020) come from
-    q = softmax(logits / temperature), not from G: each token's term is weighted by
-    p(y_t) / q(y_t), clipped at `importance_clip`, so the update still follows G's gradient.
+    What the update estimates. Q_t, token t's reward, is the mean reward of Monte Carlo
+    completions of y_<=t drawn from the delayed rollout policy beta at the rollout
+    temperature (at the last token, or the end token, D's reward of the text itself): an
+    unbiased estimate of Q_beta(y_<=t), beta's expected reward from there, not G's. On
+    G's own samples (`sample_temperature` 1) the update follows
+    sum_t grad log p(y_t | y_<t) Q_t, of expectation
+    g_beta = E_p[sum_t grad log p(y_t | y_<t) Q_beta(y_<=t)]: SeqGAN's update, which is
+    the gradient of G's expected reward when beta is G at temperature 1 (rollout rate 0,
+    rollout temperature 1). A baseline independent of the sequence (loo) leaves it as it is.
+
+    Samples drawn at another `sample_temperature` (ColdGANs, Scialom et al., NeurIPS 2020)
+    come from q = softmax(logits / temperature), not from p = G, and each token's term is
+    multiplied by an importance weight (`losses.importance_weights`, constant in the
+    gradient), clipped at `importance_clip` (0: not clipped):
+      token (ColdGANs'): p(y_t | y_<t) / q(y_t | y_<t), the gradient of the per-token ratio
+        surrogate sum_t r_t Q_t (PPO's, before its clip) with r_t truncated at the clip
+        (truncated importance sampling: unlike PPO's clip, a truncated token still adds
+        clip * grad log p * Q_t). It corrects the last token's draw only, not the prefix's,
+        which came from q too: its expectation is not g_beta, even unclipped.
+      prefix: prod_{s <= t} p(y_s | y_<s) / q(y_s | y_<s): unclipped and not normalised,
+        its expectation under q is g_beta exactly (unbiased for the update on G's own
+        samples, and for G's policy gradient where that one is). Its variance grows with
+        the length.
+    Clipping and self-normalising (`importance_normalize`) trade bias for variance;
+    self-normalised unclipped weights are consistent (the bias vanishes as the batch grows).
+    Beside the weights, the loss's mean over the batch's tokens divides by their count,
+    a constant B * T unless texts end early. At temperature 1, p = q: no weights.
     """
     mask = tokens_mask(samples, g.eos_token, g.pad_token)
     logits = g.target_logits(samples)
     if sample_temperature != 1.0:
         with torch.no_grad():
-            log_p = token_log_probs(logits, samples)
-            log_q = token_log_probs(logits / sample_temperature, samples)
-            rewards = rewards * (log_p - log_q).exp().clamp(max=importance_clip)
+            weights = importance_weights(token_log_probs(logits, samples),
+                                         token_log_probs(logits / sample_temperature, samples), mask,
+                                         importance_weight, importance_clip, importance_normalize, group.sum)
+        rewards = rewards * weights
     loss = policy_gradient_loss(logits, samples, rewards, mask, normalizer=group.token_normalizer(mask))
     value = clip_and_step(g, opt, loss, clip, where, "the policy-gradient loss", group.average_gradients)
     ema_update(rollout_policy, g, rate)
