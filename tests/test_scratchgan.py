@@ -137,6 +137,30 @@ def test_scratchgan_and_seqgan_start_from_the_same_pretrained_generator(toy, tmp
                         load_checkpoint(tmp_path / "seqgan" / "pretrained.pt")["generator"])
 
 
+def test_a_run_can_start_from_another_runs_pretrained_generator_and_optimiser(toy, tmp_path):
+    from seqadv.corpus import DataError
+
+    SeqGANTrainer(SeqGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path / "seqgan"), adv_epochs=0,
+                               d_pretrain_rounds=0)).train()
+    state = load_checkpoint(tmp_path / "seqgan" / "checkpoint.pt")
+    # the run's last checkpoint came at its last pretraining epoch: G and its optimiser there are the pretrained ones
+    assert (state["progress"]["phase"], state["progress"]["done"], state["pretrained"]) == ("pretrain_g", 2, None)
+    source = {"generator": state["generator"], "optimizer": state["g_optimizer"]}
+    common = dict(corpus=str(toy), preset="tiny", adv_steps=2, d_pretrain_steps=0, init_from=str(tmp_path / "seqgan"))
+    trainer = ScratchGANTrainer(ScratchGANConfig(**common, out=str(tmp_path / "scratch")))
+    results = trainer.train()
+    # no pretraining here: the other run's G and its Adam state, bit for bit, are this run's pretrained ones
+    assert results["generator_updates"]["pretrain_epochs"] == 0 and results["config"]["pretrain_epochs"] == 0
+    assert_same_tensors(load_checkpoint(tmp_path / "scratch" / "pretrained.pt")["generator"], source["generator"])
+    assert_same_tensors(trainer.pretrained["optimizer"]["state"], source["optimizer"]["state"])
+    with pytest.raises(ValueError, match="--init-from .* drop --pretrain-epochs"):
+        ScratchGANConfig(**common, pretrain_epochs=3)
+    with pytest.raises(DataError, match="its model differs"):
+        ScratchGANTrainer(ScratchGANConfig(**common, g_hidden_dim=8, out=str(tmp_path / "other"))).train()
+    with pytest.raises(DataError, match="no checkpoint.pt there"):
+        ScratchGANTrainer(ScratchGANConfig(**{**common, "init_from": str(tmp_path)}, out=str(tmp_path / "none"))).train()
+
+
 def test_seqgan_with_its_options_trains_and_differs_from_the_paper_recipe(toy, tmp_path):
     common = dict(corpus=str(toy), preset="tiny", adv_epochs=2)
     plain = SeqGANTrainer(SeqGANConfig(**common, out=str(tmp_path / "plain")))

@@ -443,7 +443,9 @@ class GANTrainer(Trainer):
     def start_baseline(self) -> None:
         """At the baseline's first step: the pretrained G and its optimiser state."""
         self.mle.load_state_dict(self.pretrained["generator"])
-        self.mle_opt.load_state_dict(self.pretrained["optimizer"])
+        # a copy: Optimizer.load_state_dict keeps the tensors it is given (a CPU tensor of the
+        # right dtype is not copied), and the baseline's steps would then change the snapshot
+        self.mle_opt.load_state_dict(copy.deepcopy(self.pretrained["optimizer"]))
 
     def end_phase(self, phase: str) -> None:
         if phase == "pretrain_g" and self.pretrained is None:

@@ -184,14 +184,19 @@ class TextGANTrainer(GANTrainer):
         if not path.is_file():
             raise DataError(f"--init-from {run}: no checkpoint.pt there (give a run's --out)")
         state = load_checkpoint(path)
-        if state.get("pretrained") is None:
+        pretrained = state.get("pretrained")
+        progress, epochs = state.get("progress", {}), state.get("config", {}).get("pretrain_epochs")
+        if pretrained is None and progress.get("phase") == "pretrain_g" and progress.get("done") == epochs:
+            # its last checkpoint came at the end of pretraining, before the snapshot was taken
+            pretrained = {"generator": state["generator"], "optimizer": state["g_optimizer"]}
+        if pretrained is None:
             raise DataError(f"--init-from {path}: the run has not finished pretraining G")
         for key, what in self.resume_checks.items():
             if key in self.meta and state.get(key) != self.meta[key]:
                 raise DataError(f"--init-from {path}: its {what} differs from this run's (same corpus, options "
                                 f"and model needed)")
-        self.g.load_state_dict(state["pretrained"]["generator"])
-        self.g_opt.load_state_dict(state["pretrained"]["optimizer"])
+        self.g.load_state_dict(pretrained["generator"])
+        self.g_opt.load_state_dict(copy.deepcopy(pretrained["optimizer"]))
 
     def build_mle_baseline(self) -> None:
         """The MLE baseline's model and optimiser (built after the recipe's D: the order in which
