@@ -128,6 +128,8 @@ CASES = [
     ("train_mle", [*TINY, "--validation-fraction", "1.5"], "--validation-fraction must be in (0, 1), got 1.5"),
     ("train_seqgan", [*TINY, "--seed", "-1"], "--seed must be in 0.."),
     ("train_maskgan", [*TINY, "--mask-rate", "0"], "--mask-rate must be in (0, 1]"),
+    ("train_scratchgan", [*TINY, "--loss-positions", "tokens"], "--loss-positions: invalid choice: 'tokens'"),
+    ("train_scratchgan", [*TINY, "--adv-grad-clip", "-1"], "--adv-grad-clip must not be negative, got -1.0"),
     ("train_irgan", [*TINY, "--mix", "1"], "--mix must be in [0, 1)"),
     ("evaluate", ["nowhere/run", "--temperatures", "0.5,0"], "--temperatures must be positive, got 0.5,0"),
     ("evaluate", ["nowhere/run", "--temperatures", "warm"], "--temperatures: expected comma-separated float"),
