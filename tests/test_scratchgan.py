@@ -9,7 +9,7 @@ from torch.testing import assert_close
 from seqadv import ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
 from seqadv.checkpoint import load_checkpoint
 from seqadv.discriminator import PrefixDiscriminator, position_signal
-from seqadv.generator import Generator
+from seqadv.generator import Generator, ScratchGANGenerator
 from seqadv.losses import prefix_discriminator_loss, token_log_probs
 from seqadv.rewards import discounted_returns, prefix_rewards
 from seqadv.trainers.scratchgan import dense_policy_gradient_step, prefix_discriminator_step
@@ -327,6 +327,57 @@ def test_the_command_line_flags_that_restore_the_previous_recipe():
     assert {k: getattr(config, k) for k in ScratchGANConfig.OLDER_RUNS} == ScratchGANConfig.OLDER_RUNS
     default = parse_config(ScratchGANConfig, [], "")
     assert all(getattr(default, k) != v for k, v in ScratchGANConfig.OLDER_RUNS.items())
+
+
+def test_word_vectors_are_read_by_token_and_start_the_first_columns_of_a_table(tmp_path):
+    from seqadv.corpus import DataError
+    from seqadv.word_vectors import load_word_vectors, start_embedding_
+
+    path = tmp_path / "vectors.txt"
+    path.write_text("3 2\nw1 0.5 -1\nw2 2 3\nw1 9 9\nzz 1 1\n", encoding="utf-8")  # word2vec's header, then GloVe
+    vectors = load_word_vectors(path, ["<pad>", "w1", "w2"])
+    assert vectors[0].isnan().all()
+    assert_close(vectors[1:], torch.tensor([[0.5, -1.0], [2.0, 3.0]]))  # the first vector of a word wins
+    weight = torch.zeros(3, 5)
+    torch.manual_seed(0)
+    start_embedding_(weight, vectors)
+    assert_close(weight[1:, :2], vectors[1:])
+    assert weight[0].abs().min() > 0 and weight[:, 2:].abs().min() > 0  # drawn: N(0, 0.3836), as ScratchGAN's
+    (tmp_path / "ragged.txt").write_text("w1 1 2\nw2 3\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"ragged.txt:2: 1 values, the lines before have 2"):
+        load_word_vectors(tmp_path / "ragged.txt", ["w1"])
+    with pytest.raises(DataError, match="none of the vocabulary's tokens"):
+        load_word_vectors(path, ["a", "b"])
+
+
+def test_the_paper_preset_builds_the_papers_generator_and_starts_embeddings_from_a_file(toy, tmp_path):
+    """--preset paper: ScratchGAN's generator, 2 LSTM layers of 512 with tied embeddings (64 trained
+    dimensions, more from --embeddings). Run with a smaller D and batch: this checks the build."""
+    paper = ScratchGANConfig(preset="paper")
+    assert (paper.generator, paper.g_layers, paper.g_hidden_dim, paper.g_embedding_dim, paper.pretrain_epochs,
+            paper.embeddings) == ("scratchgan", 2, 512, 64, 0, None)
+    vectors = tmp_path / "glove.txt"
+    vectors.write_text("".join(f"w{i} {i / 10} {-i / 10} 0.5\n" for i in range(0, 20, 2)), encoding="utf-8")
+    trainer = ScratchGANTrainer(ScratchGANConfig(
+        corpus=str(toy), preset="paper", out=str(tmp_path / "run"), embeddings=str(vectors), adv_steps=1,
+        eval_every=1, batch_size=64, max_train=256, max_test=32, eval_samples=20, d_hidden_dim=8,
+        d_embedding_dim=4))
+    trainer.train()
+    g, d, data = trainer.g, trainer.d, trainer.data
+    assert isinstance(g, ScratchGANGenerator)
+    assert [(lstm.hidden_size, lstm.num_layers) for lstm in g.layers] == [(512, 1), (512, 1)]
+    assert g.embedding.weight.shape == (data.vocab_size, 64 + 3) and d.embedding.weight.shape[1] == 4 + 3
+    # the logits are scored against the embedding itself
+    features, _ = g._layers(g.in_proj(g.embedding(torch.tensor([[data.start_token]]))))
+    assert_close(g(torch.tensor([[data.start_token]])),
+                 features @ g.out_proj.weight.T @ g.embedding.weight.T + g.out_bias)
+    # started from the file (the pretrained G: no adversarial step has moved it)
+    start = load_checkpoint(tmp_path / "run" / "pretrained.pt")["generator"]["embedding.weight"]
+    w4 = data.vocab.stoi["w4"]
+    assert_close(start[w4, :3], torch.tensor([0.4, -0.4, 0.5]))
+    assert d.embedding.weight[w4, :3].sub(torch.tensor([0.4, -0.4, 0.5])).abs().max() < 0.1  # after a few D steps
+    with pytest.raises(ValueError, match="--embeddings starts ScratchGAN's generator"):
+        ScratchGANConfig(embeddings=str(vectors))
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ Writes what SeqGAN writes, with scratchgan.pt for the adversarial model.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import torch
 from torch import Tensor, nn
@@ -43,6 +43,7 @@ from ..sampling import tokens_mask
 from ..training import check_finite, clip_and_step
 from .base import Phase, own_model, preset_config
 from .text import TextGANConfig, TextGANTrainer
+from ..word_vectors import known_words, load_word_vectors, start_embedding_
 
 
 @preset_config
@@ -68,6 +69,7 @@ class ScratchGANConfig(TextGANConfig):
     discount: float = 0.23  # of the per-token rewards in the returns (ScratchGAN's)
     baseline_decay: float = 0.08  # moving-average baseline: new = decay * old + (1 - decay) * mean return
     mle_weight: float = 0.0  # add this times the MLE loss of a real batch to G's adversarial loss
+    embeddings: Optional[str] = None  # word vectors (GloVe's text format) to start G's and D's embeddings from
     # ScratchGAN's code by default; the other values restore what this recipe did before (see the README)
     baseline_positions: str = "all"  # baseline's mean return over: all B x T positions (ScratchGAN's) | text ones
     loss_positions: str = "all"  # G's loss, each half of D's: means over all B x T (ScratchGAN's) | text positions
@@ -87,8 +89,10 @@ class ScratchGANConfig(TextGANConfig):
         # ScratchGAN's adversarial training, smaller and shorter
         "cpu": dict(pretrain_epochs=40, batch_size=256, d_hidden_dim=128, d_lr=3e-3, d_pretrain_steps=300,
                     adv_steps=600, adv_g_lr=1e-3, eval_every=50),
-        # the paper's settings on the paper's generator of SeqGAN, from scratch (days on a CPU)
-        "paper": dict(pretrain_epochs=0, adv_steps=200000, eval_every=1000),
+        # the paper's settings and generator (2 LSTM layers of 512, tied embeddings of 64 trained dimensions,
+        # and GloVe's 300 with --embeddings), from scratch (days on a CPU)
+        "paper": dict(generator="scratchgan", g_embedding_dim=64, g_hidden_dim=512, g_layers=2, pretrain_epochs=0,
+                      adv_steps=200000, eval_every=1000),
     }
 
     CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "baseline_positions": ["all", "text"],
@@ -105,6 +109,9 @@ class ScratchGANConfig(TextGANConfig):
                      unit=["g_beta1", "d_beta1", "discount", "baseline_decay"])
         if self.d_dropout >= 1:
             raise ValueError("--d-dropout must be below 1")
+        if self.embeddings is not None and self.generator != "scratchgan":
+            raise ValueError(f"--embeddings starts ScratchGAN's generator and D: give --generator scratchgan "
+                             f"(or --preset paper), not {self.generator}")
         for name in ("baseline_positions", "loss_positions", "d_position_signal"):
             if getattr(self, name) not in self.CHOICES[name]:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
@@ -128,13 +135,29 @@ class ScratchGANTrainer(TextGANTrainer):
     def mle_batch_size(self) -> int:
         return self.config.mle_batch_size
 
+    def word_vectors(self, data) -> Optional[Tensor]:
+        c = self.config
+        if c.embeddings is None:
+            self.vectors = None
+        elif getattr(self, "vectors", None) is None:
+            if data.vocab is None:
+                raise ValueError(f"--embeddings {c.embeddings}: the corpus {c.corpus} has no words (its tokens are ids)")
+            self.vectors = load_word_vectors(c.embeddings, data.vocab.itos)
+            self.say(f"embeddings: {known_words(self.vectors)} of {data.vocab_size} tokens start from {c.embeddings} "
+                     f"({self.vectors.shape[1]} dimensions), the rest drawn")
+        return self.vectors
+
     def build_adversary(self) -> None:
         c, data = self.config, self.data
         d = own_model(self.user_discriminator, data)
         if d is None:
-            d = PrefixDiscriminator(data.vocab_size, c.d_embedding_dim, c.d_hidden_dim, c.d_layers, c.d_dropout,
-                                    c.d_layer_norm, eos_token=data.eos_token, pad_token=data.pad_token,
+            vectors = self.word_vectors(data)
+            d = PrefixDiscriminator(data.vocab_size, c.d_embedding_dim + (0 if vectors is None else vectors.shape[1]),
+                                    c.d_hidden_dim, c.d_layers, c.d_dropout, c.d_layer_norm,
+                                    eos_token=data.eos_token, pad_token=data.pad_token,
                                     position_signal=c.d_position_signal)
+            if vectors is not None:
+                start_embedding_(d.embedding.weight, vectors)
         self.d = d.to(self.device)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=c.d_lr, betas=(c.d_beta1, 0.999))
         self.build_mle_baseline()
