@@ -1,17 +1,33 @@
 """A ScratchGAN-style recipe (de Masson d'Autume et al., "Training Language GANs from
 Scratch", NeurIPS 2019) against an MLE baseline of equal budget.
 
-What makes it ScratchGAN's rather than SeqGAN's, each as in the paper's code
-(deepmind-research `scratchgan/`):
+What makes it ScratchGAN's rather than SeqGAN's, each as the paper's code computes it
+(deepmind-research `scratchgan/`: losses.py, experiment.py, discriminator_nets.py,
+generators.py, utils.py):
   * a discriminator that scores every prefix (`PrefixDiscriminator`: recurrent, a
-    logit per token), trained on real and generated text with a per-token
-    cross-entropy: every prefix of a real text is real, of a sample generated;
-  * dense rewards without rollouts: r_t = 2 sigmoid(D(y_0..y_t)) - 1, discounted
-    returns R_t = sum_{s >= t} discount^(s - t) r_s (discount 0.23), less a baseline,
-    an exponential moving average of the mean return (decay 0.08: mostly this batch's);
+    logit per token, position features cos(pi (t / period + shift)) with periods
+    log-spaced from 2 to T), trained on real and generated text with a per-token
+    cross-entropy, each half a mean over all B x T positions;
+  * dense rewards without rollouts: r_t = 2 sigmoid(D(y_0..y_t)) - 1 from D as it
+    trains (its dropout on), discounted returns R_t = sum_{s >= t} discount^(s - t) r_s
+    (discount 0.23), less a baseline, an exponential moving average of the mean return
+    over all B x T positions, the zeros after the end included (decay 0.08: mostly this
+    batch's), updated before it is subtracted; G's loss the mean over B x T, its gradient
+    not clipped;
   * large batches (512), one D update per G update on fresh samples each, Adam with
     beta1 = 0.5 for both (G 9.59e-5, D 9.38e-3), D regularised by dropout on its
-    embedding matrix, L2 (1e-6) and layer norm.
+    embedding matrix, L2 (1e-6) and layer norm;
+  * `preset="paper"`: the paper's generator (`ScratchGANGenerator`: 2 LSTM layers of 512,
+    tied embeddings), from scratch; `embeddings`: word vectors to start G's and D's
+    embeddings from, as the code's GloVe.
+Each place where this recipe used to differ is an option whose default is the code's
+(`baseline_positions`, `loss_positions`, `adv_grad_clip`, `reward_dropout`,
+`d_position_signal`); a checkpoint written before they existed resumes with its old
+values (`OLDER_RUNS`). What still differs, and why, is listed once, in the README
+("Where it still differs from the paper's code"): MLE and D pretraining and smaller
+sizes at the cpu preset, layer norm on D's LSTM outputs rather than in its cell, D's loss
+value without the constant log 2 after the end, the initialisation of D and of SeqGAN's G,
+the start token, the data and its order, Adam's epsilon, the evaluation.
 Beyond the paper, as its options: MLE pretraining (`pretrain_epochs`, 0 for the
 paper's from-scratch training) and an MLE loss mixed into G's (`mle_weight`).
 
