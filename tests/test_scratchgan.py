@@ -360,7 +360,7 @@ def test_the_paper_preset_builds_the_papers_generator_and_starts_embeddings_from
     vectors.write_text("".join(f"w{i} {i / 10} {-i / 10} 0.5\n" for i in range(0, 20, 2)), encoding="utf-8")
     trainer = ScratchGANTrainer(ScratchGANConfig(
         corpus=str(toy), preset="paper", out=str(tmp_path / "run"), embeddings=str(vectors), adv_steps=1,
-        eval_every=1, batch_size=64, max_train=256, max_test=32, eval_samples=20, d_hidden_dim=8,
+        eval_every=1, batch_size=16, mle_batch_size=16, max_train=256, max_test=32, eval_samples=20, d_hidden_dim=8,
         d_embedding_dim=4))
     trainer.train()
     g, d, data = trainer.g, trainer.d, trainer.data
