@@ -3,6 +3,9 @@
 embedding -> LSTM -> linear to vocabulary logits. The one `nn.LSTM` serves both
 teacher forcing (a whole sequence in one call) and the step-by-step policy
 protocol (a length-1 call), so the cell is written once.
+
+`ScratchGANGenerator`: ScratchGAN's, LSTM layers with skip connections and the output
+scored against the input embedding (tied).
 """
 from __future__ import annotations
 

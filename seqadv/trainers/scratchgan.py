@@ -51,15 +51,18 @@ from torch import Tensor, nn
 
 from ..cli import check_ranges
 from ..dataset import BatchStream
-from ..discriminator import PrefixDiscriminator
+from ..discriminator import POSITION_SIGNALS, PrefixDiscriminator
 from ..distributed import Group
 from ..losses import mle_loss, policy_gradient_loss, prefix_discriminator_loss
 from ..rewards import discounted_returns, module_mode, prefix_rewards
 from ..sampling import tokens_mask
 from ..training import check_finite, clip_and_step
+from ..word_vectors import known_words, load_word_vectors, start_embedding_
 from .base import Phase, own_model, preset_config
 from .text import TextGANConfig, TextGANTrainer
-from ..word_vectors import known_words, load_word_vectors, start_embedding_
+
+# what a mean over a batch's positions counts: all B x T (ScratchGAN's code) or the text ones
+POSITIONS = ("all", "text")
 
 
 @preset_config
@@ -111,8 +114,8 @@ class ScratchGANConfig(TextGANConfig):
                       adv_steps=200000, eval_every=1000),
     }
 
-    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "baseline_positions": ["all", "text"],
-                               "loss_positions": ["all", "text"], "d_position_signal": ["scratchgan", "transformer"]}
+    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "baseline_positions": list(POSITIONS),
+                               "loss_positions": list(POSITIONS), "d_position_signal": list(POSITION_SIGNALS)}
     # what a run made before these options existed did: a checkpoint without them resumes so
     OLDER_RUNS: ClassVar[dict] = {"baseline_positions": "text", "loss_positions": "text", "adv_grad_clip": 5.0,
                                 "reward_dropout": False, "d_position_signal": "transformer"}
@@ -231,9 +234,6 @@ class ScratchGANTrainer(TextGANTrainer):
             metrics, shown = self.evaluate(self.g)
             self.record(self.adversarial_model, metrics, g_updates=step)
             self.writer.add_text("samples/scratchgan", "\n\n".join(data.text(s) for s in shown[:5].cpu()), step)
-
-
-POSITIONS = ("all", "text")
 
 
 def mean_normalizer(mask: Tensor, positions: str, group: Group = Group()) -> Tensor:
