@@ -128,13 +128,13 @@ def _fsync_directory(directory: Path) -> None:
 # the classes `load` rebuilds from a file's description; a model of one's own is not
 # imported by a name read from a file (that would let a file choose code to run)
 def _model_classes() -> dict:
-    from .generator import Generator
+    from .generator import Generator, ScratchGANGenerator
     from .irgan import ItemScorer
     from .maskgan import InfillingGenerator
     from .transformer import TransformerGenerator
 
-    return {f"{c.__module__}.{c.__qualname__}": c for c in (Generator, TransformerGenerator, InfillingGenerator,
-                                                             ItemScorer)}
+    return {f"{c.__module__}.{c.__qualname__}": c for c in (Generator, ScratchGANGenerator, TransformerGenerator,
+                                                             InfillingGenerator, ItemScorer)}
 
 
 # a run directory stands for its adversarial model

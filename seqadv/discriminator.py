@@ -11,6 +11,7 @@ two classes is the same function).
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -125,13 +126,31 @@ class Discriminator(nn.Module):
         return 0.5 * (self.out.weight.square().sum() + self.out.bias.square().sum())
 
 
-def position_signal(length: int, dim: int, device: Optional[torch.device] = None) -> Tensor:
-    """Sinusoids of the position (Vaswani et al.), appended to the embeddings as ScratchGAN
-    does (8 features): a recurrent discriminator then knows how far into a text it is.
+POSITION_SIGNALS = ("scratchgan", "transformer")
+
+
+def position_signal(length: int, dim: int, device: Optional[torch.device] = None, kind: str = "scratchgan") -> Tensor:
+    """Features of the position appended to a recurrent discriminator's embeddings, so that
+    it knows how far into a text it is (ScratchGAN: 8 of them).
+
+    "scratchgan", ScratchGAN's (`utils.get_position_signal`): feature p is
+    cos(pi * (t / period_p + shift_p)), the periods log-spaced from 2 to `length`
+    (period_p = exp(log 2 + p / (dim - 1) * (log length - log 2))) and the shifts evenly
+    spaced from 0 to 2 (shift_p = 2 p / (dim - 1)): the fastest alternates every position,
+    the slowest is monotone over the whole text, and no two start alike.
+    "transformer", Vaswani et al.'s: sin and cos of t / 10000^(2i / dim), the previous
+    default. With 8 features half of them have periods of 628 and 6,283 positions: over a
+    text of a few dozen they hardly move.
 
     Shape: -> (length, dim)
     """
     position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    if kind == "scratchgan":
+        periods = torch.exp(torch.linspace(math.log(2.0), math.log(length), dim, device=device))
+        shifts = torch.linspace(0.0, 2.0, dim, device=device)
+        return torch.cos(math.pi * (position / periods + shifts))
+    if kind != "transformer":
+        raise ValueError(f"position signal {kind!r}: choose one of {', '.join(POSITION_SIGNALS)}")
     frequencies = 10000.0 ** (-torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
     signal = torch.zeros(length, dim, device=device)
     signal[:, 0::2] = torch.sin(position * frequencies)
@@ -144,7 +163,8 @@ class PrefixDiscriminator(nn.Module):
     every prefix, read left to right, so the logit at t judges y_0..y_t and can reward
     token t directly (dense rewards, no rollouts).
 
-    embedding (dropout on the embedding matrix, as ScratchGAN's) + 8 position features ->
+    embedding (dropout on the embedding matrix, as ScratchGAN's) + 8 position features
+    (`position_signal`, ScratchGAN's by default) ->
     linear -> LSTM -> layer norm -> linear to one logit per position. ScratchGAN's LSTM has
     layer norm inside its cell; here it normalises the LSTM's outputs, which keeps torch's
     fused LSTM. Positions after the first end token get logit 0 (ScratchGAN masks them
@@ -153,9 +173,12 @@ class PrefixDiscriminator(nn.Module):
 
     def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_dim: int = 128, num_layers: int = 1,
                  dropout: float = 0.1, layer_norm: bool = True, eos_token: Optional[int] = None,
-                 pad_token: Optional[int] = None, position_dim: int = 8):
+                 pad_token: Optional[int] = None, position_dim: int = 8, position_signal: str = "scratchgan"):
         super().__init__()
+        if position_signal not in POSITION_SIGNALS:
+            raise ValueError(f"position signal {position_signal!r}: choose one of {', '.join(POSITION_SIGNALS)}")
         self.eos_token, self.pad_token, self.dropout, self.position_dim = eos_token, pad_token, dropout, position_dim
+        self.position_signal = position_signal
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.inputs = nn.Linear(embedding_dim + position_dim, hidden_dim)
         self.lstm = nn.LSTM(hidden_dim, hidden_dim, num_layers=num_layers, batch_first=True)
@@ -167,7 +190,8 @@ class PrefixDiscriminator(nn.Module):
         B, T = tokens.shape
         table = F.dropout(self.embedding.weight, self.dropout, self.training)
         x = F.embedding(tokens, table)  # (B, T, E)
-        x = torch.cat([x, position_signal(T, self.position_dim, tokens.device).expand(B, T, -1)], dim=2)
+        positions = position_signal(T, self.position_dim, tokens.device, self.position_signal)
+        x = torch.cat([x, positions.expand(B, T, -1)], dim=2)
         hidden, _ = run_lstm(self.lstm, self.inputs(x))  # (B, T, H)
         logits = self.out(self.norm(hidden)).squeeze(2)
         return logits * tokens_mask(tokens, self.eos_token, self.pad_token)

@@ -44,19 +44,26 @@ def discriminator_reward(discriminator: Discriminator, max_rows: int = 1024, sha
     return DiscriminatorReward(discriminator, max_rows, share_prefix)
 
 
-class eval_mode:
-    """Run a module in eval mode, restoring its mode afterwards."""
+class module_mode:
+    """Run a module in train (`training=True`) or eval mode, restoring its mode afterwards."""
 
-    def __init__(self, module: torch.nn.Module):
-        self.module = module
+    def __init__(self, module: torch.nn.Module, training: bool):
+        self.module, self.training = module, training
 
     def __enter__(self) -> torch.nn.Module:
         self.was_training = self.module.training
-        self.module.eval()
+        self.module.train(self.training)
         return self.module
 
     def __exit__(self, *exc) -> None:
         self.module.train(self.was_training)
+
+
+class eval_mode(module_mode):
+    """Run a module in eval mode, restoring its mode afterwards."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__(module, False)
 
 
 def discounted_returns(rewards: Tensor, gamma: float, mask: Tensor | None = None) -> Tensor:

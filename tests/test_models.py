@@ -6,7 +6,7 @@ from torch.testing import assert_close
 
 from seqadv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from seqadv.discriminator import Discriminator
-from seqadv.generator import Generator
+from seqadv.generator import Generator, ScratchGANGenerator
 from seqadv.losses import discriminator_loss, mle_loss, policy_gradient_loss
 from seqadv.oracle import load_paper_oracle, oracle_from_params, random_oracle
 from seqadv.policy import ema_update
@@ -32,6 +32,46 @@ def test_step_agrees_with_teacher_forcing():
         steps.append(logits)
         tokens = seqs[:, t]
     assert_close(torch.stack(steps, 1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_scratchgans_generator_ties_its_output_to_its_embedding_through_skip_connected_layers():
+    torch.manual_seed(0)
+    g = ScratchGANGenerator(vocab_size=15, embedding_dim=6, hidden_dim=8, num_layers=2, start_token=3)
+    seqs = torch.randint(14, (4, 5))  # token 14 never read
+    inputs = g.shift_right(seqs)
+    # by hand: x = E[y] W_in; layer 1 reads x, layer 2 [x, h1]; logits = [h1, h2] W_out E^T + b
+    x = g.embedding.weight[inputs] @ g.in_proj.weight.T
+    h1, _ = g.layers[0](x)
+    h2, _ = g.layers[1](torch.cat([x, h1], dim=2))
+    expected = torch.cat([h1, h2], dim=2) @ g.out_proj.weight.T @ g.embedding.weight.T + g.out_bias
+    assert_close(g.target_logits(seqs), expected)
+    assert (g.layers[0].input_size, g.layers[1].input_size, g.out_proj.in_features) == (8, 16, 16)
+    # tied: the output layer is the embedding itself, so a token never read still gets its row's gradient
+    unseen = 14
+    assert not (inputs == unseen).any()
+    g.target_logits(seqs)[..., unseen].sum().backward()
+    assert g.embedding.weight.grad[unseen].abs().sum() > 0
+    assert not any(p.shape == (15, 16) or p.shape == (16, 15) for p in g.parameters())  # no separate output matrix
+    # the policy protocol, a step at a time, agrees with teacher forcing
+    state, tokens, steps = g.initial_state(4), torch.full((4,), 3), []
+    for t in range(5):
+        logits, state = g.step(tokens, state)
+        steps.append(logits)
+        tokens = seqs[:, t]
+    assert_close(torch.stack(steps, 1), g.target_logits(seqs).detach(), rtol=1e-5, atol=1e-5)
+    buffer = torch.empty(4, 15)
+    with torch.no_grad():
+        g.step(torch.full((4,), 3), g.initial_state(4), out=buffer)
+    assert_close(buffer, steps[0].detach())
+    # one layer: the output projection is the input one transposed, as the reference's
+    one = ScratchGANGenerator(vocab_size=15, embedding_dim=6, hidden_dim=8, num_layers=1)
+    x = one.embedding.weight[inputs] @ one.in_proj.weight.T
+    h, _ = one.layers[0](x)
+    assert one.out_proj is None
+    assert_close(one(inputs), h @ one.in_proj.weight @ one.embedding.weight.T + one.out_bias)
+    # Sonnet's forget bias: 1 on the forget gate, 0 elsewhere
+    b = g.layers[0].bias_ih_l0 + g.layers[0].bias_hh_l0
+    assert_close(b, torch.cat([torch.zeros(8), torch.ones(8), torch.zeros(16)]))
 
 
 def test_mle_loss_falls_on_a_toy_corpus():

@@ -114,6 +114,21 @@ def test_engine_matches_naive_reference_on_a_larger_model():
     assert_close(fast[:, -1], slow[:, -1])
 
 
+def test_engine_matches_naive_reference_with_scratchgans_generator():
+    """Skip-connected layers and a tied output under the engine's probe, buffers and end tokens."""
+    from seqadv.generator import ScratchGANGenerator
+
+    torch.manual_seed(3)
+    g = ScratchGANGenerator(vocab_size=20, embedding_dim=8, hidden_dim=8, num_layers=2, start_token=0, eos_token=1,
+                            pad_token=2)
+    seqs = g.sample(6, 6, generator=torch.Generator().manual_seed(0))
+    reward = lambda s: (s < 10).float().mean(1)  # noqa: E731
+    fast = RolloutEngine(g, 4000).rewards(seqs, reward, generator=torch.Generator().manual_seed(1))
+    slow = naive_rollout_rewards(g, seqs, reward, 250, generator=torch.Generator().manual_seed(2))
+    assert (fast - slow).abs().max().item() < 5 * math.sqrt(0.25 / 4000 + 0.25 / 250)
+    assert_close(fast[:, -1], slow[:, -1])
+
+
 def test_engine_with_fixed_positions_matches_exact_expectation(lstm):
     seqs = torch.tensor([[1, 2, 0, 1, 1], [2, 2, 2, 0, 1]])
     fixed = torch.tensor([[0, 0, 1, 0, 1], [0, 1, 0, 1, 0]], dtype=torch.bool)

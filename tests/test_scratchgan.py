@@ -8,11 +8,11 @@ from torch.testing import assert_close
 
 from seqadv import ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
 from seqadv.checkpoint import load_checkpoint
-from seqadv.discriminator import PrefixDiscriminator
-from seqadv.generator import Generator
+from seqadv.discriminator import PrefixDiscriminator, position_signal
+from seqadv.generator import Generator, ScratchGANGenerator
 from seqadv.losses import prefix_discriminator_loss, token_log_probs
 from seqadv.rewards import discounted_returns, prefix_rewards
-from seqadv.trainers.scratchgan import dense_policy_gradient_step
+from seqadv.trainers.scratchgan import dense_policy_gradient_step, prefix_discriminator_step
 from seqadv.trainers.seqgan import baseline, policy_gradient_step
 from test_resume import assert_same_tensors
 
@@ -101,6 +101,285 @@ def test_cold_samples_are_importance_weighted_in_the_policy_gradient():
     assert abs(plain - loss) > 1e-3
 
 
+# --- the reference's formulas (deepmind-research scratchgan/), against hand computations -------------
+# A batch of B = 2, T = 4, end token 1 (padding 0 after it): row 0 is text at positions 0..2
+# (its end token at 2), row 1 at all four.
+SAMPLES = torch.tensor([[3, 2, 1, 0], [2, 3, 3, 2]])
+MASK = [[1, 1, 1, 0], [1, 1, 1, 1]]
+D_LOGITS = [[0.5, -1.0, 2.0, 0.0], [1.0, 0.0, -0.5, 1.5]]  # D masks what follows the end to 0
+
+
+class FixedPolicy(torch.nn.Module):
+    """A "generator" whose target logits are one fixed (2, 4, 5) parameter."""
+    eos_token, pad_token = 1, 0
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.logits = torch.nn.Parameter(scale * torch.arange(40.0).reshape(2, 4, 5).sin())
+
+    def target_logits(self, samples):
+        return self.logits
+
+
+class FixedCritic(torch.nn.Module):
+    """A per-prefix "discriminator" with fixed logits (a parameter, for D's optimiser)."""
+    eos_token, pad_token = 1, 0
+
+    def __init__(self, logits=D_LOGITS):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.tensor(logits))
+
+    def forward(self, tokens):
+        return self.logits[: len(tokens)]
+
+
+def hand_returns(gamma=0.23):
+    """R_t = sum_{s >= t} gamma^(s - t) r_s, r_s = 2 sigmoid(l_s) - 1 on text, 0 after it."""
+    sigmoid = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    r = [[(2 * sigmoid(l) - 1) * m for l, m in zip(ls, ms)] for ls, ms in zip(D_LOGITS, MASK)]
+    return [[sum(gamma ** (s - t) * row[s] for s in range(t, 4)) for t in range(4)] for row in r]
+
+
+def hand_log_probs(logits):
+    """log softmax of each sampled token, by hand."""
+    return [[logits[i][t][SAMPLES[i, t]] - math.log(sum(math.exp(v) for v in logits[i][t])) for t in range(4)]
+            for i in range(2)]
+
+
+def hand_policy_loss(previous, decay, positions_of_baseline, positions_of_loss, scale=1.0):
+    """The reference's `reinforce_loss` (ewma updated first, then R - ewma, loss = -mean(logp (R - b))),
+    "all": means over the 8 positions (R = 0 after the end), "text": over the 7 text positions."""
+    R = hand_returns()
+    texts = sum(map(sum, MASK))
+    count = {"all": 8, "text": texts}
+    mean = sum(R[i][t] * (1 if positions_of_baseline == "all" else MASK[i][t]) for i in range(2) for t in range(4))
+    mean /= count[positions_of_baseline]
+    b = decay * previous + (1 - decay) * mean
+    logp = hand_log_probs(FixedPolicy(scale).logits.tolist())
+    loss = -sum(logp[i][t] * (R[i][t] - b) * MASK[i][t] for i in range(2) for t in range(4))
+    return loss / count[positions_of_loss], mean, b
+
+
+def policy_step(g, d=None, lr=0.0, **options):
+    args = dict(baseline=0.2, discount=0.23, decay=0.08, clip=0.0) | {k: options.pop(k) for k in
+                                                                        ("baseline", "decay", "clip") if k in options}
+    opt = torch.optim.SGD(g.parameters(), lr=lr)
+    return dense_policy_gradient_step(g, opt, d if d is not None else FixedCritic(), SAMPLES, args["baseline"],
+                                      args["discount"], args["decay"], args["clip"], "test", **options)
+
+
+def test_the_baseline_and_the_policy_loss_are_the_references_means_over_all_positions():
+    R = hand_returns()
+    assert R[0][3] == 0.0 and R[0][2] != 0.0  # after the end nothing, the end token is rewarded
+    loss, mean_return, b = policy_step(FixedPolicy())
+    expected, expected_mean, expected_b = hand_policy_loss(0.2, 0.08, "all", "all")
+    assert mean_return == pytest.approx(sum(map(sum, R)) / 8, rel=1e-6) == pytest.approx(expected_mean, rel=1e-6)
+    assert b == pytest.approx(0.08 * 0.2 + 0.92 * expected_mean, rel=1e-6) == pytest.approx(expected_b, rel=1e-6)
+    assert loss == pytest.approx(expected, rel=1e-5)
+    # the previous means, over the 7 text positions, as options
+    for baseline_positions in ("all", "text"):
+        for loss_positions in ("all", "text"):
+            loss, mean_return, b = policy_step(FixedPolicy(), baseline_positions=baseline_positions,
+                                               loss_positions=loss_positions)
+            expected, expected_mean, expected_b = hand_policy_loss(0.2, 0.08, baseline_positions, loss_positions)
+            assert (loss, mean_return, b) == pytest.approx((expected, expected_mean, expected_b), rel=1e-5)
+    assert policy_step(FixedPolicy(), baseline_positions="text")[1] == pytest.approx(sum(map(sum, R)) / 7, rel=1e-6)
+
+
+def test_the_generators_adversarial_gradient_is_not_clipped_unless_asked():
+    # a baseline far from the returns makes the advantages, and the gradient, large
+    options = dict(baseline=-100.0, decay=0.99)
+    expected, _, _ = hand_policy_loss(-100.0, 0.99, "all", "all")
+    reference = FixedPolicy()
+    logits = reference.logits
+    advantage = torch.tensor(hand_returns()) - (0.99 * -100.0 + 0.01 * sum(map(sum, hand_returns())) / 8)
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, SAMPLES.unsqueeze(-1)).squeeze(-1)
+    hand = -(logp * advantage * torch.tensor(MASK, dtype=torch.float)).sum() / 8
+    assert hand.item() == pytest.approx(expected, rel=1e-5)
+    grad, = torch.autograd.grad(hand, logits)
+    assert grad.norm() > 5
+    g = FixedPolicy()
+    start = g.logits.detach().clone()
+    policy_step(g, lr=1.0, **options)  # SGD, lr 1: the step is the gradient
+    assert_close(start - g.logits.detach(), grad)
+    g = FixedPolicy()
+    policy_step(g, lr=1.0, clip=5.0, **options)  # the previous default: clipped at norm 5
+    assert_close(start - g.logits.detach(), grad * 5 / grad.norm())
+
+
+def test_rewards_come_from_the_discriminator_with_its_dropout_on_unless_asked():
+    torch.manual_seed(0)
+    d = PrefixDiscriminator(5, 8, 16, dropout=0.5, eos_token=1, pad_token=0).eval()
+    mask = torch.tensor(MASK, dtype=torch.float)
+
+    def mean_return(training, seed):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            d.train(training)
+            returns = discounted_returns(prefix_rewards(d(SAMPLES), mask), 0.23, mask)
+        return returns.sum().item() / 8
+
+    torch.manual_seed(7)
+    _, with_dropout, _ = policy_step(FixedPolicy(), d)
+    assert not d.training  # its mode is given back
+    _, without, _ = policy_step(FixedPolicy(), d, reward_dropout=False)
+    assert with_dropout == pytest.approx(mean_return(True, 7), rel=1e-6)  # the same dropout mask
+    assert without == pytest.approx(mean_return(False, 7), rel=1e-6)
+    assert abs(with_dropout - without) > 1e-3
+
+
+def test_each_half_of_the_discriminators_loss_is_a_mean_over_all_positions():
+    real = torch.tensor([[2, 3, 1, 0], [3, 3, 2, 1]])  # text: 3 and 4 positions
+    fake = torch.tensor([[2, 1, 0, 0], [3, 2, 2, 2]])  # text: 2 and 4 positions
+    real_logits = [[0.3, 1.2, -0.7, 0.0], [2.0, -0.4, 0.9, 0.1]]  # 0 after the end, as D masks it
+    fake_logits = [[-1.5, 0.6, 0.0, 0.0], [0.2, -2.0, 1.1, -0.3]]
+    d = FixedCritic(real_logits + fake_logits)
+    softplus = lambda v: math.log1p(math.exp(v))  # noqa: E731
+    real_terms = [softplus(-v) for row, n in zip(real_logits, (3, 4)) for v in row[:n]]
+    fake_terms = [softplus(v) for row, n in zip(fake_logits, (2, 4)) for v in row[:n]]
+    for positions, (n_real, n_fake) in (("all", (8, 8)), ("text", (7, 6))):
+        loss, real_p, fake_p = prefix_discriminator_step(d, torch.optim.SGD(d.parameters(), lr=0.0), real, fake,
+                                                         0.0, "test", loss_positions=positions)
+        assert loss == pytest.approx(0.5 * sum(real_terms) / n_real + 0.5 * sum(fake_terms) / n_fake, rel=1e-6)
+    # the reference's loss also counts log 2 at each of the 1 + 2 positions after the end (logit 0 there):
+    # a constant, so the same gradient
+    full = torch.tensor(real_logits + fake_logits, requires_grad=True)
+    labels = torch.tensor([[1.0] * 4] * 2 + [[0.0] * 4] * 2)
+    reference = 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(full[:2], labels[:2]) \
+        + 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(full[2:], labels[2:])
+    assert reference.item() == pytest.approx(0.5 * (sum(real_terms) + math.log(2)) / 8
+                                             + 0.5 * (sum(fake_terms) + 2 * math.log(2)) / 8, rel=1e-6)
+    masked = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.float)
+    grad, = torch.autograd.grad(reference, full)
+    d.logits.grad = None
+    prefix_discriminator_step(d, torch.optim.SGD(d.parameters(), lr=0.0), real, fake, 0.0, "test")
+    assert_close(d.logits.grad, grad * masked)  # where D's logit is masked to 0 it gets no gradient anyway
+
+
+def test_the_position_features_are_the_references_cosines_of_log_spaced_periods():
+    T, P = 5, 4
+    periods = [math.exp(math.log(2) + p / (P - 1) * (math.log(T) - math.log(2))) for p in range(P)]
+    assert periods[0] == pytest.approx(2) and periods[-1] == pytest.approx(T)
+    expected = [[math.cos(math.pi * (t / periods[p] + 2 * p / (P - 1))) for p in range(P)] for t in range(T)]
+    assert_close(position_signal(T, P), torch.tensor(expected))
+    # the previous ones: Vaswani's, base 10,000
+    previous = [[f(t * 10000 ** (-2 * (p // 2) / P)) for p, f in zip(range(P), [math.sin, math.cos] * P)]
+                for t in range(T)]
+    assert_close(position_signal(T, P, kind="transformer"), torch.tensor(previous))
+    # over COCO's 38 positions the reference's features all move; half of the previous ones hardly do
+    spread = lambda kind: position_signal(38, 8, kind=kind).amax(0) - position_signal(38, 8, kind=kind).amin(0)  # noqa: E731
+    assert (spread("scratchgan") > 0.9).all()
+    assert (spread("transformer") < 0.2).sum() == 3
+    torch.manual_seed(0)
+    d = PrefixDiscriminator(6, 4, 8, dropout=0.0, eos_token=1, pad_token=0).eval()
+    before = d(SAMPLES)
+    d.position_signal = "transformer"
+    assert not torch.allclose(before, d(SAMPLES))
+
+
+def test_the_previous_options_together_give_the_previous_loss():
+    """--baseline-positions text --loss-positions text --adv-grad-clip 5 --no-reward-dropout: what the
+    recipe computed before, by hand: D in eval mode, the mean return over the text positions,
+    the loss divided by their count, the gradient clipped at 5."""
+    config = ScratchGANConfig(**ScratchGANConfig.OLDER_RUNS)
+    assert (config.baseline_positions, config.loss_positions, config.adv_grad_clip, config.reward_dropout,
+            config.d_position_signal) == ("text", "text", 5.0, False, "transformer")
+    torch.manual_seed(0)
+    d = PrefixDiscriminator(5, 8, 16, dropout=0.5, eos_token=1, pad_token=0, position_signal="transformer")
+    mask = torch.tensor(MASK, dtype=torch.float)
+    with torch.no_grad():
+        returns = discounted_returns(prefix_rewards(d.eval()(SAMPLES), mask), 0.23, mask)
+    d.train()
+    mean = returns.sum().item() / 7
+    b = 0.99 * -100.0 + 0.01 * mean  # far from the returns: a gradient above the clip
+    g = FixedPolicy()
+    logp = torch.log_softmax(g.logits, dim=-1).gather(-1, SAMPLES.unsqueeze(-1)).squeeze(-1)
+    hand = -(logp * (returns - b) * mask).sum() / 7
+    grad, = torch.autograd.grad(hand, g.logits)
+    start = g.logits.detach().clone()
+    loss, mean_return, new_b = policy_step(g, d, lr=1.0, baseline=-100.0, decay=0.99, clip=config.adv_grad_clip,
+                                           baseline_positions=config.baseline_positions,
+                                           loss_positions=config.loss_positions,
+                                           reward_dropout=config.reward_dropout)
+    assert (loss, mean_return, new_b) == pytest.approx((hand.item(), mean, b), rel=1e-5)
+    assert grad.norm() > 5
+    assert_close(start - g.logits.detach(), grad * 5 / grad.norm())
+
+
+def test_a_checkpoint_made_before_the_reference_options_resumes_with_the_previous_behaviour(tmp_path):
+    from dataclasses import asdict
+
+    from seqadv.trainers.base import resumed_config
+
+    saved = {k: v for k, v in asdict(ScratchGANConfig(preset="tiny")).items() if k not in ScratchGANConfig.OLDER_RUNS}
+    old = resumed_config(ScratchGANConfig, saved, {}, str(tmp_path))
+    assert {k: getattr(old, k) for k in ScratchGANConfig.OLDER_RUNS} == ScratchGANConfig.OLDER_RUNS
+    new = resumed_config(ScratchGANConfig, asdict(ScratchGANConfig(preset="tiny")), {}, str(tmp_path))
+    assert (new.baseline_positions, new.adv_grad_clip, new.reward_dropout) == ("all", 0.0, True)
+
+
+def test_the_command_line_flags_that_restore_the_previous_recipe():
+    from seqadv.cli import parse_config
+
+    flags = ["--baseline-positions", "text", "--loss-positions", "text", "--adv-grad-clip", "5",
+             "--no-reward-dropout", "--d-position-signal", "transformer"]
+    config = parse_config(ScratchGANConfig, flags, "")
+    assert {k: getattr(config, k) for k in ScratchGANConfig.OLDER_RUNS} == ScratchGANConfig.OLDER_RUNS
+    default = parse_config(ScratchGANConfig, [], "")
+    assert all(getattr(default, k) != v for k, v in ScratchGANConfig.OLDER_RUNS.items())
+
+
+def test_word_vectors_are_read_by_token_and_start_the_first_columns_of_a_table(tmp_path):
+    from seqadv.corpus import DataError
+    from seqadv.word_vectors import load_word_vectors, start_embedding_
+
+    path = tmp_path / "vectors.txt"
+    path.write_text("3 2\nw1 0.5 -1\nw2 2 3\nw1 9 9\nzz 1 1\n", encoding="utf-8")  # word2vec's header, then GloVe
+    vectors = load_word_vectors(path, ["<pad>", "w1", "w2"])
+    assert vectors[0].isnan().all()
+    assert_close(vectors[1:], torch.tensor([[0.5, -1.0], [2.0, 3.0]]))  # the first vector of a word wins
+    weight = torch.zeros(3, 5)
+    torch.manual_seed(0)
+    start_embedding_(weight, vectors)
+    assert_close(weight[1:, :2], vectors[1:])
+    assert weight[0].abs().min() > 0 and weight[:, 2:].abs().min() > 0  # drawn: N(0, 0.3836), as ScratchGAN's
+    (tmp_path / "ragged.txt").write_text("w1 1 2\nw2 3\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"ragged.txt:2: 1 values, the lines before have 2"):
+        load_word_vectors(tmp_path / "ragged.txt", ["w1"])
+    with pytest.raises(DataError, match="none of the vocabulary's tokens"):
+        load_word_vectors(path, ["a", "b"])
+
+
+def test_the_paper_preset_builds_the_papers_generator_and_starts_embeddings_from_a_file(toy, tmp_path):
+    """--preset paper: ScratchGAN's generator, 2 LSTM layers of 512 with tied embeddings (64 trained
+    dimensions, more from --embeddings). Run with a smaller D and batch: this checks the build."""
+    paper = ScratchGANConfig(preset="paper")
+    assert (paper.generator, paper.g_layers, paper.g_hidden_dim, paper.g_embedding_dim, paper.pretrain_epochs,
+            paper.embeddings) == ("scratchgan", 2, 512, 64, 0, None)
+    vectors = tmp_path / "glove.txt"
+    vectors.write_text("".join(f"w{i} {i / 10} {-i / 10} 0.5\n" for i in range(0, 20, 2)), encoding="utf-8")
+    trainer = ScratchGANTrainer(ScratchGANConfig(
+        corpus=str(toy), preset="paper", out=str(tmp_path / "run"), embeddings=str(vectors), adv_steps=1,
+        eval_every=1, batch_size=16, mle_batch_size=16, max_train=256, max_test=32, eval_samples=20, d_hidden_dim=8,
+        d_embedding_dim=4))
+    trainer.train()
+    g, d, data = trainer.g, trainer.d, trainer.data
+    assert isinstance(g, ScratchGANGenerator)
+    assert [(lstm.hidden_size, lstm.num_layers) for lstm in g.layers] == [(512, 1), (512, 1)]
+    assert g.embedding.weight.shape == (data.vocab_size, 64 + 3) and d.embedding.weight.shape[1] == 4 + 3
+    # the logits are scored against the embedding itself
+    features, _ = g._layers(g.in_proj(g.embedding(torch.tensor([[data.start_token]]))))
+    assert_close(g(torch.tensor([[data.start_token]])),
+                 features @ g.out_proj.weight.T @ g.embedding.weight.T + g.out_bias)
+    # started from the file (the pretrained G: no adversarial step has moved it)
+    start = load_checkpoint(tmp_path / "run" / "pretrained.pt")["generator"]["embedding.weight"]
+    w4 = data.vocab.stoi["w4"]
+    assert_close(start[w4, :3], torch.tensor([0.4, -0.4, 0.5]))
+    assert d.embedding.weight[w4, :3].sub(torch.tensor([0.4, -0.4, 0.5])).abs().max() < 0.1  # after a few D steps
+    with pytest.raises(ValueError, match="--embeddings starts ScratchGAN's generator"):
+        ScratchGANConfig(embeddings=str(vectors))
+
+
 @pytest.fixture(scope="module")
 def scratchgan_run(toy, tmp_path_factory):
     out = tmp_path_factory.mktemp("scratchgan")
@@ -181,6 +460,10 @@ def test_seqgan_with_its_options_trains_and_differs_from_the_paper_recipe(toy, t
 def test_bad_options_of_the_new_recipes_are_one_line():
     with pytest.raises(ValueError, match="--discount"):
         ScratchGANConfig(discount=1.5)
+    with pytest.raises(ValueError, match="--loss-positions tokens: choose one of all, text"):
+        ScratchGANConfig(loss_positions="tokens")
+    with pytest.raises(ValueError, match="--adv-grad-clip must not be negative"):
+        ScratchGANConfig(adv_grad_clip=-1.0)
     with pytest.raises(ValueError, match="--sample-temperature"):
         SeqGANConfig(sample_temperature=0.0)
 

@@ -100,6 +100,9 @@ class TrainerConfig:
     CHOICES: ClassVar[dict] = {"device": ["auto", "cpu", "cuda"]}
     # options a resumed run may change: they do not alter what it computes
     RESUME_MAY_CHANGE: ClassVar[tuple] = ("resume", "debug", "device", "data_dir")
+    # options added since a recipe's first runs, with what those runs did: a checkpoint
+    # written before an option existed resumes with this value, not the new default
+    OLDER_RUNS: ClassVar[dict] = {}
 
     def validate(self) -> None:
         pass
@@ -110,6 +113,7 @@ def resumed_config(cls, saved: dict, given, directory: str):
     known = {f.name for f in dataclasses.fields(cls)}
     # a tuple option comes back from a JSON file as a list
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in known}
+    saved = {**{k: v for k, v in cls.OLDER_RUNS.items() if k in known}, **saved}
     for key, value in given.items():
         if key in cls.RESUME_MAY_CHANGE:
             continue

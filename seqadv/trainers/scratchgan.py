@@ -1,17 +1,33 @@
 """A ScratchGAN-style recipe (de Masson d'Autume et al., "Training Language GANs from
 Scratch", NeurIPS 2019) against an MLE baseline of equal budget.
 
-What makes it ScratchGAN's rather than SeqGAN's, each as in the paper's code
-(deepmind-research `scratchgan/`):
+What makes it ScratchGAN's rather than SeqGAN's, each as the paper's code computes it
+(deepmind-research `scratchgan/`: losses.py, experiment.py, discriminator_nets.py,
+generators.py, utils.py):
   * a discriminator that scores every prefix (`PrefixDiscriminator`: recurrent, a
-    logit per token), trained on real and generated text with a per-token
-    cross-entropy: every prefix of a real text is real, of a sample generated;
-  * dense rewards without rollouts: r_t = 2 sigmoid(D(y_0..y_t)) - 1, discounted
-    returns R_t = sum_{s >= t} discount^(s - t) r_s (discount 0.23), less a baseline,
-    an exponential moving average of the mean return (decay 0.08: mostly this batch's);
+    logit per token, position features cos(pi (t / period + shift)) with periods
+    log-spaced from 2 to T), trained on real and generated text with a per-token
+    cross-entropy, each half a mean over all B x T positions;
+  * dense rewards without rollouts: r_t = 2 sigmoid(D(y_0..y_t)) - 1 from D as it
+    trains (its dropout on), discounted returns R_t = sum_{s >= t} discount^(s - t) r_s
+    (discount 0.23), less a baseline, an exponential moving average of the mean return
+    over all B x T positions, the zeros after the end included (decay 0.08: mostly this
+    batch's), updated before it is subtracted; G's loss the mean over B x T, its gradient
+    not clipped;
   * large batches (512), one D update per G update on fresh samples each, Adam with
     beta1 = 0.5 for both (G 9.59e-5, D 9.38e-3), D regularised by dropout on its
-    embedding matrix, L2 (1e-6) and layer norm.
+    embedding matrix, L2 (1e-6) and layer norm;
+  * `preset="paper"`: the paper's generator (`ScratchGANGenerator`: 2 LSTM layers of 512,
+    tied embeddings), from scratch; `embeddings`: word vectors to start G's and D's
+    embeddings from, as the code's GloVe.
+Each place where this recipe used to differ is an option whose default is the code's
+(`baseline_positions`, `loss_positions`, `adv_grad_clip`, `reward_dropout`,
+`d_position_signal`); a checkpoint written before they existed resumes with its old
+values (`OLDER_RUNS`). What still differs, and why, is listed once, in the README
+("Where it still differs from the paper's code"): MLE and D pretraining and smaller
+sizes at the cpu preset, layer norm on D's LSTM outputs rather than in its cell, D's loss
+value without the constant log 2 after the end, the initialisation of D and of SeqGAN's G,
+the start token, the data and its order, Adam's epsilon, the evaluation.
 Beyond the paper, as its options: MLE pretraining (`pretrain_epochs`, 0 for the
 paper's from-scratch training) and an MLE loss mixed into G's (`mle_weight`).
 
@@ -28,21 +44,25 @@ Writes what SeqGAN writes, with scratchgan.pt for the adversarial model.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import torch
 from torch import Tensor, nn
 
 from ..cli import check_ranges
 from ..dataset import BatchStream
-from ..discriminator import PrefixDiscriminator
+from ..discriminator import POSITION_SIGNALS, PrefixDiscriminator
 from ..distributed import Group
 from ..losses import mle_loss, policy_gradient_loss, prefix_discriminator_loss
-from ..rewards import discounted_returns, eval_mode, prefix_rewards
+from ..rewards import discounted_returns, module_mode, prefix_rewards
 from ..sampling import tokens_mask
 from ..training import check_finite, clip_and_step
+from ..word_vectors import known_words, load_word_vectors, start_embedding_
 from .base import Phase, own_model, preset_config
 from .text import TextGANConfig, TextGANTrainer
+
+# what a mean over a batch's positions counts: all B x T (ScratchGAN's code) or the text ones
+POSITIONS = ("all", "text")
 
 
 @preset_config
@@ -68,6 +88,13 @@ class ScratchGANConfig(TextGANConfig):
     discount: float = 0.23  # of the per-token rewards in the returns (ScratchGAN's)
     baseline_decay: float = 0.08  # moving-average baseline: new = decay * old + (1 - decay) * mean return
     mle_weight: float = 0.0  # add this times the MLE loss of a real batch to G's adversarial loss
+    embeddings: Optional[str] = None  # word vectors (GloVe's text format) to start G's and D's embeddings from
+    # ScratchGAN's code by default; the other values restore what this recipe did before (see the README)
+    baseline_positions: str = "all"  # baseline's mean return over: all B x T positions (ScratchGAN's) | text ones
+    loss_positions: str = "all"  # G's loss, each half of D's: means over all B x T (ScratchGAN's) | text positions
+    adv_grad_clip: float = 0.0  # G's gradient-norm clip in the adversarial phase (0: none, ScratchGAN's; before: 5)
+    reward_dropout: bool = True  # D rewards G with its dropout on (ScratchGAN's); --no-reward-dropout: eval mode
+    d_position_signal: str = "scratchgan"  # D's position features: scratchgan (periods 2..T, phases) | transformer
     eval_every: int = 100  # G updates between evaluations (and checkpoints) in the long phases
 
     PRESETS: ClassVar[dict] = {
@@ -81,18 +108,33 @@ class ScratchGANConfig(TextGANConfig):
         # ScratchGAN's adversarial training, smaller and shorter
         "cpu": dict(pretrain_epochs=40, batch_size=256, d_hidden_dim=128, d_lr=3e-3, d_pretrain_steps=300,
                     adv_steps=600, adv_g_lr=1e-3, eval_every=50),
-        # the paper's settings on the paper's generator of SeqGAN, from scratch (days on a CPU)
-        "paper": dict(pretrain_epochs=0, adv_steps=200000, eval_every=1000),
+        # the paper's settings and generator (2 LSTM layers of 512, tied embeddings of 64 trained dimensions,
+        # and GloVe's 300 with --embeddings), from scratch (days on a CPU)
+        "paper": dict(generator="scratchgan", g_embedding_dim=64, g_hidden_dim=512, g_layers=2, pretrain_epochs=0,
+                      adv_steps=200000, eval_every=1000),
     }
+
+    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "baseline_positions": list(POSITIONS),
+                               "loss_positions": list(POSITIONS), "d_position_signal": list(POSITION_SIGNALS)}
+    # what a run made before these options existed did: a checkpoint without them resumes so
+    OLDER_RUNS: ClassVar[dict] = {"baseline_positions": "text", "loss_positions": "text", "adv_grad_clip": 5.0,
+                                "reward_dropout": False, "d_position_signal": "transformer"}
 
     def validate(self) -> None:
         super().validate()
         check_ranges(self, positive=["mle_batch_size", "adv_g_lr", "d_embedding_dim", "d_hidden_dim", "d_layers",
                                      "d_lr", "d_steps"],
-                     non_negative=["adv_steps", "d_l2", "d_dropout", "mle_weight", "d_pretrain_steps"],
+                     non_negative=["adv_steps", "d_l2", "d_dropout", "mle_weight", "d_pretrain_steps", "adv_grad_clip"],
                      unit=["g_beta1", "d_beta1", "discount", "baseline_decay"])
         if self.d_dropout >= 1:
             raise ValueError("--d-dropout must be below 1")
+        if self.embeddings is not None and self.generator != "scratchgan":
+            raise ValueError(f"--embeddings starts ScratchGAN's generator and D: give --generator scratchgan "
+                             f"(or --preset paper), not {self.generator}")
+        for name in ("baseline_positions", "loss_positions", "d_position_signal"):
+            if getattr(self, name) not in self.CHOICES[name]:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
+                                 f"choose one of {', '.join(self.CHOICES[name])}")
 
 
 class ScratchGANTrainer(TextGANTrainer):
@@ -112,12 +154,29 @@ class ScratchGANTrainer(TextGANTrainer):
     def mle_batch_size(self) -> int:
         return self.config.mle_batch_size
 
+    def word_vectors(self, data) -> Optional[Tensor]:
+        c = self.config
+        if c.embeddings is None:
+            self.vectors = None
+        elif getattr(self, "vectors", None) is None:
+            if data.vocab is None:
+                raise ValueError(f"--embeddings {c.embeddings}: the corpus {c.corpus} has no words (its tokens are ids)")
+            self.vectors = load_word_vectors(c.embeddings, data.vocab.itos)
+            self.say(f"embeddings: {known_words(self.vectors)} of {data.vocab_size} tokens start from {c.embeddings} "
+                     f"({self.vectors.shape[1]} dimensions), the rest drawn")
+        return self.vectors
+
     def build_adversary(self) -> None:
         c, data = self.config, self.data
         d = own_model(self.user_discriminator, data)
         if d is None:
-            d = PrefixDiscriminator(data.vocab_size, c.d_embedding_dim, c.d_hidden_dim, c.d_layers, c.d_dropout,
-                                    c.d_layer_norm, eos_token=data.eos_token, pad_token=data.pad_token)
+            vectors = self.word_vectors(data)
+            d = PrefixDiscriminator(data.vocab_size, c.d_embedding_dim + (0 if vectors is None else vectors.shape[1]),
+                                    c.d_hidden_dim, c.d_layers, c.d_dropout, c.d_layer_norm,
+                                    eos_token=data.eos_token, pad_token=data.pad_token,
+                                    position_signal=c.d_position_signal)
+            if vectors is not None:
+                start_embedding_(d.embedding.weight, vectors)
         self.d = d.to(self.device)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=c.d_lr, betas=(c.d_beta1, 0.999))
         self.build_mle_baseline()
@@ -151,7 +210,7 @@ class ScratchGANTrainer(TextGANTrainer):
         c = self.config
         real = self.group.shard(self.real_stream.next())
         fake = self.g.sample(len(real), self.data.length, generator=self.rng)
-        return prefix_discriminator_step(self.d, self.d_opt, real, fake, c.d_l2, where, self.group)
+        return prefix_discriminator_step(self.d, self.d_opt, real, fake, c.d_l2, where, self.group, c.loss_positions)
 
     def adversarial(self, step: int) -> None:
         c, group, data = self.config, self.group, self.data
@@ -162,8 +221,9 @@ class ScratchGANTrainer(TextGANTrainer):
         samples = self.g.sample(local, data.length, generator=self.rng)
         mle_batch = group.shard(self.mle_stream.next()) if c.mle_weight else None
         g_loss, mean_return, self.reward_baseline = dense_policy_gradient_step(
-            self.g, self.g_adv_opt, self.d, samples, self.reward_baseline, c.discount, c.baseline_decay, c.grad_clip,
-            where, group, mle_batch, c.mle_weight)
+            self.g, self.g_adv_opt, self.d, samples, self.reward_baseline, c.discount, c.baseline_decay,
+            c.adv_grad_clip, where, group, mle_batch, c.mle_weight, c.baseline_positions, c.loss_positions,
+            c.reward_dropout)
         self.writer.add_scalar("losses/g_adversarial", g_loss, step)
         self.writer.add_scalar("losses/d", d_loss, step)
         self.writer.add_scalar("charts/d_real", d_real, step)
@@ -176,11 +236,30 @@ class ScratchGANTrainer(TextGANTrainer):
             self.writer.add_text("samples/scratchgan", "\n\n".join(data.text(s) for s in shown[:5].cpu()), step)
 
 
+def mean_normalizer(mask: Tensor, positions: str, group: Group = Group()) -> Tensor:
+    """What a per-position mean over a batch divides its (masked) sum by on this process:
+    "all", the batch's B x T positions (ScratchGAN's code: tf.reduce_mean, the positions
+    after the end included), or "text", its text positions only. Under data parallelism the
+    whole batch's count over the number of processes (`Group.token_normalizer`).
+
+    Shape: mask (b, T) of 0/1 -> scalar
+    """
+    if positions not in POSITIONS:
+        raise ValueError(f"positions {positions!r}: choose one of {', '.join(POSITIONS)}")
+    return group.token_normalizer(torch.ones_like(mask) if positions == "all" else mask)
+
+
 def prefix_discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, real: Tensor, fake: Tensor, l2: float,
-                              where: str, group: Group = Group()) -> tuple[float, float, float]:
+                              where: str, group: Group = Group(), loss_positions: str = "all"
+                              ) -> tuple[float, float, float]:
     """One update of a per-prefix D on this process's rows of a real and a generated batch.
     Returns the whole batch's loss and D's mean probability of "real" on real and on
     generated text (over their text positions).
+
+    Each half of the loss is a mean over its batch's positions (`mean_normalizer`): with
+    "all", ScratchGAN's, over all B x T, the positions after the end counting 0 (the
+    reference's loss counts log 2 there, D's logit being masked to 0: a constant without a
+    gradient, left out of the value here); with "text" over its own text positions.
 
     Shape: real (b, T), fake (b, T) int64
     """
@@ -190,7 +269,8 @@ def prefix_discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, real: Te
     real_mask = tokens_mask(real, getattr(d, "eos_token", None), getattr(d, "pad_token", None))
     fake_mask = tokens_mask(fake, getattr(d, "eos_token", None), getattr(d, "pad_token", None))
     loss = prefix_discriminator_loss(real_logits, fake_logits, real_mask, fake_mask,
-                                     group.token_normalizer(real_mask), group.token_normalizer(fake_mask))
+                                     mean_normalizer(real_mask, loss_positions, group),
+                                     mean_normalizer(fake_mask, loss_positions, group))
     if hasattr(d, "l2_penalty"):
         loss = loss + l2 * d.l2_penalty()
     value = clip_and_step(d, opt, loss, 0.0, where, "the discriminator loss", group.average_gradients)
@@ -202,24 +282,37 @@ def prefix_discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, real: Te
 
 def dense_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, d: nn.Module, samples: Tensor,
                                baseline: float, discount: float, decay: float, clip: float, where: str,
-                               group: Group = Group(), mle_batch: Tensor | None = None, mle_weight: float = 0.0
-                               ) -> tuple[float, float, float]:
-    """One REINFORCE update of G with ScratchGAN's dense rewards: D's per-prefix rewards,
-    discounted returns, less the moving-average baseline updated with this batch's mean
-    return first (as the paper's code does). With `mle_weight`, that times the MLE loss of
-    `mle_batch` is added. Returns the loss, the batch's mean return and the new baseline.
+                               group: Group = Group(), mle_batch: Tensor | None = None, mle_weight: float = 0.0,
+                               baseline_positions: str = "all", loss_positions: str = "all",
+                               reward_dropout: bool = True) -> tuple[float, float, float]:
+    """One REINFORCE update of G with ScratchGAN's dense rewards (its code's `reinforce_loss`):
+    D's per-prefix rewards r_t = 2 sigmoid(D(y_0..y_t)) - 1, the returns
+    R_t = sum_{s >= t} discount^(s - t) r_s, the baseline first updated with this batch's mean
+    return, b = decay * b + (1 - decay) * mean(R), then the loss -mean(log pi(y_t) (R_t - b))
+    over the text positions' terms. With `mle_weight`, that times the MLE loss of `mle_batch`
+    is added. Returns the loss, the batch's mean return and the new baseline.
+
+    The reference's choices, each an argument: `reward_dropout`, D scores the samples with
+    its dropout on (train mode; False: eval mode); `baseline_positions`, the mean return
+    over all B x T positions, the zeros after the end included ("all"), or over text
+    positions ("text"); `loss_positions`, the loss divided by B x T ("all") or by the count
+    of text positions ("text"); `clip`, G's gradient-norm clip (0: none, the reference's).
 
     Shape: samples (b, T) drawn from g; mle_batch (b', T) of real text or None
     """
     mask = tokens_mask(samples, g.eos_token, g.pad_token)
-    with torch.no_grad(), eval_mode(d):  # rewards without D's dropout
-        returns = discounted_returns(prefix_rewards(d(samples), mask), discount, mask)  # (b, T)
-    total = group.sum(torch.stack([(returns * mask).sum(), mask.sum()]).float())
+    # the reference scores G's samples with the same D as it trains, its dropout on
+    with torch.no_grad(), module_mode(d, reward_dropout):
+        returns = discounted_returns(prefix_rewards(d(samples), mask), discount, mask)  # (b, T), 0 after the end
+    if baseline_positions not in POSITIONS:
+        raise ValueError(f"baseline positions {baseline_positions!r}: choose one of {', '.join(POSITIONS)}")
+    counted = mask if baseline_positions == "text" else torch.ones_like(mask)
+    total = group.sum(torch.stack([(returns * counted).sum(), counted.sum()]).float())
     mean_return = (total[0] / total[1].clamp(min=1)).item()
     check_finite(torch.tensor(mean_return), "the mean return", where)
     baseline = decay * baseline + (1.0 - decay) * mean_return
     loss = policy_gradient_loss(g.target_logits(samples), samples, returns - baseline, mask,
-                                normalizer=group.token_normalizer(mask))
+                                normalizer=mean_normalizer(mask, loss_positions, group))
     if mle_batch is not None and mle_weight:
         mle_mask = tokens_mask(mle_batch, g.eos_token, g.pad_token)
         loss = loss + mle_weight * mle_loss(g.target_logits(mle_batch), mle_batch, mle_mask,

@@ -19,11 +19,12 @@ from ..cli import check_ranges
 from ..corpus import DataError
 from ..dataset import BatchStream, SequenceData, batches, load_corpus
 from ..distributed import Group
-from ..generator import Generator
+from ..generator import Generator, ScratchGANGenerator
 from ..metrics import BLEU, nll, self_bleu
 from ..report import lower_is_better
 from ..training import mle_step
 from ..transformer import TransformerGenerator
+from ..word_vectors import start_embedding_
 from .base import GANTrainer, TrainerConfig, own_model, preset_config
 
 
@@ -84,10 +85,10 @@ class TextGANConfig(TrainerConfig):
     max_train: Optional[int] = None  # keep only this many training sequences
     max_test: Optional[int] = None  # keep only this many test sequences
     # generator (official SeqGAN: an LSTM, embedding 32, hidden 32, Adam 0.01, clip 5.0, batch 64)
-    generator: str = "lstm"  # lstm (the paper's) | transformer (a causal Transformer with a KV cache)
-    g_embedding_dim: int = 32  # generator embedding size (lstm)
+    generator: str = "lstm"  # lstm (SeqGAN's) | transformer (causal, KV cache) | scratchgan (LSTMs, tied embedding)
+    g_embedding_dim: int = 32  # generator embedding size (lstm, scratchgan: its trained part)
     g_hidden_dim: int = 32  # generator LSTM size, or the Transformer's width
-    g_layers: int = 2  # Transformer blocks (transformer)
+    g_layers: int = 2  # Transformer blocks (transformer), LSTM layers (scratchgan)
     g_heads: int = 4  # attention heads (transformer)
     g_lr: float = 0.01  # generator Adam learning rate (MLE and policy gradient)
     grad_clip: float = 5.0  # generator gradient-norm clip (0: none)
@@ -101,7 +102,7 @@ class TextGANConfig(TrainerConfig):
     nll_oracle_samples: int = 10000  # samples scored by the oracle (the paper's count)
     bleu_max_n: int = 4  # BLEU and Self-BLEU orders 2..n
 
-    CHOICES: ClassVar[dict] = {**TrainerConfig.CHOICES, "oracle": ["random", "paper"], "generator": ["lstm", "transformer"],
+    CHOICES: ClassVar[dict] = {**TrainerConfig.CHOICES, "oracle": ["random", "paper"], "generator": ["lstm", "transformer", "scratchgan"],
                                "tokenizer": ["char", "word", "sentencepiece"]}
 
     def validate(self) -> None:
@@ -111,6 +112,10 @@ class TextGANConfig(TrainerConfig):
         for name in ("vocab_size", "max_length", "max_train", "max_test"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.generator not in self.CHOICES["generator"]:
+            raise ValueError(f"--generator {self.generator}: choose one of {', '.join(self.CHOICES['generator'])}")
+        if self.generator == "scratchgan" and self.g_layers < 1:
+            raise ValueError(f"--g-layers must be positive, got {self.g_layers}")
         if self.generator == "transformer" and (self.g_layers < 1 or self.g_heads < 1 or self.g_hidden_dim % self.g_heads):
             raise ValueError(f"--g-hidden-dim {self.g_hidden_dim} must split into --g-heads {self.g_heads} "
                              f"(and --g-layers be positive) for --generator transformer")
@@ -156,23 +161,33 @@ class TextGANTrainer(GANTrainer):
 
         tokens = dict(vocab_size=data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
                       pad_token=data.pad_token)
+        vectors = self.word_vectors(data)  # (V, d) or None
         if c.generator == "transformer":
             model_class, generator_config = TransformerGenerator, dict(
                 **tokens, d_model=c.g_hidden_dim, num_layers=c.g_layers, num_heads=c.g_heads, max_length=data.length)
+        elif c.generator == "scratchgan":
+            model_class, generator_config = ScratchGANGenerator, dict(
+                **tokens, embedding_dim=c.g_embedding_dim + (0 if vectors is None else vectors.shape[1]),
+                hidden_dim=c.g_hidden_dim, num_layers=c.g_layers)
         else:
             model_class = Generator
             generator_config = dict(vocab_size=data.vocab_size, embedding_dim=c.g_embedding_dim,
                                     hidden_dim=c.g_hidden_dim, start_token=data.start_token,
                                     eos_token=data.eos_token, pad_token=data.pad_token)
+
+        def build() -> nn.Module:
+            model = model_class(**generator_config)
+            if vectors is not None:
+                start_embedding_(model.embedding.weight, vectors)
+            return model.to(self.device)
+
         g = own_model(self.user_generator, data)
-        g = g if g is not None else model_class(**generator_config)
-        self.g = g.to(self.device)
+        self.g = g.to(self.device) if g is not None else build()
         self.meta.update(text_meta(data), model=describe_model(self.g, generator_config))
         self.g_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)
         if c.init_from is not None:
             self.load_pretrained(c.init_from)
-        self.new_generator = lambda: (copy.deepcopy(self.g) if self.user_generator is not None
-                                      else model_class(**generator_config).to(self.device))
+        self.new_generator = lambda: copy.deepcopy(self.g) if self.user_generator is not None else build()
         self.train_data = data.train.to(self.device)
         self.history = {"pretrain": [], self.baseline: [], self.adversarial_model: []}
 
@@ -209,6 +224,11 @@ class TextGANTrainer(GANTrainer):
 
     def build_adversary(self) -> None:
         raise NotImplementedError
+
+    def word_vectors(self, data: SequenceData) -> Optional[Tensor]:
+        """Pretrained vectors (V, d) of the vocabulary's tokens that the recipe's embeddings start
+        from (ScratchGAN's `--embeddings`), or None."""
+        return None
 
     def mle_batch_size(self) -> int:
         """Sequences per MLE batch (pretraining and the baseline)."""
