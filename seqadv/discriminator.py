@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .lstm import run_lstm
+from .lstm import run_lstm, sonnet_lstm_init_, truncated_normal_
 from .sampling import tokens_mask
 
 # The official SeqGAN discriminator (sequence_gan.py).
@@ -127,6 +127,8 @@ class Discriminator(nn.Module):
 
 
 POSITION_SIGNALS = ("scratchgan", "transformer")
+# how PrefixDiscriminator starts: as ScratchGAN's code (TensorFlow / Sonnet defaults) or torch's defaults
+INITS = ("scratchgan", "torch")
 
 
 def position_signal(length: int, dim: int, device: Optional[torch.device] = None, kind: str = "scratchgan") -> Tensor:
@@ -136,7 +138,7 @@ def position_signal(length: int, dim: int, device: Optional[torch.device] = None
     "scratchgan", ScratchGAN's (`utils.get_position_signal`): feature p is
     cos(pi * (t / period_p + shift_p)), the periods log-spaced from 2 to `length`
     (period_p = exp(log 2 + p / (dim - 1) * (log length - log 2))) and the shifts evenly
-    spaced from 0 to 2 (shift_p = 2 p / (dim - 1)): the fastest alternates every position,
+    spaced from 0 to 2 (shift_p = 2 p / (dim - 1)): the fastest has a cycle of 4 positions,
     the slowest is monotone over the whole text, and no two start alike.
     "transformer", Vaswani et al.'s: sin and cos of t / 10000^(2i / dim), the previous
     default. With 8 features half of them have periods of 628 and 6,283 positions: over a
@@ -168,15 +170,19 @@ class PrefixDiscriminator(nn.Module):
     linear -> LSTM -> layer norm -> linear to one logit per position. ScratchGAN's LSTM has
     layer norm inside its cell; here it normalises the LSTM's outputs, which keeps torch's
     fused LSTM. Positions after the first end token get logit 0 (ScratchGAN masks them
-    too): they are not text, and reward nothing.
+    too): they are not text, and reward nothing. `init`: "scratchgan", the code's
+    initialisation (`reset_parameters`), or "torch", torch's defaults (the previous one).
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_dim: int = 128, num_layers: int = 1,
                  dropout: float = 0.1, layer_norm: bool = True, eos_token: Optional[int] = None,
-                 pad_token: Optional[int] = None, position_dim: int = 8, position_signal: str = "scratchgan"):
+                 pad_token: Optional[int] = None, position_dim: int = 8, position_signal: str = "scratchgan",
+                 init: str = "scratchgan"):
         super().__init__()
         if position_signal not in POSITION_SIGNALS:
             raise ValueError(f"position signal {position_signal!r}: choose one of {', '.join(POSITION_SIGNALS)}")
+        if init not in INITS:
+            raise ValueError(f"init {init!r}: choose one of {', '.join(INITS)}")
         self.eos_token, self.pad_token, self.dropout, self.position_dim = eos_token, pad_token, dropout, position_dim
         self.position_signal = position_signal
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
@@ -184,6 +190,21 @@ class PrefixDiscriminator(nn.Module):
         self.lstm = nn.LSTM(hidden_dim, hidden_dim, num_layers=num_layers, batch_first=True)
         self.norm = nn.LayerNorm(hidden_dim) if layer_norm else nn.Identity()
         self.out = nn.Linear(hidden_dim, 1)
+        if init == "scratchgan":
+            self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """ScratchGAN's code's initialisation: the embedding Glorot-uniform (`tf.get_variable`'s
+        default; torch's N(0, 1) is about 50 times larger at V = 5,000, and would drown the 8
+        position features at the start), each linear layer Sonnet's (a normal of std
+        1 / sqrt(inputs) cut at 2 std, bias 0), the LSTM Sonnet's (`sonnet_lstm_init_`), layer
+        norm's gain 1 and offset 0."""
+        nn.init.xavier_uniform_(self.embedding.weight)
+        for linear in (self.inputs, self.out):
+            truncated_normal_(linear.weight, 1.0 / math.sqrt(linear.in_features))
+            linear.bias.zero_()
+        sonnet_lstm_init_(self.lstm)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) -> logits (B, T): position t scores the prefix tokens[:, :t + 1]."""

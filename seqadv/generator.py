@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .lstm import run_lstm
+from .lstm import run_lstm, sonnet_lstm_init_
 from .policy import generate
 from .sampling import mask_after_eos
 
@@ -144,9 +144,9 @@ class ScratchGANGenerator(LanguageModel, nn.Module):
     back to the embedding size and scored against the same E:
     logits_t = [h^1_t, ..., h^L_t] W_out E^T + b. One layer: W_out is W_in transposed, as in
     the reference. The paper's: 2 layers of 512, E of 64 trained dimensions (and 300 of GloVe,
-    `--embeddings`). Initialised as the reference's TensorFlow defaults: E, W_in, W_out and b
-    Glorot-uniform, the LSTM weights a normal of std 1 / sqrt(inputs + width) cut at 2 std,
-    their biases 0 but the forget gate's 1 (Sonnet's forget bias).
+    `--embeddings`). Initialised as the reference's: E, W_in, W_out and b Glorot-uniform
+    (`tf.get_variable`'s default), each LSTM as Sonnet's (`lstm.sonnet_lstm_init_`: weights
+    and gate biases a normal of std 1 / sqrt(inputs + width) cut at 2 std, forget bias 1).
     """
 
     def __init__(
@@ -179,12 +179,7 @@ class ScratchGANGenerator(LanguageModel, nn.Module):
         bound = math.sqrt(6.0 / (1 + self.vocab_size))  # Glorot-uniform of a (1, V) variable, as the reference's
         self.out_bias.uniform_(-bound, bound)
         for lstm in self.layers:
-            std = 1.0 / math.sqrt(lstm.input_size + lstm.hidden_size)
-            for weight in (lstm.weight_ih_l0, lstm.weight_hh_l0):
-                nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
-            lstm.bias_ih_l0.zero_()
-            lstm.bias_hh_l0.zero_()
-            lstm.bias_ih_l0[lstm.hidden_size : 2 * lstm.hidden_size] = 1.0  # torch's gates: input, forget, cell, output
+            sonnet_lstm_init_(lstm)
 
     @property
     def device(self) -> torch.device:

@@ -1,4 +1,4 @@
-"""`nn.LSTM` under CPU autocast on any CPU.
+"""`nn.LSTM` under CPU autocast on any CPU, and Sonnet's initialisation of one.
 
 oneDNN runs torch's LSTM in bfloat16 only on CPUs with AVX-512 (`torch.backends.cpu.
 get_cpu_capability()` says what a machine has); elsewhere `nn.LSTM` under
@@ -10,6 +10,7 @@ off for it): the layers around it (embedding, output head) keep the autocast dty
 from __future__ import annotations
 
 import functools
+import math
 from typing import Optional
 
 import torch
@@ -48,3 +49,26 @@ def run_lstm(lstm: nn.LSTM, x: Tensor, state: Optional[tuple[Tensor, Tensor]] = 
     with torch.autocast("cpu", enabled=False):
         x = x.float()
         return lstm(x) if state is None else lstm(x, tuple(s.float() for s in state))
+
+
+def truncated_normal_(weight: Tensor, std: float) -> Tensor:
+    """TensorFlow's truncated normal: N(0, std^2) redrawn outside 2 std (Sonnet's
+    `create_linear_initializer(n)` has std 1 / sqrt(n))."""
+    return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+
+
+@torch.no_grad()
+def sonnet_lstm_init_(lstm: nn.LSTM) -> None:
+    """Sonnet 1's `snt.LSTM` initialisation, which ScratchGAN's code uses for its generator and
+    its discriminator: every weight and the gates' bias drawn from one truncated normal of std
+    1 / sqrt(inputs + width), and a forget bias of 1 added to the forget gate (Sonnet adds it
+    in the forward pass; torch keeps two biases, so bias_ih carries the draw and the 1,
+    bias_hh is 0). Shape: any `nn.LSTM`; every layer."""
+    H = lstm.hidden_size
+    for layer in range(lstm.num_layers):
+        inputs = lstm.input_size if layer == 0 else H * (2 if lstm.bidirectional else 1)
+        std = 1.0 / math.sqrt(inputs + H)
+        for name in (f"weight_ih_l{layer}", f"weight_hh_l{layer}", f"bias_ih_l{layer}"):
+            truncated_normal_(getattr(lstm, name), std)
+        getattr(lstm, f"bias_hh_l{layer}").zero_()
+        getattr(lstm, f"bias_ih_l{layer}")[H : 2 * H] += 1.0  # torch's gate order: input, forget, cell, output

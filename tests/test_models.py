@@ -1,3 +1,4 @@
+import math
 import pickle
 
 import numpy as np
@@ -69,9 +70,14 @@ def test_scratchgans_generator_ties_its_output_to_its_embedding_through_skip_con
     h, _ = one.layers[0](x)
     assert one.out_proj is None
     assert_close(one(inputs), h @ one.in_proj.weight @ one.embedding.weight.T + one.out_bias)
-    # Sonnet's forget bias: 1 on the forget gate, 0 elsewhere
-    b = g.layers[0].bias_ih_l0 + g.layers[0].bias_hh_l0
-    assert_close(b, torch.cat([torch.zeros(8), torch.ones(8), torch.zeros(16)]))
+    # Sonnet's LSTM: the gates' bias drawn as the weights (a truncated normal of std 1 / sqrt(inputs +
+    # width), cut at 2 std), the forget gate's 1 more; torch's second bias 0
+    lstm = g.layers[0]
+    std = 1 / math.sqrt(lstm.input_size + lstm.hidden_size)
+    b = lstm.bias_ih_l0 + lstm.bias_hh_l0
+    assert torch.equal(lstm.bias_hh_l0, torch.zeros(32))
+    shifted = b - torch.cat([torch.zeros(8), torch.ones(8), torch.zeros(16)])
+    assert shifted.abs().max() <= 2 * std and shifted.abs().max() > 0
 
 
 def test_mle_loss_falls_on_a_toy_corpus():

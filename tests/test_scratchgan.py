@@ -122,15 +122,19 @@ class FixedPolicy(torch.nn.Module):
 
 
 class FixedCritic(torch.nn.Module):
-    """A per-prefix "discriminator" with fixed logits (a parameter, for D's optimiser)."""
+    """A per-prefix "discriminator" with fixed logits (a parameter, for D's optimiser): the
+    first rows, or with `rows` (token lists) the logits of the rows it is given."""
     eos_token, pad_token = 1, 0
 
-    def __init__(self, logits=D_LOGITS):
+    def __init__(self, logits=D_LOGITS, rows=None):
         super().__init__()
         self.logits = torch.nn.Parameter(torch.tensor(logits))
+        self.rows = rows
 
     def forward(self, tokens):
-        return self.logits[: len(tokens)]
+        if self.rows is None:
+            return self.logits[: len(tokens)]
+        return self.logits[[self.rows.index(row) for row in tokens.tolist()]]
 
 
 def hand_returns(gamma=0.23):
@@ -233,7 +237,7 @@ def test_each_half_of_the_discriminators_loss_is_a_mean_over_all_positions():
     fake = torch.tensor([[2, 1, 0, 0], [3, 2, 2, 2]])  # text: 2 and 4 positions
     real_logits = [[0.3, 1.2, -0.7, 0.0], [2.0, -0.4, 0.9, 0.1]]  # 0 after the end, as D masks it
     fake_logits = [[-1.5, 0.6, 0.0, 0.0], [0.2, -2.0, 1.1, -0.3]]
-    d = FixedCritic(real_logits + fake_logits)
+    d = FixedCritic(real_logits + fake_logits, rows=real.tolist() + fake.tolist())
     softplus = lambda v: math.log1p(math.exp(v))  # noqa: E731
     real_terms = [softplus(-v) for row, n in zip(real_logits, (3, 4)) for v in row[:n]]
     fake_terms = [softplus(v) for row, n in zip(fake_logits, (2, 4)) for v in row[:n]]
@@ -283,7 +287,7 @@ def test_the_previous_options_together_give_the_previous_loss():
     the loss divided by their count, the gradient clipped at 5."""
     config = ScratchGANConfig(**ScratchGANConfig.OLDER_RUNS)
     assert (config.baseline_positions, config.loss_positions, config.adv_grad_clip, config.reward_dropout,
-            config.d_position_signal) == ("text", "text", 5.0, False, "transformer")
+            config.d_position_signal, config.d_init) == ("text", "text", 5.0, False, "transformer", "torch")
     torch.manual_seed(0)
     d = PrefixDiscriminator(5, 8, 16, dropout=0.5, eos_token=1, pad_token=0, position_signal="transformer")
     mask = torch.tensor(MASK, dtype=torch.float)
@@ -322,7 +326,7 @@ def test_the_command_line_flags_that_restore_the_previous_recipe():
     from seqadv.cli import parse_config
 
     flags = ["--baseline-positions", "text", "--loss-positions", "text", "--adv-grad-clip", "5",
-             "--no-reward-dropout", "--d-position-signal", "transformer"]
+             "--no-reward-dropout", "--d-position-signal", "transformer", "--d-init", "torch"]
     config = parse_config(ScratchGANConfig, flags, "")
     assert {k: getattr(config, k) for k in ScratchGANConfig.OLDER_RUNS} == ScratchGANConfig.OLDER_RUNS
     default = parse_config(ScratchGANConfig, [], "")
@@ -384,7 +388,7 @@ def test_the_paper_preset_builds_the_papers_generator_and_starts_embeddings_from
 def scratchgan_run(toy, tmp_path_factory):
     out = tmp_path_factory.mktemp("scratchgan")
     trainer = ScratchGANTrainer(ScratchGANConfig(corpus=str(toy), preset="tiny", out=str(out), adv_steps=40,
-                                                 eval_every=20, d_lr=3e-3))
+                                                 eval_every=20, d_lr=9.38e-3))
     return trainer, trainer.train(), out
 
 
@@ -486,3 +490,49 @@ def test_mle_to_its_best_validation_nll_keeps_the_best_epoch_and_stops_when_it_s
     from seqadv.metrics import nll
     assert nll(model, trainer.validation, eos_token=data.eos_token, pad_token=data.pad_token) == pytest.approx(min(curve))
     assert len(trainer.validation) + len(trainer.train_data) == len(data.train)
+
+
+def test_the_discriminator_starts_as_the_references_and_torch_defaults_on_request():
+    from seqadv.discriminator import PrefixDiscriminator as D
+
+    V, E, H = 5000, 64, 32
+    torch.manual_seed(0)
+    d = D(V, E, H)
+    # the embedding Glorot-uniform: bound sqrt(6 / (V + E)), about 0.034 (torch's N(0, 1): ~50 times wider)
+    bound = math.sqrt(6 / (V + E))
+    assert d.embedding.weight.abs().max() <= bound and d.embedding.weight.abs().max() > 0.9 * bound
+    # Sonnet's linear layers: truncated normal of std 1 / sqrt(inputs), cut at 2 std; bias 0
+    for linear in (d.inputs, d.out):
+        std = 1 / math.sqrt(linear.in_features)
+        assert linear.weight.abs().max() <= 2 * std and torch.equal(linear.bias, torch.zeros_like(linear.bias))
+    # Sonnet's LSTM: weights and gate bias from one truncated normal of std 1 / sqrt(inputs + width),
+    # the forget gate's bias 1 more; torch's second bias 0
+    std = 1 / math.sqrt(H + H)
+    assert d.lstm.weight_ih_l0.abs().max() <= 2 * std and d.lstm.weight_hh_l0.abs().max() <= 2 * std
+    assert torch.equal(d.lstm.bias_hh_l0, torch.zeros(4 * H))
+    forget = d.lstm.bias_ih_l0[H:2 * H]
+    others = torch.cat([d.lstm.bias_ih_l0[:H], d.lstm.bias_ih_l0[2 * H:]])
+    assert (forget - 1).abs().max() <= 2 * std and others.abs().max() <= 2 * std and others.std() > 0.5 * std
+    torch.manual_seed(0)
+    old = D(V, E, H, init="torch")
+    assert old.embedding.weight.std() > 0.9 and old.lstm.bias_hh_l0.abs().max() > 0
+    with pytest.raises(ValueError, match="init 'tf'"):
+        D(V, E, H, init="tf")
+    assert ScratchGANConfig().d_init == "scratchgan"
+    with pytest.raises(ValueError, match="--d-init"):
+        ScratchGANConfig(d_init="tf")
+
+
+def test_the_discriminators_update_scores_each_half_in_its_own_pass():
+    """The reference calls D once on real and once on generated text: each half draws its own
+    dropout mask of the embedding matrix."""
+    from seqadv.trainers.scratchgan import prefix_discriminator_step
+
+    torch.manual_seed(0)
+    d = PrefixDiscriminator(6, 4, 8, dropout=0.5, eos_token=1, pad_token=0)
+    seen = []
+    d.register_forward_hook(lambda module, args, out: seen.append(args[0].clone()))
+    real = torch.tensor([[2, 3, 4, 1], [3, 4, 5, 1]])
+    fake = torch.tensor([[5, 5, 1, 0], [2, 2, 2, 1], [4, 3, 1, 0]])
+    prefix_discriminator_step(d, torch.optim.Adam(d.parameters()), real, fake, 0.0, "test")
+    assert len(seen) == 2 and torch.equal(seen[0], real) and torch.equal(seen[1], fake)

@@ -51,7 +51,7 @@ from torch import Tensor, nn
 
 from ..cli import check_ranges
 from ..dataset import BatchStream
-from ..discriminator import POSITION_SIGNALS, PrefixDiscriminator
+from ..discriminator import INITS, POSITION_SIGNALS, PrefixDiscriminator
 from ..distributed import Group
 from ..losses import mle_loss, policy_gradient_loss, prefix_discriminator_loss
 from ..rewards import discounted_returns, module_mode, prefix_rewards
@@ -95,6 +95,7 @@ class ScratchGANConfig(TextGANConfig):
     adv_grad_clip: float = 0.0  # G's gradient-norm clip in the adversarial phase (0: none, ScratchGAN's; before: 5)
     reward_dropout: bool = True  # D rewards G with its dropout on (ScratchGAN's); --no-reward-dropout: eval mode
     d_position_signal: str = "scratchgan"  # D's position features: scratchgan (periods 2..T, phases) | transformer
+    d_init: str = "scratchgan"  # D's initial weights: scratchgan (the code's TensorFlow/Sonnet ones) | torch
     eval_every: int = 100  # G updates between evaluations (and checkpoints) in the long phases
 
     PRESETS: ClassVar[dict] = {
@@ -115,10 +116,11 @@ class ScratchGANConfig(TextGANConfig):
     }
 
     CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "baseline_positions": list(POSITIONS),
-                               "loss_positions": list(POSITIONS), "d_position_signal": list(POSITION_SIGNALS)}
+                               "loss_positions": list(POSITIONS), "d_position_signal": list(POSITION_SIGNALS),
+                               "d_init": list(INITS)}
     # what a run made before these options existed did: a checkpoint without them resumes so
     OLDER_RUNS: ClassVar[dict] = {"baseline_positions": "text", "loss_positions": "text", "adv_grad_clip": 5.0,
-                                "reward_dropout": False, "d_position_signal": "transformer"}
+                                "reward_dropout": False, "d_position_signal": "transformer", "d_init": "torch"}
 
     def validate(self) -> None:
         super().validate()
@@ -131,7 +133,7 @@ class ScratchGANConfig(TextGANConfig):
         if self.embeddings is not None and self.generator != "scratchgan":
             raise ValueError(f"--embeddings starts ScratchGAN's generator and D: give --generator scratchgan "
                              f"(or --preset paper), not {self.generator}")
-        for name in ("baseline_positions", "loss_positions", "d_position_signal"):
+        for name in ("baseline_positions", "loss_positions", "d_position_signal", "d_init"):
             if getattr(self, name) not in self.CHOICES[name]:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
                                  f"choose one of {', '.join(self.CHOICES[name])}")
@@ -174,7 +176,7 @@ class ScratchGANTrainer(TextGANTrainer):
             d = PrefixDiscriminator(data.vocab_size, c.d_embedding_dim + (0 if vectors is None else vectors.shape[1]),
                                     c.d_hidden_dim, c.d_layers, c.d_dropout, c.d_layer_norm,
                                     eos_token=data.eos_token, pad_token=data.pad_token,
-                                    position_signal=c.d_position_signal)
+                                    position_signal=c.d_position_signal, init=c.d_init)
             if vectors is not None:
                 start_embedding_(d.embedding.weight, vectors)
         self.d = d.to(self.device)
@@ -264,8 +266,9 @@ def prefix_discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, real: Te
     Shape: real (b, T), fake (b, T) int64
     """
     d.train()
-    logits = d(torch.cat([real, fake]))  # (2b, T)
-    real_logits, fake_logits = logits[: len(real)], logits[len(real):]
+    # two passes, as the reference's two calls: each half draws its own dropout mask of D's
+    # embedding matrix (one pass over both would give a token the same noise in both)
+    real_logits, fake_logits = d(real), d(fake)  # (b, T) each
     real_mask = tokens_mask(real, getattr(d, "eos_token", None), getattr(d, "pad_token", None))
     fake_mask = tokens_mask(fake, getattr(d, "eos_token", None), getattr(d, "pad_token", None))
     loss = prefix_discriminator_loss(real_logits, fake_logits, real_mask, fake_mask,
