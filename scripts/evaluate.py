@@ -31,6 +31,7 @@ import dataclasses
 import io
 import json
 import random
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class Args:
     reverse_lm_temperatures: tuple[float, ...] = (0.7, 1.0, 1.3)  # those also in `temperatures` get one
     reverse_lm_samples: int = 5000  # samples a reverse LM trains on (at most the training split's size)
     lm_steps: int = LM_STEPS  # Adam updates of each language model
+    lm_seeds: int = 1  # each LM and reverse-LM score: the mean over this many language models (seeds seed, seed + 1, ...)
     data_dir: Optional[str] = None
     device: str = "auto"
     debug: bool = False
@@ -147,16 +149,18 @@ def evaluate_at(g: Generator, data: SequenceData, temperature: float, args: Args
         m[f"distinct{n}"] = distinct_ngrams(tokens, n)
     m["copied"] = copied(tokens, train_tokens)
     if real_lm is not None:
-        m["lm_score"] = lm_score(samples, real_lm, data.eos_token, data.pad_token)
+        m["lm_score"] = statistics.fmean(lm_score(samples, lm, data.eos_token, data.pad_token) for lm in real_lm)
         if temperature in args.reverse_lm_temperatures:
             m["reverse_lm_score"] = reverse_lm_of(g, data, temperature, args)
     return m
 
 
-def real_language_model(data: SequenceData, args: Args, device: torch.device) -> Generator:
-    """The LM score's language model: trained once, on the training split, from `args.seed`."""
-    return train_language_model(data.train, data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
-                                pad_token=data.pad_token, steps=args.lm_steps, seed=args.seed, device=device)
+def real_language_model(data: SequenceData, args: Args, device: torch.device) -> list[Generator]:
+    """The LM score's language models: trained once, on the training split, from seeds `args.seed`,
+    `args.seed + 1`, ... (`args.lm_seeds` of them; the score is their mean)."""
+    return [train_language_model(data.train, data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
+                                 pad_token=data.pad_token, steps=args.lm_steps, seed=args.seed + i, device=device)
+            for i in range(args.lm_seeds)]
 
 
 def reverse_lm_samples(data: SequenceData, args: Args) -> int:
@@ -168,12 +172,15 @@ def reverse_lm_of(g: Generator, data: SequenceData, temperature: float, args: Ar
     """The reverse-LM score of one model at one temperature. Its samples come from their own
     generator seeded with `args.seed` (more of them than the other metrics', which stay as
     they were), and every language model starts from the same seed: the scores of two
-    models differ by what they were trained on only."""
+    models differ by what they were trained on only. With `args.lm_seeds` K > 1: the mean of
+    K language models on those samples, from seeds seed .. seed + K - 1 (less of the noise a
+    language model's seed brings: `scripts/lm_noise.py`)."""
     rng = torch.Generator(device=g.device).manual_seed(args.seed)
     samples = g.sample(reverse_lm_samples(data, args), data.length, temperature=temperature, generator=rng)
-    return reverse_lm_score(samples, data.test, data.vocab_size, start_token=data.start_token,
-                            eos_token=data.eos_token, pad_token=data.pad_token, steps=args.lm_steps, seed=args.seed,
-                            device=g.device)
+    return statistics.fmean(
+        reverse_lm_score(samples, data.test, data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
+                         pad_token=data.pad_token, steps=args.lm_steps, seed=args.seed + i, device=g.device)
+        for i in range(args.lm_seeds))
 
 
 def axes_of(data: SequenceData) -> tuple[str, str, str, str]:
@@ -227,13 +234,13 @@ def parse_args(argv: Optional[list[str]] = None) -> Args:
     parser.add_argument("models", nargs="+", help="run directories or generator checkpoints (.pt)")
     parser.add_argument("--out")
     parser.add_argument("--temperatures", type=float_tuple, default=Args.temperatures, metavar="T,T,...")
-    for name in ("samples", "self_bleu_samples", "max_n", "seed", "reverse_lm_samples", "lm_steps"):
+    for name in ("samples", "self_bleu_samples", "max_n", "seed", "reverse_lm_samples", "lm_steps", "lm_seeds"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(Args, name))
     parser.add_argument("--lm-score", action=argparse.BooleanOptionalAction, default=Args.lm_score,
                         help="Caccia et al.'s LM and reverse-LM scores (text corpora; default: on)")
     parser.add_argument("--reverse-lm-temperatures", type=float_tuple,
                         default=Args.reverse_lm_temperatures, metavar="T,T,...",
-                        help="the temperatures of --temperatures that get a reverse-LM score (one LM each)")
+                        help="the temperatures of --temperatures that get a reverse-LM score (--lm-seeds LMs each)")
     parser.add_argument("--data-dir")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--debug", action="store_true")
@@ -249,7 +256,7 @@ def parse_args(argv: Optional[list[str]] = None) -> Args:
     if any(t <= 0 for t in args.reverse_lm_temperatures):
         raise ValueError("--reverse-lm-temperatures must be positive, got "
                          f"{','.join(f'{t:g}' for t in args.reverse_lm_temperatures)}")
-    problem = below_minimum(args, 1, ["reverse_lm_samples", "lm_steps"])
+    problem = below_minimum(args, 1, ["reverse_lm_samples", "lm_steps", "lm_seeds"])
     if problem:
         raise ValueError(problem)
     if args.seed < 0:
@@ -274,7 +281,8 @@ def run(args: Args) -> dict:
     if args.lm_score and data.oracle is None:  # the oracle has NLL-oracle and NLL-test, the exact versions
         real_lm = real_language_model(data, args, device)
         reverse = [t for t in args.temperatures if t in args.reverse_lm_temperatures]
-        print(f"LM score under a language model of the training split ({args.lm_steps} steps); reverse-LM score "
+        models = "a language model" if args.lm_seeds == 1 else f"the mean of {args.lm_seeds} language models"
+        print(f"LM score under {models} of the training split ({args.lm_steps} steps); reverse-LM score "
               + (f"at T = {', '.join(f'{t:g}' for t in reverse)}, from {reverse_lm_samples(data, args)} samples"
                  if reverse else "at no swept temperature (see --reverse-lm-temperatures)"))
     results = {}

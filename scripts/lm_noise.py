@@ -13,11 +13,13 @@ on 5,000 samples for the reverse-LM score. Here, for each model, temperature and
   * over sample sets: the language model from `--seed`, samples from seeds seed .. seed + R - 1;
 (the pair at `--seed` is shared: 2R - 1 reverse LMs per point). A point's noise is
 sqrt(var over LM seeds + var over sample sets), pooled over the models and temperatures
-(the root of the mean variance). The mean of k language models at one budget has
-sqrt(var_lm / k + var_samples): printed for k = 3 beside the budgets measured, with its
-cost. The budget chosen is the one with the lowest reverse-LM noise within
-`--max-seconds` of training per point; the JSON keeps every score, so the choice can be
-checked. compare_recipes.py --report reads the noise of the budget its sweeps used.
+(the root of the mean variance). The mean of k language models from k seeds at one budget
+has sqrt(var_lm / k + var_samples) (from the two measured parts, not measured itself):
+printed for k = 2 and 3 beside each budget measured, at k times its cost. The budget chosen
+is the one with the lowest reverse-LM noise among those costing at most `--max-cost` times
+one language model of the first budget (the sweep's); the JSON keeps every score, so the
+choice can be checked. compare_recipes.py --report reads the noise of the budget its
+sweeps used; evaluate.py --lm-seeds K averages K language models.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from seqadv.checkpoint import write_text_atomic
 from seqadv.cli import OneLineParser, float_tuple, guarded, int_tuple, writable_file
 from seqadv.metrics import lm_score, reverse_lm_score, train_language_model
 
-MEAN_OF = 3  # the derived budget: the mean of this many language models at one step count
+MEAN_OF = (2, 3)  # the derived budgets: the mean of this many language models at one step count
 
 
 def score_point(g, data, temperature: float, steps: int, repeats: int, seed: int, samples: int,
@@ -76,7 +78,7 @@ def pooled(points: list[dict], score: str) -> dict:
     lm = math.sqrt(statistics.fmean(statistics.variance(p[score]["lm_seeds"]) for p in points))
     samples = math.sqrt(statistics.fmean(statistics.variance(p[score]["sample_sets"]) for p in points))
     return {"lm_seeds": lm, "sample_sets": samples, "total": math.hypot(lm, samples),
-            f"total_mean_of_{MEAN_OF}": math.sqrt(lm ** 2 / MEAN_OF + samples ** 2)}
+            **{f"total_mean_of_{k}": math.sqrt(lm ** 2 / k + samples ** 2) for k in MEAN_OF}}
 
 
 def run(argv: Optional[list[str]]) -> None:
@@ -89,8 +91,8 @@ def run(argv: Optional[list[str]]) -> None:
     parser.add_argument("--seed", type=int, default=sweep.Args.seed)
     parser.add_argument("--samples", type=int, default=sweep.Args.samples, help="samples scored by the LM score")
     parser.add_argument("--reverse-lm-samples", type=int, default=sweep.Args.reverse_lm_samples)
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="the chosen budget trains its language models within this per point")
+    parser.add_argument("--max-cost", type=float, default=3.0,
+                        help="the chosen budget costs at most this many times one language model of the first budget")
     parser.add_argument("--out", required=True, help="the JSON written")
     parser.add_argument("--data-dir")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -137,26 +139,25 @@ def run(argv: Optional[list[str]]) -> None:
         record["budgets"][str(steps)] = {
             "steps": steps, "seconds_per_reverse_lm": statistics.median(seconds), "seconds_per_real_lm": real_seconds,
             "points": points, "noise": {k: pooled(flat, k) for k in ("reverse_lm_score", "lm_score")}}
-    # the candidates: each budget as measured, and the mean of MEAN_OF language models at each
+    # the candidates: each budget as measured, and the mean of k language models at each
     candidates = []
     for b in record["budgets"].values():
-        n = b["noise"]
-        candidates.append((f"{b['steps']} steps", b["seconds_per_reverse_lm"], n["reverse_lm_score"]["total"],
-                           n["lm_score"]["total"]))
-        candidates.append((f"mean of {MEAN_OF} LMs of {b['steps']} steps", MEAN_OF * b["seconds_per_reverse_lm"],
-                           n["reverse_lm_score"][f"total_mean_of_{MEAN_OF}"],
-                           n["lm_score"][f"total_mean_of_{MEAN_OF}"]))
+        n, seconds = b["noise"], b["seconds_per_reverse_lm"]
+        candidates.append((f"{b['steps']} steps", seconds, n["reverse_lm_score"]["total"], n["lm_score"]["total"]))
+        for k in MEAN_OF:
+            candidates.append((f"mean of {k} LMs of {b['steps']} steps", k * seconds,
+                               n["reverse_lm_score"][f"total_mean_of_{k}"], n["lm_score"][f"total_mean_of_{k}"]))
     print(f"\n{data.name}: a point's noise (std), pooled over {len(names)} model(s) x {len(args.temperatures)} "
-          f"temperature(s); R = {args.repeats}")
-    print(f"{'budget':<32}{'s per point':>12}{'reverse-LM':>12}{'LM':>10}")
-    for label, s, rev, lm in candidates:
-        print(f"{label:<32}{s:>12.1f}{rev:>12.4f}{lm:>10.4f}")
-    affordable = [c for c in candidates if c[1] <= args.max_seconds] or [min(candidates, key=lambda c: c[1])]
-    chosen = min(affordable, key=lambda c: c[2])
-    record["chosen"] = {"budget": chosen[0], "seconds_per_point": chosen[1], "reverse_lm_score": chosen[2],
-                        "lm_score": chosen[3], "max_seconds": args.max_seconds}
-    print(f"chosen within {args.max_seconds:g} s per point: {chosen[0]} (reverse-LM noise {chosen[2]:.4f}, "
-          f"LM {chosen[3]:.4f})")
+          f"temperature(s); R = {args.repeats}; seconds: one reverse-LM score here (training and scoring)")
+    print(f"{'budget':<32}{'s per point':>12}{'cost':>6}{'reverse-LM':>12}{'LM':>10}")
+    unit = candidates[0][1]
+    for label, s_, rev, lm in candidates:
+        print(f"{label:<32}{s_:>12.1f}{s_ / unit:>6.1f}{rev:>12.4f}{lm:>10.4f}")
+    chosen = min((c for c in candidates if c[1] <= args.max_cost * unit * 1.000001), key=lambda c: c[2])
+    record["chosen"] = {"budget": chosen[0], "seconds_per_point": chosen[1], "cost": chosen[1] / unit,
+                        "reverse_lm_score": chosen[2], "lm_score": chosen[3], "max_cost": args.max_cost}
+    print(f"chosen at most {args.max_cost:g} times the first budget's cost: {chosen[0]} (reverse-LM noise "
+          f"{chosen[2]:.4f}, LM {chosen[3]:.4f})")
     write_text_atomic(out, json.dumps(record, indent=2))
     print(f"wrote {out}")
 

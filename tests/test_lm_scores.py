@@ -2,6 +2,7 @@
 import csv
 import json
 import math
+import statistics
 
 import pytest
 import torch
@@ -224,3 +225,50 @@ def test_the_noise_of_an_advantage_adds_both_points_quality_noise_and_their_dive
     torch.testing.assert_close(advantage_noise(Crossing(1.0, 5.0, 3.0), 0.01, 0.02), (2e-4 + 2 * 0.06 ** 2) ** 0.5)
     torch.testing.assert_close(advantage_noise(Crossing(1.0, 5.0, -3.0), 0.01, 0.02), (2e-4 + 2 * 0.06 ** 2) ** 0.5)
     assert advantage_noise(Crossing(1.0, 5.0, float("inf")), 0.01, 0.02) == float("inf")
+
+
+def test_lm_seeds_average_that_many_language_models_and_one_is_the_single_score(tiny_run, monkeypatch):
+    monkeypatch.syspath_prepend(str(test_evaluate.SCRIPTS))
+    import evaluate
+
+    paths = evaluate.model_paths((str(tiny_run),))
+    meta, generators = evaluate.load_generators(paths, torch.device("cpu"))
+    data, g = evaluate.corpus_of(meta, None), generators[0]
+    one = evaluate.Args(lm_steps=5, reverse_lm_samples=60, seed=3)
+    two = evaluate.Args(lm_steps=5, reverse_lm_samples=60, seed=3, lm_seeds=2)
+    samples = g.sample(60, data.length, temperature=1.0, generator=torch.Generator().manual_seed(3))
+    kw = dict(start_token=data.start_token, eos_token=data.eos_token, pad_token=data.pad_token, steps=5)
+    by_seed = [reverse_lm_score(samples, data.test, data.vocab_size, seed=s, **kw) for s in (3, 4)]
+    assert by_seed[0] != by_seed[1]
+    assert evaluate.reverse_lm_of(g, data, 1.0, one) == by_seed[0]
+    assert evaluate.reverse_lm_of(g, data, 1.0, two) == pytest.approx(sum(by_seed) / 2, rel=1e-12)
+    real = evaluate.real_language_model(data, two, torch.device("cpu"))
+    expected = [train_language_model(data.train, data.vocab_size, seed=s, **kw) for s in (3, 4)]
+    for lm, hand in zip(real, expected):
+        torch.testing.assert_close(lm.state_dict(), hand.state_dict(), rtol=0, atol=0)
+    assert len(evaluate.real_language_model(data, one, torch.device("cpu"))) == 1
+
+
+def test_lm_noise_measures_the_spread_over_lm_seeds_and_sample_sets(tiny_run, tmp_path):
+    out = tmp_path / "noise.json"
+    result = script("lm_noise.py", tiny_run / "mle.pt", "--steps", "3", "--repeats", "3", "--temperatures", "0.9,1.0",
+                    "--samples", "30", "--reverse-lm-samples", "40", "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(out.read_text())
+    budget = record["budgets"]["3"]
+    points = [budget["points"]["mle"][t] for t in ("0.9", "1")]
+    for p in points:
+        for score in ("lm_score", "reverse_lm_score"):
+            assert len(p[score]["lm_seeds"]) == 3 and len(p[score]["sample_sets"]) == 3
+            assert p[score]["lm_seeds"][0] == p[score]["sample_sets"][0]  # the pair at --seed is shared
+    # pooled: the root of the mean variance over the points; a point's total adds the two parts
+    for score in ("lm_score", "reverse_lm_score"):
+        lm = math.sqrt(sum(statistics.variance(p[score]["lm_seeds"]) for p in points) / 2)
+        samples = math.sqrt(sum(statistics.variance(p[score]["sample_sets"]) for p in points) / 2)
+        noise = budget["noise"][score]
+        assert noise["lm_seeds"] == pytest.approx(lm) and noise["sample_sets"] == pytest.approx(samples)
+        assert noise["total"] == pytest.approx(math.hypot(lm, samples))
+        assert noise["total_mean_of_3"] == pytest.approx(math.sqrt(lm ** 2 / 3 + samples ** 2))
+    assert record["chosen"]["cost"] <= 3.0 + 1e-9 and "chosen at most 3 times" in result.stdout
+    bad = script("lm_noise.py", tiny_run / "mle.pt", "--repeats", "1", "--out", out)
+    assert bad.returncode == 2 and "--repeats must be at least 2" in bad.stderr and "Traceback" not in bad.stderr
