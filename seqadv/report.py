@@ -192,7 +192,7 @@ def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sw
             if len(found) == 1:
                 q = found[0][1].quality
                 lines.append(head + f"{other}'s curve {q:.4f} -> {name if found[0][0] > 0 else other} is better "
-                             f"at matched diversity ({name} {found[0][0]:+.4f})")
+                             "at matched diversity")
                 continue
             where = ", ".join(f"{c.quality:.4f} (T~{c.temperature:.2f})" for _, c in found)
             signs = {a > 0 for a, _ in found}

@@ -121,7 +121,5 @@ def test_matched_diversity_compares_at_the_other_curves_interpolated_quality():
               "b": [{"temperature": 1.0, "self_bleu4": 0.15, "bleu4": 0.2}, {"temperature": 1.2, "self_bleu4": 0.05, "bleu4": 0.1}]}
     lines = matched_diversity(curves, "self_bleu4", "bleu4")
     # a at T=1 (0.1): b's curve there is 0.15 -> a better; b at T=1 (0.15): a's curve is 0.25 -> a better
-    assert lines == ["at a's self_bleu4 at T=1 (0.1000): a bleu4 0.2000, b's curve 0.1500 -> a is better at matched diversity "
-                     "(a +0.0500)",
-                     "at b's self_bleu4 at T=1 (0.1500): b bleu4 0.2000, a's curve 0.2500 -> a is better at matched diversity "
-                     "(b -0.0500)"]
+    assert lines == ["at a's self_bleu4 at T=1 (0.1000): a bleu4 0.2000, b's curve 0.1500 -> a is better at matched diversity",
+                     "at b's self_bleu4 at T=1 (0.1500): b bleu4 0.2000, a's curve 0.2500 -> a is better at matched diversity"]

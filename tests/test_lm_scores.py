@@ -94,7 +94,7 @@ def test_matched_diversity_in_the_lm_plane_prefers_the_lower_lm_score_on_the_coo
                     {"temperature": 1.3, "lm_score": 9.0, "reverse_lm_score": 3.5}]}
     lines = matched_diversity(curves, "reverse_lm_score", "lm_score")
     assert lines == ["at a's reverse_lm_score at T=1 (3.0000): a lm_score 4.0000, b's curve 4.5000 -> a is better at "
-                     "matched diversity (a +0.5000)",
+                     "matched diversity",
                      "b at T=1 (reverse_lm_score 2.0000) lies outside a's sweep"]
 
 
