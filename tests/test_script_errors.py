@@ -92,7 +92,8 @@ def a_folder(folder: Path) -> str:
 
 # (script, argv (a function makes a file or folder in the test's folder), a fragment of the one line)
 TINY = ["--preset", "tiny"]
-REQUIRED = {"compare_recipes": ["--corpus", "poems"], "evaluate": ["run"], "history": ["run"], "sample": ["run"]}
+REQUIRED = {"compare_recipes": ["--corpus", "poems"], "evaluate": ["run"], "history": ["run"], "sample": ["run"],
+            "lm_noise": ["run", "--out", "noise.json"]}
 CASES = [
     # an --out that cannot be created (the path is named, with its option)
     *[(s, [*TINY, "--out", under_a_file], "--out ") for s in
@@ -138,6 +139,9 @@ CASES = [
     ("train_scratchgan", [*TINY, "--embeddings", "glove.txt"], "--embeddings starts ScratchGAN's generator and D"),
     ("train_scratchgan", [*TINY, "--generator", "scratchgan", "--embeddings", "nowhere/glove.txt"],
      "nowhere/glove.txt: No such file or directory"),
+    ("train_scratchgan", [*TINY, "--init-from", "nowhere"], "--init-from nowhere: no checkpoint.pt there"),
+    ("train_seqgan", [*TINY, "--init-from", "nowhere", "--pretrain-epochs", "3"],
+     "--init-from nowhere brings its pretrained G: drop --pretrain-epochs"),
     ("train_irgan", [*TINY, "--mix", "1"], "--mix must be in [0, 1)"),
     ("evaluate", ["nowhere/run", "--temperatures", "0.5,0"], "--temperatures must be positive, got 0.5,0"),
     ("evaluate", ["nowhere/run", "--temperatures", "warm"], "--temperatures: expected comma-separated float"),
@@ -146,6 +150,10 @@ CASES = [
     ("sample", ["nowhere/run.pt", "--num", "-3"], "--num must be at least 1, got -3"),
     ("sample", ["nowhere/run.pt", "--infill", "a _ c", "--user", "1"], "--infill (an infilling model) and --user"),
     ("compare_recipes", ["--corpus", "poems"], "nothing to do: give --seed S"),
+    ("lm_noise", ["run", "--out", "noise.json", "--repeats", "1"], "--repeats must be at least 2"),
+    ("lm_noise", ["run", "--out", "noise.json", "--steps", "300,0"], "--steps must be at least 1, got 300,0"),
+    ("lm_noise", ["nowhere/run", "--out", "noise.json"], "nowhere/run: no such run directory"),
+    ("lm_noise", [a_run_with_a_model, "--out", under_a_file], "--out "),
     ("train_seeds", ["--seeds", "0"], "--seeds must be at least 1, got 0"),
     ("train_seeds", ["--eval-args=--samples 100"], "--eval-args is for evaluate.py's sweep: give --evaluate"),
     ("train_seeds", ["--out", a_folder, "--evaluate", "--eval-args=--samples 1", "--", *TINY],
