@@ -63,7 +63,7 @@ class Args:
     reverse_lm_temperatures: tuple[float, ...] = (0.7, 1.0, 1.3)  # those also in `temperatures` get one
     reverse_lm_samples: int = 5000  # samples a reverse LM trains on (at most the training split's size)
     lm_steps: int = LM_STEPS  # Adam updates of each language model
-    lm_seeds: int = 1  # each LM and reverse-LM score: the mean over this many language models (seeds seed, seed + 1, ...)
+    lm_seeds: int = 1  # each LM and reverse-LM score: the mean of this many (language model, sample set) pairs
     data_dir: Optional[str] = None
     device: str = "auto"
     debug: bool = False
@@ -149,7 +149,11 @@ def evaluate_at(g: Generator, data: SequenceData, temperature: float, args: Args
         m[f"distinct{n}"] = distinct_ngrams(tokens, n)
     m["copied"] = copied(tokens, train_tokens)
     if real_lm is not None:
-        m["lm_score"] = statistics.fmean(lm_score(samples, lm, data.eos_token, data.pad_token) for lm in real_lm)
+        # the i-th language model scores the i-th sample set (the first: the samples above)
+        sets = [samples] + [g.sample(args.samples, data.length, temperature=temperature,
+                                     generator=torch.Generator(device=g.device).manual_seed(args.seed + i))
+                            for i in range(1, len(real_lm))]
+        m["lm_score"] = statistics.fmean(lm_score(s, lm, data.eos_token, data.pad_token) for s, lm in zip(sets, real_lm))
         if temperature in args.reverse_lm_temperatures:
             m["reverse_lm_score"] = reverse_lm_of(g, data, temperature, args)
     return m
@@ -157,7 +161,8 @@ def evaluate_at(g: Generator, data: SequenceData, temperature: float, args: Args
 
 def real_language_model(data: SequenceData, args: Args, device: torch.device) -> list[Generator]:
     """The LM score's language models: trained once, on the training split, from seeds `args.seed`,
-    `args.seed + 1`, ... (`args.lm_seeds` of them; the score is their mean)."""
+    `args.seed + 1`, ... (`args.lm_seeds` of them; the score is the mean of the i-th scoring the
+    i-th sample set)."""
     return [train_language_model(data.train, data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
                                  pad_token=data.pad_token, steps=args.lm_steps, seed=args.seed + i, device=device)
             for i in range(args.lm_seeds)]
@@ -173,14 +178,16 @@ def reverse_lm_of(g: Generator, data: SequenceData, temperature: float, args: Ar
     generator seeded with `args.seed` (more of them than the other metrics', which stay as
     they were), and every language model starts from the same seed: the scores of two
     models differ by what they were trained on only. With `args.lm_seeds` K > 1: the mean of
-    K language models on those samples, from seeds seed .. seed + K - 1 (less of the noise a
-    language model's seed brings: `scripts/lm_noise.py`)."""
-    rng = torch.Generator(device=g.device).manual_seed(args.seed)
-    samples = g.sample(reverse_lm_samples(data, args), data.length, temperature=temperature, generator=rng)
-    return statistics.fmean(
-        reverse_lm_score(samples, data.test, data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
-                         pad_token=data.pad_token, steps=args.lm_steps, seed=args.seed + i, device=g.device)
-        for i in range(args.lm_seeds))
+    K scores, the i-th from samples and a language model both seeded `args.seed + i` (the
+    sample set and the language model's seed each bring noise: `scripts/lm_noise.py`)."""
+    scores = []
+    for i in range(args.lm_seeds):
+        rng = torch.Generator(device=g.device).manual_seed(args.seed + i)
+        samples = g.sample(reverse_lm_samples(data, args), data.length, temperature=temperature, generator=rng)
+        scores.append(reverse_lm_score(samples, data.test, data.vocab_size, start_token=data.start_token,
+                                       eos_token=data.eos_token, pad_token=data.pad_token, steps=args.lm_steps,
+                                       seed=args.seed + i, device=g.device))
+    return statistics.fmean(scores)
 
 
 def axes_of(data: SequenceData) -> tuple[str, str, str, str]:

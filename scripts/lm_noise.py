@@ -13,13 +13,15 @@ on 5,000 samples for the reverse-LM score. Here, for each model, temperature and
   * over sample sets: the language model from `--seed`, samples from seeds seed .. seed + R - 1;
 (the pair at `--seed` is shared: 2R - 1 reverse LMs per point). A point's noise is
 sqrt(var over LM seeds + var over sample sets), pooled over the models and temperatures
-(the root of the mean variance). The mean of k language models from k seeds at one budget
-has sqrt(var_lm / k + var_samples) (from the two measured parts, not measured itself):
-printed for k = 2 and 3 beside each budget measured, at k times its cost. The budget chosen
-is the one with the lowest reverse-LM noise among those costing at most `--max-cost` times
-one language model of the first budget (the sweep's); the JSON keeps every score, so the
-choice can be checked. compare_recipes.py --report reads the noise of the budget its
-sweeps used; evaluate.py --lm-seeds K averages K language models.
+(the root of the mean variance). From the two measured parts (not measured themselves), for
+k = 2 and 3 at k times the cost: the mean of k language models from k seeds on one sample set
+has sqrt(var_lm / k + var_samples); the mean of k language models each on its own sample set
+(what evaluate.py --lm-seeds k computes) has sqrt((var_lm + var_samples) / k). The budget
+chosen is the one with the lowest reverse-LM noise among those costing at most `--max-cost`
+times one language model of the first budget (the sweep's). The JSON keeps every score, so
+the choice can be checked; `--summarize JSON` prints the table and the choice again from it
+(and rewrites its derived parts). compare_recipes.py --report reads the noise of the budget
+its sweeps used.
 """
 from __future__ import annotations
 
@@ -78,12 +80,50 @@ def pooled(points: list[dict], score: str) -> dict:
     lm = math.sqrt(statistics.fmean(statistics.variance(p[score]["lm_seeds"]) for p in points))
     samples = math.sqrt(statistics.fmean(statistics.variance(p[score]["sample_sets"]) for p in points))
     return {"lm_seeds": lm, "sample_sets": samples, "total": math.hypot(lm, samples),
-            **{f"total_mean_of_{k}": math.sqrt(lm ** 2 / k + samples ** 2) for k in MEAN_OF}}
+            **{f"total_mean_of_{k}": math.sqrt(lm ** 2 / k + samples ** 2) for k in MEAN_OF},
+            **{f"total_mean_of_{k}_sample_sets": math.hypot(lm, samples) / math.sqrt(k) for k in MEAN_OF}}
+
+
+def summarize(record: dict, max_cost: float) -> dict:
+    """Each budget's pooled noise from its scores, the candidates (each budget, and the means of k
+    language models), printed, and the chosen one; returns the record with them."""
+    candidates = []
+    for b in record["budgets"].values():
+        flat = [p for by_t in b["points"].values() for p in by_t.values()]
+        n = b["noise"] = {k: pooled(flat, k) for k in ("reverse_lm_score", "lm_score")}
+        seconds = b["seconds_per_reverse_lm"]
+        candidates.append((f"{b['steps']} steps", seconds, n["reverse_lm_score"]["total"], n["lm_score"]["total"]))
+        for k in MEAN_OF:
+            candidates.append((f"mean of {k} LMs of {b['steps']} steps, one sample set", k * seconds,
+                               n["reverse_lm_score"][f"total_mean_of_{k}"], n["lm_score"][f"total_mean_of_{k}"]))
+            candidates.append((f"mean of {k} LMs of {b['steps']} steps, each its own set", k * seconds,
+                               n["reverse_lm_score"][f"total_mean_of_{k}_sample_sets"],
+                               n["lm_score"][f"total_mean_of_{k}_sample_sets"]))
+    points = sum(len(by_t) for by_t in next(iter(record["budgets"].values()))["points"].values())
+    print(f"\n{record['corpus']}: a point's noise (std), pooled over {points} (model, temperature) point(s); "
+          f"R = {record['repeats']}; seconds: one reverse-LM score here (training and scoring)")
+    for budget in record["budgets"].values():
+        for score in ("reverse_lm_score", "lm_score"):
+            n = budget["noise"][score]
+            print(f"{budget['steps']} steps, {score}: over LM seeds {n['lm_seeds']:.4f}, over sample sets "
+                  f"{n['sample_sets']:.4f}")
+    print(f"{'budget':<48}{'s per point':>12}{'cost':>6}{'reverse-LM':>12}{'LM':>10}")
+    unit = candidates[0][1]
+    for label, s_, rev, lm in candidates:
+        print(f"{label:<48}{s_:>12.1f}{s_ / unit:>6.1f}{rev:>12.4f}{lm:>10.4f}")
+    chosen = min((c for c in candidates if c[1] <= max_cost * unit * 1.000001), key=lambda c: c[2])
+    record["chosen"] = {"budget": chosen[0], "seconds_per_point": chosen[1], "cost": chosen[1] / unit,
+                        "reverse_lm_score": chosen[2], "lm_score": chosen[3], "max_cost": max_cost}
+    print(f"chosen at most {max_cost:g} times the first budget's cost: {chosen[0]} (reverse-LM noise "
+          f"{chosen[2]:.4f}, LM {chosen[3]:.4f})")
+    return record
 
 
 def run(argv: Optional[list[str]]) -> None:
     parser = OneLineParser(description=__doc__.split("\n")[0])
-    parser.add_argument("models", nargs="+", help="generator checkpoints (.pt) or run directories")
+    parser.add_argument("models", nargs="*", help="generator checkpoints (.pt) or run directories")
+    parser.add_argument("--summarize", metavar="JSON", help="print the table and the choice again from a JSON this "
+                        "script wrote (and rewrite its derived parts); no models, nothing measured")
     parser.add_argument("--temperatures", type=float_tuple, default=(0.8, 1.0), metavar="T,T,...")
     parser.add_argument("--steps", type=int_tuple, default=(300, 900), metavar="N,N,...",
                         help="the budgets: Adam steps of every language model")
@@ -93,10 +133,23 @@ def run(argv: Optional[list[str]]) -> None:
     parser.add_argument("--reverse-lm-samples", type=int, default=sweep.Args.reverse_lm_samples)
     parser.add_argument("--max-cost", type=float, default=3.0,
                         help="the chosen budget costs at most this many times one language model of the first budget")
-    parser.add_argument("--out", required=True, help="the JSON written")
+    parser.add_argument("--out", help="the JSON written")
     parser.add_argument("--data-dir")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
+    if args.summarize is not None:
+        path = Path(args.summarize)
+        if not path.is_file():
+            raise ValueError(f"--summarize {path}: no such file")
+        try:
+            record = summarize(json.loads(path.read_text()), args.max_cost)
+        except (KeyError, TypeError, ValueError, StopIteration):
+            raise ValueError(f"--summarize {path}: not a JSON that lm_noise.py wrote") from None
+        write_text_atomic(path, json.dumps(record, indent=2))
+        print(f"wrote {path}")
+        return
+    if not args.models or args.out is None:
+        parser.error("give the models and --out (or --summarize JSON)")
     if args.repeats < 2:
         parser.error(f"--repeats must be at least 2 (a spread needs two values), got {args.repeats}")
     for name in ("samples", "reverse_lm_samples"):
@@ -135,29 +188,10 @@ def run(argv: Optional[list[str]]) -> None:
                 print(f"{steps} steps, {name} T={t:g}: reverse-LM over LM seeds "
                       f"{' '.join(f'{v:.4f}' for v in rev['lm_seeds'])}, over sample sets "
                       f"{' '.join(f'{v:.4f}' for v in rev['sample_sets'])} ({s:.1f} s each)", flush=True)
-        flat = [p for by_t in points.values() for p in by_t.values()]
         record["budgets"][str(steps)] = {
             "steps": steps, "seconds_per_reverse_lm": statistics.median(seconds), "seconds_per_real_lm": real_seconds,
-            "points": points, "noise": {k: pooled(flat, k) for k in ("reverse_lm_score", "lm_score")}}
-    # the candidates: each budget as measured, and the mean of k language models at each
-    candidates = []
-    for b in record["budgets"].values():
-        n, seconds = b["noise"], b["seconds_per_reverse_lm"]
-        candidates.append((f"{b['steps']} steps", seconds, n["reverse_lm_score"]["total"], n["lm_score"]["total"]))
-        for k in MEAN_OF:
-            candidates.append((f"mean of {k} LMs of {b['steps']} steps", k * seconds,
-                               n["reverse_lm_score"][f"total_mean_of_{k}"], n["lm_score"][f"total_mean_of_{k}"]))
-    print(f"\n{data.name}: a point's noise (std), pooled over {len(names)} model(s) x {len(args.temperatures)} "
-          f"temperature(s); R = {args.repeats}; seconds: one reverse-LM score here (training and scoring)")
-    print(f"{'budget':<32}{'s per point':>12}{'cost':>6}{'reverse-LM':>12}{'LM':>10}")
-    unit = candidates[0][1]
-    for label, s_, rev, lm in candidates:
-        print(f"{label:<32}{s_:>12.1f}{s_ / unit:>6.1f}{rev:>12.4f}{lm:>10.4f}")
-    chosen = min((c for c in candidates if c[1] <= args.max_cost * unit * 1.000001), key=lambda c: c[2])
-    record["chosen"] = {"budget": chosen[0], "seconds_per_point": chosen[1], "cost": chosen[1] / unit,
-                        "reverse_lm_score": chosen[2], "lm_score": chosen[3], "max_cost": args.max_cost}
-    print(f"chosen at most {args.max_cost:g} times the first budget's cost: {chosen[0]} (reverse-LM noise "
-          f"{chosen[2]:.4f}, LM {chosen[3]:.4f})")
+            "points": points}
+    summarize(record, args.max_cost)
     write_text_atomic(out, json.dumps(record, indent=2))
     print(f"wrote {out}")
 

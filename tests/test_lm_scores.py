@@ -227,25 +227,30 @@ def test_the_noise_of_an_advantage_adds_both_points_quality_noise_and_their_dive
     assert advantage_noise(Crossing(1.0, 5.0, float("inf")), 0.01, 0.02) == float("inf")
 
 
-def test_lm_seeds_average_that_many_language_models_and_one_is_the_single_score(tiny_run, monkeypatch):
+def test_lm_seeds_average_that_many_language_models_each_on_its_own_samples(tiny_run, monkeypatch):
     monkeypatch.syspath_prepend(str(test_evaluate.SCRIPTS))
     import evaluate
 
     paths = evaluate.model_paths((str(tiny_run),))
     meta, generators = evaluate.load_generators(paths, torch.device("cpu"))
     data, g = evaluate.corpus_of(meta, None), generators[0]
-    one = evaluate.Args(lm_steps=5, reverse_lm_samples=60, seed=3)
-    two = evaluate.Args(lm_steps=5, reverse_lm_samples=60, seed=3, lm_seeds=2)
-    samples = g.sample(60, data.length, temperature=1.0, generator=torch.Generator().manual_seed(3))
+    one = evaluate.Args(lm_steps=5, reverse_lm_samples=60, samples=40, seed=3)
+    two = evaluate.Args(lm_steps=5, reverse_lm_samples=60, samples=40, seed=3, lm_seeds=2)
+    draw = lambda n, s: g.sample(n, data.length, temperature=1.0, generator=torch.Generator().manual_seed(s))  # noqa: E731
     kw = dict(start_token=data.start_token, eos_token=data.eos_token, pad_token=data.pad_token, steps=5)
-    by_seed = [reverse_lm_score(samples, data.test, data.vocab_size, seed=s, **kw) for s in (3, 4)]
+    # reverse-LM: the i-th score from samples and a language model both seeded 3 + i
+    by_seed = [reverse_lm_score(draw(60, s), data.test, data.vocab_size, seed=s, **kw) for s in (3, 4)]
     assert by_seed[0] != by_seed[1]
     assert evaluate.reverse_lm_of(g, data, 1.0, one) == by_seed[0]
     assert evaluate.reverse_lm_of(g, data, 1.0, two) == pytest.approx(sum(by_seed) / 2, rel=1e-12)
+    # LM score: the i-th real language model (seed 3 + i) on the i-th sample set
     real = evaluate.real_language_model(data, two, torch.device("cpu"))
     expected = [train_language_model(data.train, data.vocab_size, seed=s, **kw) for s in (3, 4)]
     for lm, hand in zip(real, expected):
         torch.testing.assert_close(lm.state_dict(), hand.state_dict(), rtol=0, atol=0)
+    point = evaluate.evaluate_at(g, data, 1.0, two, None, set(), real)
+    hand = [lm_score(draw(40, s), lm, data.eos_token, data.pad_token) for s, lm in zip((3, 4), expected)]
+    assert point["lm_score"] == pytest.approx(sum(hand) / 2, rel=1e-12)
     assert len(evaluate.real_language_model(data, one, torch.device("cpu"))) == 1
 
 
@@ -269,6 +274,11 @@ def test_lm_noise_measures_the_spread_over_lm_seeds_and_sample_sets(tiny_run, tm
         assert noise["lm_seeds"] == pytest.approx(lm) and noise["sample_sets"] == pytest.approx(samples)
         assert noise["total"] == pytest.approx(math.hypot(lm, samples))
         assert noise["total_mean_of_3"] == pytest.approx(math.sqrt(lm ** 2 / 3 + samples ** 2))
+        assert noise["total_mean_of_3_sample_sets"] == pytest.approx(math.hypot(lm, samples) / math.sqrt(3))
     assert record["chosen"]["cost"] <= 3.0 + 1e-9 and "chosen at most 3 times" in result.stdout
+    # the table again from the JSON alone: the same choice
+    again = script("lm_noise.py", "--summarize", out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(out.read_text())["chosen"] == record["chosen"]
     bad = script("lm_noise.py", tiny_run / "mle.pt", "--repeats", "1", "--out", out)
     assert bad.returncode == 2 and "--repeats must be at least 2" in bad.stderr and "Traceback" not in bad.stderr

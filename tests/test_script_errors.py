@@ -153,6 +153,8 @@ CASES = [
     ("lm_noise", ["run", "--out", "noise.json", "--repeats", "1"], "--repeats must be at least 2"),
     ("lm_noise", ["run", "--out", "noise.json", "--steps", "300,0"], "--steps must be at least 1, got 300,0"),
     ("lm_noise", ["nowhere/run", "--out", "noise.json"], "nowhere/run: no such run directory"),
+    ("lm_noise", ["--summarize", "nowhere.json"], "--summarize nowhere.json: no such file"),
+    ("lm_noise", ["run"], "give the models and --out (or --summarize JSON)"),
     ("lm_noise", [a_run_with_a_model, "--out", under_a_file], "--out "),
     ("train_seeds", ["--seeds", "0"], "--seeds must be at least 1, got 0"),
     ("train_seeds", ["--eval-args=--samples 100"], "--eval-args is for evaluate.py's sweep: give --evaluate"),
