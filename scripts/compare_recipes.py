@@ -30,7 +30,7 @@ import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
 from seqadv.cli import OneLineParser, guarded, parse_config, writable_dir
 from seqadv.trainers import MLEConfig, MLETrainer, ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
-from seqadv.report import (LM_AXES, advantage_noise, advantages_at, at_temperature_one, curve_advantages,
+from seqadv.report import (LM_AXES, lower_is_better, advantage_noise, advantages_at, at_temperature_one, curve_advantages,
                            dominating_temperatures, sweep_axes)
 from train_seeds import aggregate_sweeps, mean_std, report_sweep
 
@@ -105,12 +105,14 @@ def seed_advantages(sweeps: dict[int, dict], gans: list[str], mles: list[str], x
     it on both axes.
     {gan: {mle: {"at_t1": {"seeds": {seed: {"advantages", "noise"}}, "low", "high", "std",
     "noise", "ambiguous_seeds"} | None, "along_curve": {temperature: {"low", "high"}},
-    "outside": {seed: [temperature]}}}}"""
+    "outside": {seed: [temperature]}, "outside_beyond_noise": {seed: [temperature]} (with `noise`:
+    the dominating points better on both axes by more than twice the noise of a difference of
+    two points)}}}"""
     table = {}
     for gan in gans:
         table[gan] = {}
         for mle in mles:
-            per_seed, outside = {}, {}
+            per_seed, outside, beyond = {}, {}, {}
             for seed, curves in sweeps.items():
                 point = at_temperature_one(curves[gan], x_key, y_key)
                 if point is None:
@@ -118,6 +120,10 @@ def seed_advantages(sweeps: dict[int, dict], gans: list[str], mles: list[str], x
                 found = advantages_at(point, curves[mle], x_key, y_key)
                 if not found:
                     outside[seed] = dominating_temperatures(point, curves[mle], x_key, y_key)
+                    if noise is not None:
+                        beyond[seed] = [t for t in outside[seed]
+                                        if beats_beyond_noise(next(m for m in curves[mle] if m["temperature"] == t),
+                                                              point, x_key, y_key, noise)]
                     continue
                 per_seed[seed] = {"advantages": [a for a, _ in found], "temperatures": [c.temperature for _, c in found]}
                 if noise is not None:
@@ -139,8 +145,17 @@ def seed_advantages(sweeps: dict[int, dict], gans: list[str], mles: list[str], x
                                "along_curve": {t: {"low": statistics.fmean(min(a[t]) for a in along),
                                                    "high": statistics.fmean(max(a[t]) for a in along)}
                                                for t in shared},
-                               "outside": outside}
+                               "outside": outside, **({"outside_beyond_noise": beyond} if noise is not None else {})}
     return table
+
+
+def beats_beyond_noise(reference: dict, point: dict, x_key: str, y_key: str, noise: dict) -> bool:
+    """Whether `reference` is better than `point` on both axes by more than twice the std of a
+    difference of two measured points (sqrt(2) times one point's noise)."""
+    def margin(key: str) -> float:  # positive: the reference is better
+        return (point[key] - reference[key]) if lower_is_better(key) else (reference[key] - point[key])
+
+    return all(margin(key) > 2 * math.sqrt(2) * noise[axis] for key, axis in ((x_key, "diversity"), (y_key, "quality")))
 
 
 def verdict(low: float, high: float, noise: float) -> str:
@@ -250,8 +265,12 @@ def report(corpus: str, results: Path) -> None:
             for mle, v in row.items():
                 if v["outside"]:
                     beaten = sum(1 for temperatures in v["outside"].values() if temperatures)
+                    clear = ""
+                    if "outside_beyond_noise" in v:
+                        clear = (f" (by more than twice the noise on both in "
+                                 f"{sum(1 for ts in v['outside_beyond_noise'].values() if ts)})")
                     print(f"{gan} at T=1 lies outside {mle}'s curve in seed(s) {', '.join(map(str, v['outside']))}: "
-                          f"a point of that curve (any temperature) is better on both axes in {beaten} of them")
+                          f"a point of that curve (any temperature) is better on both axes in {beaten} of them{clear}")
     write_text_atomic(results / "summary.json", json.dumps({"seeds": seeds, "sweep": summary, "lm_noise": lm_noise,
                                                             "advantage_at_matched_diversity": advantages}, indent=2))
     report_sweep(summary, seeds, corpus, results.parent / f"{corpus}.png")

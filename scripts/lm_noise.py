@@ -3,7 +3,7 @@
 temperature over the language models' seeds and over sample sets, at each budget given.
 
     python scripts/lm_noise.py runs/compare/coco/seed-88/seqgan/mle.pt --steps 300,900 \\
-        --out results/lm_noise/coco.json
+        --out results/compare/lm_noise/coco.json
 
 A sweep point (evaluate.py) draws one sample set (seed `--seed`) and trains one language
 model per score (seed `--seed`): the real LM on the training split for the LM score, one

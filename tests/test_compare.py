@@ -105,3 +105,18 @@ def test_a_verdict_needs_the_whole_range_beyond_twice_the_noise():
     assert verdict(0.3, 0.5, 0.1) == "GAN ahead" and verdict(-0.5, -0.21, 0.1) == "MLE ahead"
     assert verdict(-0.2, 0.2, 0.1) == "within noise" and verdict(0.1, 0.3, 0.1) == "ambiguous"
     assert verdict(-0.3, 0.3, 0.1) == "ambiguous"
+
+
+def test_dominance_beyond_noise_needs_both_margins_above_twice_a_differences_noise():
+    sys.path.insert(0, str(SCRIPT.parent))
+    from compare_recipes import beats_beyond_noise
+    noise = {"quality": 0.01, "diversity": 0.02}  # a difference of two points: sqrt(2) times that
+    point = {"lm_score": 5.0, "reverse_lm_score": 4.0}
+    # margins 0.1 (LM) and 0.06 (reverse-LM): above 2 * sqrt(2) * 0.01 = 0.028 and 2 * sqrt(2) * 0.02 = 0.057
+    assert beats_beyond_noise({"lm_score": 4.9, "reverse_lm_score": 3.94}, point, "reverse_lm_score", "lm_score", noise)
+    # a reverse-LM margin of 0.05: better, but within the noise
+    assert not beats_beyond_noise({"lm_score": 4.9, "reverse_lm_score": 3.95}, point, "reverse_lm_score", "lm_score",
+                                  noise)
+    # BLEU (higher is better) on the quality axis
+    assert beats_beyond_noise({"bleu4": 0.3, "self_bleu4": 0.1}, {"bleu4": 0.2, "self_bleu4": 0.2}, "self_bleu4",
+                              "bleu4", noise)
