@@ -22,12 +22,9 @@ generators.py, utils.py):
     embeddings from, as the code's GloVe.
 Each place where this recipe used to differ is an option whose default is the code's
 (`baseline_positions`, `loss_positions`, `adv_grad_clip`, `reward_dropout`,
-`d_position_signal`); a checkpoint written before they existed resumes with its old
+`d_position_signal`, `d_init`); a checkpoint written before they existed resumes with its old
 values (`OLDER_RUNS`). What still differs, and why, is listed once, in the README
-("Where it still differs from the paper's code"): MLE and D pretraining and smaller
-sizes at the cpu preset, layer norm on D's LSTM outputs rather than in its cell, D's loss
-value without the constant log 2 after the end, the initialisation of D and of SeqGAN's G,
-the start token, the data and its order, Adam's epsilon, the evaluation.
+("Where it still differs from the paper's code").
 Beyond the paper, as its options: MLE pretraining (`pretrain_epochs`, 0 for the
 paper's from-scratch training) and an MLE loss mixed into G's (`mle_weight`).
 
