@@ -37,7 +37,7 @@ import torch
 
 import evaluate as sweep  # scripts/evaluate.py, beside this script
 from seqadv.checkpoint import write_text_atomic
-from seqadv.cli import OneLineParser, float_tuple, guarded, int_tuple, writable_file
+from seqadv.cli import OneLineParser, below_minimum, float_tuple, guarded, int_tuple, writable_file
 from seqadv.metrics import lm_score, reverse_lm_score, train_language_model
 
 MEAN_OF = (2, 3)  # the derived budgets: the mean of this many language models at one step count
@@ -152,9 +152,9 @@ def run(argv: Optional[list[str]]) -> None:
         parser.error("give the models and --out (or --summarize JSON)")
     if args.repeats < 2:
         parser.error(f"--repeats must be at least 2 (a spread needs two values), got {args.repeats}")
-    for name in ("samples", "reverse_lm_samples"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    problem = below_minimum(args, 1, ["samples", "reverse_lm_samples"])
+    if problem:
+        parser.error(problem)
     if any(s < 1 for s in args.steps):
         parser.error(f"--steps must be at least 1, got {','.join(map(str, args.steps))}")
     if any(t <= 0 for t in args.temperatures):
