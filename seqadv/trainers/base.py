@@ -406,11 +406,17 @@ class Trainer:
         if self.group.any(self.stop is not None and self.stop.requested):
             raise Interrupted(f"stopped after {phase} {unit}; go on with --resume {self.out}")
 
+    def differs_from(self, state: dict) -> Optional[str]:
+        """The first of `resume_checks` (vocabulary, tokenizer, model) in which a saved run's
+        state differs from this run's, by its name; None where they agree."""
+        return next((what for key, what in self.resume_checks.items()
+                     if key in self.meta and state.get(key) != self.meta[key]), None)
+
     def _load(self, state: dict) -> None:
-        for key, what in self.resume_checks.items():
-            if key in self.meta and state.get(key) != self.meta[key]:
-                raise DataError(f"--resume {self.config.resume}: the checkpoint's {what} does not match this "
-                                f"run's (the data, its options or the model changed since the run began)")
+        what = self.differs_from(state)
+        if what is not None:
+            raise DataError(f"--resume {self.config.resume}: the checkpoint's {what} does not match this "
+                            f"run's (the data, its options or the model changed since the run began)")
         for name, module in self.modules.items():
             if name not in state:
                 raise CheckpointError(f"--resume {self.config.resume}: the checkpoint has no {name}")

@@ -206,10 +206,10 @@ class TextGANTrainer(GANTrainer):
             pretrained = {"generator": state["generator"], "optimizer": state["g_optimizer"]}
         if pretrained is None:
             raise DataError(f"--init-from {path}: the run has not finished pretraining G")
-        for key, what in self.resume_checks.items():
-            if key in self.meta and state.get(key) != self.meta[key]:
-                raise DataError(f"--init-from {path}: its {what} differs from this run's (same corpus, options "
-                                f"and model needed)")
+        what = self.differs_from(state)
+        if what is not None:
+            raise DataError(f"--init-from {path}: its {what} differs from this run's (same corpus, options "
+                            f"and model needed)")
         self.g.load_state_dict(pretrained["generator"])
         self.g_opt.load_state_dict(copy.deepcopy(pretrained["optimizer"]))
 
