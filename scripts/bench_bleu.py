@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""BLEU against a large reference set: seqadv.metrics.BLEU vs nltk, same scores, one run.
+"""BLEU against a large reference set: seqadv.eval.metrics.BLEU vs nltk, same scores, one run.
 
     python scripts/bench_bleu.py                      # 2,000 poems against the 4,098 test poems
     python scripts/bench_bleu.py --nltk-samples 200   # time nltk on a part and scale it (faster)
@@ -18,9 +18,9 @@ from typing import Optional
 
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from seqadv.cli import OneLineParser, below_minimum, guarded
-from seqadv.dataset import load_corpus
-from seqadv.metrics import BLEU
+from seqadv.data.dataset import load_corpus
+from seqadv.eval.metrics import BLEU
+from seqadv.runtime.cli import OneLineParser, below_minimum, guarded
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -40,14 +40,21 @@ from typing import Callable, Optional
 
 import torch
 
-from seqadv.cli import OneLineParser, below_minimum, guarded, int_tuple, writable_file
-from seqadv.discriminator import Discriminator
-from seqadv.distributed import setup, teardown
-from seqadv.generator import Generator
-from seqadv.rewards import discriminator_reward
-from seqadv.rollout import RolloutEngine
-from seqadv.rollout_reference import naive_rollout_rewards
-from seqadv.sampling import mask_after_eos, sample_from_logits
+from seqadv.core.masks import mask_after_eos
+from seqadv.core.sampling import sample_from_logits
+from seqadv.models.discriminator import Discriminator
+from seqadv.models.generator import Generator
+from seqadv.rl.rewards import discriminator_reward
+from seqadv.rl.rollout import RolloutEngine
+from seqadv.rl.rollout_reference import naive_rollout_rewards
+from seqadv.runtime.cli import (
+    OneLineParser,
+    below_minimum,
+    guarded,
+    int_tuple,
+    writable_file,
+)
+from seqadv.runtime.distributed import setup, teardown
 
 
 @dataclass
@@ -282,7 +289,7 @@ def bench_processes(case: Case, args) -> list[dict]:
 
 def gpt(case: Case, device: torch.device, seed: int = 0):
     """The stated GPT (2 layers, width 64, 4 heads, learned positions, tied embeddings) and a batch."""
-    from seqadv.transformer import TransformerGenerator
+    from seqadv.models.transformer import TransformerGenerator
 
     torch.manual_seed(seed)
     g = TransformerGenerator(case.vocab, d_model=64, num_layers=2, num_heads=4, max_length=case.length + 1,
@@ -470,7 +477,7 @@ def report_end_tokens(args, device: torch.device, machine: str) -> dict:
     (P(end) = 1 / mean length at each step), so rollouts end as a trained G's do. The engine
     that skips finished text against the same engine rolling every prefix to the end with a
     reward that pads after the end token (the behaviour before), on the same uniforms."""
-    from seqadv.dataset import load_corpus
+    from seqadv.data.dataset import load_corpus
 
     data = load_corpus("coco", data_dir=os.environ.get("SEQADV_DATA_DIR"))
     eos, pad = data.eos_token, data.pad_token

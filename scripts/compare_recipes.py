@@ -27,12 +27,28 @@ from pathlib import Path
 from typing import Optional
 
 import evaluate as sweep  # scripts/evaluate.py, beside this script
-from seqadv.checkpoint import write_text_atomic
-from seqadv.cli import OneLineParser, guarded, parse_config, writable_dir
-from seqadv.trainers import MLEConfig, MLETrainer, ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
-from seqadv.report import (LM_AXES, lower_is_better, advantage_noise, advantages_at, at_temperature_one, curve_advantages,
-                           dominating_temperatures, sweep_axes)
-from train_seeds import aggregate_sweeps, mean_std, report_sweep
+from train_seeds import aggregate_sweeps, report_sweep
+
+from seqadv.eval.report import (
+    LM_AXES,
+    advantage_noise,
+    advantages_at,
+    at_temperature_one,
+    curve_advantages,
+    dominating_temperatures,
+    lower_is_better,
+    sweep_axes,
+)
+from seqadv.runtime.checkpoint import write_text_atomic
+from seqadv.runtime.cli import OneLineParser, guarded, parse_config, writable_dir
+from seqadv.trainers import (
+    MLEConfig,
+    MLETrainer,
+    ScratchGANConfig,
+    ScratchGANTrainer,
+    SeqGANConfig,
+    SeqGANTrainer,
+)
 
 RECIPES = {"mle": (MLEConfig, MLETrainer, "train_mle.py"),
            "seqgan": (SeqGANConfig, SeqGANTrainer, "train_seqgan.py"),

@@ -18,7 +18,7 @@ and temperature, on `--samples` sequences drawn with one seed:
     under an LSTM language model trained once, on the training split) and, at the
     `--reverse-lm-temperatures` that are swept, the reverse-LM score (the test
     split's NLL under a language model trained on `--reverse-lm-samples` samples).
-    Both language models: `seqadv.metrics.train_language_model`, `--lm-steps` updates.
+    Both language models: `seqadv.eval.metrics.train_language_model`, `--lm-steps` updates.
 Writes eval.json, eval.csv and eval.png (quality against diversity, one curve per
 model, temperature 1 marked; beside it LM score against reverse-LM score) into
 `--out` (default: <run>/eval).
@@ -39,15 +39,31 @@ from typing import Optional
 
 import torch
 
-from seqadv.checkpoint import CheckpointError, load, write_text_atomic
-from seqadv.cli import OneLineParser, below_minimum, float_tuple, guarded, resolve_device, writable_dir
-from seqadv.corpus import DataError
-from seqadv.dataset import SequenceData, load_corpus
-from seqadv.generator import Generator
-from seqadv.transformer import TransformerGenerator
-from seqadv.metrics import (LM_STEPS, BLEU, copied, distinct_ngrams, lm_score, nll, reverse_lm_score, self_bleu,
-                            train_language_model)
-from seqadv.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
+from seqadv.core.device import resolve_device
+from seqadv.core.errors import DataError
+from seqadv.core.registry import RECIPES
+from seqadv.data.dataset import SequenceData, load_corpus
+from seqadv.eval.metrics import (
+    BLEU,
+    LM_STEPS,
+    copied,
+    distinct_ngrams,
+    lm_score,
+    nll,
+    reverse_lm_score,
+    self_bleu,
+    train_language_model,
+)
+from seqadv.eval.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
+from seqadv.models.generator import Generator, LanguageModel
+from seqadv.runtime.checkpoint import CheckpointError, load, write_text_atomic
+from seqadv.runtime.cli import (
+    OneLineParser,
+    below_minimum,
+    float_tuple,
+    guarded,
+    writable_dir,
+)
 
 
 @dataclass
@@ -71,18 +87,23 @@ class Args:
 
 # --- pieces ----------------------------------------------------------------------------------
 
-RUN_MODELS = ("mle.pt", "seqgan.pt", "scratchgan.pt", "mle_best.pt")  # what a run directory stands for
+def sweep_files() -> tuple[str, ...]:
+    """The files of a run directory that the sweep takes, over every registered text recipe."""
+    return tuple(dict.fromkeys(f for entry in RECIPES.values() if entry.kind == "text" for f in entry.sweep_files))
 
 
 def model_paths(given: tuple[str, ...]) -> list[Path]:
-    """A run directory stands for its MLE baseline and its adversarial generator."""
+    """A run directory stands for its MLE baseline and its adversarial generator (its
+    recipe's `sweep_files`)."""
     paths = []
     for name in given:
         path = Path(name)
         if path.is_dir():
-            found = [path / f for f in RUN_MODELS if (path / f).is_file()]
+            files = sweep_files()
+            found = next(([path / f for f in entry.sweep_files] for entry in RECIPES.values() if entry.kind == "text"
+                          and entry.sweep_files and all((path / f).is_file() for f in entry.sweep_files)), [])
             if not found:
-                raise DataError(f"{path}: a directory without {', '.join(RUN_MODELS[:-1])} or {RUN_MODELS[-1]} "
+                raise DataError(f"{path}: a directory without {', '.join(files[:-1])} or {files[-1]} "
                                 f"(give a run's --out, or .pt files)")
             paths += found
         elif path.is_file():
@@ -104,10 +125,11 @@ def load_generators(paths: list[Path], device: torch.device) -> tuple[dict, list
     """The models' shared description (run config, vocabulary) and the generators."""
     loaded = [load(p, device) for p in paths]
     for item in loaded:
-        if item.recipe not in ("seqgan", "scratchgan", "mle") or not isinstance(item.model, (Generator, TransformerGenerator)):
+        entry = RECIPES.get(item.recipe)
+        if entry is None or entry.kind != "text" or not isinstance(item.model, LanguageModel):
+            text = [name for name, e in RECIPES.items() if e.kind == "text"]
             raise CheckpointError(f"{item.path}: a {item.recipe} model; evaluate.py sweeps the text generators "
-                                  f"train_seqgan.py, train_scratchgan.py and train_mle.py write "
-                                  f"(pretrained.pt, {', '.join(RUN_MODELS)})")
+                                  f"of {', '.join(text)} (pretrained.pt, {', '.join(sweep_files())})")
         first = loaded[0].state
         if item.state.get("vocab") != first.get("vocab") or item.config.get("corpus") != loaded[0].config.get("corpus"):
             raise DataError(f"{item.path}: trained on another corpus or vocabulary than {paths[0]}; compare like with like")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from seqadv.cli import OneLineParser, guarded
+from seqadv.runtime.cli import OneLineParser, guarded
 
 
 def results_files(run: Path) -> list[Path]:
@@ -88,7 +88,7 @@ def timings(run: Path) -> list[str]:
         epochs = None
         split = {k[len("adversarial_epoch_"):]: v for k, v in t.items() if k.startswith("adversarial_epoch_")}
     elif (run / "checkpoint.pt").is_file():
-        from seqadv.checkpoint import load_checkpoint
+        from seqadv.runtime.checkpoint import load_checkpoint
 
         source = run / "checkpoint.pt"
         checkpoint = load_checkpoint(source)

@@ -33,12 +33,19 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import evaluate as sweep  # scripts/evaluate.py, beside this script
 import torch
 
-import evaluate as sweep  # scripts/evaluate.py, beside this script
-from seqadv.checkpoint import write_text_atomic
-from seqadv.cli import OneLineParser, below_minimum, float_tuple, guarded, int_tuple, writable_file
-from seqadv.metrics import lm_score, reverse_lm_score, train_language_model
+from seqadv.eval.metrics import lm_score, reverse_lm_score, train_language_model
+from seqadv.runtime.checkpoint import write_text_atomic
+from seqadv.runtime.cli import (
+    OneLineParser,
+    below_minimum,
+    float_tuple,
+    guarded,
+    int_tuple,
+    writable_file,
+)
 
 MEAN_OF = (2, 3)  # the derived budgets: the mean of this many language models at one step count
 

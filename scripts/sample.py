@@ -18,10 +18,12 @@ from typing import Optional
 
 import torch
 
-from seqadv.checkpoint import load
-from seqadv.cli import OneLineParser, below_minimum, guarded, resolve_device
-from seqadv.irgan import ItemPolicy
-from seqadv.policy import generate
+from seqadv.core.device import resolve_device
+from seqadv.core.registry import RECIPES
+from seqadv.core.sampling import generate
+from seqadv.models.items import ItemPolicy
+from seqadv.runtime.checkpoint import load
+from seqadv.runtime.cli import OneLineParser, below_minimum, guarded
 
 BLANKS = ("_", "▁_")  # a blank as a word, or as a sentencepiece piece
 
@@ -54,7 +56,9 @@ def sample(args: argparse.Namespace) -> list[str]:
     loaded = load(args.model, device)
     model, codec = loaded
     rng = torch.Generator(device=device).manual_seed(args.seed)
-    if loaded.recipe == "irgan":
+    # what the model draws is its recipe's kind (the registry): items, infilled text, or text
+    kind = RECIPES[loaded.recipe].kind if loaded.recipe in RECIPES else "text"
+    if kind == "items":
         if args.infill is not None:
             raise ValueError(f"{loaded.path}: an item model draws items for --user; --infill does not apply")
         users, items = codec["users"], codec["items"]
@@ -65,7 +69,7 @@ def sample(args: argparse.Namespace) -> list[str]:
         drawn = generate(ItemPolicy(model, args.temperature), args.num, 1, top_k=args.top_k, generator=rng,
                          initial_state=state)
         return [items[i] for i in drawn[:, 0].tolist()]
-    if loaded.recipe == "maskgan":
+    if kind == "infilling":
         if args.user is not None:
             raise ValueError(f"{loaded.path}: an infilling model fills --infill text; --user does not apply")
         if args.infill is None:

@@ -12,7 +12,7 @@ bad input (one line), 3 for a NaN or infinite loss or update, 130 after Ctrl-C.
 import sys
 from typing import Optional
 
-from seqadv.cli import guarded, parse_config
+from seqadv.runtime.cli import guarded, parse_config
 from seqadv.trainers import IRGANConfig
 from seqadv.trainers.irgan import train_seeds
 

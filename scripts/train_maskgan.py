@@ -14,7 +14,7 @@ bad input (one line), 3 for a NaN or infinite loss, reward or update, 130 after 
 import sys
 from typing import Optional
 
-from seqadv.cli import guarded, parse_config
+from seqadv.runtime.cli import guarded, parse_config
 from seqadv.trainers import MaskGANConfig, MaskGANTrainer
 
 

@@ -10,7 +10,7 @@ mle_best.pt, results.json and samples into --out. Exit codes as train_seqgan.py'
 import sys
 from typing import Optional
 
-from seqadv.cli import guarded, parse_config
+from seqadv.runtime.cli import guarded, parse_config
 from seqadv.trainers import MLEConfig, MLETrainer
 
 

@@ -14,7 +14,7 @@ script turns the command line into a `ScratchGANConfig` and the outcome into an 
 import sys
 from typing import Optional
 
-from seqadv.cli import guarded, parse_config
+from seqadv.runtime.cli import guarded, parse_config
 from seqadv.trainers import ScratchGANConfig, ScratchGANTrainer
 
 

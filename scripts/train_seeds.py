@@ -20,9 +20,16 @@ from pathlib import Path
 from typing import Optional
 
 import evaluate as sweep  # scripts/evaluate.py, beside this script
-from seqadv.checkpoint import write_text_atomic
-from seqadv.cli import OneLineParser, below_minimum, guarded, parse_config, writable_dir
-from seqadv.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
+
+from seqadv.eval.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
+from seqadv.runtime.checkpoint import write_text_atomic
+from seqadv.runtime.cli import (
+    OneLineParser,
+    below_minimum,
+    guarded,
+    parse_config,
+    writable_dir,
+)
 from seqadv.trainers import SeqGANConfig, SeqGANTrainer
 
 

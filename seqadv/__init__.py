@@ -7,15 +7,24 @@ corpus -> tokenizer -> dataset -> generator -> discriminator -> rollout -> rewar
     from seqadv import SeqGANConfig, SeqGANTrainer
     results = SeqGANTrainer(SeqGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
 """
-from .checkpoint import load
-from .discriminator import Discriminator
-from .generator import Generator
-from .policy import Policy, ema_update
-from .rollout import RolloutEngine
-from .sampling import sample_from_logits
-from .transformer import TransformerGenerator
-from .trainers import (IRGANConfig, IRGANTrainer, MaskGANConfig, MaskGANTrainer, ScratchGANConfig,
-                       ScratchGANTrainer, SeqGANConfig, SeqGANTrainer)
+from seqadv.core.modules import ema_update
+from seqadv.core.policy import Policy
+from seqadv.core.sampling import sample_from_logits
+from seqadv.models.discriminator import Discriminator
+from seqadv.models.generator import Generator
+from seqadv.models.transformer import TransformerGenerator
+from seqadv.rl.rollout import RolloutEngine
+from seqadv.runtime.checkpoint import load
+from seqadv.trainers import (
+    IRGANConfig,
+    IRGANTrainer,
+    MaskGANConfig,
+    MaskGANTrainer,
+    ScratchGANConfig,
+    ScratchGANTrainer,
+    SeqGANConfig,
+    SeqGANTrainer,
+)
 
 __all__ = ["Discriminator", "Generator", "IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "ScratchGANConfig", "ScratchGANTrainer", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "TransformerGenerator", "ema_update", "load",
            "sample_from_logits"]

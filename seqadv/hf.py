@@ -33,7 +33,7 @@ def _pairs(cache) -> list[tuple[Tensor, Tensor]]:
 
 
 class HFPolicy:
-    """`seqadv.policy.Policy` of a causal LM with the `AutoModelForCausalLM` interface
+    """`seqadv.core.policy.Policy` of a causal LM with the `AutoModelForCausalLM` interface
     (`input_ids`, a KV cache, `.logits`). `start_token`: the input before position 0
     (default: the model's `bos_token_id`, else 0)."""
 

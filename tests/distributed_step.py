@@ -13,12 +13,16 @@ from pathlib import Path
 
 import torch
 
-from seqadv.discriminator import Discriminator
-from seqadv.distributed import Group, setup, teardown
-from seqadv.generator import Generator
-from seqadv.rewards import discriminator_reward
-from seqadv.rollout import RolloutEngine
-from seqadv.trainers.seqgan import SeqGANConfig, discriminator_step, policy_gradient_step
+from seqadv.models.discriminator import Discriminator
+from seqadv.models.generator import Generator
+from seqadv.rl.rewards import discriminator_reward
+from seqadv.rl.rollout import RolloutEngine
+from seqadv.runtime.distributed import Group, setup, teardown
+from seqadv.trainers.seqgan import (
+    SeqGANConfig,
+    discriminator_step,
+    policy_gradient_step,
+)
 
 B, T, V = 8, 7, 12
 START, EOS, PAD = 0, 1, 2

@@ -10,8 +10,8 @@ from torch import nn
 from torch.testing import assert_close
 
 from seqadv import SeqGANConfig
-from seqadv.losses import importance_weights, token_log_probs
-from seqadv.sampling import tokens_mask
+from seqadv.core.masks import tokens_mask
+from seqadv.rl.losses import importance_weights, token_log_probs
 from seqadv.trainers.base import resumed_config
 from seqadv.trainers.seqgan import baseline, policy_gradient_step
 

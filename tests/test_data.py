@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from seqadv.corpus import DataError, embedded_path, load_recipe, locate, read_lines, sha256_of
-from seqadv.dataset import batches, load_corpus
+from seqadv.core.errors import DataError
+from seqadv.data.corpus import embedded_path, load_recipe, locate, read_lines, sha256_of
+from seqadv.data.dataset import batches, load_corpus
 
 
 @pytest.fixture

@@ -5,16 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import distributed_step as step
 import pytest
 import torch
+from test_resume import MODELS, RECIPES, assert_same_tensors, toy_text
 from torch.testing import assert_close
 
-import distributed_step as step
-from seqadv.checkpoint import load_checkpoint
-from seqadv.distributed import Group
-from seqadv.losses import mle_loss, policy_gradient_loss
-from seqadv.sampling import tokens_mask
-from test_resume import MODELS, RECIPES, assert_same_tensors, toy_text
+from seqadv.core.masks import tokens_mask
+from seqadv.rl.losses import mle_loss, policy_gradient_loss
+from seqadv.runtime.checkpoint import load_checkpoint
+from seqadv.runtime.distributed import Group
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "train_seqgan.py"

@@ -9,8 +9,8 @@ import matplotlib.image
 import pytest
 import torch
 
-from seqadv.generator import Generator
-from seqadv.metrics import copied, distinct_ngrams, nll
+from seqadv.eval.metrics import copied, distinct_ngrams, nll
+from seqadv.models.generator import Generator
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -116,7 +116,7 @@ def test_seeds_are_averaged_and_a_rerun_reuses_finished_seeds(tiny_run, tmp_path
 
 
 def test_matched_diversity_compares_at_the_other_curves_interpolated_quality():
-    from seqadv.report import matched_diversity
+    from seqadv.eval.report import matched_diversity
     curves = {"a": [{"temperature": 0.8, "self_bleu4": 0.2, "bleu4": 0.3}, {"temperature": 1.0, "self_bleu4": 0.1, "bleu4": 0.2}],
               "b": [{"temperature": 1.0, "self_bleu4": 0.15, "bleu4": 0.2}, {"temperature": 1.2, "self_bleu4": 0.05, "bleu4": 0.1}]}
     lines = matched_diversity(curves, "self_bleu4", "bleu4")

@@ -9,10 +9,11 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers = pytest.importorskip("transformers")
 
-from seqadv.hf import HFPolicy  # noqa: E402
-from seqadv.rollout import RolloutEngine  # noqa: E402
-from seqadv.rollout_reference import naive_rollout_rewards  # noqa: E402
 from test_rollout import exact_rewards, reward_fn, within_mc_error  # noqa: E402
+
+from seqadv.hf import HFPolicy
+from seqadv.rl.rollout import RolloutEngine
+from seqadv.rl.rollout_reference import naive_rollout_rewards
 
 
 def tiny_gpt2(vocab=3, seed=0):

@@ -9,14 +9,20 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from seqadv.corpus import DataError, load_recipe, locate_in_package
-from seqadv.irgan import ItemPolicy, ItemReward, ItemScorer, proposal_probabilities, sample_proposal
-from seqadv.losses import discriminator_loss
-from seqadv.metrics import ranking_metrics
-from seqadv.policy import generate
-from seqadv.ratings import load_ratings
-from seqadv.rollout import RolloutEngine
-from seqadv.sampling import sample_from_logits
+from seqadv.core.errors import DataError
+from seqadv.core.sampling import generate, sample_from_logits
+from seqadv.data.corpus import load_recipe, locate_in_package
+from seqadv.data.ratings import load_ratings
+from seqadv.eval.metrics import ranking_metrics
+from seqadv.models.items import (
+    ItemPolicy,
+    ItemReward,
+    ItemScorer,
+    proposal_probabilities,
+    sample_proposal,
+)
+from seqadv.rl.losses import discriminator_loss
+from seqadv.rl.rollout import RolloutEngine
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_irgan.py"
 

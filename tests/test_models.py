@@ -5,13 +5,13 @@ import numpy as np
 import torch
 from torch.testing import assert_close
 
-from seqadv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from seqadv.discriminator import Discriminator
-from seqadv.generator import Generator, ScratchGANGenerator
-from seqadv.losses import discriminator_loss, mle_loss, policy_gradient_loss
-from seqadv.oracle import load_paper_oracle, oracle_from_params, random_oracle
-from seqadv.policy import ema_update
-from seqadv.rewards import discriminator_reward
+from seqadv.core.modules import ema_update
+from seqadv.data.oracle import load_paper_oracle, oracle_from_params, random_oracle
+from seqadv.models.discriminator import Discriminator
+from seqadv.models.generator import Generator, ScratchGANGenerator
+from seqadv.rl.losses import discriminator_loss, mle_loss, policy_gradient_loss
+from seqadv.rl.rewards import discriminator_reward
+from seqadv.runtime.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
 def toy_corpus(num=256, length=10, vocab=12, seed=0):
@@ -177,7 +177,7 @@ def test_oracle_weights_map_to_the_official_cell(tmp_path):
 def test_the_papers_oracle_loads_and_matches_its_known_entropy(shared_dir):
     oracle = load_paper_oracle(shared_dir / "oracle" / "seqgan_target_params_py3.pkl")
     assert oracle.vocab_size == 5000 and oracle.lstm.hidden_size == 32
-    from seqadv.metrics import nll
+    from seqadv.eval.metrics import nll
 
     samples = oracle.sample(2000, 20, generator=torch.Generator().manual_seed(0))
     # the NLL of the oracle's own samples is about 5.75 (the official code's log)

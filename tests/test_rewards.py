@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from seqadv.discriminator import Discriminator
-from seqadv.generator import Generator
-from seqadv.rewards import discriminator_reward
-from seqadv.rollout import PrefixAwareReward, RolloutEngine
+from seqadv.models.discriminator import Discriminator
+from seqadv.models.generator import Generator
+from seqadv.rl.rewards import discriminator_reward
+from seqadv.rl.rollout import PrefixAwareReward, RolloutEngine
 
 
 def completions_of_prefixes(sequences, num_rollouts, vocab, seed=0):

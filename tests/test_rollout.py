@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from seqadv.generator import Generator
-from seqadv.rollout import RolloutEngine
-from seqadv.rollout_reference import naive_rollout_rewards
-from seqadv.sampling import mask_after_eos
+from seqadv.core.masks import mask_after_eos
+from seqadv.models.generator import Generator
+from seqadv.rl.rollout import RolloutEngine
+from seqadv.rl.rollout_reference import naive_rollout_rewards
 
 
 class MarkovPolicy:
@@ -116,7 +116,7 @@ def test_engine_matches_naive_reference_on_a_larger_model():
 
 def test_engine_matches_naive_reference_with_scratchgans_generator():
     """Skip-connected layers and a tied output under the engine's probe, buffers and end tokens."""
-    from seqadv.generator import ScratchGANGenerator
+    from seqadv.models.generator import ScratchGANGenerator
 
     torch.manual_seed(3)
     g = ScratchGANGenerator(vocab_size=20, embedding_dim=8, hidden_dim=8, num_layers=2, start_token=0, eos_token=1,
@@ -490,16 +490,17 @@ def test_a_conditional_reward_gets_each_rows_sequence_and_context_whatever_the_c
 @pytest.mark.parametrize("model", ["lstm", "lstm, float32 recurrence", "transformer"])
 def test_rollouts_run_under_bfloat16_autocast(model, monkeypatch):
     """On any CPU: oneDNN's bf16 LSTM needs AVX-512; where this CPU lacks it the recurrence runs
-    in float32 (`seqadv.lstm`). The float32-recurrence path is forced here on every machine, the
+    in float32 (`seqadv.models.lstm`). The float32-recurrence path is forced here on every machine, the
     native one runs where the machine has it."""
-    import seqadv.lstm
-    from seqadv.transformer import TransformerGenerator
+    import seqadv.models.lstm
 
-    if model == "lstm" and not seqadv.lstm.cpu_lstm_supports(torch.bfloat16):
+    from seqadv.models.transformer import TransformerGenerator
+
+    if model == "lstm" and not seqadv.models.lstm.cpu_lstm_supports(torch.bfloat16):
         pytest.skip(f"this CPU ({torch.backends.cpu.get_cpu_capability()}) runs no bf16 LSTM: "
                     f"the float32-recurrence case covers it")
     if model == "lstm, float32 recurrence":
-        monkeypatch.setattr(seqadv.lstm, "cpu_lstm_supports", lambda dtype: False)
+        monkeypatch.setattr(seqadv.models.lstm, "cpu_lstm_supports", lambda dtype: False)
     torch.manual_seed(0)
     g = Generator(30, 16, 16) if model != "transformer" else TransformerGenerator(30, 16, 2, 2, max_length=8).eval()
     seqs = torch.randint(0, 30, (4, 6), generator=torch.Generator().manual_seed(0))
@@ -517,7 +518,7 @@ def test_rollouts_run_under_bfloat16_autocast(model, monkeypatch):
 
 def test_the_lstm_support_of_this_cpu_is_found_by_trying():
     """cpu_lstm_supports answers what running nn.LSTM under autocast answers on this machine."""
-    import seqadv.lstm
+    import seqadv.models.lstm
 
     try:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -525,7 +526,7 @@ def test_the_lstm_support_of_this_cpu_is_found_by_trying():
         runs = True
     except RuntimeError:
         runs = False
-    assert seqadv.lstm.cpu_lstm_supports(torch.bfloat16) == runs
+    assert seqadv.models.lstm.cpu_lstm_supports(torch.bfloat16) == runs
 
 
 class Diverged(MarkovPolicy):
@@ -537,8 +538,8 @@ class Diverged(MarkovPolicy):
 
 
 def test_nan_logits_are_one_clear_error_in_the_engine_and_in_sampling():
-    from seqadv.policy import generate
-    from seqadv.training import NumericalError
+    from seqadv.core.errors import NumericalError
+    from seqadv.core.sampling import generate
 
     policy = Diverged(torch.randn(3, 3, generator=torch.Generator().manual_seed(0)))
     with pytest.raises(ValueError, match="the policy's logits were NaN or infinite at some rollout step"):
@@ -614,7 +615,7 @@ class CountingSteps(MarkovPolicy):
 
 
 def test_length_one_calls_only_the_reward():
-    from seqadv.transformer import TransformerGenerator
+    from seqadv.models.transformer import TransformerGenerator
 
     g = TransformerGenerator(5, d_model=8, num_layers=1, num_heads=2, max_length=1)
     seqs = torch.tensor([[3], [1], [4]])
@@ -778,7 +779,7 @@ def test_skipping_finished_text_uses_the_same_draws_whatever_the_chunks_and_bloc
     """The same seed gives bitwise the rewards of rolling every prefix out, for every prefix still
     text, and the finished ones their sequence's reward. The Transformer appends into the engine's
     buffers (`into`) while ended rows are dropped from them."""
-    from seqadv.transformer import TransformerGenerator
+    from seqadv.models.transformer import TransformerGenerator
 
     torch.manual_seed(1)
     if model == "lstm":

@@ -1,7 +1,8 @@
 import torch
 from torch.testing import assert_close
 
-from seqadv.sampling import mask_after_eos, sample_from_logits, tokens_mask
+from seqadv.core.masks import mask_after_eos, tokens_mask
+from seqadv.core.sampling import sample_from_logits
 
 
 def chi_square_p_value(counts: torch.Tensor, probs: torch.Tensor) -> float:

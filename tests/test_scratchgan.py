@@ -4,17 +4,20 @@ import math
 
 import pytest
 import torch
+from test_resume import assert_same_tensors
 from torch.testing import assert_close
 
 from seqadv import ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
-from seqadv.checkpoint import load_checkpoint
-from seqadv.discriminator import PrefixDiscriminator, position_signal
-from seqadv.generator import Generator, ScratchGANGenerator
-from seqadv.losses import prefix_discriminator_loss, token_log_probs
-from seqadv.rewards import discounted_returns, prefix_rewards
-from seqadv.trainers.scratchgan import dense_policy_gradient_step, prefix_discriminator_step
+from seqadv.models.discriminator import PrefixDiscriminator, position_signal
+from seqadv.models.generator import Generator, ScratchGANGenerator
+from seqadv.rl.losses import prefix_discriminator_loss, token_log_probs
+from seqadv.rl.rewards import discounted_returns, prefix_rewards
+from seqadv.runtime.checkpoint import load_checkpoint
+from seqadv.trainers.scratchgan import (
+    dense_policy_gradient_step,
+    prefix_discriminator_step,
+)
 from seqadv.trainers.seqgan import baseline, policy_gradient_step
-from test_resume import assert_same_tensors
 
 
 def test_the_prefix_discriminator_reads_left_to_right_and_ignores_what_follows_the_end():
@@ -323,7 +326,7 @@ def test_a_checkpoint_made_before_the_reference_options_resumes_with_the_previou
 
 
 def test_the_command_line_flags_that_restore_the_previous_recipe():
-    from seqadv.cli import parse_config
+    from seqadv.runtime.cli import parse_config
 
     flags = ["--baseline-positions", "text", "--loss-positions", "text", "--adv-grad-clip", "5",
              "--no-reward-dropout", "--d-position-signal", "transformer", "--d-init", "torch"]
@@ -334,8 +337,8 @@ def test_the_command_line_flags_that_restore_the_previous_recipe():
 
 
 def test_word_vectors_are_read_by_token_and_start_the_first_columns_of_a_table(tmp_path):
-    from seqadv.corpus import DataError
-    from seqadv.word_vectors import load_word_vectors, start_embedding_
+    from seqadv.core.errors import DataError
+    from seqadv.data.word_vectors import load_word_vectors, start_embedding_
 
     path = tmp_path / "vectors.txt"
     path.write_text("3 2\nw1 0.5 -1\nw2 2 3\nw1 9 9\nzz 1 1\n", encoding="utf-8")  # word2vec's header, then GloVe
@@ -421,7 +424,7 @@ def test_scratchgan_and_seqgan_start_from_the_same_pretrained_generator(toy, tmp
 
 
 def test_a_run_can_start_from_another_runs_pretrained_generator_and_optimiser(toy, tmp_path):
-    from seqadv.corpus import DataError
+    from seqadv.core.errors import DataError
 
     SeqGANTrainer(SeqGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path / "seqgan"), adv_epochs=0,
                                d_pretrain_rounds=0)).train()
@@ -487,13 +490,13 @@ def test_mle_to_its_best_validation_nll_keeps_the_best_epoch_and_stops_when_it_s
     assert saved["best_epoch"] == best
     model = trainer.final_models()[0][1]
     data = trainer.data
-    from seqadv.metrics import nll
+    from seqadv.eval.metrics import nll
     assert nll(model, trainer.validation, eos_token=data.eos_token, pad_token=data.pad_token) == pytest.approx(min(curve))
     assert len(trainer.validation) + len(trainer.train_data) == len(data.train)
 
 
 def test_the_discriminator_starts_as_the_references_and_torch_defaults_on_request():
-    from seqadv.discriminator import PrefixDiscriminator as D
+    from seqadv.models.discriminator import PrefixDiscriminator as D
 
     V, E, H = 5000, 64, 32
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqadv.checkpoint import load_checkpoint
+from seqadv.runtime.checkpoint import load_checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_seqgan.py"
 

@@ -8,19 +8,26 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_irgan import write_ratings
+from test_resume import toy_text
 from torch import nn
 
 import seqadv
-from seqadv import IRGANConfig, IRGANTrainer, MaskGANConfig, MaskGANTrainer, SeqGANConfig, SeqGANTrainer
-from seqadv.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from seqadv.discriminator import Discriminator
-from seqadv.generator import Generator
-from seqadv.maskgan import InfillingGenerator
-from seqadv.metrics import nll
-from seqadv.policy import generate
-from seqadv.sampling import mask_after_eos
-from test_irgan import write_ratings
-from test_resume import toy_text
+from seqadv import (
+    IRGANConfig,
+    IRGANTrainer,
+    MaskGANConfig,
+    MaskGANTrainer,
+    SeqGANConfig,
+    SeqGANTrainer,
+)
+from seqadv.core.masks import mask_after_eos
+from seqadv.core.sampling import generate
+from seqadv.eval.metrics import nll
+from seqadv.models.discriminator import Discriminator
+from seqadv.models.generator import Generator
+from seqadv.models.infiller import InfillingGenerator
+from seqadv.runtime.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -168,7 +175,7 @@ def test_irgan_beats_a_popularity_ranking(tmp_path):
     results = trainer.train()
     data = trainer.data
     popularity = data.train_positive.sum(dim=0).float().expand(data.num_users, -1)
-    from seqadv.metrics import ranking_metrics
+    from seqadv.eval.metrics import ranking_metrics
 
     popular = ranking_metrics(popularity, data.test_positive, data.train_positive)["p@3"]
     assert results["models"]["irgan"]["p@3"] > popular + 0.1, (results["models"], popular)
@@ -190,7 +197,7 @@ def test_presets_fill_what_is_not_given_and_given_values_win():
 
 
 def test_help_shows_the_value_under_the_default_preset_and_booleans_switch(tmp_path):
-    from seqadv.cli import build_parser, parse_config
+    from seqadv.runtime.cli import build_parser, parse_config
 
     text = build_parser(SeqGANConfig, "").format_help()
     assert "(default: 40; tiny: 2, paper: 120)" in " ".join(text.split())  # --pretrain-epochs
@@ -219,7 +226,7 @@ def test_a_package_built_as_a_wheel_trains_and_ships_the_corpora(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     code = ("from seqadv import SeqGANTrainer, MaskGANTrainer, IRGANTrainer, SeqGANConfig; import seqadv; "
-            "from seqadv.corpus import locate, load_recipe; print(seqadv.__file__, locate(load_recipe('poems')))")
+            "from seqadv.data.corpus import locate, load_recipe; print(seqadv.__file__, locate(load_recipe('poems')))")
     env = {"PATH": "/usr/bin:/bin", "SEQADV_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "PYTHONPATH": str(target), "HOME": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,

@@ -2,12 +2,12 @@
 and the rollout engine gets exact rewards from it."""
 import pytest
 import torch
+from test_rollout import exact_rewards, reward_fn, within_mc_error
 from torch.testing import assert_close
 
-from seqadv.losses import mle_loss
-from seqadv.rollout import RolloutEngine
-from seqadv.transformer import TransformerGenerator
-from test_rollout import exact_rewards, reward_fn, within_mc_error
+from seqadv.models.transformer import TransformerGenerator
+from seqadv.rl.losses import mle_loss
+from seqadv.rl.rollout import RolloutEngine
 
 
 @pytest.mark.parametrize("positions, tie", [("learned", True), ("rotary", False)])
@@ -87,8 +87,9 @@ def test_a_position_past_the_maximum_is_refused():
 
 
 def test_seqgan_trains_with_the_transformer_generator_and_resumes(tmp_path):
-    from seqadv import SeqGANConfig, SeqGANTrainer, load
     from test_resume import toy_text
+
+    from seqadv import SeqGANConfig, SeqGANTrainer, load
 
     corpus = toy_text(tmp_path / "toy.txt")
     config = dict(corpus=str(corpus), preset="tiny", generator="transformer", g_hidden_dim=16, g_heads=2,
@@ -104,8 +105,9 @@ def test_seqgan_trains_with_the_transformer_generator_and_resumes(tmp_path):
     import subprocess
     import sys
 
-    from seqadv.checkpoint import load_checkpoint
     from test_resume import MODELS, SCRIPT, assert_same_tensors
+
+    from seqadv.runtime.checkpoint import load_checkpoint
 
     options = [f"--{k.replace('_', '-')}={v}" for k, v in config.items()]
     env = {**os.environ, "SEQADV_CRASH_AT": "adversarial:2"}

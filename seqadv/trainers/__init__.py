@@ -3,11 +3,11 @@
     from seqadv import SeqGANConfig, SeqGANTrainer
     results = SeqGANTrainer(SeqGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
 """
-from .base import Phase, Trainer, TrainerConfig, preset_config
-from .irgan import IRGANConfig, IRGANTrainer
-from .maskgan import MaskGANConfig, MaskGANTrainer
-from .mle import MLEConfig, MLETrainer
-from .scratchgan import ScratchGANConfig, ScratchGANTrainer
-from .seqgan import SeqGANConfig, SeqGANTrainer
+from seqadv.trainers.base import Phase, Trainer, TrainerConfig, preset_config
+from seqadv.trainers.irgan import IRGANConfig, IRGANTrainer
+from seqadv.trainers.maskgan import MaskGANConfig, MaskGANTrainer
+from seqadv.trainers.mle import MLEConfig, MLETrainer
+from seqadv.trainers.scratchgan import ScratchGANConfig, ScratchGANTrainer
+from seqadv.trainers.seqgan import SeqGANConfig, SeqGANTrainer
 
 __all__ = ["IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]

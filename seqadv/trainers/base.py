@@ -11,7 +11,7 @@ random stream of every process. So one mechanism gives every recipe:
   * Ctrl-C / SIGTERM: stop at the next checkpoint (a second Ctrl-C stops at once);
   * the numerical guard: `self.update(...)` refuses a NaN/inf loss, gradient or step
     (`training.NumericalError`), so the last checkpoint stays a good one;
-  * `torchrun` data parallelism (`seqadv.distributed`): per-process sampling streams,
+  * `torchrun` data parallelism (`seqadv.runtime.distributed`): per-process sampling streams,
     one shared data-order stream, gradients averaged before clipping, rank 0 writes;
   * tensorboard (`losses/`, `charts/`, `eval/`), progress bars, `results.json` and
     the printed table.
@@ -30,6 +30,7 @@ import copy
 import dataclasses
 import inspect
 import json
+import operator
 import os
 import random
 import signal
@@ -44,11 +45,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import CheckpointError, load_latest, save_checkpoint, write_text_atomic
-from ..cli import seed_everything, writable_dir
-from ..corpus import DataError
-from ..distributed import joined_group
-from ..training import Interrupted, clip_and_step
+from seqadv.core.errors import DataError, Interrupted
+from seqadv.core.registry import RecipeEntry, register_recipe, same_model
+from seqadv.rl.update import clip_and_step
+from seqadv.runtime.checkpoint import (
+    CheckpointError,
+    load_latest,
+    save_checkpoint,
+    write_text_atomic,
+)
+from seqadv.runtime.cli import seed_everything, writable_dir
+from seqadv.runtime.distributed import joined_group
 
 # --- configuration ------------------------------------------------------------------------------
 
@@ -235,10 +242,22 @@ class Trainer:
     """The shared loop; see the module's docstring for what a recipe provides."""
 
     recipe: ClassVar[str] = ""
+    # what the recipe registry records (`seqadv.core.registry.RecipeEntry`); a subclass that
+    # names a `recipe` registers itself, so the scripts and `seqadv.load` find it unedited
+    config_class: ClassVar[type] = TrainerConfig
+    kind: ClassVar[str] = "text"
+    model_file: ClassVar[str] = ""
+    sweep_files: ClassVar[tuple[str, ...]] = ()
     # attributes of the trainer that a checkpoint holds beside the modules (a recipe adds its own)
     state_attributes: ClassVar[tuple[str, ...]] = ("progress", "timings", "history")
     # what must be the same when a run resumes: the key in `self.meta`, and its name in the message
     resume_checks: ClassVar[dict[str, str]] = {"vocab": "vocabulary", "tokenizer": "tokenizer", "model": "model"}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "recipe" in cls.__dict__ and cls.recipe:
+            register_recipe(RecipeEntry(cls.recipe, cls.config_class, cls, cls.kind, cls.model_file or f"{cls.recipe}.pt",
+                                        cls.sweep_files))
 
     def __init__(self, config: TrainerConfig):
         self.config = config
@@ -352,7 +371,9 @@ class Trainer:
             group.barrier()
         phases = self.phases()
         self.progress["phase"] = phases[0].name
-        from torch.utils.tensorboard import SummaryWriter  # here, not at import: `import seqadv` stays light
+        from torch.utils.tensorboard import (
+            SummaryWriter,  # here, not at import: `import seqadv` stays light
+        )
 
         self.writer = SummaryWriter(str(self.out / "tb")) if group.is_main else NoWriter()
         self.writer.add_text("config", "```\n" + json.dumps(dataclasses.asdict(config), indent=1) + "\n```")
@@ -409,8 +430,8 @@ class Trainer:
     def differs_from(self, state: dict) -> Optional[str]:
         """The first of `resume_checks` (vocabulary, tokenizer, model) in which a saved run's
         state differs from this run's, by its name; None where they agree."""
-        return next((what for key, what in self.resume_checks.items()
-                     if key in self.meta and state.get(key) != self.meta[key]), None)
+        differs = lambda key: not (same_model if key == "model" else operator.eq)(state.get(key), self.meta[key])  # noqa: E731
+        return next((what for key, what in self.resume_checks.items() if key in self.meta and differs(key)), None)
 
     def _load(self, state: dict) -> None:
         what = self.differs_from(state)

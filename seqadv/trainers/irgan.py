@@ -33,20 +33,32 @@ from typing import ClassVar, Iterator, Optional
 import torch
 from torch import Tensor
 
-from ..checkpoint import write_text_atomic
-from ..cli import check_ranges, writable_dir
-from ..corpus import DataError
-from ..distributed import joined_group
-from ..irgan import ItemPolicy, ItemReward, ItemScorer, bpr_loss, sample_proposal
-from ..losses import discriminator_loss, policy_gradient_loss
-from ..metrics import ranking_metrics
-from ..policy import generate
-from ..ratings import RatingData, load_ratings
-from ..rollout import RolloutEngine
-from ..training import check_finite
-from .base import Phase, Trainer, TrainerConfig, own_model, preset_config, resumed_config
-from .text import describe_model
-
+from seqadv.core.errors import DataError
+from seqadv.core.sampling import generate
+from seqadv.data.ratings import RatingData, load_ratings
+from seqadv.eval.metrics import ranking_metrics
+from seqadv.models.items import (
+    ItemPolicy,
+    ItemReward,
+    ItemScorer,
+    bpr_loss,
+    sample_proposal,
+)
+from seqadv.rl.losses import discriminator_loss, policy_gradient_loss
+from seqadv.rl.rollout import RolloutEngine
+from seqadv.rl.update import check_finite
+from seqadv.runtime.checkpoint import write_text_atomic
+from seqadv.runtime.cli import check_ranges, writable_dir
+from seqadv.runtime.distributed import joined_group
+from seqadv.trainers.base import (
+    Phase,
+    Trainer,
+    TrainerConfig,
+    own_model,
+    preset_config,
+    resumed_config,
+)
+from seqadv.trainers.text import describe_model
 
 RANKING_CUTOFFS = (3, 5, 10)  # the k of P@k and NDCG@k (`metrics.ranking_metrics`)
 
@@ -104,7 +116,7 @@ class IRGANTrainer(Trainer):
     Give the same again to resume such a run.
     """
 
-    recipe = "irgan"
+    recipe, config_class, kind = "irgan", IRGANConfig, "items"
     state_attributes = ("progress", "timings", "history", "bpr_metrics")
     resume_checks = {"id_maps": "users and items", "model": "model"}
 

@@ -33,21 +33,41 @@ from typing import ClassVar, Optional
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import write_text_atomic
-from ..cli import check_ranges
-from ..corpus import DataError
-from ..dataset import BatchStream, SequenceData, batches, load_corpus
-from ..discriminator import Discriminator
-from ..losses import critic_loss, discriminator_loss, mle_loss, policy_gradient_loss
-from ..maskgan import Critic, InfillingGenerator, TokenDiscriminator
-from ..masking import MODES, apply_mask, mask_positions, maskable_positions
-from ..metrics import BLEU, infilled_ngram_uniqueness
-from ..policy import ema_update
-from ..rewards import discounted_returns, discriminator_reward, token_log_rewards
-from ..rollout import RolloutEngine
-from ..training import check_finite
-from .base import GANTrainer, Phase, TrainerConfig, own_model, preset_config
-from .text import comparison_rows, describe_corpus, describe_model, text_meta
+from seqadv.core.errors import DataError
+from seqadv.core.modules import ema_update
+from seqadv.data.dataset import BatchStream, SequenceData, batches, load_corpus
+from seqadv.data.masking import MODES, apply_mask, mask_positions, maskable_positions
+from seqadv.eval.metrics import BLEU, infilled_ngram_uniqueness
+from seqadv.models.discriminator import Discriminator
+from seqadv.models.infiller import Critic, InfillingGenerator, TokenDiscriminator
+from seqadv.rl.losses import (
+    critic_loss,
+    discriminator_loss,
+    mle_loss,
+    policy_gradient_loss,
+)
+from seqadv.rl.rewards import (
+    discounted_returns,
+    discriminator_reward,
+    token_log_rewards,
+)
+from seqadv.rl.rollout import RolloutEngine
+from seqadv.rl.update import check_finite
+from seqadv.runtime.checkpoint import write_text_atomic
+from seqadv.runtime.cli import check_ranges
+from seqadv.trainers.base import (
+    GANTrainer,
+    Phase,
+    TrainerConfig,
+    own_model,
+    preset_config,
+)
+from seqadv.trainers.text import (
+    comparison_rows,
+    describe_corpus,
+    describe_model,
+    text_meta,
+)
 
 
 @preset_config
@@ -138,7 +158,7 @@ class MaskGANTrainer(GANTrainer):
     Give the same again to resume such a run.
     """
 
-    recipe = "maskgan"
+    recipe, config_class, kind = "maskgan", MaskGANConfig, "infilling"
     baseline, adversarial_model = "maskmle", "maskgan"
 
     def build(self) -> None:

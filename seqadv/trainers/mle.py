@@ -17,11 +17,11 @@ from typing import ClassVar, Optional
 
 import torch
 
-from ..corpus import DataError
-from ..dataset import batches
-from ..metrics import nll
-from .base import Phase, preset_config
-from .text import TextGANConfig, TextGANTrainer, write_samples
+from seqadv.core.errors import DataError
+from seqadv.data.dataset import batches
+from seqadv.eval.metrics import nll
+from seqadv.trainers.base import Phase, preset_config
+from seqadv.trainers.text import TextGANConfig, TextGANTrainer, write_samples
 
 
 @preset_config
@@ -49,7 +49,7 @@ class MLEConfig(TextGANConfig):
 class MLETrainer(TextGANTrainer):
     """The generator by MLE alone, kept at its best validation NLL (single process)."""
 
-    recipe = "mle"
+    recipe, config_class, model_file, sweep_files = "mle", MLEConfig, "mle_best.pt", ("mle_best.pt",)
     adversarial_model = "mle_best"
     state_attributes = ("progress", "timings", "history", "best")
     best: Optional[dict] = None  # {"epoch", "nll", "generator"}: the best epoch so far

@@ -46,17 +46,18 @@ from typing import ClassVar, Optional
 import torch
 from torch import Tensor, nn
 
-from ..cli import check_ranges
-from ..dataset import BatchStream
-from ..discriminator import INITS, POSITION_SIGNALS, PrefixDiscriminator
-from ..distributed import Group
-from ..losses import mle_loss, policy_gradient_loss, prefix_discriminator_loss
-from ..rewards import discounted_returns, module_mode, prefix_rewards
-from ..sampling import tokens_mask
-from ..training import check_finite, clip_and_step
-from ..word_vectors import known_words, load_word_vectors, start_embedding_
-from .base import Phase, own_model, preset_config
-from .text import TextGANConfig, TextGANTrainer
+from seqadv.core.masks import tokens_mask
+from seqadv.core.modules import module_mode
+from seqadv.data.dataset import BatchStream
+from seqadv.data.word_vectors import known_words, load_word_vectors, start_embedding_
+from seqadv.models.discriminator import INITS, POSITION_SIGNALS, PrefixDiscriminator
+from seqadv.rl.losses import mle_loss, policy_gradient_loss, prefix_discriminator_loss
+from seqadv.rl.rewards import discounted_returns, prefix_rewards
+from seqadv.rl.update import check_finite, clip_and_step
+from seqadv.runtime.cli import check_ranges
+from seqadv.runtime.distributed import Group
+from seqadv.trainers.base import Phase, own_model, preset_config
+from seqadv.trainers.text import TextGANConfig, TextGANTrainer
 
 # what a mean over a batch's positions counts: all B x T (ScratchGAN's code) or the text ones
 POSITIONS = ("all", "text")
@@ -145,7 +146,7 @@ class ScratchGANTrainer(TextGANTrainer):
     `l2_penalty()` method, if it has one, is added with weight `d_l2`.
     """
 
-    recipe = "scratchgan"
+    recipe, config_class, sweep_files = "scratchgan", ScratchGANConfig, ("mle.pt", "scratchgan.pt")
     baseline, adversarial_model, adversarial_label = "mle", "scratchgan", "ScratchGAN"
     state_attributes = TextGANTrainer.state_attributes + ("reward_baseline",)
     reward_baseline: float = 0.0  # the moving average of the mean return

@@ -31,17 +31,27 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..cli import check_ranges
-from ..discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
-from ..distributed import Group
-from ..losses import IMPORTANCE_WEIGHTS, discriminator_loss, importance_weights, policy_gradient_loss, token_log_probs
-from ..policy import ema_update
-from ..rewards import discriminator_reward
-from ..rollout import RolloutEngine
-from ..sampling import tokens_mask
-from ..training import check_finite, clip_and_step
-from .base import GANTrainer, Phase, own_model, preset_config
-from .text import TextGANConfig, TextGANTrainer
+from seqadv.core.masks import tokens_mask
+from seqadv.core.modules import ema_update
+from seqadv.models.discriminator import (
+    PAPER_FILTER_SIZES,
+    PAPER_NUM_FILTERS,
+    Discriminator,
+)
+from seqadv.rl.losses import (
+    IMPORTANCE_WEIGHTS,
+    discriminator_loss,
+    importance_weights,
+    policy_gradient_loss,
+    token_log_probs,
+)
+from seqadv.rl.rewards import discriminator_reward
+from seqadv.rl.rollout import RolloutEngine
+from seqadv.rl.update import check_finite, clip_and_step
+from seqadv.runtime.cli import check_ranges
+from seqadv.runtime.distributed import Group
+from seqadv.trainers.base import GANTrainer, Phase, own_model, preset_config
+from seqadv.trainers.text import TextGANConfig, TextGANTrainer
 
 
 @preset_config
@@ -128,7 +138,7 @@ class SeqGANTrainer(TextGANTrainer):
     Give the same again to resume such a run.
     """
 
-    recipe = "seqgan"
+    recipe, config_class, sweep_files = "seqgan", SeqGANConfig, ("mle.pt", "seqgan.pt")
     baseline, adversarial_model, adversarial_label = "mle", "seqgan", "SeqGAN"
     state_attributes = GANTrainer.state_attributes + ("split",)
 

@@ -14,18 +14,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import load_checkpoint, write_text_atomic
-from ..cli import check_ranges
-from ..corpus import DataError
-from ..dataset import BatchStream, SequenceData, batches, load_corpus
-from ..distributed import Group
-from ..generator import Generator, ScratchGANGenerator
-from ..metrics import BLEU, nll, self_bleu
-from ..report import lower_is_better
-from ..training import mle_step
-from ..transformer import TransformerGenerator
-from ..word_vectors import start_embedding_
-from .base import GANTrainer, TrainerConfig, own_model, preset_config
+from seqadv.core.errors import DataError
+from seqadv.core.registry import model_name
+from seqadv.data.dataset import BatchStream, SequenceData, batches, load_corpus
+from seqadv.data.word_vectors import start_embedding_
+from seqadv.eval.metrics import BLEU, nll, self_bleu
+from seqadv.eval.report import lower_is_better
+from seqadv.models.generator import Generator, ScratchGANGenerator
+from seqadv.models.transformer import TransformerGenerator
+from seqadv.rl.update import mle_step
+from seqadv.runtime.checkpoint import load_checkpoint, write_text_atomic
+from seqadv.runtime.cli import check_ranges
+from seqadv.runtime.distributed import Group
+from seqadv.trainers.base import GANTrainer, TrainerConfig, own_model, preset_config
 
 
 def describe_corpus(data: SequenceData, config, group: Group, device: torch.device, extra: str = "") -> str:
@@ -49,9 +50,8 @@ def text_meta(data: SequenceData) -> dict:
 def describe_model(module: nn.Module, config: Optional[dict]) -> dict:
     """The model's class and the arguments that rebuild it. A model of one's own is
     named but not rebuilt by `seqadv.load` (its class is not imported from a file)."""
-    cls = type(module)
-    return {"class": f"{cls.__module__}.{cls.__qualname__}",
-            "config": config if cls.__module__.startswith("seqadv.") else None}
+    cls, name = type(module), model_name(type(module))
+    return {"class": name or f"{cls.__module__}.{cls.__qualname__}", "config": config if name else None}
 
 
 def write_samples(path: Path, samples: Tensor, data: SequenceData) -> None:

@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .sampling import sample_from_logits
+from seqadv.core.registry import register_model
+from seqadv.core.sampling import sample_from_logits
 
 
+@register_model
 class ItemScorer(nn.Module):
     """score(u, i) = <user_u, item_i> + bias_i (IRGAN: dimension 5, init U(-0.05, 0.05))."""
 
@@ -48,7 +50,7 @@ class ItemScorer(nn.Module):
 
 
 class ItemPolicy:
-    """`seqadv.policy.Policy` of a generator over items: the state of a row is its user.
+    """`seqadv.core.policy.Policy` of a generator over items: the state of a row is its user.
 
     One step from any token gives the logits scores / temperature over all items,
     so `policy.generate(policy, B, 1, initial_state=users)` samples items and

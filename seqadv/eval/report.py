@@ -3,7 +3,7 @@ diversity, and the plot (evaluate.py and train_seeds.py draw the same figure).
 
 A sweep has up to two planes: BLEU-4 against Self-BLEU-4 (NLL-oracle against
 NLL-test on the oracle corpus), and Caccia et al.'s LM score against reverse-LM
-score where the sweep measured them (`seqadv.metrics.lm_score`, `reverse_lm_score`).
+score where the sweep measured them (`seqadv.eval.metrics.lm_score`, `reverse_lm_score`).
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .discriminator import Discriminator
+from seqadv.core.modules import eval_mode
+from seqadv.models.discriminator import Discriminator
 
 
 class DiscriminatorReward:
@@ -42,28 +43,6 @@ class DiscriminatorReward:
 def discriminator_reward(discriminator: Discriminator, max_rows: int = 1024, share_prefix: bool = True) -> DiscriminatorReward:
     """D's probability of "real" as the reward (see `DiscriminatorReward`)."""
     return DiscriminatorReward(discriminator, max_rows, share_prefix)
-
-
-class module_mode:
-    """Run a module in train (`training=True`) or eval mode, restoring its mode afterwards."""
-
-    def __init__(self, module: torch.nn.Module, training: bool):
-        self.module, self.training = module, training
-
-    def __enter__(self) -> torch.nn.Module:
-        self.was_training = self.module.training
-        self.module.train(self.training)
-        return self.module
-
-    def __exit__(self, *exc) -> None:
-        self.module.train(self.was_training)
-
-
-class eval_mode(module_mode):
-    """Run a module in eval mode, restoring its mode afterwards."""
-
-    def __init__(self, module: torch.nn.Module):
-        super().__init__(module, False)
 
 
 def discounted_returns(rewards: Tensor, gamma: float, mask: Tensor | None = None) -> Tensor:

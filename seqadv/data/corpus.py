@@ -15,7 +15,6 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import tomllib
 import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,10 +22,9 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import tomllib
 
-
-class DataError(Exception):
-    """Bad or missing input data; the message is one line naming the file."""
+from seqadv.core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .corpus import DataError, Recipe, locate
-from .generator import Generator
+from seqadv.core.errors import DataError
+from seqadv.data.corpus import Recipe, locate
+from seqadv.models.generator import Generator
 
 
 def oracle_from_params(params: list[np.ndarray], start_token: int = 0) -> Generator:
@@ -69,9 +70,11 @@ def oracle_corpus(
     max_test: Optional[int] = None,
 ):
     """Training and test sequences sampled from the oracle, with a fixed data seed
-    (the recipe's), so every training seed sees the same data, as with a real corpus."""
-    from .dataset import SequenceData
+    (the recipe's), so every training seed sees the same data, as with a real corpus.
+    Returns the keyword arguments of `seqadv.data.dataset.SequenceData` (which wraps them).
 
+    Shape: train (num_train, max_length), test (num_test, max_length) int64
+    """
     x = recipe.extra
     if kind == "paper":
         oracle = load_paper_oracle(locate(recipe, data_dir))
@@ -84,7 +87,7 @@ def oracle_corpus(
     num_test = min(x["num_test"], max_test or x["num_test"])
     train = oracle.sample(num_train, recipe.max_length, generator=gen)
     test = oracle.sample(num_test, recipe.max_length, generator=gen)
-    return SequenceData(
+    return dict(
         name=f"oracle-{kind}",
         train=train,
         test=test,

@@ -15,9 +15,10 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .lstm import run_lstm, sonnet_lstm_init_
-from .policy import generate
-from .sampling import mask_after_eos
+from seqadv.core.masks import mask_after_eos
+from seqadv.core.registry import register_model
+from seqadv.core.sampling import generate
+from seqadv.models.lstm import run_lstm, sonnet_lstm_init_
 
 
 @torch.no_grad()
@@ -83,6 +84,7 @@ class LanguageModel:
         return mask_after_eos(samples, self.eos_token, self.pad_token)
 
 
+@register_model
 class Generator(LanguageModel, nn.Module):
     def __init__(
         self,
@@ -134,6 +136,7 @@ class Generator(LanguageModel, nn.Module):
         return self.head(out)
 
 
+@register_model
 class ScratchGANGenerator(LanguageModel, nn.Module):
     """ScratchGAN's generator (de Masson d'Autume et al., 2019; its code's `LSTMGen`): a stack
     of LSTMs with skip connections, its output tied to its input embedding.

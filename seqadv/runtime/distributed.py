@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .cli import resolve_device
+from seqadv.core.device import resolve_device
 
 
 @dataclass(frozen=True)

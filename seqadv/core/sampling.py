@@ -20,6 +20,9 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from seqadv.core.errors import NumericalError
+from seqadv.core.policy import Policy, State, state_tensors
+
 # Below this vocabulary size one running sum over the row is as fast as two levels.
 TWO_LEVEL_MIN_VOCAB = 1024
 
@@ -134,31 +137,52 @@ def top_k_logits(logits: Tensor, k: Optional[int]) -> Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
-def mask_after_eos(tokens: Tensor, eos_token: Optional[int], pad_token: Optional[int]) -> Tensor:
-    """Replace every token after the first `eos_token` of a row by `pad_token`.
+@torch.no_grad()
+def generate(
+    policy: Policy,
+    batch_size: int,
+    length: int,
+    *,
+    temperature: float = 1.0,
+    top_k: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    initial_state: Optional[State] = None,
+    given: Optional[Tensor] = None,
+    fixed: Optional[Tensor] = None,
+    device: Optional[torch.device] = None,
+) -> Tensor:
+    """Sample sequences from a policy, left to right, keeping `fixed` positions.
 
     Shape:
-        tokens: (rows, length) int64; returns the same shape (a new tensor)
+        initial_state: `batch_size` rows, or None for `policy.initial_state(batch_size)`
+        given, fixed: optional (batch_size, length) int64 / bool: where `fixed` is
+            True the token of `given` is written (and fed to the next step) instead
+            of a sampled one; infilling keeps the visible tokens this way
+        returns: (batch_size, length) int64
 
-    Sampled sequences have a fixed length; what follows the end token is not part
-    of the text, so it is neither scored nor trained on.
+    One draw per row and step from `generator`, whether or not the position is
+    fixed, so the random stream does not depend on where the blanks are. `top_k`:
+    draw from each step's k most likely tokens only.
     """
-    if eos_token is None or pad_token is None:
-        return tokens
-    return tokens.masked_fill(_after_eos(tokens, eos_token), pad_token)
-
-
-def tokens_mask(tokens: Tensor, eos_token: Optional[int], pad_token: Optional[int]) -> Tensor:
-    """1.0 where a position is part of the text (up to and including the first eos), else 0.0.
-
-    Shape: tokens (rows, length) -> (rows, length) float
-    """
-    if eos_token is None or pad_token is None:
-        return torch.ones_like(tokens, dtype=torch.float)
-    return (~_after_eos(tokens, eos_token)).float()
-
-
-def _after_eos(tokens: Tensor, eos_token: int) -> Tensor:
-    """True at positions strictly after the first eos: where the count of eos before them is > 0."""
-    is_eos = tokens == eos_token
-    return (is_eos.cumsum(dim=1) - is_eos.long()) > 0
+    if (given is None) != (fixed is None):
+        raise ValueError("given and fixed go together")
+    state = policy.initial_state(batch_size) if initial_state is None else initial_state
+    if device is None:
+        device = given.device if given is not None else next(state_tensors(state)).device
+    tokens = torch.full((batch_size,), policy.start_token, dtype=torch.long, device=device)
+    out = torch.empty(batch_size, length, dtype=torch.long, device=device)
+    diverged = torch.zeros((), dtype=torch.bool, device=device)
+    for t in range(length):
+        logits, state = policy.step(tokens, state)
+        tokens = sample_from_logits(top_k_logits(logits, top_k), temperature=temperature, generator=generator)[:, 0]
+        # NaN or infinite logits leave the inverse CDF without a token (an id past the vocabulary):
+        # noted on the device and checked once at the end (no synchronisation per step)
+        diverged |= (tokens >= logits.shape[1]).any()
+        tokens = tokens.clamp_(max=logits.shape[1] - 1)
+        if fixed is not None:
+            tokens = torch.where(fixed[:, t], given[:, t], tokens)
+        out[:, t] = tokens
+    if bool(diverged):
+        raise NumericalError("sampling: the policy's logits are NaN or infinite (its weights diverged); "
+                             "nothing was sampled")
+    return out

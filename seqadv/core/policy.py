@@ -22,11 +22,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, Optional, Protocol, Union, runtime_checkable
 
-import torch
-from torch import Tensor, nn
-
-from .sampling import sample_from_logits, top_k_logits
-from .training import NumericalError
+from torch import Tensor
 
 State = Union[Tensor, tuple]
 
@@ -108,68 +104,3 @@ def state_change(before: State, after: State, what: str = "state", first: bool =
     return None, [changed[0] if changed else None]
 
 
-@torch.no_grad()
-def ema_update(target: nn.Module, source: nn.Module, rate: float) -> None:
-    """target <- rate * target + (1 - rate) * source, parameter by parameter.
-
-    SeqGAN's delayed rollout policy is this moving average of the generator with
-    rate 0.8 (official code, `rollout.update_params`): the rollouts that score the
-    generator's tokens come from a slightly older, smoother policy.
-    """
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"ema rate must be in [0, 1], got {rate}")
-    for t, s in zip(target.parameters(), source.parameters()):
-        t.mul_(rate).add_(s.detach(), alpha=1.0 - rate)
-    for t, s in zip(target.buffers(), source.buffers()):
-        t.copy_(s)
-
-
-@torch.no_grad()
-def generate(
-    policy: Policy,
-    batch_size: int,
-    length: int,
-    *,
-    temperature: float = 1.0,
-    top_k: Optional[int] = None,
-    generator: Optional[torch.Generator] = None,
-    initial_state: Optional[State] = None,
-    given: Optional[Tensor] = None,
-    fixed: Optional[Tensor] = None,
-    device: Optional[torch.device] = None,
-) -> Tensor:
-    """Sample sequences from a policy, left to right, keeping `fixed` positions.
-
-    Shape:
-        initial_state: `batch_size` rows, or None for `policy.initial_state(batch_size)`
-        given, fixed: optional (batch_size, length) int64 / bool: where `fixed` is
-            True the token of `given` is written (and fed to the next step) instead
-            of a sampled one; infilling keeps the visible tokens this way
-        returns: (batch_size, length) int64
-
-    One draw per row and step from `generator`, whether or not the position is
-    fixed, so the random stream does not depend on where the blanks are. `top_k`:
-    draw from each step's k most likely tokens only.
-    """
-    if (given is None) != (fixed is None):
-        raise ValueError("given and fixed go together")
-    state = policy.initial_state(batch_size) if initial_state is None else initial_state
-    if device is None:
-        device = given.device if given is not None else next(state_tensors(state)).device
-    tokens = torch.full((batch_size,), policy.start_token, dtype=torch.long, device=device)
-    out = torch.empty(batch_size, length, dtype=torch.long, device=device)
-    diverged = torch.zeros((), dtype=torch.bool, device=device)
-    for t in range(length):
-        logits, state = policy.step(tokens, state)
-        tokens = sample_from_logits(top_k_logits(logits, top_k), temperature=temperature, generator=generator)[:, 0]
-        # NaN or infinite logits leave the inverse CDF without a token (an id past the vocabulary):
-        # noted on the device and checked once at the end (no synchronisation per step)
-        diverged |= (tokens >= logits.shape[1]).any()
-        tokens = tokens.clamp_(max=logits.shape[1] - 1)
-        if fixed is not None:
-            tokens = torch.where(fixed[:, t], given[:, t], tokens)
-        out[:, t] = tokens
-    if bool(diverged):
-        raise NumericalError("sampling: the policy's logits are NaN or infinite (its weights diverged); "
-                             "nothing was sampled")
-    return out

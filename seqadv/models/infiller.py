@@ -15,7 +15,7 @@ The three roles differ only in the stream and the head:
   discriminator  stream: y_0 .. y_{T-1}          head: log-odds that y_t is real
   critic         stream: start, y_0 .. y_{T-2}   head: the value of the state before y_t
 
-The generator becomes a `seqadv.policy.Policy` for a batch of masked texts
+The generator becomes a `seqadv.core.policy.Policy` for a batch of masked texts
 (`InfillingGenerator.conditioned`), so sampling (`policy.generate`) and the
 rollout engine (`rollout.RolloutEngine`, with `fixed` = the visible tokens) are
 the package's own, shared with SeqGAN.
@@ -27,9 +27,10 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .generator import init_normal_, lstm_step
-from .lstm import run_lstm
-from .policy import generate
+from seqadv.core.registry import register_model
+from seqadv.core.sampling import generate
+from seqadv.models.generator import init_normal_, lstm_step
+from seqadv.models.lstm import run_lstm
 
 
 class InfillingNet(nn.Module):
@@ -72,6 +73,7 @@ class InfillingNet(nn.Module):
         return torch.cat([start, tokens[:, :-1]], dim=1)
 
 
+@register_model
 class InfillingGenerator(InfillingNet):
     """Writes the whole sequence, copying visible tokens and sampling the hidden ones."""
 
@@ -101,7 +103,7 @@ class InfillingGenerator(InfillingNet):
 
 
 class InfillingPolicy:
-    """`seqadv.policy.Policy` of an infilling generator for one batch of masked texts.
+    """`seqadv.core.policy.Policy` of an infilling generator for one batch of masked texts.
 
     The state of a row is (h, c, row, position): the decoder's LSTM state, which
     masked text the row fills (an index into the encoded batch) and the position

@@ -41,8 +41,17 @@ from typing import Callable, Optional, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from .policy import Policy, State, check_state, map_state, rebuild_state, state_change, state_tensors
-from .sampling import mask_after_eos, sample_from_logits
+from seqadv.core.masks import mask_after_eos
+from seqadv.core.policy import (
+    Policy,
+    State,
+    check_state,
+    map_state,
+    rebuild_state,
+    state_change,
+    state_tensors,
+)
+from seqadv.core.sampling import sample_from_logits
 
 RewardFn = Callable[[Tensor], Tensor]
 """sequences (rows, T) int64 -> rewards (rows,) float; called without gradients."""
@@ -71,7 +80,7 @@ class RolloutEngine:
     """Per-token rewards by Monte Carlo rollouts of a policy.
 
     Args:
-        policy: implements `seqadv.policy.Policy` (start_token, initial_state, step).
+        policy: implements `seqadv.core.policy.Policy` (start_token, initial_state, step).
             Its mode (train/eval) is left as it is: pass a policy without dropout
             active, e.g. SeqGAN's delayed copy of the generator.
         num_rollouts: completions per prefix (N; SeqGAN uses 16).
@@ -681,7 +690,7 @@ class _Scorer:
         if isinstance(reward_fn, PrefixAwareReward):
             if not _accepts(reward_fn.score_rollouts, "counts"):
                 raise TypeError("the reward's score_rollouts takes no keyword `counts` (how many of the sequences "
-                                "are rolled out at each prefix length): see seqadv.rollout.PrefixAwareReward")
+                                "are rolled out at each prefix length): see seqadv.rl.rollout.PrefixAwareReward")
             self.rollout_wants = {name for name in ("index", "context") if _accepts(reward_fn.score_rollouts, name)}
 
     def _keywords(self, index: Tensor, wants: set) -> dict:

@@ -168,9 +168,8 @@ def guarded(prog: str, body: Callable[[], object], argv: Optional[list[str]] = N
     on a file: one that cannot be read or written) is one line on stderr and exit code 2,
     a NaN/inf exit code 3, a stop at a checkpoint or Ctrl-C 130. `--debug` shows the
     traceback instead. Under torchrun rank 0 alone says it."""
-    from .checkpoint import CheckpointError
-    from .corpus import DataError
-    from .training import Interrupted, NumericalError
+    from seqadv.core.errors import DataError, Interrupted, NumericalError
+    from seqadv.runtime.checkpoint import CheckpointError
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     quiet = int(os.environ.get("RANK", "0")) != 0
@@ -194,15 +193,6 @@ def guarded(prog: str, body: Callable[[], object], argv: Optional[list[str]] = N
         say("interrupted; the last checkpoint is in --out (go on with --resume)")
         return 130
     return 0
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto | cpu | cuda -> a device; the one place a script chooses it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: CUDA is not available on this machine (use --device cpu)")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:

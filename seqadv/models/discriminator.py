@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .lstm import run_lstm, sonnet_lstm_init_, truncated_normal_
-from .sampling import tokens_mask
+from seqadv.core.masks import tokens_mask
+from seqadv.models.lstm import run_lstm, sonnet_lstm_init_, truncated_normal_
 
 # The official SeqGAN discriminator (sequence_gan.py).
 PAPER_FILTER_SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)

@@ -14,8 +14,17 @@ from typing import Iterator, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .corpus import DataError, Recipe, load_recipe, locate, package_splits, read_lines, split_lines
-from .tokenizer import Vocab, make_tokenizer
+from seqadv.core.errors import DataError
+from seqadv.data.corpus import (
+    Recipe,
+    load_recipe,
+    locate,
+    package_splits,
+    read_lines,
+    split_lines,
+)
+from seqadv.data.oracle import oracle_corpus
+from seqadv.data.tokenizer import Vocab, make_tokenizer
 
 
 @dataclass
@@ -90,9 +99,8 @@ def load_corpus(
     lines of each split (small experiments and tests).
     """
     if corpus == "oracle":
-        from .oracle import oracle_corpus
-
-        return oracle_corpus(load_recipe("oracle"), kind=oracle, data_dir=data_dir, max_train=max_train, max_test=max_test)
+        return SequenceData(**oracle_corpus(load_recipe("oracle"), kind=oracle, data_dir=data_dir, max_train=max_train,
+                                            max_test=max_test))
     if _is_path(corpus):
         path = Path(corpus)
         recipe = Recipe(name=path.stem, description=str(path), file=str(path), url="", sha256="", max_length=0)

@@ -10,17 +10,10 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
-from .distributed import Group
-from .losses import mle_loss
-from .sampling import tokens_mask
-
-
-class NumericalError(RuntimeError):
-    """A loss, reward or gradient that is NaN or infinite: the update is not made."""
-
-
-class Interrupted(Exception):
-    """Ctrl-C (or SIGTERM) was honoured at a checkpoint: the run can go on with --resume."""
+from seqadv.core.errors import NumericalError
+from seqadv.core.masks import tokens_mask
+from seqadv.rl.losses import mle_loss
+from seqadv.runtime.distributed import Group
 
 
 def check_finite(value: torch.Tensor, what: str, where: str) -> None:

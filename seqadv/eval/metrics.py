@@ -18,11 +18,11 @@ from typing import Hashable, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .dataset import BatchStream
-from .generator import Generator
-from .losses import mle_loss
-from .training import mle_step
-from .sampling import tokens_mask
+from seqadv.core.masks import tokens_mask
+from seqadv.data.dataset import BatchStream
+from seqadv.models.generator import Generator
+from seqadv.rl.losses import mle_loss
+from seqadv.rl.update import mle_step
 
 Tokens = Sequence[Hashable]
 _EPSILON = 0.1  # nltk SmoothingFunction().method1's epsilon

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .generator import LanguageModel
+from seqadv.core.registry import register_model
+from seqadv.models.generator import LanguageModel
 
 # a state: for every layer its keys and values, each (B, heads, t, head_dim), flattened
 # into one tuple (k_0, v_0, k_1, v_1, ...); t grows by one per step
@@ -80,6 +81,7 @@ class Block(nn.Module):
         return x, (k, v)
 
 
+@register_model
 class TransformerGenerator(LanguageModel, nn.Module):
     """A causal Transformer language model and policy (the LSTM `Generator`'s interface)."""
 

@@ -12,9 +12,9 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .policy import Policy
-from .rollout import RewardFn
-from .sampling import mask_after_eos
+from seqadv.core.masks import mask_after_eos
+from seqadv.core.policy import Policy
+from seqadv.rl.rollout import RewardFn
 
 
 @torch.no_grad()

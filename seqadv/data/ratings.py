@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .corpus import DataError, load_recipe, locate_in_package
+from seqadv.core.errors import DataError
+from seqadv.data.corpus import load_recipe, locate_in_package
 
 
 @dataclass

@@ -19,6 +19,8 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from seqadv.core.registry import RECIPES, model_class
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated, damaged or not one of ours."""
@@ -125,20 +127,9 @@ def _fsync_directory(directory: Path) -> None:
 
 # --- saved models ----------------------------------------------------------------------------
 
-# the classes `load` rebuilds from a file's description; a model of one's own is not
-# imported by a name read from a file (that would let a file choose code to run)
-def _model_classes() -> dict:
-    from .generator import Generator, ScratchGANGenerator
-    from .irgan import ItemScorer
-    from .maskgan import InfillingGenerator
-    from .transformer import TransformerGenerator
-
-    return {f"{c.__module__}.{c.__qualname__}": c for c in (Generator, ScratchGANGenerator, TransformerGenerator,
-                                                             InfillingGenerator, ItemScorer)}
-
-
-# a run directory stands for its adversarial model
-RUN_MODELS = ("seqgan.pt", "scratchgan.pt", "maskgan.pt", "irgan.pt", "mle_best.pt")
+def run_models() -> tuple[str, ...]:
+    """The files a run directory may stand for, one per registered recipe (`seqgan.pt`, ...)."""
+    return tuple(entry.model_file for entry in RECIPES.values())
 
 
 class LoadedModel:
@@ -158,12 +149,13 @@ class LoadedModel:
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
-    """A model file, or a run directory's adversarial model (seqgan.pt, scratchgan.pt, maskgan.pt, irgan.pt)."""
+    """A model file, or a run directory's adversarial model (the file its recipe names:
+    seqgan.pt, scratchgan.pt, maskgan.pt, irgan.pt, mle_best.pt)."""
     path = Path(path)
     if path.is_dir():
-        found = [path / name for name in RUN_MODELS if (path / name).is_file()]
+        found = [path / name for name in run_models() if (path / name).is_file()]
         if not found:
-            raise CheckpointError(f"{path}: a directory without {', '.join(RUN_MODELS)} (give a run's --out or a .pt)")
+            raise CheckpointError(f"{path}: a directory without {', '.join(run_models())} (give a run's --out or a .pt)")
         return found[0]
     if not path.exists():
         raise CheckpointError(f"{path}: no such run directory or model file")
@@ -174,17 +166,17 @@ def load(path: str | os.PathLike, device: Any = "cpu") -> LoadedModel:
     """A trained model from a file a trainer wrote (pretrained.pt, mle.pt, seqgan.pt,
     scratchgan.pt, maskmle.pt, maskgan.pt, bpr.pt, irgan.pt, checkpoint.pt) or a run directory, ready
     to sample, with its tokenizer. Loads with `weights_only=True`: tensors and plain data."""
-    from .tokenizer import TextCodec, Vocab, tokenizer_from_state
+    from seqadv.data.tokenizer import TextCodec, Vocab, tokenizer_from_state
 
     path = resolve_model_path(path)
     state = load_checkpoint(path)
     description = state.get("model")
     if "generator" not in state or not isinstance(description, dict):
         raise CheckpointError(f"{path}: not a model saved by a seqadv trainer")
-    cls = _model_classes().get(description.get("class"))
+    cls = model_class(description.get("class"))
     if cls is None or description.get("config") is None:
         raise CheckpointError(f"{path}: holds a {description.get('class')} of one's own, which seqadv does not "
-                              f"rebuild; build it and load_state_dict(seqadv.checkpoint.load_checkpoint(path)"
+                              f"rebuild; build it and load_state_dict(seqadv.runtime.checkpoint.load_checkpoint(path)"
                               f"['generator'])")
     model = cls(**description["config"])
     model.load_state_dict(state["generator"])

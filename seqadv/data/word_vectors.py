@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .corpus import DataError
+from seqadv.core.errors import DataError
 
 GLOVE_STD = 0.3836  # ScratchGAN's: the standard deviation of GloVe's values
 
