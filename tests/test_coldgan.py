@@ -11,9 +11,10 @@ from torch.testing import assert_close
 
 from seqadv import SeqGANConfig
 from seqadv.core.masks import tokens_mask
+from seqadv.rl.advantages import batch_baseline
 from seqadv.rl.losses import importance_weights, token_log_probs
 from seqadv.trainers.base import resumed_config
-from seqadv.trainers.seqgan import baseline, policy_gradient_step
+from seqadv.trainers.seqgan import policy_gradient_step
 
 # --- the weights, by hand -----------------------------------------------------------------------
 
@@ -171,17 +172,17 @@ def test_prefix_weights_make_the_cold_update_exact_and_token_weights_do_not():
 
 def test_the_baselines_by_hand_and_mean_is_loo_scaled_by_b_minus_1_over_b():
     rewards = torch.tensor([[1.0, 4.0], [2.0, 0.0], [6.0, 2.0]])
-    assert torch.equal(baseline(rewards, "none"), torch.zeros(3, 2))
-    loo = baseline(rewards, "loo")
+    assert torch.equal(batch_baseline(rewards, "none"), torch.zeros(3, 2))
+    loo = batch_baseline(rewards, "loo")
     assert_close(loo, torch.tensor([[(2 + 6) / 2, (0 + 2) / 2],  # each row: the other two rows' mean
                                     [(1 + 6) / 2, (4 + 2) / 2],
                                     [(1 + 2) / 2, (4 + 0) / 2]]))
-    mean = baseline(rewards, "mean")
+    mean = batch_baseline(rewards, "mean")
     assert_close(mean, torch.tensor([[3.0, 2.0]] * 3))  # the sequence's own reward included
     # row by row: reward - mean = (B - 1) / B * (reward - loo)
     assert_close(rewards - mean, (3 - 1) / 3 * (rewards - loo))
     with pytest.raises(ValueError, match="at least 2 sequences"):
-        baseline(rewards[:1], "loo")
+        batch_baseline(rewards[:1], "loo")
 
 
 # --- the options ----------------------------------------------------------------------------------

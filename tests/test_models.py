@@ -6,7 +6,7 @@ import torch
 from torch.testing import assert_close
 
 from seqadv.core.modules import ema_update
-from seqadv.data.oracle import load_paper_oracle, oracle_from_params, random_oracle
+from seqadv.data.oracle import load_paper_oracle, random_oracle
 from seqadv.models.discriminator import Discriminator
 from seqadv.models.generator import Generator, ScratchGANGenerator
 from seqadv.rl.losses import discriminator_loss, mle_loss, policy_gradient_loss

@@ -493,7 +493,6 @@ def test_rollouts_run_under_bfloat16_autocast(model, monkeypatch):
     in float32 (`seqadv.models.lstm`). The float32-recurrence path is forced here on every machine, the
     native one runs where the machine has it."""
     import seqadv.models.lstm
-
     from seqadv.models.transformer import TransformerGenerator
 
     if model == "lstm" and not seqadv.models.lstm.cpu_lstm_supports(torch.bfloat16):

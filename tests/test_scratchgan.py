@@ -10,14 +10,15 @@ from torch.testing import assert_close
 from seqadv import ScratchGANConfig, ScratchGANTrainer, SeqGANConfig, SeqGANTrainer
 from seqadv.models.discriminator import PrefixDiscriminator, position_signal
 from seqadv.models.generator import Generator, ScratchGANGenerator
+from seqadv.rl.advantages import batch_baseline, discounted_returns
 from seqadv.rl.losses import prefix_discriminator_loss, token_log_probs
-from seqadv.rl.rewards import discounted_returns, prefix_rewards
+from seqadv.rl.rewards import prefix_rewards
 from seqadv.runtime.checkpoint import load_checkpoint
 from seqadv.trainers.scratchgan import (
     dense_policy_gradient_step,
     prefix_discriminator_step,
 )
-from seqadv.trainers.seqgan import baseline, policy_gradient_step
+from seqadv.trainers.seqgan import policy_gradient_step
 
 
 def test_the_prefix_discriminator_reads_left_to_right_and_ignores_what_follows_the_end():
@@ -52,10 +53,10 @@ def test_dense_rewards_returns_and_the_discriminator_loss_against_hand_computati
 
 def test_the_baselines_of_the_rollout_rewards():
     rewards = torch.tensor([[1.0, 0.2], [0.0, 0.4], [0.5, 0.9]])
-    assert_close(baseline(rewards, "none"), torch.zeros(3, 2))
-    assert_close(baseline(rewards, "mean"), rewards.mean(0).expand(3, 2))
+    assert_close(batch_baseline(rewards, "none"), torch.zeros(3, 2))
+    assert_close(batch_baseline(rewards, "mean"), rewards.mean(0).expand(3, 2))
     loo = torch.stack([(rewards.sum(0) - rewards[i]) / 2 for i in range(3)])
-    assert_close(baseline(rewards, "loo"), loo)
+    assert_close(batch_baseline(rewards, "loo"), loo)
 
 
 class TokenLover(torch.nn.Module):

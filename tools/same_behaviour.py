@@ -11,7 +11,8 @@ random streams) and every number of its results.json, then the rollout engine's 
 32 cases (three policies, rollout counts, chunk and block sizes, fixed positions, end tokens,
 temperatures, initial states and contexts), then evaluate.py's JSON on one run. `compare`
 says, for each entry, equal, or the largest difference. It uses only the public names that
-stay the same across the change (`seqadv`'s top level and the scripts' command lines).
+stay the same across the change (`seqadv`'s top level and the scripts' command lines). It
+runs on one thread: how many threads split a float sum changes its last bits.
 """
 from __future__ import annotations
 
@@ -281,4 +282,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    # float sums depend on how many threads split them: every record uses one (the scripts too)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
     sys.exit(main())

@@ -45,25 +45,6 @@ def discriminator_reward(discriminator: Discriminator, max_rows: int = 1024, sha
     return DiscriminatorReward(discriminator, max_rows, share_prefix)
 
 
-def discounted_returns(rewards: Tensor, gamma: float, mask: Tensor | None = None) -> Tensor:
-    """R_t = sum_{s >= t} gamma^(s - t) * r_s, the rewards at masked-out positions counted as 0.
-
-    Shape: rewards (B, T), mask (B, T) of 0/1 or None -> (B, T)
-
-    MaskGAN's returns (its code's discount is 0.89): a filled token is credited
-    with the rewards of the filled tokens after it, discounted by distance.
-    """
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"discount must be in [0, 1], got {gamma}")
-    r = rewards if mask is None else rewards * mask
-    out = torch.empty_like(r)
-    running = torch.zeros_like(r[:, 0])
-    for t in range(r.shape[1] - 1, -1, -1):
-        running = r[:, t] + gamma * running
-        out[:, t] = running
-    return out
-
-
 def token_log_rewards(logits: Tensor, hidden: Tensor) -> Tensor:
     """MaskGAN's per-token reward log D(y_t) at the filled positions, 0 elsewhere.
 

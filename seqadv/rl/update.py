@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from seqadv.core.errors import NumericalError
 from seqadv.core.masks import tokens_mask
-from seqadv.rl.losses import mle_loss
+from seqadv.rl.losses import mle_loss, policy_gradient_loss
 from seqadv.runtime.distributed import Group
 
 
@@ -62,3 +62,38 @@ def mle_step(g: nn.Module, opt: torch.optim.Optimizer, batch: Tensor, clip: floa
     mask = tokens_mask(batch, g.eos_token, g.pad_token)
     loss = mle_loss(g.target_logits(batch), batch, mask, normalizer=group.token_normalizer(mask))
     return clip_and_step(g, opt, loss, clip, where, "the MLE loss", group.average_gradients)
+
+
+def policy_gradient_update(model: nn.Module, opt: torch.optim.Optimizer, logits: Tensor, actions: Tensor,
+                           advantages: Tensor, mask: Optional[Tensor], normalizer: Tensor | float | None, clip: float,
+                           where: str, group: Group = Group(), extra_loss: Optional[Tensor] = None,
+                           what: str = "the policy-gradient loss") -> float:
+    """One REINFORCE update of a policy from this process's rows: the loss
+    -sum_t log pi(a_t) A_t / normalizer (`losses.policy_gradient_loss`), plus `extra_loss`
+    if given (ScratchGAN's MLE term), then the checked, clipped step. Returns the whole
+    batch's loss. Every recipe's generator update is this call; what differs between the
+    recipes is what they pass: the advantages, the positions that count, the divisor.
+
+    Shape: logits (b, T, V), actions (b, T), advantages (b, T) (detached inside),
+    mask (b, T) of 0/1 or None (every position counts)
+    """
+    loss = policy_gradient_loss(logits, actions, advantages, mask, normalizer=normalizer)
+    if extra_loss is not None:
+        loss = loss + extra_loss
+    return clip_and_step(model, opt, loss, clip, where, what, group.average_gradients)
+
+
+def discriminator_update(d: nn.Module, opt: torch.optim.Optimizer, loss: Tensor, l2: float, where: str,
+                         group: Group = Group()) -> float:
+    """One unclipped update of a discriminator from its loss on this process's rows, its
+    L2 penalty added first where it has one (`d.l2_penalty()`, weight `l2`: SeqGAN's CNN
+    penalises its output layer). Returns the whole batch's loss. Every recipe's D update is
+    this call."""
+    if hasattr(d, "l2_penalty"):
+        loss = loss + l2 * d.l2_penalty()
+    return clip_and_step(d, opt, loss, 0.0, where, "the discriminator loss", group.average_gradients)
+
+
+def correct_guesses(logits: Tensor, labels: Tensor) -> Tensor:
+    """How many of D's guesses (logit > 0: real) match the labels. Shape: (n,), (n,) -> scalar"""
+    return ((logits > 0).float() == labels).sum()

@@ -44,9 +44,9 @@ from seqadv.models.items import (
     bpr_loss,
     sample_proposal,
 )
-from seqadv.rl.losses import discriminator_loss, policy_gradient_loss
+from seqadv.rl.losses import discriminator_loss
 from seqadv.rl.rollout import RolloutEngine
-from seqadv.rl.update import check_finite
+from seqadv.rl.update import check_finite, discriminator_update, policy_gradient_update
 from seqadv.runtime.checkpoint import write_text_atomic
 from seqadv.runtime.cli import check_ranges, writable_dir
 from seqadv.runtime.distributed import joined_group
@@ -205,10 +205,11 @@ class IRGANTrainer(Trainer):
                 users = torch.cat([self.pairs[idx, 0], self.pairs[idx, 0]])
                 items = torch.cat([self.pairs[idx, 1], negatives[idx]])
                 labels = torch.cat([torch.ones(len(idx)), torch.zeros(len(idx))]).to(self.device)
+                # IRGAN's penalty is on the embeddings of the pairs scored, not on a layer of D
                 loss = discriminator_loss(d(users, items), labels) + c.d_l2 * d.l2(users, items) / len(users)
-                self.update(d, self.d_opt, loss, 0.0, where, "the discriminator loss")
+                d_loss = discriminator_update(d, self.d_opt, loss, 0.0, where, group)
         if c.d_epochs:
-            self.writer.add_scalar("losses/d", loss.item(), epoch)
+            self.writer.add_scalar("losses/d", d_loss, epoch)
         for _ in range(c.g_epochs):
             for idx in self.shuffled(len(self.users_with_positives), c.user_batch):
                 users = self.users_with_positives[idx].repeat_interleave(self.per_user[self.users_with_positives[idx]])
@@ -220,11 +221,10 @@ class IRGANTrainer(Trainer):
                 advantages = rewards * weights.unsqueeze(1)
                 check_finite(advantages, "a reward", where)
                 rows = torch.ones_like(advantages)
-                pg = policy_gradient_loss(logits.unsqueeze(1), items.unsqueeze(1), advantages,
-                                          normalizer=group.token_normalizer(rows) if group.active else None)
-                self.update(g, self.g_opt, pg, 0.0, where, "the policy-gradient loss")
+                pg = policy_gradient_update(g, self.g_opt, logits.unsqueeze(1), items.unsqueeze(1), advantages, None,
+                                            group.token_normalizer(rows) if group.active else None, 0.0, where, group)
         if c.g_epochs:
-            self.writer.add_scalar("losses/g_pg", pg.item(), epoch)
+            self.writer.add_scalar("losses/g_pg", pg, epoch)
             self.writer.add_scalar("charts/reward_mean", rewards.mean().item(), epoch)
         if group.is_main:
             metrics = self.evaluate(g)

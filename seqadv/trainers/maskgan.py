@@ -40,19 +40,23 @@ from seqadv.data.masking import MODES, apply_mask, mask_positions, maskable_posi
 from seqadv.eval.metrics import BLEU, infilled_ngram_uniqueness
 from seqadv.models.discriminator import Discriminator
 from seqadv.models.infiller import Critic, InfillingGenerator, TokenDiscriminator
+from seqadv.rl.advantages import discounted_returns
 from seqadv.rl.losses import (
     critic_loss,
     discriminator_loss,
     mle_loss,
-    policy_gradient_loss,
 )
 from seqadv.rl.rewards import (
-    discounted_returns,
     discriminator_reward,
     token_log_rewards,
 )
 from seqadv.rl.rollout import RolloutEngine
-from seqadv.rl.update import check_finite
+from seqadv.rl.update import (
+    check_finite,
+    correct_guesses,
+    discriminator_update,
+    policy_gradient_update,
+)
 from seqadv.runtime.checkpoint import write_text_atomic
 from seqadv.runtime.cli import check_ranges
 from seqadv.trainers.base import (
@@ -276,9 +280,8 @@ class MaskGANTrainer(GANTrainer):
                                          initial_state=policy.initial_state(len(filled)))  # (b, T)
                 advantages = rewards
             check_finite(group.all_gather(advantages), "a reward", where)
-            pg_loss = policy_gradient_loss(g.target_logits(masked, filled), filled, advantages, weight,
-                                           normalizer=group.token_normalizer(weight))
-            pg_loss = self.update(g, self.g_adv_opt, pg_loss, c.grad_clip, where, "the policy-gradient loss")
+            pg_loss = policy_gradient_update(g, self.g_adv_opt, g.target_logits(masked, filled), filled, advantages,
+                                             weight, group.token_normalizer(weight), c.grad_clip, where, group)
             if self.rollout_policy is not None:
                 ema_update(self.rollout_policy, g, c.rollout_rate)
         for _ in range(c.d_steps):
@@ -313,17 +316,15 @@ class MaskGANTrainer(GANTrainer):
             # per token: real tokens at the hidden positions are 1, filled ones 0
             logits = torch.cat([d(masked, batch)[hidden], d(masked, filled)[hidden]])
             labels = torch.cat([torch.ones(int(hidden.sum())), torch.zeros(int(hidden.sum()))]).to(logits.device)
-            loss = discriminator_loss(logits, labels)
+            l2 = 0.0  # MaskGAN's per-token D has no penalty
         else:
             logits = d(torch.cat([batch, filled]))
             labels = torch.cat([torch.ones(len(batch)), torch.zeros(len(batch))]).to(logits.device)
-            loss = discriminator_loss(logits, labels)
-            if hasattr(d, "l2_penalty"):
-                loss = loss + self.config.d_l2 * d.l2_penalty()
+            l2 = self.config.d_l2
         # a mean over the whole batch's tokens: this process's mean weighed by its share (1 for one process)
-        loss = loss * (len(labels) / self.group.token_normalizer(torch.ones_like(labels)))
-        value = self.update(d, self.d_opt, loss, 0.0, where, "the discriminator loss")
-        return value, ((logits > 0).float() == labels).float().mean().item()
+        share = len(labels) / self.group.token_normalizer(torch.ones_like(labels))
+        value = discriminator_update(d, self.d_opt, discriminator_loss(logits, labels) * share, l2, where, self.group)
+        return value, (correct_guesses(logits, labels) / len(labels)).item()
 
     # --- evaluation ------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -51,16 +51,22 @@ from seqadv.core.modules import module_mode
 from seqadv.data.dataset import BatchStream
 from seqadv.data.word_vectors import known_words, load_word_vectors, start_embedding_
 from seqadv.models.discriminator import INITS, POSITION_SIGNALS, PrefixDiscriminator
-from seqadv.rl.losses import mle_loss, policy_gradient_loss, prefix_discriminator_loss
-from seqadv.rl.rewards import discounted_returns, prefix_rewards
-from seqadv.rl.update import check_finite, clip_and_step
+from seqadv.rl.advantages import (
+    POSITIONS,
+    discounted_returns,
+    masked_batch_mean,
+    mean_normalizer,
+    moving_average_baseline,
+)
+from seqadv.rl.losses import mle_loss, prefix_discriminator_loss
+from seqadv.rl.rewards import prefix_rewards
+from seqadv.rl.update import check_finite, discriminator_update, policy_gradient_update
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import Phase, own_model, preset_config
 from seqadv.trainers.text import TextGANConfig, TextGANTrainer
 
 # what a mean over a batch's positions counts: all B x T (ScratchGAN's code) or the text ones
-POSITIONS = ("all", "text")
 
 
 @preset_config
@@ -236,19 +242,6 @@ class ScratchGANTrainer(TextGANTrainer):
             self.writer.add_text("samples/scratchgan", "\n\n".join(data.text(s) for s in shown[:5].cpu()), step)
 
 
-def mean_normalizer(mask: Tensor, positions: str, group: Group = Group()) -> Tensor:
-    """What a per-position mean over a batch divides its (masked) sum by on this process:
-    "all", the batch's B x T positions (ScratchGAN's code: tf.reduce_mean, the positions
-    after the end included), or "text", its text positions only. Under data parallelism the
-    whole batch's count over the number of processes (`Group.token_normalizer`).
-
-    Shape: mask (b, T) of 0/1 -> scalar
-    """
-    if positions not in POSITIONS:
-        raise ValueError(f"positions {positions!r}: choose one of {', '.join(POSITIONS)}")
-    return group.token_normalizer(torch.ones_like(mask) if positions == "all" else mask)
-
-
 def prefix_discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, real: Tensor, fake: Tensor, l2: float,
                               where: str, group: Group = Group(), loss_positions: str = "all"
                               ) -> tuple[float, float, float]:
@@ -272,13 +265,11 @@ def prefix_discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, real: Te
     loss = prefix_discriminator_loss(real_logits, fake_logits, real_mask, fake_mask,
                                      mean_normalizer(real_mask, loss_positions, group),
                                      mean_normalizer(fake_mask, loss_positions, group))
-    if hasattr(d, "l2_penalty"):
-        loss = loss + l2 * d.l2_penalty()
-    value = clip_and_step(d, opt, loss, 0.0, where, "the discriminator loss", group.average_gradients)
+    value = discriminator_update(d, opt, loss, l2, where, group)
     with torch.no_grad():
-        seen = group.sum(torch.stack([(torch.sigmoid(real_logits) * real_mask).sum(), real_mask.sum(),
-                                      (torch.sigmoid(fake_logits) * fake_mask).sum(), fake_mask.sum()]).float())
-    return value, (seen[0] / seen[1].clamp(min=1)).item(), (seen[2] / seen[3].clamp(min=1)).item()
+        real_p = masked_batch_mean(torch.sigmoid(real_logits), real_mask, group)
+        fake_p = masked_batch_mean(torch.sigmoid(fake_logits), fake_mask, group)
+    return value, real_p.item(), fake_p.item()
 
 
 def dense_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, d: nn.Module, samples: Tensor,
@@ -308,15 +299,16 @@ def dense_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, d: nn.M
     if baseline_positions not in POSITIONS:
         raise ValueError(f"baseline positions {baseline_positions!r}: choose one of {', '.join(POSITIONS)}")
     counted = mask if baseline_positions == "text" else torch.ones_like(mask)
-    total = group.sum(torch.stack([(returns * counted).sum(), counted.sum()]).float())
-    mean_return = (total[0] / total[1].clamp(min=1)).item()
+    mean_return = masked_batch_mean(returns, counted, group).item()
     check_finite(torch.tensor(mean_return), "the mean return", where)
-    baseline = decay * baseline + (1.0 - decay) * mean_return
-    loss = policy_gradient_loss(g.target_logits(samples), samples, returns - baseline, mask,
-                                normalizer=mean_normalizer(mask, loss_positions, group))
+    baseline = moving_average_baseline(baseline, mean_return, decay)
+    logits = g.target_logits(samples)  # before the MLE batch's: G's dropout draws in the reference's order
+    mle_term = None
     if mle_batch is not None and mle_weight:
         mle_mask = tokens_mask(mle_batch, g.eos_token, g.pad_token)
-        loss = loss + mle_weight * mle_loss(g.target_logits(mle_batch), mle_batch, mle_mask,
-                                            normalizer=group.token_normalizer(mle_mask))
-    value = clip_and_step(g, opt, loss, clip, where, "the generator's adversarial loss", group.average_gradients)
+        mle_term = mle_weight * mle_loss(g.target_logits(mle_batch), mle_batch, mle_mask,
+                                         normalizer=group.token_normalizer(mle_mask))
+    value = policy_gradient_update(g, opt, logits, samples, returns - baseline, mask,
+                                   mean_normalizer(mask, loss_positions, group), clip, where, group, mle_term,
+                                   "the generator's adversarial loss")
     return value, mean_return, baseline

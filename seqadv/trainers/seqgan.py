@@ -38,16 +38,21 @@ from seqadv.models.discriminator import (
     PAPER_NUM_FILTERS,
     Discriminator,
 )
+from seqadv.rl.advantages import batch_baseline
 from seqadv.rl.losses import (
     IMPORTANCE_WEIGHTS,
     discriminator_loss,
     importance_weights,
-    policy_gradient_loss,
     token_log_probs,
 )
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
-from seqadv.rl.update import check_finite, clip_and_step
+from seqadv.rl.update import (
+    check_finite,
+    correct_guesses,
+    discriminator_update,
+    policy_gradient_update,
+)
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import GANTrainer, Phase, own_model, preset_config
@@ -226,7 +231,7 @@ class SeqGANTrainer(TextGANTrainer):
     def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
         c = self.config
         start = self.group.rank * len(samples)  # this process's rows of the batch
-        advantages = rewards - baseline(all_rewards, c.pg_baseline)[start : start + len(samples)]
+        advantages = rewards - batch_baseline(all_rewards, c.pg_baseline)[start : start + len(samples)]
         return policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, advantages, c.grad_clip,
                                     c.rollout_rate, where, self.group, c.sample_temperature, c.importance_clip,
                                     c.importance_weight, c.importance_normalize)
@@ -284,32 +289,6 @@ class SeqGANTrainer(TextGANTrainer):
                       f"(their prefix had ended: {skipped / max(rolled + skipped, 1):.0%})")
 
 
-def baseline(rewards: Tensor, kind: str) -> Tensor:
-    """What is subtracted from each token's rollout reward before the policy gradient.
-
-    Shape: rewards (B, T) of the whole batch -> (B, T)
-
-    none: 0 (the paper).
-    loo: each position's mean over the other B - 1 sequences of the batch (leave-one-out):
-         independent of the sequence's own draw, so subtracting it leaves the expected
-         gradient as it is.
-    mean: each position's mean over the whole batch, the sequence's own reward included.
-         Not independent of its draw: reward - mean = (B - 1) / B * (reward - loo), row by
-         row, so the update is loo's scaled by (B - 1) / B (biased in scale only; with
-         Adam the same step up to its epsilon and the gradient clipping).
-    """
-    if kind == "none":
-        return torch.zeros_like(rewards)
-    if kind == "mean":
-        return rewards.mean(dim=0, keepdim=True).expand_as(rewards)
-    if kind == "loo":
-        B = rewards.shape[0]
-        if B < 2:
-            raise ValueError("a leave-one-out baseline needs batches of at least 2 sequences")
-        return (rewards.sum(dim=0, keepdim=True) - rewards) / (B - 1)
-    raise ValueError(f"unknown baseline {kind!r}: none, mean or loo")
-
-
 def policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_policy: nn.Module, samples: Tensor,
                          rewards: Tensor, clip: float, rate: float, where: str, group: Group = Group(),
                          sample_temperature: float = 1.0, importance_clip: float = 5.0,
@@ -355,8 +334,8 @@ def policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_polic
                                          token_log_probs(logits / sample_temperature, samples), mask,
                                          importance_weight, importance_clip, importance_normalize, group.sum)
         rewards = rewards * weights
-    loss = policy_gradient_loss(logits, samples, rewards, mask, normalizer=group.token_normalizer(mask))
-    value = clip_and_step(g, opt, loss, clip, where, "the policy-gradient loss", group.average_gradients)
+    value = policy_gradient_update(g, opt, logits, samples, rewards, mask, group.token_normalizer(mask), clip, where,
+                                   group)
     ema_update(rollout_policy, g, rate)
     return value
 
@@ -370,10 +349,5 @@ def discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, sequences: Tens
     Shape: sequences (b, T), labels (b,) of 1 (real) / 0 (generated)
     """
     logits = d(sequences)
-    loss = discriminator_loss(logits, labels)
-    if hasattr(d, "l2_penalty"):
-        loss = loss + l2 * d.l2_penalty()
-    value = clip_and_step(d, opt, loss, 0.0, where, "the discriminator loss", group.average_gradients)
-    return value, int(((logits > 0).float() == labels).sum().item())
-
-
+    value = discriminator_update(d, opt, discriminator_loss(logits, labels), l2, where, group)
+    return value, int(correct_guesses(logits, labels).item())

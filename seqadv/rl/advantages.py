@@ -1,0 +1,90 @@
+"""Advantages: what a policy-gradient update multiplies each token's log-probability by.
+
+Returns, baselines and the batch means they need, written once for every recipe: SeqGAN's
+rollout rewards less a batch baseline (`batch_baseline`), ScratchGAN's discounted returns
+less a moving average of the mean return (`discounted_returns`, `masked_batch_mean`,
+`moving_average_baseline`), MaskGAN's returns less a critic's values. Under torchrun a
+batch is split over processes; the means here are the whole batch's (`group`).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from seqadv.runtime.distributed import Group
+
+# which positions a per-position mean over a batch counts: all B x T, or the text ones only
+POSITIONS = ("all", "text")
+
+
+def discounted_returns(rewards: Tensor, gamma: float, mask: Tensor | None = None) -> Tensor:
+    """R_t = sum_{s >= t} gamma^(s - t) * r_s, the rewards at masked-out positions counted as 0.
+
+    Shape: rewards (B, T), mask (B, T) of 0/1 or None -> (B, T)
+
+    MaskGAN's returns (its code's discount is 0.89): a filled token is credited
+    with the rewards of the filled tokens after it, discounted by distance.
+    """
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"discount must be in [0, 1], got {gamma}")
+    r = rewards if mask is None else rewards * mask
+    out = torch.empty_like(r)
+    running = torch.zeros_like(r[:, 0])
+    for t in range(r.shape[1] - 1, -1, -1):
+        running = r[:, t] + gamma * running
+        out[:, t] = running
+    return out
+
+
+def batch_baseline(rewards: Tensor, kind: str) -> Tensor:
+    """What is subtracted from each token's rollout reward before the policy gradient.
+
+    Shape: rewards (B, T) of the whole batch -> (B, T)
+
+    none: 0 (the paper).
+    loo: each position's mean over the other B - 1 sequences of the batch (leave-one-out):
+         independent of the sequence's own draw, so subtracting it leaves the expected
+         gradient as it is.
+    mean: each position's mean over the whole batch, the sequence's own reward included.
+         Not independent of its draw: reward - mean = (B - 1) / B * (reward - loo), row by
+         row, so the update is loo's scaled by (B - 1) / B (biased in scale only; with
+         Adam the same step up to its epsilon and the gradient clipping).
+    """
+    if kind == "none":
+        return torch.zeros_like(rewards)
+    if kind == "mean":
+        return rewards.mean(dim=0, keepdim=True).expand_as(rewards)
+    if kind == "loo":
+        B = rewards.shape[0]
+        if B < 2:
+            raise ValueError("a leave-one-out baseline needs batches of at least 2 sequences")
+        return (rewards.sum(dim=0, keepdim=True) - rewards) / (B - 1)
+    raise ValueError(f"unknown baseline {kind!r}: none, mean or loo")
+
+
+def masked_batch_mean(values: Tensor, mask: Tensor, group: Group = Group()) -> Tensor:
+    """The whole batch's mean of `values` where `mask` is 1 (over every process's rows).
+
+    Shape: values (b, T), mask (b, T) of 0/1 -> scalar (float32; 0 where nothing counts)
+    """
+    total = group.sum(torch.stack([(values * mask).sum(), mask.sum()]).float())
+    return total[0] / total[1].clamp(min=1)
+
+
+def moving_average_baseline(previous: float, mean_return: float, decay: float) -> float:
+    """b <- decay * b + (1 - decay) * mean return: ScratchGAN's baseline, updated with this
+    batch's mean return before it is subtracted."""
+    return decay * previous + (1.0 - decay) * mean_return
+
+
+def mean_normalizer(mask: Tensor, positions: str, group: Group = Group()) -> Tensor:
+    """What a per-position mean over a batch divides its (masked) sum by on this process:
+    "all", the batch's B x T positions (ScratchGAN's code: tf.reduce_mean, the positions
+    after the end included), or "text", its text positions only. Under data parallelism the
+    whole batch's count over the number of processes (`Group.token_normalizer`).
+
+    Shape: mask (b, T) of 0/1 -> scalar
+    """
+    if positions not in POSITIONS:
+        raise ValueError(f"positions {positions!r}: choose one of {', '.join(POSITIONS)}")
+    return group.token_normalizer(torch.ones_like(mask) if positions == "all" else mask)
