@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Does an adversarial recipe beat temperature-tuned MLE at matched diversity? The
-experiment of the README's "Beating MLE?" section, one corpus and seed at a time.
+experiment of docs/results.md's "Beating MLE?" section, one corpus and seed at a time.
 
     python scripts/compare_recipes.py --corpus poems --seed 88   # train what is missing, sweep, write the JSON
     python scripts/compare_recipes.py --corpus poems --report    # mean ± std over the seeds written so far

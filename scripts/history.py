@@ -6,7 +6,7 @@
     python scripts/history.py runs/irgan --metrics p@3            # each seed's IRGAN epochs against its BPR start
     python scripts/history.py runs/seqgan --timings               # where the time went, finished or not
 
-The README's figures about the course of a run (how far SeqGAN's BLEU rose in its first
+The figures in docs/results.md about the course of a run (how far SeqGAN's BLEU rose in its first
 updates, where NLL-oracle was lowest, how far IRGAN moved from BPR) are these tables.
 """
 from __future__ import annotations

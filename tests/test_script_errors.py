@@ -1,5 +1,5 @@
 """Bad input to every script in scripts/: exit code 2 and exactly one line on stderr that
-names the option or the file, never a traceback (the README's "Bad input").
+names the option or the file, never a traceback (docs/scale-out.md, "Bad input").
 
 Each case calls the script's `main(argv)` in the test's process (nothing trains: every
 error is found before the first step), and a few run the script as a user does.

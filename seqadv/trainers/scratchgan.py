@@ -23,7 +23,7 @@ generators.py, utils.py):
 Each place where this recipe used to differ is an option whose default is the code's
 (`baseline_positions`, `loss_positions`, `adv_grad_clip`, `reward_dropout`,
 `d_position_signal`, `d_init`); a checkpoint written before they existed resumes with its old
-values (`OLDER_RUNS`). What still differs, and why, is listed once, in the README
+values (`OLDER_RUNS`). What still differs, and why, is listed once, in docs/recipes.md
 ("Where it still differs from the paper's code").
 Beyond the paper, as its options: MLE pretraining (`pretrain_epochs`, 0 for the
 paper's from-scratch training) and an MLE loss mixed into G's (`mle_weight`).
@@ -93,7 +93,7 @@ class ScratchGANConfig(TextGANConfig):
     baseline_decay: float = 0.08  # moving-average baseline: new = decay * old + (1 - decay) * mean return
     mle_weight: float = 0.0  # add this times the MLE loss of a real batch to G's adversarial loss
     embeddings: Optional[str] = None  # word vectors (GloVe's text format) to start G's and D's embeddings from
-    # ScratchGAN's code by default; the other values restore what this recipe did before (see the README)
+    # ScratchGAN's code by default; the other values restore what this recipe did before (see docs/recipes.md)
     baseline_positions: str = "all"  # baseline's mean return over: all B x T positions (ScratchGAN's) | text ones
     loss_positions: str = "all"  # G's loss, each half of D's: means over all B x T (ScratchGAN's) | text positions
     adv_grad_clip: float = 0.0  # G's gradient-norm clip in the adversarial phase (0: none, ScratchGAN's; before: 5)
