@@ -13,12 +13,13 @@ import sys
 from typing import Optional
 
 from seqadv.runtime.cli import guarded, parse_config
+from seqadv.runtime.faults import CrashPoint
 from seqadv.trainers import IRGANConfig
 from seqadv.trainers.irgan import train_seeds
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    return guarded("train_irgan.py", lambda: train_seeds(parse_config(IRGANConfig, argv, __doc__)), argv)
+    return guarded("train_irgan.py", lambda: train_seeds(parse_config(IRGANConfig, argv, __doc__), CrashPoint.from_environment()), argv)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,15 @@ import sys
 from typing import Optional
 
 from seqadv.runtime.cli import guarded, parse_config
+from seqadv.runtime.faults import CrashPoint
 from seqadv.trainers import MaskGANConfig, MaskGANTrainer
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    return guarded("train_maskgan.py", lambda: MaskGANTrainer(parse_config(MaskGANConfig, argv, __doc__)).train(), argv)
+    def body():
+        config = parse_config(MaskGANConfig, argv, __doc__)
+        return MaskGANTrainer(config, crash_at=CrashPoint.from_environment()).train()
+    return guarded("train_maskgan.py", body, argv)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,15 @@ import sys
 from typing import Optional
 
 from seqadv.runtime.cli import guarded, parse_config
+from seqadv.runtime.faults import CrashPoint
 from seqadv.trainers import MLEConfig, MLETrainer
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    return guarded("train_mle.py", lambda: MLETrainer(parse_config(MLEConfig, argv, __doc__)).train(), argv)
+    def body():
+        config = parse_config(MLEConfig, argv, __doc__)
+        return MLETrainer(config, crash_at=CrashPoint.from_environment()).train()
+    return guarded("train_mle.py", body, argv)
 
 
 if __name__ == "__main__":

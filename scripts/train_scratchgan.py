@@ -15,12 +15,15 @@ import sys
 from typing import Optional
 
 from seqadv.runtime.cli import guarded, parse_config
+from seqadv.runtime.faults import CrashPoint
 from seqadv.trainers import ScratchGANConfig, ScratchGANTrainer
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    return guarded("train_scratchgan.py",
-                   lambda: ScratchGANTrainer(parse_config(ScratchGANConfig, argv, __doc__)).train(), argv)
+    def body():
+        config = parse_config(ScratchGANConfig, argv, __doc__)
+        return ScratchGANTrainer(config, crash_at=CrashPoint.from_environment()).train()
+    return guarded("train_scratchgan.py", body, argv)
 
 
 if __name__ == "__main__":

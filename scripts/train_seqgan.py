@@ -15,11 +15,15 @@ import sys
 from typing import Optional
 
 from seqadv.runtime.cli import guarded, parse_config
+from seqadv.runtime.faults import CrashPoint
 from seqadv.trainers import SeqGANConfig, SeqGANTrainer
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    return guarded("train_seqgan.py", lambda: SeqGANTrainer(parse_config(SeqGANConfig, argv, __doc__)).train(), argv)
+    def body():
+        config = parse_config(SeqGANConfig, argv, __doc__)
+        return SeqGANTrainer(config, crash_at=CrashPoint.from_environment()).train()
+    return guarded("train_seqgan.py", body, argv)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,16 @@ def load_corpus(
     if corpus == "oracle":
         return SequenceData(**oracle_corpus(load_recipe("oracle"), kind=oracle, data_dir=data_dir, max_train=max_train,
                                             max_test=max_test))
+    recipe, path, train_lines, test_lines = _corpus_lines(corpus, data_dir)
+    if recipe.extra.get("stream"):
+        return _stream_corpus(recipe, train_lines, test_lines, max_length, max_train, max_test)
+    return _encoded_corpus(recipe, path, train_lines[:max_train], test_lines[:max_test], tokenizer, vocab_size,
+                           max_length)
+
+
+def _corpus_lines(corpus: str, data_dir: Optional[str]) -> tuple[Recipe, Optional[Path], list[str], list[str]]:
+    """The corpus's recipe, its file (None for one shipped as a package's splits) and its
+    training and test lines (a text file: split by the recipe's seeded permutation)."""
     if _is_path(corpus):
         path = Path(corpus)
         recipe = Recipe(name=path.stem, description=str(path), file=str(path), url="", sha256="", max_length=0)
@@ -109,17 +119,20 @@ def load_corpus(
         path = None if "package" in recipe.extra else locate(recipe, data_dir)
     if path is None:
         splits = package_splits(recipe)
-        train_lines, test_lines = splits["train"], splits["test"]
-    else:
-        lines = read_lines(path)
-        train_lines, test_lines = split_lines(lines, recipe.test_fraction, recipe.split_seed)
-        if not train_lines:
-            raise DataError(f"{path}: only {len(lines)} non-empty line(s), too few for a corpus: the "
-                            f"{recipe.test_fraction:.0%} test split takes them all (give at least one batch of "
-                            f"training lines besides it, 64 by default)")
-    if recipe.extra.get("stream"):
-        return _stream_corpus(recipe, train_lines, test_lines, max_length, max_train, max_test)
-    train_lines, test_lines = train_lines[:max_train], test_lines[:max_test]
+        return recipe, path, splits["train"], splits["test"]
+    lines = read_lines(path)
+    train_lines, test_lines = split_lines(lines, recipe.test_fraction, recipe.split_seed)
+    if not train_lines:
+        raise DataError(f"{path}: only {len(lines)} non-empty line(s), too few for a corpus: the "
+                        f"{recipe.test_fraction:.0%} test split takes them all (give at least one batch of "
+                        f"training lines besides it, 64 by default)")
+    return recipe, path, train_lines, test_lines
+
+
+def _encoded_corpus(recipe: Recipe, path: Optional[Path], train_lines: list[str], test_lines: list[str],
+                    tokenizer: Optional[str], vocab_size: Optional[int], max_length: Optional[int]) -> SequenceData:
+    """Lines tokenised (a tokenizer trained on the training lines), a vocabulary of the
+    training tokens, each line one row of `length` ids (the end token, then padding)."""
     kind = tokenizer or recipe.tokenizer
     tok = make_tokenizer(kind, train_lines, vocab_size or 8000, seed=recipe.split_seed)
     train_tokens = [tok.tokenize(line) for line in train_lines]

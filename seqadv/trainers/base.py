@@ -56,6 +56,7 @@ from seqadv.runtime.checkpoint import (
 )
 from seqadv.runtime.cli import seed_everything, writable_dir
 from seqadv.runtime.distributed import joined_group
+from seqadv.runtime.faults import CrashPoint
 
 # --- configuration ------------------------------------------------------------------------------
 
@@ -212,17 +213,6 @@ def set_rng_states(states: dict, rng: torch.Generator, order_rng: torch.Generato
     return same_device
 
 
-def _crash_point(phase: str, unit: int) -> Optional[Callable[[], None]]:
-    """Tests: SEQADV_CRASH_AT=phase:unit kills the run (SIGKILL) once that unit's work is
-    done but before its checkpoint is written, as a crash would; phase:unit:write kills it
-    after the new checkpoint is written to its temporary file, before the rename."""
-    point = os.environ.get("SEQADV_CRASH_AT")
-    kill = lambda: os.kill(os.getpid(), signal.SIGKILL)  # noqa: E731
-    if point == f"{phase}:{unit}":
-        kill()
-    return kill if point == f"{phase}:{unit}:write" else None
-
-
 class NoWriter:
     """Where processes other than rank 0 send their logs: nowhere."""
 
@@ -259,8 +249,10 @@ class Trainer:
             register_recipe(RecipeEntry(cls.recipe, cls.config_class, cls, cls.kind, cls.model_file or f"{cls.recipe}.pt",
                                         cls.sweep_files))
 
-    def __init__(self, config: TrainerConfig):
+    def __init__(self, config: TrainerConfig, crash_at: Optional[CrashPoint] = None):
+        """`crash_at`: a test hook, the point where the run kills itself (`runtime.faults`)."""
         self.config = config
+        self.crash_at = crash_at
         self.results: Optional[dict] = None
 
     # --- what a recipe provides ------------------------------------------------------------------
@@ -342,12 +334,27 @@ class Trainer:
                                   f"not of a {self.recipe} run")
 
     def _run(self, resume: Optional[dict]) -> Optional[dict]:
-        config, group = self.config, self.group
-        made_by = resume.get("world_size", 1) if resume is not None else group.world_size
-        if made_by != group.world_size:
-            raise ValueError(f"--resume {config.resume}: the run was made by {made_by} process(es), this one has "
-                             f"{group.world_size}; resume it with "
+        self._check_processes(resume)
+        self._start()
+        phases = self._build()
+        if resume is not None:
+            self._load(resume)
+        self._run_phases(phases)
+        if not self.group.is_main:
+            return None  # rank 0 evaluates and writes what is left
+        return self._results([p.name for p in phases])
+
+    def _check_processes(self, resume: Optional[dict]) -> None:
+        """A run resumes with as many processes as made it (each holds its own streams)."""
+        made_by = resume.get("world_size", 1) if resume is not None else self.group.world_size
+        if made_by != self.group.world_size:
+            raise ValueError(f"--resume {self.config.resume}: the run was made by {made_by} process(es), this one has "
+                             f"{self.group.world_size}; resume it with "
                              + ("python (no torchrun)" if made_by == 1 else f"torchrun --nproc-per-node {made_by}"))
+
+    def _start(self) -> None:
+        """The run's seeds, streams, device, output directory and empty state."""
+        config, group = self.config, self.group
         seed_everything(config.seed)
         self.device = group.device
         self.out = Path(config.out)
@@ -363,6 +370,11 @@ class Trainer:
         self.modules: dict[str, Any] = {}  # what has a state_dict: models, optimisers
         self.streams: dict[str, Any] = {}  # batch streams (`dataset.BatchStream`): their place
         self.meta: dict[str, Any] = {"recipe": self.recipe, "config": dataclasses.asdict(config)}
+
+    def _build(self) -> list[Phase]:
+        """The recipe's models and data (`build`), the same on every process; the log writer.
+        Returns the phases."""
+        config, group = self.config, self.group
         # rank 0 builds first (reads the corpus, fills the caches), so the others do not race it
         if not group.is_main:
             group.barrier()
@@ -371,9 +383,8 @@ class Trainer:
             group.barrier()
         phases = self.phases()
         self.progress["phase"] = phases[0].name
-        from torch.utils.tensorboard import (
-            SummaryWriter,  # here, not at import: `import seqadv` stays light
-        )
+        # here, not at import: `import seqadv` stays light
+        from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(str(self.out / "tb")) if group.is_main else NoWriter()
         self.writer.add_text("config", "```\n" + json.dumps(dataclasses.asdict(config), indent=1) + "\n```")
@@ -382,9 +393,10 @@ class Trainer:
                 group.broadcast_(module)  # equal already (one seed); this makes sure
         if group.rank > 0:
             torch.manual_seed(config.seed + RANK_SEED_STRIDE * group.rank)  # dropout: a different mask per process
-        if resume is not None:
-            self._load(resume)
+        return phases
 
+    def _run_phases(self, phases: list[Phase]) -> None:
+        """Each phase's units from where the run stands, a checkpoint every `checkpoint_every`."""
         names = [p.name for p in phases]
         for phase in phases:
             done_before = names.index(self.progress["phase"]) > names.index(phase.name)
@@ -392,21 +404,23 @@ class Trainer:
             if first is not None and first <= phase.units:
                 t0 = time.time()
                 for unit in tqdm(range(first, phase.units + 1), desc=phase.desc, unit=phase.unit,
-                                 disable=not group.is_main):
+                                 disable=not self.group.is_main):
                     self.run_unit(phase.name, unit)
                     if unit % phase.checkpoint_every == 0 or unit == phase.units:
                         self._checkpoint(phase.name, unit)
                 self.add_time(f"{phase.name}_s", t0)
             self.end_phase(phase.name)
-        if not group.is_main:
-            return None  # rank 0 evaluates and writes what is left
+
+    def _results(self, names: list[str]) -> dict:
+        """The final evaluation (`finish`), written to results.json and printed (rank 0)."""
         t0 = time.time()
         results = self.finish()
         self.timings["final_eval_s"] = time.time() - t0
         self.timings["total_s"] = sum(self.timings.get(f"{n}_s", 0.0) for n in names) + self.timings["final_eval_s"]
         self.writer.close()
         results = {"recipe": self.recipe, **results, "history": self.history, "timings": self.timings,
-                   "processes": group.world_size, "device": str(self.device), "config": dataclasses.asdict(config)}
+                   "processes": self.group.world_size, "device": str(self.device),
+                   "config": dataclasses.asdict(self.config)}
         write_text_atomic(self.out / "results.json", json.dumps(results, indent=2))
         self.print_table(results)
         return results
@@ -414,7 +428,7 @@ class Trainer:
     def _checkpoint(self, phase: str, unit: int) -> None:
         """Everything the run needs to go on exactly as if it had not stopped: rank 0
         writes it, with every process's random streams."""
-        crash_in_write = _crash_point(phase, unit)
+        crash_in_write = self.crash_at.at_checkpoint(phase, unit) if self.crash_at is not None else None
         self.progress.update(phase=phase, done=unit)
         states = self.group.gather_objects(rng_states(self.rng, self.order_rng))
         if self.group.is_main:
@@ -465,10 +479,11 @@ class GANTrainer(Trainer):
     state_attributes = ("progress", "timings", "history", "pretrained")
     pretrained: Optional[dict] = None  # G and its optimiser after MLE pretraining
 
-    def __init__(self, config: TrainerConfig, generator: Any = None, discriminator: Any = None):
+    def __init__(self, config: TrainerConfig, generator: Any = None, discriminator: Any = None,
+                 crash_at: Optional[CrashPoint] = None):
         """`generator`, `discriminator`: models of one's own (see the recipe's docstring), or
         functions of the loaded data that build them; None for the recipe's own."""
-        super().__init__(config)
+        super().__init__(config, crash_at)
         self.user_generator, self.user_discriminator = generator, discriminator
 
     def start_baseline(self) -> None:

@@ -50,6 +50,7 @@ from seqadv.rl.update import check_finite, discriminator_update, policy_gradient
 from seqadv.runtime.checkpoint import write_text_atomic
 from seqadv.runtime.cli import check_ranges, writable_dir
 from seqadv.runtime.distributed import joined_group
+from seqadv.runtime.faults import CrashPoint
 from seqadv.trainers.base import (
     Phase,
     Trainer,
@@ -121,8 +122,9 @@ class IRGANTrainer(Trainer):
     resume_checks = {"id_maps": "users and items", "model": "model"}
 
     def __init__(self, config: IRGANConfig, generator: Optional[torch.nn.Module] = None,
-                 discriminator: Optional[torch.nn.Module] = None, data: Optional[RatingData] = None):
-        super().__init__(config)
+                 discriminator: Optional[torch.nn.Module] = None, data: Optional[RatingData] = None,
+                 crash_at: Optional[CrashPoint] = None):
+        super().__init__(config, crash_at)
         self.user_generator, self.user_discriminator, self.given_data = generator, discriminator, data
 
     def build(self) -> None:
@@ -243,7 +245,7 @@ class IRGANTrainer(Trainer):
 COLUMNS = ["p@3", "p@5", "p@10", "ndcg@3", "ndcg@5", "ndcg@10"]
 
 
-def train_seeds(config: IRGANConfig) -> dict:
+def train_seeds(config: IRGANConfig, crash_at: Optional[CrashPoint] = None) -> dict:
     """IRGAN against BPR for seeds config.seed, +1, ... (`config.seeds` of them), each in
     out/seed-<s>; a seed whose results.json exists is not run again and one that was
     stopped goes on from its checkpoint, so the same call (or `resume=out`) goes on after
@@ -264,11 +266,11 @@ def train_seeds(config: IRGANConfig) -> dict:
     # under torchrun the processes stay in one group for all the seeds and leave it together
     # at the very end: one that leaves and exits while rank 0 still works can be aborted by gloo
     with joined_group(config.device):
-        summary = _train_seeds(config, data, out)
+        summary = _train_seeds(config, data, out, crash_at)
     return summary
 
 
-def _train_seeds(config: IRGANConfig, data: RatingData, out: Path) -> dict:
+def _train_seeds(config: IRGANConfig, data: RatingData, out: Path, crash_at: Optional[CrashPoint]) -> dict:
     seeds = [config.seed + i for i in range(config.seeds)]
     start = time.time()
     runs = []
@@ -279,7 +281,7 @@ def _train_seeds(config: IRGANConfig, data: RatingData, out: Path) -> dict:
             continue
         resume = str(run_dir) if (run_dir / "checkpoint.pt").is_file() else None
         run_config = dataclasses.replace(config, seed=seed, out=str(run_dir), resume=resume)
-        results = IRGANTrainer(run_config, data=data).train()
+        results = IRGANTrainer(run_config, data=data, crash_at=crash_at).train()
         if results is None:  # not rank 0 under torchrun
             continue
         runs.append(results)
