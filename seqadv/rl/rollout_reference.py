@@ -2,8 +2,8 @@
 
 For each prefix length t and each of N rollouts: re-run the policy over the
 prefix from the start, then sample the rest one step at a time with
-`torch.multinomial`. N * T^2 policy steps per batch. Kept as the correctness
-oracle for `RolloutEngine` (tests) and as the `naive` row of the benchmark.
+`torch.multinomial`. N * T^2 policy steps per batch. Kept as the independent
+correctness reference the tests check `RolloutEngine` against and as the `naive` row of the benchmark.
 """
 from __future__ import annotations
 
