@@ -128,3 +128,16 @@ def test_scripts_import_the_library_not_each_other(script):
     named = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     named |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not named & others, f"{script} imports {sorted(named & others)}: move what they share into seqadv"
+
+
+def test_the_top_level_keeps_every_public_name():
+    import seqadv
+    import seqadv.trainers
+
+    before = {"Discriminator", "Generator", "IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy",
+              "ScratchGANConfig", "ScratchGANTrainer", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer",
+              "TransformerGenerator", "ema_update", "load", "sample_from_logits"}
+    assert before <= set(seqadv.__all__) and all(hasattr(seqadv, name) for name in before)
+    assert {"MLEConfig", "MLETrainer", "Phase", "Trainer", "TrainerConfig", "preset_config"} <= set(
+        dir(seqadv.trainers))
+    assert (REPO / "seqadv" / "hf.py").is_file()  # the optional extra's module stays where it was
