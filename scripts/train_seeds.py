@@ -9,84 +9,27 @@ seed is a `seqadv.SeqGANTrainer` run in <out>/seed-<s>; a seed whose results.jso
 exists is not run again, and one that was stopped goes on from its checkpoint, so
 the whole command can be rerun after an interruption. With --evaluate, evaluate.py's
 temperature sweep runs on each seed's models too, and its metrics are averaged
-per model and temperature. Writes <out>/seeds.json and prints the tables.
+per model and temperature. Writes <out>/seeds.json and prints the tables. The seed's
+run, the aggregation and the tables are `seqadv.eval.seeds`; this script is their
+command line.
 """
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Optional
 
-import evaluate as sweep  # scripts/evaluate.py, beside this script
-
-from seqadv.eval.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
-from seqadv.runtime.checkpoint import write_text_atomic
-from seqadv.runtime.cli import (
-    OneLineParser,
-    below_minimum,
-    guarded,
-    parse_config,
-    writable_dir,
+from seqadv.eval.seeds import (
+    models_table,
+    report_sweep,
+    run_seed,
+    seed_config,
+    summarize_seeds,
 )
-from seqadv.trainers import SeqGANConfig, SeqGANTrainer
-
-
-def mean_std(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "values": values}
-
-
-def aggregate(per_seed: list[dict]) -> dict:
-    """{model: {metric: value}} per seed -> {model: {metric: {mean, std, values}}}."""
-    return {model: {metric: mean_std([run[model][metric] for run in per_seed]) for metric in per_seed[0][model]}
-            for model in per_seed[0]}
-
-
-def aggregate_sweeps(per_seed: list[dict]) -> dict:
-    """evaluate.py's {model: [metrics per temperature]} per seed -> the same with mean/std per metric.
-
-    A point keeps the metrics every seed has there: the reverse-LM score is measured at
-    some temperatures only, and a seed evaluated by an older evaluate.py lacks the LM
-    scores (a mean over some of the seeds would pass for one over all of them)."""
-    out = {}
-    for model, curve in per_seed[0].items():
-        out[model] = []
-        for i, point in enumerate(curve):
-            out[model].append({"temperature": point["temperature"],
-                               **{k: mean_std([run[model][i][k] for run in per_seed])
-                                  for k in point if k != "temperature" and all(k in run[model][i] for run in per_seed)}})
-    return out
-
-
-def sweep_statistic(sweep: dict, statistic: str) -> dict:
-    """`aggregate_sweeps`' {model: [point]} with each metric's mean (or std) in place of its
-    {mean, std, values}: curves as evaluate.py writes them (a temperature's std is 0)."""
-    return {model: [{k: (v[statistic] if isinstance(v, dict) else (v if statistic == "mean" else 0.0))
-                     for k, v in point.items()} for point in curve] for model, curve in sweep.items()}
-
-
-def run_seed(seed: int, out: Path, train_args: list[str], evaluate: bool, eval_args: list[str]) -> None:
-    """One seed's SeqGAN run (resumed if it was stopped), then, if asked, its sweep."""
-    if not (out / "results.json").is_file():
-        if (out / "checkpoint.pt").is_file():
-            config = SeqGANConfig(resume=str(out))
-        else:
-            config = parse_config(SeqGANConfig, [*train_args, "--seed", str(seed), "--out", str(out)], "train_seqgan.py")
-        print(f"seed {seed}: {'resuming' if config.resume else 'training'} in {out}", flush=True)
-        SeqGANTrainer(config).train()
-    if evaluate and not (out / "eval" / "eval.json").is_file():
-        sweep.run(sweep.parse_args([str(out), *eval_args]))
-
-
-def print_models(summary: dict, seeds: list[int]) -> None:
-    models = list(summary)
-    print(f"\nmean ± std over seeds {', '.join(map(str, seeds))}")
-    print(f"{'metric':<14}" + "".join(f"{m:>22}" for m in models))
-    for metric in summary[models[0]]:
-        print(f"{metric:<14}" + "".join(
-            f"{summary[m][metric]['mean']:>13.4f} ± {summary[m][metric]['std']:.4f}" for m in models))
+from seqadv.eval.sweep import settings_from_args
+from seqadv.runtime.checkpoint import write_text_atomic
+from seqadv.runtime.cli import OneLineParser, below_minimum, guarded, writable_dir
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -118,10 +61,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     def check():
         # every option, for training and the sweep, before the first seed trains
-        parse_config(SeqGANConfig, [*train_args, "--seed", str(seeds[0]), "--out", str(out / f"seed-{seeds[0]}")],
-                     "train_seqgan.py")
+        seed_config(train_args, seeds[0], out / f"seed-{seeds[0]}")
         if args.evaluate:
-            sweep.parse_args([str(out), *eval_args])
+            settings_from_args([str(out), *eval_args])
         writable_dir(out, "--out")
     code = guarded("train_seeds.py", check, argv)
     if code != 0:
@@ -135,32 +77,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                       file=sys.stderr)
             return code
 
-    results = [json.loads((out / f"seed-{s}" / "results.json").read_text()) for s in seeds]
-    summary = {"seeds": seeds, "train_args": train_args, "models": aggregate([r["models"] for r in results]),
-               "wall_time_s": mean_std([r["timings"]["total_s"] for r in results])}
-    if args.evaluate:
-        sweeps = [json.loads((out / f"seed-{s}" / "eval" / "eval.json").read_text())["models"] for s in seeds]
-        summary["sweep"] = aggregate_sweeps(sweeps)
+    summary, corpus_name = summarize_seeds(out, seeds, train_args, args.evaluate)
     write_text_atomic(out / "seeds.json", json.dumps(summary, indent=2))
-    print_models(summary["models"], seeds)
+    print(models_table(summary["models"], seeds))
     if args.evaluate:
-        report_sweep(summary["sweep"], seeds, results[0]["corpus"], out / "seeds.png")
+        report_sweep(summary["sweep"], seeds, corpus_name, out / "seeds.png")
     wall = summary["wall_time_s"]
     print(f"wall time per seed {wall['mean']:.0f} ± {wall['std']:.0f} s; wrote {out / 'seeds.json'}")
     return 0
-
-
-def report_sweep(sweep: dict, seeds: list[int], corpus: str, path: Path) -> None:
-    """The mean curves over seeds (std as error bars), and each model at temperature 1
-    against the others' mean curves at the same diversity, in each plane the sweep has."""
-    means, stds = sweep_statistic(sweep, "mean"), sweep_statistic(sweep, "std")
-    oracle = "nll_oracle" in next(iter(means.values()))[0]
-    plot_sweep(means, *sweep_axes(oracle),
-               f"{corpus}: quality against diversity, mean ± std over {len(seeds)} seeds (star: T = 1)", path, stds)
-    for x_key, y_key, _, _ in sweep_planes(means, oracle):
-        for line in matched_diversity(means, x_key, y_key, prefix="mean over seeds, ", sweep="mean sweep"):
-            print(line)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

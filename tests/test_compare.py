@@ -1,10 +1,14 @@
-"""compare_recipes.py's report: the per-seed JSON files it writes, aggregated over seeds."""
+"""compare_recipes.py's report: the per-seed JSON files it writes, aggregated over seeds
+(`seqadv.eval.compare`, run through the script and from Python)."""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+from seqadv.core.registry import recipe
+from seqadv.eval.compare import VARIANTS, beats_beyond_noise, report, verdict
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_recipes.py"
 
@@ -54,6 +58,18 @@ def test_the_report_averages_the_seeds_and_says_who_wins_at_matched_diversity(tm
     torch.testing.assert_close([lm["at_t1"]["low"], lm["along_curve"]["1.0"]["low"]], [-0.6, -0.6])
     assert list(lm["along_curve"]) == ["1.0"] and advantage["outside"] == {} and lm["outside"] == {}
     assert "lm_score" in done.stdout and (results / "poems.png").is_file()
+    # the same report from Python: the same lines, and the summary it writes
+    lines = []
+    written = report("poems", results / "poems", say=lines.append)
+    assert "".join(line + "\n" for line in lines) == done.stdout
+    assert json.loads(json.dumps(written)) == summary
+
+
+def test_the_variants_recipes_come_from_the_registry():
+    # seqadv.eval sits below the trainers: it reaches them by name, filled in when seqadv is imported
+    for name, _ in VARIANTS.values():
+        entry = recipe(name)
+        assert entry.trainer.recipe == name and entry.kind == "text" and entry.trainer.config_class is entry.config
 
 
 def test_a_report_without_seeds_is_one_line(tmp_path):
@@ -100,16 +116,12 @@ def test_the_lm_plane_follows_each_sweep_reports_ambiguous_crossings_and_prints_
 
 
 def test_a_verdict_needs_the_whole_range_beyond_twice_the_noise():
-    sys.path.insert(0, str(SCRIPT.parent))
-    from compare_recipes import verdict
     assert verdict(0.3, 0.5, 0.1) == "GAN ahead" and verdict(-0.5, -0.21, 0.1) == "MLE ahead"
     assert verdict(-0.2, 0.2, 0.1) == "within noise" and verdict(0.1, 0.3, 0.1) == "ambiguous"
     assert verdict(-0.3, 0.3, 0.1) == "ambiguous"
 
 
 def test_dominance_beyond_noise_needs_both_margins_above_twice_a_differences_noise():
-    sys.path.insert(0, str(SCRIPT.parent))
-    from compare_recipes import beats_beyond_noise
     noise = {"quality": 0.01, "diversity": 0.02}  # a difference of two points: sqrt(2) times that
     point = {"lm_score": 5.0, "reverse_lm_score": 4.0}
     # margins 0.1 (LM) and 0.06 (reverse-LM): above 2 * sqrt(2) * 0.01 = 0.028 and 2 * sqrt(2) * 0.02 = 0.057

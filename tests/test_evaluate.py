@@ -1,4 +1,5 @@
-"""scripts/evaluate.py: the temperature sweep, its files, and the metrics it adds."""
+"""The temperature sweep (`seqadv.eval.sweep`, and scripts/evaluate.py over it), its files, and
+the metrics it adds; the seeds' aggregation (scripts/train_seeds.py over `seqadv.eval.seeds`)."""
 import csv
 import json
 import subprocess
@@ -10,6 +11,13 @@ import pytest
 import torch
 
 from seqadv.eval.metrics import copied, distinct_ngrams, nll
+from seqadv.eval.sweep import (
+    SweepSettings,
+    summary_lines,
+    sweep,
+    sweep_files,
+    write_sweep,
+)
 from seqadv.models.generator import Generator
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -57,6 +65,31 @@ def test_the_sweep_writes_json_csv_and_a_readable_png(tiny_run, tmp_path):
     assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0
 
 
+def test_the_sweep_from_python_is_the_scripts(tiny_run, tmp_path):
+    result = script("evaluate.py", tiny_run, "--temperatures", "0.9,1.1", "--samples", "30", "--no-lm-score", "--out",
+                    tmp_path / "script")
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = []
+    swept = sweep(tiny_run, temperatures=(0.9, 1.1), samples=30, lm_score=False, out=tmp_path / "script",
+                  say=said.append)
+    assert json.loads(json.dumps(swept)) == json.loads((tmp_path / "script" / "eval.json").read_text())
+    write_sweep(swept, tmp_path / "python")
+    for name in ("eval.json", "eval.csv"):
+        assert (tmp_path / "python" / name).read_text() == (tmp_path / "script" / name).read_text()
+    printed = result.stdout.splitlines()
+    assert printed[: len(said)] == said and printed[len(said):-1] == summary_lines(swept["models"])
+    assert matplotlib.image.imread(tmp_path / "python" / "eval.png").shape[0] > 200
+
+
+def test_settings_out_of_range_are_one_line_naming_the_option():
+    with pytest.raises(ValueError, match="--samples must be at least 2, got 1"):
+        SweepSettings(samples=1)
+    with pytest.raises(ValueError, match="--temperatures must be positive, got 0.5,0"):
+        sweep("anywhere", temperatures=(0.5, 0.0))
+    with pytest.raises(ValueError, match="no models to sweep"):
+        sweep()
+
+
 def curve_value(report, row):
     return next(m["nll_test"] for m in report["models"][row["model"]] if m["temperature"] == float(row["temperature"]))
 
@@ -68,7 +101,10 @@ def test_bad_input_gets_one_line(tmp_path):
     assert len(lines) == 1 and "nowhere: no such run directory or checkpoint" in lines[0]
     (tmp_path / "empty").mkdir()
     result = script("evaluate.py", tmp_path / "empty")
-    assert result.returncode == 2 and "without mle.pt, seqgan.pt, scratchgan.pt or mle_best.pt" in result.stderr
+    # every registered text recipe's sweep files, in the registry's order
+    files = sweep_files()
+    assert set(files) == {"mle.pt", "seqgan.pt", "scratchgan.pt", "mle_best.pt"}
+    assert result.returncode == 2 and f"without {', '.join(files[:-1])} or {files[-1]}" in result.stderr
 
 
 def test_distinct_ngrams_and_copies():

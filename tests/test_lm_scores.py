@@ -21,6 +21,16 @@ from seqadv.eval.report import (
     dominating_temperatures,
     matched_diversity,
 )
+from seqadv.eval.seeds import aggregate_sweeps
+from seqadv.eval.sweep import (
+    SweepSettings,
+    corpus_of,
+    evaluate_at,
+    load_generators,
+    model_paths,
+    real_language_model,
+    reverse_lm_of,
+)
 
 tiny_run = test_evaluate.tiny_run  # the toy SeqGAN run of test_evaluate.py, a fixture here too
 
@@ -169,10 +179,7 @@ def test_evaluate_writes_the_scores_at_the_chosen_temperatures_only(tiny_run, tm
     assert imread(tmp_path / "on" / "eval.png").shape[1] > 1.8 * imread(tmp_path / "off" / "eval.png").shape[1]
 
 
-def test_seeds_average_the_scores_where_every_seed_has_them(monkeypatch):
-    monkeypatch.syspath_prepend(str(test_evaluate.SCRIPTS))
-    from train_seeds import aggregate_sweeps
-
+def test_seeds_average_the_scores_where_every_seed_has_them():
     point = {"temperature": 1.0, "bleu4": 0.25, "lm_score": 4.0, "reverse_lm_score": 3.0}
     seeds = [{"mle": [{"temperature": 0.8, "bleu4": 0.5, "lm_score": 3.0}, point]},
              {"mle": [{"temperature": 0.8, "bleu4": 0.7, "lm_score": 5.0}, {**point, "reverse_lm_score": 5.0}]},
@@ -234,31 +241,28 @@ def test_the_noise_of_an_advantage_adds_both_points_quality_noise_and_their_dive
     assert advantage_noise(Crossing(1.0, 5.0, float("inf")), 0.01, 0.02) == float("inf")
 
 
-def test_lm_seeds_average_that_many_language_models_each_on_its_own_samples(tiny_run, monkeypatch):
-    monkeypatch.syspath_prepend(str(test_evaluate.SCRIPTS))
-    import evaluate
-
-    paths = evaluate.model_paths((str(tiny_run),))
-    meta, generators = evaluate.load_generators(paths, torch.device("cpu"))
-    data, g = evaluate.corpus_of(meta, None), generators[0]
-    one = evaluate.Args(lm_steps=5, reverse_lm_samples=60, samples=40, seed=3)
-    two = evaluate.Args(lm_steps=5, reverse_lm_samples=60, samples=40, seed=3, lm_seeds=2)
+def test_lm_seeds_average_that_many_language_models_each_on_its_own_samples(tiny_run):
+    paths = model_paths((str(tiny_run),))
+    meta, generators = load_generators(paths, torch.device("cpu"))
+    data, g = corpus_of(meta, None), generators[0]
+    one = SweepSettings(lm_steps=5, reverse_lm_samples=60, samples=40, seed=3)
+    two = SweepSettings(lm_steps=5, reverse_lm_samples=60, samples=40, seed=3, lm_seeds=2)
     draw = lambda n, s: g.sample(n, data.length, temperature=1.0, generator=torch.Generator().manual_seed(s))  # noqa: E731
     kw = dict(start_token=data.start_token, eos_token=data.eos_token, pad_token=data.pad_token, steps=5)
     # reverse-LM: the i-th score from samples and a language model both seeded 3 + i
     by_seed = [reverse_lm_score(draw(60, s), data.test, data.vocab_size, seed=s, **kw) for s in (3, 4)]
     assert by_seed[0] != by_seed[1]
-    assert evaluate.reverse_lm_of(g, data, 1.0, one) == by_seed[0]
-    assert evaluate.reverse_lm_of(g, data, 1.0, two) == pytest.approx(sum(by_seed) / 2, rel=1e-12)
+    assert reverse_lm_of(g, data, 1.0, one) == by_seed[0]
+    assert reverse_lm_of(g, data, 1.0, two) == pytest.approx(sum(by_seed) / 2, rel=1e-12)
     # LM score: the i-th real language model (seed 3 + i) on the i-th sample set
-    real = evaluate.real_language_model(data, two, torch.device("cpu"))
+    real = real_language_model(data, two, torch.device("cpu"))
     expected = [train_language_model(data.train, data.vocab_size, seed=s, **kw) for s in (3, 4)]
     for lm, hand in zip(real, expected):
         torch.testing.assert_close(lm.state_dict(), hand.state_dict(), rtol=0, atol=0)
-    point = evaluate.evaluate_at(g, data, 1.0, two, None, set(), real)
+    point = evaluate_at(g, data, 1.0, two, None, set(), real)
     hand = [lm_score(draw(40, s), lm, data.eos_token, data.pad_token) for s, lm in zip((3, 4), expected)]
     assert point["lm_score"] == pytest.approx(sum(hand) / 2, rel=1e-12)
-    assert len(evaluate.real_language_model(data, one, torch.device("cpu"))) == 1
+    assert len(real_language_model(data, one, torch.device("cpu"))) == 1
 
 
 def test_lm_noise_measures_the_spread_over_lm_seeds_and_sample_sets(tiny_run, tmp_path):

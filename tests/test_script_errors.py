@@ -4,7 +4,7 @@ names the option or the file, never a traceback (docs/scale-out.md, "Bad input")
 Each case calls the script's `main(argv)` in the test's process (nothing trains: every
 error is found before the first step), and a few run the script as a user does.
 """
-import importlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -18,10 +18,16 @@ ALL_SCRIPTS = sorted(p.stem for p in SCRIPTS.glob("*.py"))
 
 
 def script(name: str):
-    """A script as a module (scripts/ on the path: train_seeds and compare_recipes import evaluate)."""
-    if str(SCRIPTS) not in sys.path:
-        sys.path.insert(0, str(SCRIPTS))
-    return importlib.import_module(name)
+    """A script as a module, loaded from its file: scripts/ is not put on the path, so a script
+    that imported another (rather than the library) would fail here, and `evaluate` cannot
+    shadow a package of that name."""
+    module_name = f"scripts_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
 
 
 def call(name: str, argv: list[str]) -> int:
@@ -80,9 +86,11 @@ def a_run_without_history(folder: Path) -> str:
 
 
 def a_run_with_a_model(folder: Path) -> str:
-    """A run directory as evaluate.py finds one (the model is never loaded: --out is checked first)."""
+    """A run directory as evaluate.py finds one: every file of one recipe's `sweep_files` (the
+models are never loaded: --out is checked first)."""
     (folder / "models").mkdir()
-    (folder / "models" / "mle.pt").write_bytes(b"")
+    for name in ("mle.pt", "seqgan.pt"):
+        (folder / "models" / name).write_bytes(b"")
     return str(folder / "models")
 
 
