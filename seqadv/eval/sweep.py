@@ -136,15 +136,14 @@ def sweep_files() -> tuple[str, ...]:
 
 
 def model_paths(given: tuple[str, ...]) -> list[Path]:
-    """A run directory stands for its MLE baseline and its adversarial generator (its
-    recipe's `sweep_files`)."""
+    """A run directory stands for its MLE baseline and its adversarial generator: the
+    files of the text recipes' `sweep_files` that it holds."""
     paths = []
     for name in given:
         path = Path(name)
         if path.is_dir():
             files = sweep_files()
-            found = next(([path / f for f in entry.sweep_files] for entry in RECIPES.values() if entry.kind == "text"
-                          and entry.sweep_files and all((path / f).is_file() for f in entry.sweep_files)), [])
+            found = [path / f for f in files if (path / f).is_file()]
             if not found:
                 raise DataError(f"{path}: a directory without {', '.join(files[:-1])} or {files[-1]} "
                                 f"(give a run's --out, or .pt files)")
