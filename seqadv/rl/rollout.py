@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol, runtime_checkable
+from typing import Callable, NamedTuple, Optional, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -179,6 +179,34 @@ class RolloutEngine:
         score, not the mean of N: the same expectation, the same value for a deterministic
         reward (a discriminator in eval mode, as `rewards.DiscriminatorReward` scores).
         """
+        sequences, fixed = self._checked_batch(sequences, fixed, generator, initial_state, context)
+        B, T = sequences.shape
+        device = sequences.device
+        if B == 0 or T == 0:
+            return torch.empty(B, T, device=device)
+        score, layout = self._checked_contracts(sequences, reward_fn, initial_state, context)
+        rewards = torch.empty(B, T, device=device)
+        rewards[:, T - 1] = _checked_scores(score(self._finish(sequences), torch.arange(B, device=device)), B)
+        stats = RolloutStats()
+        self.stats = stats
+        if T > 1:
+            self._roll_out(rewards, sequences, fixed, initial_state, generator, score, layout, stats)
+        return rewards
+
+    @staticmethod
+    def _checked_batch(sequences, fixed: Optional[Tensor], generator: Optional[torch.Generator],
+                       initial_state: Optional[State], context: Optional[State]) -> tuple[Tensor, Optional[Tensor]]:
+        """The tensors of a `rewards` call, checked against each other before any work.
+
+        A wrong shape, dtype, device or row count would otherwise fail deep in a rollout step
+        (or broadcast silently), so each is refused here with a message naming the argument.
+        Nothing here needs the policy or the reward: an empty batch is checked as well.
+
+        Shape:
+            sequences: (B, T) integer token ids; fixed: (B, T) or None;
+            initial_state, context: B rows or None
+            returns: sequences as (B, T) int64, and `fixed` as given
+        """
         if not isinstance(sequences, Tensor) or sequences.dim() != 2:
             shape = tuple(sequences.shape) if isinstance(sequences, Tensor) else type(sequences).__name__
             raise ValueError(f"sequences must be a (batch, length) tensor of token ids, got {shape}")
@@ -187,7 +215,7 @@ class RolloutEngine:
         sequences = sequences.long()
         if fixed is not None and fixed.shape != sequences.shape:
             raise ValueError(f"fixed must have the shape of sequences {tuple(sequences.shape)}, got {tuple(fixed.shape)}")
-        B, T = sequences.shape
+        B = sequences.shape[0]
         device = sequences.device
         if generator is not None and generator.device.type != device.type:
             raise ValueError(f"the generator is on {generator.device} but the sequences on {device}: "
@@ -201,22 +229,79 @@ class RolloutEngine:
             check_state(context, "context")
             if {c.shape[0] for c in state_tensors(context)} != {B}:
                 raise ValueError(f"context must have {B} rows (one per sequence)")
-        N = self.num_rollouts
-        if B == 0 or T == 0:
-            return torch.empty(B, T, device=device)
-        score = _Scorer(reward_fn, context)
-        if T > 1:  # T = 1 needs the reward alone: the policy is never stepped, so never probed
-            vocab, dtype, state_bytes, growth = self._probe(sequences, initial_state)
-            low, high = int(sequences.min()), int(sequences.max())
-            if low < 0 or high >= vocab:
-                raise ValueError(f"token ids must lie in [0, {vocab}) (the policy's vocabulary), got {low} .. {high}")
-        rewards = torch.empty(B, T, device=device)
-        rewards[:, T - 1] = _checked_scores(score(self._finish(sequences), torch.arange(B, device=device)), B)
-        stats = RolloutStats()
-        self.stats = stats
-        if T == 1:
-            return rewards
+        return sequences, fixed
 
+    def _checked_contracts(self, sequences: Tensor, reward_fn: RewardFn, initial_state: Optional[State],
+                           context: Optional[State]) -> tuple[_Scorer, Optional[_Layout]]:
+        """The reward's and the policy's side of the contract, checked before the first score.
+
+        The reward's signature decides which keywords it gets (`_Scorer`); the policy is probed
+        (`_probe`) for its vocabulary, dtype and state layout, which the chunk plan and the
+        rolling buffers are built from, and the token ids are checked against that vocabulary.
+        Called only for a non-empty batch: an empty one needs neither.
+
+        Shape:
+            sequences: (B, T) int64, B, T >= 1; initial_state, context: B rows or None
+            returns: the scorer, and the policy's layout (None where T = 1)
+        """
+        score = _Scorer(reward_fn, context)
+        T = sequences.shape[1]
+        if T == 1:  # needs the reward alone: the policy is never stepped, so never probed
+            return score, None
+        layout = self._probe(sequences, initial_state)
+        low, high = int(sequences.min()), int(sequences.max())
+        if low < 0 or high >= layout.vocab:
+            raise ValueError(f"token ids must lie in [0, {layout.vocab}) (the policy's vocabulary), got {low} .. {high}")
+        return score, layout
+
+    def _roll_out(self, rewards: Tensor, sequences: Tensor, fixed: Optional[Tensor], initial_state: Optional[State],
+                  generator: Optional[torch.Generator], score: _Scorer, layout: _Layout, stats: RolloutStats) -> None:
+        """Columns 0 .. T-2 of `rewards`: each prefix's mean reward over its N completions.
+
+        The batch is cut into chunks of whole sequences that fit the memory budget
+        (`_plan_chunks`); each chunk is drawn for, completed (`_complete`), scored
+        (`_score_chunk`) and written (`_write_means`) before the next starts, so only one
+        chunk's completions are held at once.
+
+        Shape:
+            rewards: (B, T) float32, column T-1 already scored; columns 0 .. T-2 written here
+            sequences: (B, T) int64, T >= 2; fixed: (B, T) or None; initial_state: B rows or None
+        """
+        B, T = sequences.shape
+        N, device = self.num_rollouts, sequences.device
+        uniforms, chunk, block, buffer = self._plan_chunks(B, T, layout, device, generator)
+        fixed = fixed.bool() if fixed is not None else None
+        open_lengths, last_free = self._open_lengths(sequences, fixed)
+        prefix_aware = isinstance(score.reward_fn, PrefixAwareReward)
+        for begin in range(0, B, chunk):
+            end = min(B, begin + chunk)
+            draws = uniforms[begin:end] if uniforms is not None else torch.rand(end - begin, T - 1, N, T, device=device,
+                                                                                generator=generator)
+            order, counts = self._by_open_prefixes(open_lengths[begin:end], T)
+            sort = (lambda x: x) if counts[-1] == end - begin else (lambda x: x[order])  # no copies where none ends
+            part = sort(sequences[begin:end])
+            state = None if initial_state is None else map_state(lambda s: sort(s[begin:end]), initial_state)
+            completed = self._complete(part, None if fixed is None else sort(fixed[begin:end]), sort(draws),
+                                       counts, block, buffer, state, layout.growth, layout.vocab, stats,
+                                       None if last_free is None else sort(last_free[begin:end]))
+            stats.skipped += ((T - 1) * (end - begin) - sum(counts)) * N
+            batch_index = begin + order
+            scores = None
+            if len(completed):
+                scores = self._score_chunk(part, completed, counts, batch_index, score, prefix_aware, layout.vocab)
+            self._write_means(rewards, batch_index, counts, scores)
+
+    def _plan_chunks(self, B: int, T: int, layout: _Layout, device: torch.device, generator: Optional[torch.Generator]
+                     ) -> tuple[Optional[Tensor], int, int, Optional[Tensor]]:
+        """How the rollouts of B sequences are cut to fit `memory_budget_mb` (or `max_batch_rows`).
+
+        Returns the uniforms drawn up front (None on the CPU, where each chunk draws its own),
+        the sequences per chunk, the rows per block of a step, and the logits buffer every block
+        of every step writes into (None where the policy takes no `out`).
+
+        Shape:
+            returns uniforms: (B, T-1, N, T) or None; buffer: (block, vocab) in the logits' dtype, or None
+        """
         # uniforms[b, t - 1, n, k]: the draw at position k of rollout n of prefix length t of sequence b.
         # On the CPU they are drawn chunk by chunk (inside the memory budget): torch's CPU generator
         # fills consecutive draws alike in one call or several, so the rewards for a seed do not
@@ -225,65 +310,60 @@ class RolloutEngine:
         # prefixes that are not rolled out are drawn all the same, so the stream does not depend
         # on where sequences end either.
         upfront = device.type != "cpu"
-        uniforms = torch.rand(B, T - 1, N, T, device=device, generator=generator) if upfront else None
-        fixed = fixed.bool() if fixed is not None else None
-        # a prefix of length t (y_0 .. y_{t-1}) is rolled out while it holds no end token and some
-        # position after it is free (not `fixed`): t = 1 .. open_lengths[b]. Otherwise it has one
-        # completion, the (finished) sequence itself
-        last_free = None if fixed is None else self._last_free(fixed)
-        open_lengths = self._first_end(sequences)
-        if last_free is not None:
-            open_lengths = torch.minimum(open_lengths, last_free)
-        open_lengths = open_lengths.clamp(min=0, max=T - 1)
-        prefix_aware = isinstance(reward_fn, PrefixAwareReward)
-        block = self._block(vocab)
-        chunk = self._sequences_per_chunk(T, vocab, state_bytes, uniforms.numel() * 4 if upfront else 0)
+        uniforms = torch.rand(B, T - 1, self.num_rollouts, T, device=device, generator=generator) if upfront else None
+        block = self._block(layout.vocab)
+        chunk = self._sequences_per_chunk(T, layout.vocab, layout.state_bytes, uniforms.numel() * 4 if upfront else 0)
         # one logits buffer for every block of every step, if the policy can write into it
-        buffer = torch.empty(block, vocab, dtype=dtype, device=device) if self._hands_out(device) else None
-        for begin in range(0, B, chunk):
-            end = min(B, begin + chunk)
-            draws = uniforms[begin:end] if upfront else torch.rand(end - begin, T - 1, N, T, device=device,
-                                                                   generator=generator)
-            # the chunk's sequences by how many of their prefixes are rolled out, most first: the
-            # sequences rolled out at each prefix length are then a leading slice (`counts[t - 1]`)
-            order = torch.argsort(open_lengths[begin:end], descending=True, stable=True)
-            counts = [int(c) for c in (open_lengths[begin:end].unsqueeze(0)
-                                       >= torch.arange(1, T, device=device).unsqueeze(1)).sum(dim=1).tolist()]
-            sort = (lambda x: x) if counts[-1] == end - begin else (lambda x: x[order])  # no copies where none ends
-            part = sort(sequences[begin:end])
-            state = None if initial_state is None else map_state(lambda s: sort(s[begin:end]), initial_state)
-            completed = self._complete(part, None if fixed is None else sort(fixed[begin:end]), sort(draws),
-                                       counts, block, buffer, state, growth, vocab, stats,
-                                       None if last_free is None else sort(last_free[begin:end]))
-            rows = len(completed)
-            stats.skipped += ((T - 1) * (end - begin) - sum(counts)) * N
-            last = rewards[begin:end, T - 1][order]
-            means = last.unsqueeze(1).repeat(1, T - 1)  # (b, T-1): a finished prefix's reward is its sequence's
-            if rows == 0:
-                rewards[begin + order, : T - 1] = means
-                continue
-            if int(completed.max()) >= vocab:  # see _complete: the draws of NaN or infinite logits
-                raise ValueError("the policy's logits were NaN or infinite at some rollout step")
-            # the sequence each completion completes (its index in the batch): rows ordered (t, sequence, rollout)
-            index = torch.cat([(begin + order[:c]).repeat_interleave(N) for c in counts if c])
-            if prefix_aware:
-                # end-token masking keeps prefixes shared: a prefix is masked as its sequence is
-                scores = score.rollouts(self._finish(part), self._finish(completed), N, counts, index)
-            else:
-                scores = score(self._finish(completed), index)
-            scores = _checked_scores(scores, rows).view(-1, N).mean(dim=1)  # one mean per rolled-out prefix
-            offset = 0
-            for t, c in enumerate(counts, start=1):
-                means[:c, t - 1] = scores[offset : offset + c]
-                offset += c
-            rewards[begin + order, : T - 1] = means
-        return rewards
+        buffer = (torch.empty(block, layout.vocab, dtype=layout.dtype, device=device) if self._hands_out(device)
+                  else None)
+        return uniforms, chunk, block, buffer
+
+    def _sequences_per_chunk(self, length: int, vocab: int, state_bytes: int, reserved: int = 0) -> int:
+        """The whole sequences one chunk holds: `max_batch_rows`' worth of completions, or as many
+        as `memory_budget_mb` holds after the logits blocks and `reserved` bytes (the uniforms
+        drawn up front). At least one, whatever the budget."""
+        rows_per_sequence = (length - 1) * self.num_rollouts
+        if self.max_batch_rows is not None:
+            return max(1, self.max_batch_rows // rows_per_sequence)
+        # per completion: tokens (int64), a copy for the reward, uniforms (and their copy in the order
+        # of how far the sequences are text), keep mask, two indices, two states
+        row_bytes = length * (8 + 8 + 4 + 4 + 1) + 16 + 2 * state_bytes
+        # per sequence: its prefix states, and its N * (T - 1) completions
+        sequence_bytes = length * state_bytes + rows_per_sequence * row_bytes
+        block_bytes = 3 * 4 * vocab * self._block(vocab)
+        budget = self.memory_budget_mb * 2**20 - block_bytes - reserved
+        return max(1, int(budget // sequence_bytes))
+
+    def _block(self, vocab: int) -> int:
+        """Rows projected and sampled at once within a step: `block_rows`, or about 16 MB of
+        float32 logits."""
+        # Measured on a 2-core EPYC (V = 5,000): blocks of 128 rows take 1.5x as long as 512 to
+        # 1,024 (per-block overheads), 4,096 rows 1.1x
+        return self.block_rows or max(16, (16 << 20) // (4 * vocab))
 
     def _hands_out(self, device: torch.device) -> bool:
         """Whether steps get a logits buffer `out`: where the policy takes one, and not under
         autocast (the policy's logits then come in the autocast dtype, from its own kernels)."""
         autocast = torch.is_autocast_enabled(device.type) if device.type in ("cpu", "cuda") else False
         return self._step_takes_out and not autocast
+
+    def _open_lengths(self, sequences: Tensor, fixed: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
+        """How many prefixes of each sequence are rolled out, and the last position its rollouts draw.
+
+        A prefix of length t (y_0 .. y_{t-1}) is rolled out while it holds no end token and some
+        position after it is free (not `fixed`): t = 1 .. open_lengths[b]. Otherwise it has one
+        completion, the (finished) sequence itself, whose reward column T-1 already holds.
+
+        Shape:
+            sequences: (B, T) int64; fixed: (B, T) bool or None
+            returns: open_lengths (B,) int64 in [0, T-1], and last_free (B,) int64 or None
+        """
+        T = sequences.shape[1]
+        last_free = None if fixed is None else self._last_free(fixed)
+        open_lengths = self._first_end(sequences)
+        if last_free is not None:
+            open_lengths = torch.minimum(open_lengths, last_free)
+        return open_lengths.clamp(min=0, max=T - 1), last_free
 
     @staticmethod
     def _last_free(fixed: Tensor) -> Tensor:
@@ -301,8 +381,74 @@ class RolloutEngine:
         is_end = sequences == self.eos_token
         return torch.where(is_end.any(dim=1), is_end.long().argmax(dim=1), torch.full_like(is_end[:, 0], T, dtype=torch.long))
 
-    def _probe(self, sequences: Tensor, initial_state: Optional[State]
-               ) -> tuple[int, torch.dtype, int, list[Optional[tuple[int, int]]]]:
+    @staticmethod
+    def _by_open_prefixes(open_lengths: Tensor, T: int) -> tuple[Tensor, list[int]]:
+        """A chunk's sequences by how many of their prefixes are rolled out, most first.
+
+        In that order the sequences rolled out at prefix length t are the first counts[t - 1],
+        so the prefix pass (`_prefix_pass`) steps a leading slice that shrinks as t grows, and
+        the completions group by prefix length without gaps. The sort is stable, so where every
+        sequence is rolled out in full the order is the identity.
+
+        Shape:
+            open_lengths: (b,) int64, `_open_lengths`' for the chunk
+            returns: order (b,) int64, and counts: T-1 ints, non-increasing, counts[t - 1] the
+            sequences rolled out at prefix length t
+        """
+        order = torch.argsort(open_lengths, descending=True, stable=True)
+        counts = [int(c) for c in (open_lengths.unsqueeze(0)
+                                   >= torch.arange(1, T, device=open_lengths.device).unsqueeze(1)).sum(dim=1).tolist()]
+        return order, counts
+
+    def _score_chunk(self, part: Tensor, completed: Tensor, counts: list[int], batch_index: Tensor, score: _Scorer,
+                     prefix_aware: bool, vocab: int) -> Tensor:
+        """The mean reward of each rolled-out prefix of a chunk, over its N completions.
+
+        The completions are checked first: an id past the vocabulary is what `_complete` drew
+        from NaN or infinite logits, and the reward must not see it. A `PrefixAwareReward`
+        gets the chunk's sequences as well, masked after their end token as the completions
+        are, so the prefixes the completions share stay the same.
+
+        Shape:
+            part: (b, T), the chunk's sequences in `_by_open_prefixes` order;
+            completed: (N * sum(counts), T), `_complete`'s rows; batch_index: (b,) int64, each
+            sorted sequence's index in the batch
+            returns: (sum(counts),) float32, ordered (prefix length t = 1..T-1, sequence)
+        """
+        N = self.num_rollouts
+        if int(completed.max()) >= vocab:
+            raise ValueError("the policy's logits were NaN or infinite at some rollout step")
+        # the sequence each completion completes (its index in the batch): rows ordered (t, sequence, rollout)
+        index = torch.cat([batch_index[:c].repeat_interleave(N) for c in counts if c])
+        if prefix_aware:
+            scores = score.rollouts(self._finish(part), self._finish(completed), N, counts, index)
+        else:
+            scores = score(self._finish(completed), index)
+        return _checked_scores(scores, len(completed)).view(-1, N).mean(dim=1)
+
+    @staticmethod
+    def _write_means(rewards: Tensor, batch_index: Tensor, counts: list[int], scores: Optional[Tensor]) -> None:
+        """Columns 0 .. T-2 of a chunk's rows of `rewards`.
+
+        A rolled-out prefix gets its mean; a prefix not rolled out (finished, or with nothing
+        left to draw) gets its sequence's own reward, column T-1: one score of the same
+        expectation.
+
+        Shape:
+            rewards: (B, T), written in place; batch_index: (b,) int64, the chunk's sequences
+            in `_by_open_prefixes` order; scores: (sum(counts),) from `_score_chunk`, or None
+            where no prefix of the chunk was rolled out
+        """
+        T = rewards.shape[1]
+        means = rewards[batch_index, T - 1].unsqueeze(1).repeat(1, T - 1)
+        if scores is not None:
+            offset = 0
+            for t, c in enumerate(counts, start=1):
+                means[:c, t - 1] = scores[offset : offset + c]
+                offset += c
+        rewards[batch_index, : T - 1] = means
+
+    def _probe(self, sequences: Tensor, initial_state: Optional[State]) -> _Layout:
         """Up to three steps of the policy on two rows, checking the contract on the way.
 
         The first step feeds both rows the start token, the second tokens other than it (and
@@ -313,59 +459,110 @@ class RolloutEngine:
         contiguous where a state grows, with `out` and `into` where the policy takes them);
         the two must agree.
 
-        Returns the vocabulary size, the logits' dtype, the bytes of one row's state at the
-        sequences' full length, and for each tensor of the state (`state_tensors` order) None
-        if its shape is fixed or (axis, positions added per step) if it grows (a KV cache).
-        ValueError / TypeError, one message, for what breaks the contract.
+        Returns the policy's `_Layout`: the vocabulary size, the logits' dtype, the bytes of one
+        row's state at the sequences' full length, and for each tensor of the state
+        (`state_tensors` order) None if its shape is fixed or (axis, positions added per step)
+        if it grows (a KV cache). ValueError / TypeError, one message, for what breaks the contract.
+
+        Shape:
+            sequences: (B, T) int64, T >= 2; initial_state: B rows or None
         """
-        device, (B, T) = sequences.device, sequences.shape
+        T = sequences.shape[1]
+        state = self._probe_state(sequences, initial_state)
+        tokens = torch.full((2,), self.policy.start_token, dtype=torch.long, device=sequences.device)
+        logits, after_one, axes = self._probe_step(tokens, state, first=True)
+        # two different tokens next, neither of them the start token where V > 2
+        vocab = logits.shape[1]
+        tokens = torch.tensor([(tokens[0].item() + 1) % vocab, (tokens[0].item() + 2) % vocab], device=sequences.device)
+        logits, after_two, grown = self._probe_step(tokens, after_one, first=False)
+        if grown != axes:
+            raise ValueError("the policy's state grew along other axes at its second step than at its first: "
+                             "a growing piece must grow along one axis by the same amount every step")
+        self._check_appends(after_one, after_two, axes)
+        growth = self._growth(axes, [state, after_one, after_two])
+        if T >= 3:
+            self._check_engine_step(tokens.flip(0), after_two, growth, logits.dtype, logits.shape[1])
+        return _Layout(logits.shape[1], logits.dtype, self._state_bytes(after_two, growth, T), growth)
+
+    def _probe_state(self, sequences: Tensor, initial_state: Optional[State]) -> State:
+        """The two-row state the probe starts from, on the sequences' device.
+
+        The policy's own initial state, or a copy of the caller's first two rows (the same row
+        twice where B = 1): a policy that wrote into its input state must not change theirs.
+
+        Shape:
+            sequences: (B, T); initial_state: B rows or None
+            returns: a state of 2 rows
+        """
+        device, B = sequences.device, sequences.shape[0]
         if initial_state is None:
             state = self.policy.initial_state(2)
             check_state(state, "policy.initial_state(2)")
         else:
-            # a copy of the caller's first two rows: a policy that wrote into its input state must not change theirs
             state = map_state(lambda s: s[[0, min(1, B - 1)]], initial_state)
         for piece in state_tensors(state):
             if piece.device != device:
                 raise ValueError(f"the sequences are on {device} but the policy's state is on {piece.device}: "
                                  f"put the sequences, the policy and its state on one device")
-        tokens = torch.full((2,), self.policy.start_token, dtype=torch.long, device=device)
-        sizes, axes = [[p.shape for p in state_tensors(state)]], []
-        for probe_step in range(2):
-            before = map_state(torch.clone, state)
-            logits, new = self.policy.step(tokens, state)
-            if not all(torch.equal(a, b) for a, b in zip(state_tensors(before), state_tensors(state))):
-                raise ValueError("policy.step changed the state it was given in place; it must return a new state "
-                                 "and leave its input as it was (the engine keeps every prefix's state)")
-            if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != 2 or \
-                    not logits.dtype.is_floating_point:
-                shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-                raise ValueError(f"policy.step must return float logits of shape (rows, vocab) first, got {shape} "
-                                 f"for 2 rows")
-            if logits.device != device:
-                raise ValueError(f"the sequences are on {device} but the policy's logits on {logits.device}: "
-                                 f"put the sequences, the policy and its state on one device")
-            check_state(new, "the state policy.step returned")
-            problem, grown = state_change(state, new, first=probe_step == 0)
-            if problem:
-                raise ValueError(problem)
-            if probe_step == 0:
-                axes = grown
-            elif grown != axes:
-                raise ValueError("the policy's state grew along other axes at its second step than at its first: "
-                                 "a growing piece must grow along one axis by the same amount every step")
-            else:
-                for i, (old, piece, axis) in enumerate(zip(state_tensors(state), state_tensors(new), axes)):
-                    # the engine stores only what a step appends: the rest must be the input, unchanged
-                    if axis is not None and not torch.equal(piece.narrow(axis, 0, old.shape[axis]), old.to(piece.dtype)):
-                        raise ValueError(f"state piece {i} grew along axis {axis} but its first {old.shape[axis]} "
-                                         f"positions changed: a growing piece (a KV cache) may only append, its "
-                                         f"newest position last (a state kept newest-first is not supported)")
-            sizes.append([s.shape for s in state_tensors(new)])
-            state = new
-            if probe_step == 0:  # two different tokens next, neither of them the start token where V > 2
-                vocab = logits.shape[1]
-                tokens = torch.tensor([(tokens[0].item() + 1) % vocab, (tokens[0].item() + 2) % vocab], device=device)
+        return state
+
+    def _probe_step(self, tokens: Tensor, state: State, first: bool) -> tuple[Tensor, State, list[Optional[int]]]:
+        """One plain step of the policy, checked: its input left as it was, float logits of
+        shape (rows, vocab) on the tokens' device, and a new state of the same structure
+        (`state_change`; `first`: the step from the initial state, which may change its
+        floating dtype).
+
+        Shape:
+            tokens: (2,) int64; state: 2 rows
+            returns: logits (2, V), the new state, and for each of its tensors the axis it grew
+            along (None where its shape stayed)
+        """
+        device = tokens.device
+        before = map_state(torch.clone, state)
+        logits, new = self.policy.step(tokens, state)
+        if not all(torch.equal(a, b) for a, b in zip(state_tensors(before), state_tensors(state))):
+            raise ValueError("policy.step changed the state it was given in place; it must return a new state "
+                             "and leave its input as it was (the engine keeps every prefix's state)")
+        if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[0] != 2 or \
+                not logits.dtype.is_floating_point:
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise ValueError(f"policy.step must return float logits of shape (rows, vocab) first, got {shape} "
+                             f"for 2 rows")
+        if logits.device != device:
+            raise ValueError(f"the sequences are on {device} but the policy's logits on {logits.device}: "
+                             f"put the sequences, the policy and its state on one device")
+        check_state(new, "the state policy.step returned")
+        problem, grown = state_change(state, new, first=first)
+        if problem:
+            raise ValueError(problem)
+        return logits, new, grown
+
+    @staticmethod
+    def _check_appends(before: State, after: State, axes: list[Optional[int]]) -> None:
+        """A growing state tensor must keep its input as its first positions and append after it.
+
+        The engine stores only what a step appends (`_RollingStates.store`), so a state that
+        rewrites old positions, or keeps its newest position first, would be stored wrong.
+
+        Shape: before, after: the states around one step; axes: `_probe_step`'s for that step
+        """
+        for i, (old, piece, axis) in enumerate(zip(state_tensors(before), state_tensors(after), axes)):
+            if axis is not None and not torch.equal(piece.narrow(axis, 0, old.shape[axis]), old.to(piece.dtype)):
+                raise ValueError(f"state piece {i} grew along axis {axis} but its first {old.shape[axis]} "
+                                 f"positions changed: a growing piece (a KV cache) may only append, its "
+                                 f"newest position last (a state kept newest-first is not supported)")
+
+    @staticmethod
+    def _growth(axes: list[Optional[int]], states: list[State]) -> list[Optional[tuple[int, int]]]:
+        """For each state tensor, None if its shape is fixed or (axis, positions added per step).
+
+        Two steps must add the same number of positions: the rolling buffers are allocated
+        once, at the length the last step reaches.
+
+        Shape: axes: the grown axes of each tensor; states: the state before, after one and
+        after two steps
+        """
+        sizes = [[s.shape for s in state_tensors(state)] for state in states]
         growth = []
         for axis, *shapes in zip(axes, *sizes):
             added = [after[axis] - before[axis] for before, after in zip(shapes, shapes[1:])] if axis is not None else []
@@ -373,9 +570,15 @@ class RolloutEngine:
                 raise ValueError(f"the policy's state grew by {added[0]} position(s) at its first step, then by "
                                  f"{added[1]}: a growing piece must grow by the same amount every step")
             growth.append((axis, added[0]) if axis is not None else None)
-        if T >= 3:
-            self._check_engine_step(tokens.flip(0), state, growth, logits.dtype, logits.shape[1])
-        # one row at the full length: T inputs consumed (start, y_0 .. y_{T-2})
+        return growth
+
+    @staticmethod
+    def _state_bytes(state: State, growth: list[Optional[tuple[int, int]]], T: int) -> int:
+        """The bytes of one row's state at the sequences' full length (T inputs consumed:
+        start, y_0 .. y_{T-2}), which the chunk plan budgets for.
+
+        Shape: state: 2 rows after two inputs; growth: `_growth`'s
+        """
         state_bytes = 0
         for piece, grows in zip(state_tensors(state), growth):
             size = piece.numel() * piece.element_size() // 2
@@ -383,7 +586,7 @@ class RolloutEngine:
                 axis, added = grows
                 size = size // piece.shape[axis] * (piece.shape[axis] + (T - 2) * added)
             state_bytes += size
-        return logits.shape[1], logits.dtype, state_bytes, growth
+        return state_bytes
 
     def _check_engine_step(self, tokens: Tensor, state: State, growth: list[Optional[tuple[int, int]]],
                            dtype: torch.dtype, vocab: int) -> None:
@@ -429,24 +632,6 @@ class RolloutEngine:
             raise ValueError(f"policy.step gave other logits or another state on the rollout engine's buffers ({how}) "
                              f"than the plain step: a step must compute the same on any strided state, write only "
                              f"the new position(s) into `into` and return the logits it wrote into `out`, if any")
-
-    def _sequences_per_chunk(self, length: int, vocab: int, state_bytes: int, reserved: int = 0) -> int:
-        rows_per_sequence = (length - 1) * self.num_rollouts
-        if self.max_batch_rows is not None:
-            return max(1, self.max_batch_rows // rows_per_sequence)
-        # per completion: tokens (int64), a copy for the reward, uniforms (and their copy in the order
-        # of how far the sequences are text), keep mask, two indices, two states
-        row_bytes = length * (8 + 8 + 4 + 4 + 1) + 16 + 2 * state_bytes
-        # per sequence: its prefix states, and its N * (T - 1) completions
-        sequence_bytes = length * state_bytes + rows_per_sequence * row_bytes
-        block_bytes = 3 * 4 * vocab * self._block(vocab)
-        budget = self.memory_budget_mb * 2**20 - block_bytes - reserved
-        return max(1, int(budget // sequence_bytes))
-
-    def _block(self, vocab: int) -> int:
-        # about 16 MB of float32 logits. Measured on a 2-core EPYC (V = 5,000): blocks of
-        # 128 rows take 1.5x as long as 512 to 1,024 (per-block overheads), 4,096 rows 1.1x
-        return self.block_rows or max(16, (16 << 20) // (4 * vocab))
 
     def _complete(
         self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, counts: list[int], block: int,
@@ -581,6 +766,16 @@ class RolloutEngine:
 
     def _finish(self, sequences: Tensor) -> Tensor:
         return mask_after_eos(sequences, self.eos_token, self.pad_token)
+
+
+class _Layout(NamedTuple):
+    """What `RolloutEngine._probe` found of the policy: what the chunk plan and the rolling
+    buffers are sized and shaped by."""
+
+    vocab: int  # the logits' width
+    dtype: torch.dtype  # the logits', so the engine's logits buffer matches the policy's own
+    state_bytes: int  # one row's state at the sequences' full length
+    growth: list[Optional[tuple[int, int]]]  # per state tensor: None (fixed) or (axis, positions added per step)
 
 
 @dataclass
