@@ -47,13 +47,7 @@ from seqadv.models.generator import Generator
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
 from seqadv.rl.rollout_reference import naive_rollout_rewards
-from seqadv.runtime.cli import (
-    OneLineParser,
-    below_minimum,
-    guarded,
-    int_tuple,
-    writable_file,
-)
+from seqadv.runtime.cli import OneLineParser, below_minimum, guarded, int_tuple, writable_file
 from seqadv.runtime.distributed import setup, teardown
 
 

@@ -34,14 +34,7 @@ from typing import Optional
 from seqadv.eval.noise import measure, summarize
 from seqadv.eval.sweep import SweepSettings
 from seqadv.runtime.checkpoint import write_text_atomic
-from seqadv.runtime.cli import (
-    OneLineParser,
-    below_minimum,
-    float_tuple,
-    guarded,
-    int_tuple,
-    writable_file,
-)
+from seqadv.runtime.cli import OneLineParser, below_minimum, float_tuple, guarded, int_tuple, writable_file
 
 
 def run(argv: Optional[list[str]]) -> None:

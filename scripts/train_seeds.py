@@ -20,13 +20,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from seqadv.eval.seeds import (
-    models_table,
-    report_sweep,
-    run_seed,
-    seed_config,
-    summarize_seeds,
-)
+from seqadv.eval.seeds import models_table, report_sweep, run_seed, seed_config, summarize_seeds
 from seqadv.eval.sweep import settings_from_args
 from seqadv.runtime.checkpoint import write_text_atomic
 from seqadv.runtime.cli import OneLineParser, below_minimum, guarded, writable_dir

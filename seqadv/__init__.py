@@ -15,16 +15,8 @@ from seqadv.models.generator import Generator
 from seqadv.models.transformer import TransformerGenerator
 from seqadv.rl.rollout import RolloutEngine
 from seqadv.runtime.checkpoint import load
-from seqadv.trainers import (
-    IRGANConfig,
-    IRGANTrainer,
-    MaskGANConfig,
-    MaskGANTrainer,
-    ScratchGANConfig,
-    ScratchGANTrainer,
-    SeqGANConfig,
-    SeqGANTrainer,
-)
+from seqadv.trainers import (IRGANConfig, IRGANTrainer, MaskGANConfig, MaskGANTrainer, ScratchGANConfig,
+                             ScratchGANTrainer, SeqGANConfig, SeqGANTrainer)
 
 __all__ = ["Discriminator", "Generator", "IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "ScratchGANConfig", "ScratchGANTrainer", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "TransformerGenerator", "ema_update", "load",
            "sample_from_logits"]

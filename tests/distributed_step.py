@@ -18,11 +18,7 @@ from seqadv.models.generator import Generator
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
 from seqadv.runtime.distributed import Group, setup, teardown
-from seqadv.trainers.seqgan import (
-    SeqGANConfig,
-    discriminator_step,
-    policy_gradient_step,
-)
+from seqadv.trainers.seqgan import SeqGANConfig, discriminator_step, policy_gradient_step
 
 B, T, V = 8, 7, 12
 START, EOS, PAD = 0, 1, 2

@@ -11,13 +11,7 @@ import pytest
 import torch
 
 from seqadv.eval.metrics import copied, distinct_ngrams, nll
-from seqadv.eval.sweep import (
-    SweepSettings,
-    summary_lines,
-    sweep,
-    sweep_files,
-    write_sweep,
-)
+from seqadv.eval.sweep import SweepSettings, summary_lines, sweep, sweep_files, write_sweep
 from seqadv.models.generator import Generator
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

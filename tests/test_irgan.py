@@ -14,13 +14,7 @@ from seqadv.core.sampling import generate, sample_from_logits
 from seqadv.data.corpus import load_recipe, locate_in_package
 from seqadv.data.ratings import load_ratings
 from seqadv.eval.metrics import ranking_metrics
-from seqadv.models.items import (
-    ItemPolicy,
-    ItemReward,
-    ItemScorer,
-    proposal_probabilities,
-    sample_proposal,
-)
+from seqadv.models.items import ItemPolicy, ItemReward, ItemScorer, proposal_probabilities, sample_proposal
 from seqadv.rl.losses import discriminator_loss
 from seqadv.rl.rollout import RolloutEngine
 

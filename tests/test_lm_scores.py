@@ -12,25 +12,11 @@ from test_evaluate import script
 
 from seqadv.data.dataset import load_corpus
 from seqadv.eval.metrics import lm_score, nll, reverse_lm_score, train_language_model
-from seqadv.eval.report import (
-    Crossing,
-    advantage_noise,
-    advantages_at,
-    crossings,
-    curve_advantages,
-    dominating_temperatures,
-    matched_diversity,
-)
+from seqadv.eval.report import (Crossing, advantage_noise, advantages_at, crossings, curve_advantages,
+                                dominating_temperatures, matched_diversity)
 from seqadv.eval.seeds import aggregate_sweeps
-from seqadv.eval.sweep import (
-    SweepSettings,
-    corpus_of,
-    evaluate_at,
-    load_generators,
-    model_paths,
-    real_language_model,
-    reverse_lm_of,
-)
+from seqadv.eval.sweep import (SweepSettings, corpus_of, evaluate_at, load_generators, model_paths, real_language_model,
+                               reverse_lm_of)
 
 tiny_run = test_evaluate.tiny_run  # the toy SeqGAN run of test_evaluate.py, a fixture here too
 

@@ -15,12 +15,7 @@ from seqadv.eval.metrics import infilled_ngram_uniqueness
 from seqadv.models.discriminator import Discriminator
 from seqadv.models.infiller import Critic, InfillingGenerator, TokenDiscriminator
 from seqadv.rl.advantages import discounted_returns
-from seqadv.rl.losses import (
-    critic_loss,
-    discriminator_loss,
-    mle_loss,
-    policy_gradient_loss,
-)
+from seqadv.rl.losses import critic_loss, discriminator_loss, mle_loss, policy_gradient_loss
 from seqadv.rl.rewards import discriminator_reward, token_log_rewards
 from seqadv.rl.rollout import RolloutEngine
 

@@ -9,12 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqadv.runtime.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    previous_path,
-    save_checkpoint,
-)
+from seqadv.runtime.checkpoint import CheckpointError, load_checkpoint, previous_path, save_checkpoint
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_seqgan.py"
 

@@ -14,10 +14,7 @@ from seqadv.rl.advantages import batch_baseline, discounted_returns
 from seqadv.rl.losses import prefix_discriminator_loss, token_log_probs
 from seqadv.rl.rewards import prefix_rewards
 from seqadv.runtime.checkpoint import load_checkpoint
-from seqadv.trainers.scratchgan import (
-    dense_policy_gradient_step,
-    prefix_discriminator_step,
-)
+from seqadv.trainers.scratchgan import dense_policy_gradient_step, prefix_discriminator_step
 from seqadv.trainers.seqgan import policy_gradient_step
 
 

@@ -13,14 +13,7 @@ from test_resume import toy_text
 from torch import nn
 
 import seqadv
-from seqadv import (
-    IRGANConfig,
-    IRGANTrainer,
-    MaskGANConfig,
-    MaskGANTrainer,
-    SeqGANConfig,
-    SeqGANTrainer,
-)
+from seqadv import IRGANConfig, IRGANTrainer, MaskGANConfig, MaskGANTrainer, SeqGANConfig, SeqGANTrainer
 from seqadv.core.masks import mask_after_eos
 from seqadv.core.sampling import generate
 from seqadv.eval.metrics import nll

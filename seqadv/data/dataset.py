@@ -15,14 +15,7 @@ import torch
 from torch import Tensor
 
 from seqadv.core.errors import DataError
-from seqadv.data.corpus import (
-    Recipe,
-    load_recipe,
-    locate,
-    package_splits,
-    read_lines,
-    split_lines,
-)
+from seqadv.data.corpus import Recipe, load_recipe, locate, package_splits, read_lines, split_lines
 from seqadv.data.oracle import oracle_corpus
 from seqadv.data.tokenizer import Vocab, make_tokenizer
 

@@ -24,16 +24,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from seqadv.core.registry import recipe
-from seqadv.eval.report import (
-    LM_AXES,
-    advantage_noise,
-    advantages_at,
-    at_temperature_one,
-    curve_advantages,
-    dominating_temperatures,
-    lower_is_better,
-    sweep_axes,
-)
+from seqadv.eval.report import (LM_AXES, advantage_noise, advantages_at, at_temperature_one, curve_advantages,
+                                dominating_temperatures, lower_is_better, sweep_axes)
 from seqadv.eval.seeds import aggregate_sweeps, report_sweep, script_of
 from seqadv.eval.sweep import SweepSettings, run_sweep, settings_from_args
 from seqadv.runtime.checkpoint import write_text_atomic

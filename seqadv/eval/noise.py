@@ -19,13 +19,7 @@ from typing import Callable, Sequence
 import torch
 
 from seqadv.eval.metrics import lm_score, reverse_lm_score, train_language_model
-from seqadv.eval.sweep import (
-    SweepSettings,
-    corpus_of,
-    load_generators,
-    model_names,
-    model_paths,
-)
+from seqadv.eval.sweep import SweepSettings, corpus_of, load_generators, model_names, model_paths
 
 MEAN_OF = (2, 3)  # the derived budgets: the mean of this many language models at one step count
 

@@ -41,17 +41,8 @@ from seqadv.core.device import resolve_device
 from seqadv.core.errors import DataError
 from seqadv.core.registry import RECIPES
 from seqadv.data.dataset import SequenceData, load_corpus
-from seqadv.eval.metrics import (
-    BLEU,
-    LM_STEPS,
-    copied,
-    distinct_ngrams,
-    lm_score,
-    nll,
-    reverse_lm_score,
-    self_bleu,
-    train_language_model,
-)
+from seqadv.eval.metrics import (BLEU, LM_STEPS, copied, distinct_ngrams, lm_score, nll, reverse_lm_score, self_bleu,
+                                 train_language_model)
 from seqadv.eval.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
 from seqadv.models.generator import Generator, LanguageModel
 from seqadv.runtime.checkpoint import CheckpointError, load, write_text_atomic

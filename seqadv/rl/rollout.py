@@ -42,15 +42,7 @@ import torch
 from torch import Tensor
 
 from seqadv.core.masks import mask_after_eos
-from seqadv.core.policy import (
-    Policy,
-    State,
-    check_state,
-    map_state,
-    rebuild_state,
-    state_change,
-    state_tensors,
-)
+from seqadv.core.policy import Policy, State, check_state, map_state, rebuild_state, state_change, state_tensors
 from seqadv.core.sampling import sample_from_logits
 
 RewardFn = Callable[[Tensor], Tensor]

@@ -48,12 +48,7 @@ from tqdm.auto import tqdm
 from seqadv.core.errors import DataError, Interrupted
 from seqadv.core.registry import RecipeEntry, register_recipe, same_model
 from seqadv.rl.update import clip_and_step
-from seqadv.runtime.checkpoint import (
-    CheckpointError,
-    load_latest,
-    save_checkpoint,
-    write_text_atomic,
-)
+from seqadv.runtime.checkpoint import CheckpointError, load_latest, save_checkpoint, write_text_atomic
 from seqadv.runtime.cli import seed_everything, writable_dir
 from seqadv.runtime.distributed import joined_group
 from seqadv.runtime.faults import CrashPoint

@@ -37,13 +37,7 @@ from seqadv.core.errors import DataError
 from seqadv.core.sampling import generate
 from seqadv.data.ratings import RatingData, load_ratings
 from seqadv.eval.metrics import ranking_metrics
-from seqadv.models.items import (
-    ItemPolicy,
-    ItemReward,
-    ItemScorer,
-    bpr_loss,
-    sample_proposal,
-)
+from seqadv.models.items import ItemPolicy, ItemReward, ItemScorer, bpr_loss, sample_proposal
 from seqadv.rl.losses import discriminator_loss
 from seqadv.rl.rollout import RolloutEngine
 from seqadv.rl.update import check_finite, discriminator_update, policy_gradient_update
@@ -51,14 +45,7 @@ from seqadv.runtime.checkpoint import write_text_atomic
 from seqadv.runtime.cli import check_ranges, writable_dir
 from seqadv.runtime.distributed import joined_group
 from seqadv.runtime.faults import CrashPoint
-from seqadv.trainers.base import (
-    Phase,
-    Trainer,
-    TrainerConfig,
-    own_model,
-    preset_config,
-    resumed_config,
-)
+from seqadv.trainers.base import Phase, Trainer, TrainerConfig, own_model, preset_config, resumed_config
 from seqadv.trainers.text import describe_model
 
 RANKING_CUTOFFS = (3, 5, 10)  # the k of P@k and NDCG@k (`metrics.ranking_metrics`)

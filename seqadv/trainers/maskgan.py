@@ -41,37 +41,14 @@ from seqadv.eval.metrics import BLEU, infilled_ngram_uniqueness
 from seqadv.models.discriminator import Discriminator
 from seqadv.models.infiller import Critic, InfillingGenerator, TokenDiscriminator
 from seqadv.rl.advantages import discounted_returns
-from seqadv.rl.losses import (
-    critic_loss,
-    discriminator_loss,
-    mle_loss,
-)
-from seqadv.rl.rewards import (
-    discriminator_reward,
-    token_log_rewards,
-)
+from seqadv.rl.losses import critic_loss, discriminator_loss, mle_loss
+from seqadv.rl.rewards import discriminator_reward, token_log_rewards
 from seqadv.rl.rollout import RolloutEngine
-from seqadv.rl.update import (
-    check_finite,
-    correct_guesses,
-    discriminator_update,
-    policy_gradient_update,
-)
+from seqadv.rl.update import check_finite, correct_guesses, discriminator_update, policy_gradient_update
 from seqadv.runtime.checkpoint import write_text_atomic
 from seqadv.runtime.cli import check_ranges
-from seqadv.trainers.base import (
-    GANTrainer,
-    Phase,
-    TrainerConfig,
-    own_model,
-    preset_config,
-)
-from seqadv.trainers.text import (
-    comparison_rows,
-    describe_corpus,
-    describe_model,
-    text_meta,
-)
+from seqadv.trainers.base import GANTrainer, Phase, TrainerConfig, own_model, preset_config
+from seqadv.trainers.text import comparison_rows, describe_corpus, describe_model, text_meta
 
 
 @preset_config

@@ -51,13 +51,8 @@ from seqadv.core.modules import module_mode
 from seqadv.data.dataset import BatchStream
 from seqadv.data.word_vectors import known_words, load_word_vectors, start_embedding_
 from seqadv.models.discriminator import INITS, POSITION_SIGNALS, PrefixDiscriminator
-from seqadv.rl.advantages import (
-    POSITIONS,
-    discounted_returns,
-    masked_batch_mean,
-    mean_normalizer,
-    moving_average_baseline,
-)
+from seqadv.rl.advantages import (POSITIONS, discounted_returns, masked_batch_mean, mean_normalizer,
+                                  moving_average_baseline)
 from seqadv.rl.losses import mle_loss, prefix_discriminator_loss
 from seqadv.rl.rewards import prefix_rewards
 from seqadv.rl.update import check_finite, discriminator_update, policy_gradient_update

@@ -33,26 +33,12 @@ from torch import Tensor, nn
 
 from seqadv.core.masks import tokens_mask
 from seqadv.core.modules import ema_update
-from seqadv.models.discriminator import (
-    PAPER_FILTER_SIZES,
-    PAPER_NUM_FILTERS,
-    Discriminator,
-)
+from seqadv.models.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
 from seqadv.rl.advantages import batch_baseline
-from seqadv.rl.losses import (
-    IMPORTANCE_WEIGHTS,
-    discriminator_loss,
-    importance_weights,
-    token_log_probs,
-)
+from seqadv.rl.losses import IMPORTANCE_WEIGHTS, discriminator_loss, importance_weights, token_log_probs
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
-from seqadv.rl.update import (
-    check_finite,
-    correct_guesses,
-    discriminator_update,
-    policy_gradient_update,
-)
+from seqadv.rl.update import check_finite, correct_guesses, discriminator_update, policy_gradient_update
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import GANTrainer, Phase, own_model, preset_config
