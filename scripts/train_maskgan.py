@@ -14,16 +14,12 @@ bad input (one line), 3 for a NaN or infinite loss, reward or update, 130 after 
 import sys
 from typing import Optional
 
-from seqadv.runtime.cli import guarded, parse_config
-from seqadv.runtime.faults import CrashPoint
+from seqadv.runtime.cli import train_main
 from seqadv.trainers import MaskGANConfig, MaskGANTrainer
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    def body():
-        config = parse_config(MaskGANConfig, argv, __doc__)
-        return MaskGANTrainer(config, crash_at=CrashPoint.from_environment()).train()
-    return guarded("train_maskgan.py", body, argv)
+    return train_main("train_maskgan.py", MaskGANTrainer, MaskGANConfig, argv, __doc__)
 
 
 if __name__ == "__main__":

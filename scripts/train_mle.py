@@ -10,16 +10,12 @@ mle_best.pt, results.json and samples into --out. Exit codes as train_seqgan.py'
 import sys
 from typing import Optional
 
-from seqadv.runtime.cli import guarded, parse_config
-from seqadv.runtime.faults import CrashPoint
+from seqadv.runtime.cli import train_main
 from seqadv.trainers import MLEConfig, MLETrainer
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    def body():
-        config = parse_config(MLEConfig, argv, __doc__)
-        return MLETrainer(config, crash_at=CrashPoint.from_environment()).train()
-    return guarded("train_mle.py", body, argv)
+    return train_main("train_mle.py", MLETrainer, MLEConfig, argv, __doc__)
 
 
 if __name__ == "__main__":

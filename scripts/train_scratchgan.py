@@ -14,16 +14,12 @@ script turns the command line into a `ScratchGANConfig` and the outcome into an 
 import sys
 from typing import Optional
 
-from seqadv.runtime.cli import guarded, parse_config
-from seqadv.runtime.faults import CrashPoint
+from seqadv.runtime.cli import train_main
 from seqadv.trainers import ScratchGANConfig, ScratchGANTrainer
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    def body():
-        config = parse_config(ScratchGANConfig, argv, __doc__)
-        return ScratchGANTrainer(config, crash_at=CrashPoint.from_environment()).train()
-    return guarded("train_scratchgan.py", body, argv)
+    return train_main("train_scratchgan.py", ScratchGANTrainer, ScratchGANConfig, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -195,6 +195,18 @@ def guarded(prog: str, body: Callable[[], object], argv: Optional[list[str]] = N
     return 0
 
 
+def train_main(prog: str, trainer_class: type, config_class: type, argv: Optional[list[str]], doc: str) -> int:
+    """A train_<recipe>.py script: the command line becomes the recipe's config, its trainer
+    runs it, the outcome is an exit code (`guarded`). The resume tests' crash point is read
+    here, at the command line (`runtime.faults`), and handed to the trainer."""
+    from seqadv.runtime.faults import CrashPoint
+
+    def body():
+        config = parse_config(config_class, argv, doc)
+        return trainer_class(config, crash_at=CrashPoint.from_environment()).train()
+    return guarded(prog, body, argv)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
