@@ -636,7 +636,8 @@ class RolloutEngine:
         counts[t - 1]. Rows are stepped only while they are text with something left to draw:
         a completion that draws the end token (or reaches one kept in `fixed`), or whose later
         positions are all kept (`last_free`: each sequence's last free position), leaves the
-        rolling rows at once.
+        rolling rows at once. Position k of a row of prefix length k is the token the prefix pass
+        drew (`_prefix_pass`); its later positions are drawn while it rolls (`_roll_position`).
 
         Shape:
             sequences: (b, T); fixed: (b, T) or None; uniforms: (b, T-1, N, T);
@@ -644,85 +645,122 @@ class RolloutEngine:
             returns: (N * sum(counts), T), rows ordered (prefix length t = 1..T-1, sequence
             j < counts[t - 1], rollout)
         """
-        b, T = sequences.shape
-        N = self.num_rollouts
-        device = sequences.device
-        sizes = [c * N for c in counts]
-        starts = [0]
-        for size in sizes:
-            starts.append(starts[-1] + size)
-        if starts[-1] == 0:
+        T = sequences.shape[1]
+        if not sum(counts):
             return sequences.new_empty(0, T)
-        # for each completion row: its sequence, and its draws' row in uniforms.view(-1, T)
-        row_seq = torch.cat([torch.arange(c, device=device).repeat_interleave(N) for c in counts])
-        row_draw = torch.cat([((torch.arange(c, device=device) * (T - 1) + t - 1) * N).repeat_interleave(N)
-                              + torch.arange(N, device=device).repeat(c) for t, c in enumerate(counts, start=1)])
-        draws = uniforms.reshape(-1, T)
-        out = sequences[row_seq]
-        keep = None if fixed is None else fixed[row_seq]
+        rows = self._completion_rows(sequences, fixed, uniforms, counts, last_free)
         fresh, states = self._prefix_pass(sequences, uniforms, initial_state, counts)
-        ends = self.eos_token is not None and self.pad_token is not None
-        row_last = None if last_free is None else last_free[row_seq]
-
-        def still_open(rows: Tensor, position: int) -> Tensor:
-            """For rows of out (n,): whether anything is left to draw after `position`."""
-            going = torch.ones(len(rows), dtype=torch.bool, device=device)
-            if ends:
-                going &= out[rows, position] != self.eos_token
-            if row_last is not None:
-                going &= row_last[rows] > position
-            return going
-
-        closes = ends or row_last is not None
-        rolling = N * sum(counts[: T - 2])  # the most rows that can roll at once
+        rolling = self.num_rollouts * sum(counts[: T - 2])  # the most rows that can roll at once
         running = _RollingStates(states[1], rolling, T, growth) if T > 2 and rolling else None
-        slots = torch.empty(0, dtype=torch.long, device=device)  # the rolling rows (rows of out), in buffer order
+        slots = torch.empty(0, dtype=torch.long, device=sequences.device)  # the rolling rows, in buffer order
         # a policy that appends in place (`into`, checked in the probe) writes only the new positions
         into = self._step_takes_into and all(growth)
         for k in range(1, T):
             if k >= 2 and running is not None:
-                # rows with prefix length k-1 join the rolling rows from their prefix states, unless
-                # the token they drew at k-1 already ended them or nothing is left to draw
-                joining = torch.arange(starts[k - 2], starts[k - 1], device=device)
-                if closes and len(joining):
-                    joining = joining[still_open(joining, k - 1)]
-                if len(joining):
-                    running.join(states[k - 1], row_seq[joining], k)
-                    slots = torch.cat([slots, joining])
-                rows = len(slots)
-                stats.row_steps += rows
-                u = draws[row_draw[slots], k]
-                for a in range(0, rows, block):
-                    e = min(rows, a + block)
-                    at = slots[a:e]
-                    tokens, state = out[at, k - 1].clamp(max=vocab - 1), running.view(a, e, k)
-                    extra = {} if buffer is None else {"out": buffer[: e - a]}
-                    if into:  # the buffers at their length after this step: the step fills the last position(s)
-                        extra["into"] = running.view(a, e, k + 1)
-                    logits, new = self.policy.step(tokens, state, **extra)
-                    running.store(a, new, k)
-                    # the logits are scratch space only where they are the engine's own buffer: logits
-                    # a policy returns may be its own tensors (a view of a parameter, a cache)
-                    drawn = sample_from_logits(logits, u[a:e, None], temperature=self.temperature,
-                                               overwrite=buffer is not None and _same_tensor(logits, extra["out"]))[:, 0]
-                    # NaN or infinite logits leave the inverse CDF without a token: an id past the
-                    # vocabulary, fed to no step (the policy would fail on it) but kept for the check
-                    out[at, k] = drawn if keep is None else torch.where(keep[at, k], out[at, k], drawn)
-                if closes and rows and k < T - 1:  # the rows that ended here are done
-                    going = still_open(slots, k)
-                    kept = going.nonzero().squeeze(1)
-                    if len(kept) < rows:
-                        first = int((~going).long().argmax())  # the first row that ended
-                        running.keep(kept, first, k + 1)
-                        slots = slots[kept]
+                slots = self._roll_position(rows, slots, running, states, k, block, buffer, vocab, into, stats)
             # rows with prefix length k start here, from the draws of the prefix pass
-            if sizes[k - 1]:
-                rows_k = slice(starts[k - 1], starts[k])
-                drawn = fresh[k].reshape(-1)
-                out[rows_k, k] = drawn if keep is None else torch.where(keep[rows_k, k], out[rows_k, k], drawn)
-        stats.rolled += starts[-1]
-        stats.row_steps += starts[-1]  # the prefix pass's draw of each row's first token
-        return out
+            if rows.starts[k] > rows.starts[k - 1]:
+                rows.write(slice(rows.starts[k - 1], rows.starts[k]), k, fresh[k].reshape(-1))
+        stats.rolled += rows.starts[-1]
+        stats.row_steps += rows.starts[-1]  # the prefix pass's draw of each row's first token
+        return rows.out
+
+    def _completion_rows(self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, counts: list[int],
+                         last_free: Optional[Tensor]) -> _Completions:
+        """A chunk's completion rows, each a copy of its sequence, and what ties each row to its
+        sequence, its prefix states and its draws.
+
+        Each row's draws are found through its (sequence, prefix length, rollout) in the uniforms,
+        never through its place among the rows, so they do not depend on which prefixes are
+        rolled out or how the rows are grouped.
+
+        Shape:
+            sequences: (b, T); fixed: (b, T) bool or None; uniforms: (b, T-1, N, T);
+            counts: T-1 ints, non-increasing, sum > 0; last_free: (b,) int64 or None
+            returns: `_Completions` of N * sum(counts) rows, ordered as `_complete`'s
+        """
+        T, N, device = sequences.shape[1], self.num_rollouts, sequences.device
+        starts = [0]
+        for c in counts:
+            starts.append(starts[-1] + c * N)
+        seq = torch.cat([torch.arange(c, device=device).repeat_interleave(N) for c in counts])
+        draw = torch.cat([((torch.arange(c, device=device) * (T - 1) + t - 1) * N).repeat_interleave(N)
+                          + torch.arange(N, device=device).repeat(c) for t, c in enumerate(counts, start=1)])
+        ends = self.eos_token is not None and self.pad_token is not None
+        return _Completions(out=sequences[seq], keep=None if fixed is None else fixed[seq], seq=seq, draw=draw,
+                            draws=uniforms.reshape(-1, T), last=None if last_free is None else last_free[seq],
+                            starts=starts, eos=self.eos_token if ends else None)
+
+    def _roll_position(self, rows: _Completions, slots: Tensor, running: _RollingStates, states: list[State], k: int,
+                       block: int, buffer: Optional[Tensor], vocab: int, into: bool, stats: RolloutStats) -> Tensor:
+        """Step k >= 2 of the rolling rows: the rows of prefix length k-1 join, every rolling row
+        draws position k, one block of `block` rows at a time (`_step_block`), and the rows that
+        ended leave (`_drop_ended`).
+
+        Shape:
+            slots: (r,) int64, the rolling rows (rows of `rows.out`) in buffer order before step k;
+            states: `_prefix_pass`'s prefix states (the rows joining take theirs after k-1 inputs;
+            the list ends where no prefix is rolled out any more)
+            returns: (r',) int64, the rolling rows in buffer order after step k
+        """
+        T = rows.out.shape[1]
+        # rows with prefix length k-1 join the rolling rows from their prefix states, unless
+        # the token they drew at k-1 already ended them or nothing is left to draw
+        joining = torch.arange(rows.starts[k - 2], rows.starts[k - 1], device=slots.device)
+        if rows.closes and len(joining):
+            joining = joining[rows.still_open(joining, k - 1)]
+        if len(joining):
+            running.join(states[k - 1], rows.seq[joining], k)
+            slots = torch.cat([slots, joining])
+        n = len(slots)
+        stats.row_steps += n
+        u = rows.uniforms(slots, k)
+        for a in range(0, n, block):
+            e = min(n, a + block)
+            self._step_block(rows, slots[a:e], u[a:e], running, a, k, buffer, vocab, into)
+        if rows.closes and n and k < T - 1:
+            slots = self._drop_ended(rows, slots, running, k)
+        return slots
+
+    def _step_block(self, rows: _Completions, at: Tensor, u: Tensor, running: _RollingStates, a: int, k: int,
+                    buffer: Optional[Tensor], vocab: int, into: bool) -> None:
+        """One policy step of the rolling rows a .. a + len(at) - 1 (buffer order), which draws
+        their position k.
+
+        Shape:
+            at: (n,) int64, the rows of `rows.out` they are; u: (n,) float, their uniforms at k
+        """
+        e = a + len(at)
+        tokens, state = rows.out[at, k - 1].clamp(max=vocab - 1), running.view(a, e, k)
+        extra = {} if buffer is None else {"out": buffer[: e - a]}
+        if into:  # the buffers at their length after this step: the step fills the last position(s)
+            extra["into"] = running.view(a, e, k + 1)
+        logits, new = self.policy.step(tokens, state, **extra)
+        running.store(a, new, k)
+        # the logits are scratch space only where they are the engine's own buffer: logits
+        # a policy returns may be its own tensors (a view of a parameter, a cache)
+        drawn = sample_from_logits(logits, u[:, None], temperature=self.temperature,
+                                   overwrite=buffer is not None and _same_tensor(logits, extra["out"]))[:, 0]
+        # NaN or infinite logits leave the inverse CDF without a token: an id past the
+        # vocabulary, fed to no step (the policy would fail on it) but kept for the check
+        rows.write(at, k, drawn)
+
+    @staticmethod
+    def _drop_ended(rows: _Completions, slots: Tensor, running: _RollingStates, k: int) -> Tensor:
+        """The rolling rows that go on after step k. A row that the token at k ended (drawn or kept),
+        or with nothing left to draw, leaves the buffers at once, so no later step computes it.
+
+        Shape:
+            slots: (r,) int64, the rolling rows (rows of `rows.out`) in buffer order
+            returns: (r',) int64, the rows kept, in the same order
+        """
+        going = rows.still_open(slots, k)
+        kept = going.nonzero().squeeze(1)
+        if len(kept) < len(slots):
+            first = int((~going).long().argmax())  # the first row that ended: only the rows after it move up
+            running.keep(kept, first, k + 1)
+            slots = slots[kept]
+        return slots
 
     def _prefix_pass(
         self, sequences: Tensor, uniforms: Tensor, initial_state: Optional[State], counts: list[int]
@@ -786,6 +824,53 @@ class RolloutStats:
 def _same_tensor(a: Tensor, b: Tensor) -> bool:
     """a is b, or a view of exactly b's elements (the logits a step wrote into `out` and returned)."""
     return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
+
+
+@dataclass
+class _Completions:
+    """The completion rows of one chunk (`RolloutEngine._complete`) and what ties each to its
+    sequence and its draws.
+
+    Row r completes a prefix of the chunk's sequence seq[r]: the rows of prefix length t are
+    starts[t - 1] .. starts[t] - 1, N per sequence. Each starts as a copy of its sequence, so
+    its prefix and the positions kept (`fixed`) are already in place, and its later positions
+    are overwritten as they are drawn.
+
+    Shape: n rows of length T; the chunk: b sequences
+    """
+
+    out: Tensor  # (n, T) int64: the completions
+    keep: Optional[Tensor]  # (n, T) bool: the positions that keep the sequence's token (`fixed`), or None
+    seq: Tensor  # (n,) int64: each row's sequence in the chunk, so its row of the prefix states too
+    draw: Tensor  # (n,) int64: each row's row of `draws`
+    draws: Tensor  # (b * (T-1) * N, T): the chunk's uniforms, one row per (sequence, prefix length, rollout)
+    last: Optional[Tensor]  # (n,) int64: each row's last free position, or None where nothing is fixed
+    starts: list[int]  # T entries: rows of prefix length t are starts[t - 1] .. starts[t] - 1
+    eos: Optional[int]  # the end token where a completion ends at it (eos and pad set), else None
+
+    @property
+    def closes(self) -> bool:
+        """Whether a row can stop before the last position: at an end token, or where every later
+        position is kept."""
+        return self.eos is not None or self.last is not None
+
+    def uniforms(self, which: Tensor, k: int) -> Tensor:
+        """(n,) rows -> (n,): their uniforms at position k."""
+        return self.draws[self.draw[which], k]
+
+    def still_open(self, which: Tensor, position: int) -> Tensor:
+        """(n,) rows -> (n,) bool: whether anything is left to draw after `position`."""
+        going = torch.ones(len(which), dtype=torch.bool, device=which.device)
+        if self.eos is not None:
+            going &= self.out[which, position] != self.eos
+        if self.last is not None:
+            going &= self.last[which] > position
+        return going
+
+    def write(self, which: Tensor | slice, k: int, drawn: Tensor) -> None:
+        """Position k of rows `which` (an index tensor or a slice) gets the tokens drawn, except
+        where the sequence's token is kept."""
+        self.out[which, k] = drawn if self.keep is None else torch.where(self.keep[which, k], self.out[which, k], drawn)
 
 
 class _RollingStates:
