@@ -276,3 +276,27 @@ def test_a_sentencepiece_run_saves_its_tokenizer(tmp_path):
     assert loaded.tokenizer.decode(ids) == trainer.data.text(ids)
     assert loaded.tokenizer.decode(loaded.tokenizer.encode("the fox sat on the mat")) == "the fox sat on the mat"
     assert loaded.state["tokenizer"]["kind"] == "sentencepiece" and loaded.length == trainer.data.length
+
+
+def test_a_model_saved_before_the_layered_package_still_loads(tmp_path):
+    """Files written before models registered themselves name the class by its old module
+    path; `load` still rebuilds it, and nothing outside the registry."""
+    g = Generator(7, 8, 8, start_token=0)
+    config = dict(vocab_size=7, embedding_dim=8, hidden_dim=8, start_token=0)
+    save_checkpoint({"generator": g.state_dict(), "model": {"class": "seqadv.generator.Generator", "config": config}},
+                    tmp_path / "old.pt")
+    model, _ = seqadv.load(tmp_path / "old.pt")
+    assert type(model) is Generator and all(torch.equal(p, q) for p, q in zip(model.parameters(), g.parameters()))
+    save_checkpoint({"generator": g.state_dict(), "model": {"class": "mypackage.Generator", "config": config}},
+                    tmp_path / "theirs.pt")
+    with pytest.raises(CheckpointError, match="of one's own"):
+        seqadv.load(tmp_path / "theirs.pt")
+
+
+def test_a_run_begun_before_the_layered_package_resumes_with_the_same_model():
+    from seqadv.core.registry import same_model
+
+    old = {"class": "seqadv.generator.Generator", "config": {"vocab_size": 7}}
+    assert same_model(old, {"class": "Generator", "config": {"vocab_size": 7}})
+    assert not same_model(old, {"class": "Generator", "config": {"vocab_size": 8}})
+    assert not same_model(old, {"class": "TransformerGenerator", "config": {"vocab_size": 7}})
