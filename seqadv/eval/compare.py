@@ -1,5 +1,5 @@
 """Does an adversarial recipe beat temperature-tuned MLE at matched diversity? The
-experiment of the README's "Beating MLE?" section, one corpus and seed at a time
+experiment of docs/results.md's "Beating MLE?" section, one corpus and seed at a time
 (scripts/compare_recipes.py is the command line).
 
     from seqadv.eval.compare import report, run_seed
