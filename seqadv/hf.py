@@ -11,7 +11,9 @@ The policy's state is the model's KV cache as the engine wants it: a tuple of ev
 layer's keys and values, each (batch, heads, positions, head_dim), batch first, growing
 one position per step. Each step rebuilds the model's own cache object from it
 (`DynamicCache`; the tuples older models take), feeds one token per row at its position
-and returns the last logits and the longer cache. Nothing is downloaded: the model is
+and returns the last logits and the longer cache. Given the engine's buffers (`into`),
+each layer writes its new keys and values there instead of concatenating its whole cache
+(transformers >= 4.56, whose caches are lists of layers; older ones concatenate). Nothing is downloaded: the model is
 whatever the caller built or loaded.
 """
 from __future__ import annotations
@@ -30,6 +32,26 @@ def _pairs(cache) -> list[tuple[Tensor, Tensor]]:
     if hasattr(cache, "key_cache"):  # transformers 4.36 - 4.55
         return list(zip(cache.key_cache, cache.value_cache))
     return [(layer[0], layer[1]) for layer in cache]  # the legacy tuple of tuples
+
+
+def _write_into(cache, into: tuple[Tensor, ...], position: int) -> bool:
+    """Make each layer of `cache` (transformers >= 4.56: a DynamicCache of layers) write the
+    step's keys and values into `into` at `position` and attend over `into`. False, and
+    nothing changed, for a cache of another layout."""
+    layers = getattr(cache, "layers", None)
+    if layers is None or len(layers) * 2 != len(into) or not all(hasattr(layer, "keys") for layer in layers):
+        return False
+    for i, layer in enumerate(layers):
+        keys, values = into[2 * i], into[2 * i + 1]
+
+        def update(key_states, value_states, *args, layer=layer, keys=keys, values=values, **kwargs):
+            keys[:, :, position : position + 1].copy_(key_states)
+            values[:, :, position : position + 1].copy_(value_states)
+            layer.keys, layer.values = keys, values
+            return keys, values
+
+        layer.update = update
+    return True
 
 
 class HFPolicy:
@@ -66,13 +88,23 @@ class HFPolicy:
         return tuple(t.expand(batch_size, *t.shape[1:]).clone() for pair in self._empty for t in pair)
 
     @torch.no_grad()
-    def step(self, tokens: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """tokens (B,) -> logits (B, V), the cache one position longer."""
+    def step(self, tokens: Tensor, state: tuple[Tensor, ...], into: Optional[tuple[Tensor, ...]] = None
+             ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """tokens (B,) -> logits (B, V), the cache one position longer. `into`: the rollout
+        engine's buffers, one position longer than `state`, whose leading positions are
+        `state`: each layer writes its new keys and values there instead of concatenating
+        (copying) its whole cache, as `TransformerGenerator` does."""
         position = state[0].shape[2]
         kwargs = {"input_ids": tokens.unsqueeze(1), "use_cache": True,
                   "position_ids": torch.full((len(tokens), 1), position, device=tokens.device)}
+        cache = None
         if position:
-            kwargs[self._cache_arg] = self._model_cache(state)
+            cache = self._model_cache(state)
+            if into is not None and not _write_into(cache, into, position):
+                into = None  # a cache of another layout: the model concatenates, as without buffers
+            kwargs[self._cache_arg] = cache
         out = self.model(**kwargs)
+        if into is not None and position:
+            return out["logits"][:, -1], into
         new = tuple(t for pair in _pairs(self._cache_of(out)) for t in pair)
         return out["logits"][:, -1], new

@@ -53,3 +53,19 @@ def test_the_adapter_matches_the_naive_per_prefix_loop():
     fast = RolloutEngine(policy, 2000).rewards(seqs, reward, generator=torch.Generator().manual_seed(1))
     slow = naive_rollout_rewards(policy, seqs, reward, 100, generator=torch.Generator().manual_seed(2))
     assert (fast - slow).abs().max().item() < 5 * math.sqrt(0.25 / 2000 + 0.25 / 100)
+
+
+def test_a_step_into_the_engines_buffers_equals_the_plain_step():
+    """With `into`, each layer writes its new keys and values into the engine's buffers
+    (no concatenation); the logits and the cache are those of the plain step."""
+    policy = HFPolicy(tiny_gpt2(vocab=11))
+    state, tokens = policy.initial_state(3), torch.zeros(3, dtype=torch.long)
+    for t in range(5):
+        logits, new = policy.step(tokens, state)
+        if t:
+            into = tuple(torch.cat([s, torch.full_like(s[:, :, :1], float("nan"))], 2) for s in state)
+            into_logits, written = policy.step(tokens, state, into=into)
+            assert written is into and torch.equal(into_logits, logits)
+            assert all(torch.equal(a, b) for a, b in zip(written, new))
+        state, tokens = new, torch.randint(0, 11, (3,), generator=torch.Generator().manual_seed(t))
+    assert RolloutEngine(policy, 2)._step_takes_into
