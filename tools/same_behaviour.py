@@ -30,28 +30,8 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the tests' corpus and ratings writers
 SKIP = {"timings", "wall_seconds", "seconds", "elapsed", "time", "out", "path", "command", "started", "finished"}
-
-
-def toy_text(path: Path, lines: int = 400) -> Path:
-    gen = torch.Generator().manual_seed(0)
-    rows = []
-    for _ in range(lines):
-        start, stride = torch.randint(0, 20, (2,), generator=gen).tolist()
-        rows.append(" ".join(f"w{(start + (stride % 3 + 1) * k) % 20}" for k in range(6)))
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
-
-
-def ratings(path: Path, users: int = 30, items: int = 25) -> Path:
-    g = torch.Generator().manual_seed(0)
-    lines = ["user\titem\trating"]
-    for u in range(users):
-        for i in torch.randperm(items, generator=g)[:12].tolist():
-            rating = 5 if (u + i) % 3 == 0 else int(torch.randint(1, 4, (1,), generator=g))
-            lines.append(f"u{u}\ti{i}\t{rating}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def flatten(obj, prefix: str, out: dict) -> None:
@@ -82,6 +62,9 @@ def runs(tmp: Path) -> list[tuple[str, object]]:
     )
     from seqadv.trainers import MLEConfig, MLETrainer
 
+    from test_irgan import write_ratings  # the tests' own data, so the record trains on what they do
+    from test_resume import toy_text
+
     toy = str(toy_text(tmp / "toy.txt"))
     small = dict(pretrain_epochs=3, d_pretrain_rounds=2, d_epochs=1, adv_epochs=2)
     return [
@@ -102,7 +85,7 @@ def runs(tmp: Path) -> list[tuple[str, object]]:
                                                            adv_epochs=4, eval_samples=16))),
         ("maskgan-rollout", lambda o: MaskGANTrainer(MaskGANConfig(corpus=toy, preset="tiny", out=o, pretrain_epochs=2,
                                                                    adv_epochs=4, reward="rollout", eval_samples=16))),
-        ("irgan", lambda o: IRGANTrainer(IRGANConfig(data=str(ratings(tmp / "r.tsv")), preset="tiny", out=o,
+        ("irgan", lambda o: IRGANTrainer(IRGANConfig(data=str(write_ratings(tmp / "r.tsv")), preset="tiny", out=o,
                                                      bpr_epochs=3, gan_epochs=2))),
     ]
 

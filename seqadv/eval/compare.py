@@ -26,7 +26,7 @@ from typing import Callable, Optional
 from seqadv.core.registry import recipe
 from seqadv.eval.report import (LM_AXES, advantage_noise, advantages_at, at_temperature_one, curve_advantages,
                                 dominating_temperatures, lower_is_better, sweep_axes)
-from seqadv.eval.seeds import aggregate_sweeps, report_sweep, script_of
+from seqadv.eval.seeds import aggregate_sweeps, report_sweep, script_of, train_or_resume
 from seqadv.eval.sweep import SweepSettings, run_sweep, settings_from_args
 from seqadv.runtime.checkpoint import write_text_atomic
 from seqadv.runtime.cli import parse_config
@@ -53,15 +53,9 @@ SWEEP_ARGS = ["--temperatures", "0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4", "--sample
 def train_variant(variant: str, corpus: str, seed: int, out: Path) -> dict:
     """One variant's run in `out` (resumed if it was stopped, skipped if finished); its results.json."""
     name, options = VARIANTS[variant]
-    entry = recipe(name)
-    if not (out / "results.json").is_file():
-        if (out / "checkpoint.pt").is_file():
-            config = entry.config(resume=str(out))
-        else:
-            config = parse_config(entry.config, ["--corpus", corpus, "--seed", str(seed), "--out", str(out), *options],
-                                  script_of(name))
-        print(f"{variant}, seed {seed}: {'resuming' if config.resume else 'training'} in {out}", flush=True)
-        entry.trainer(config).train()
+    arguments = ["--corpus", corpus, "--seed", str(seed), "--out", str(out), *options]
+    train_or_resume(name, out, lambda: parse_config(recipe(name).config, arguments, script_of(name)),
+                    f"{variant}, seed {seed}")
     return json.loads((out / "results.json").read_text())
 
 

@@ -71,18 +71,22 @@ def seed_config(train_args: list[str], seed: int, out: Path, name: str = RECIPE)
     return parse_config(recipe(name).config, [*train_args, "--seed", str(seed), "--out", str(out)], script_of(name))
 
 
+def train_or_resume(name: str, out: Path, make_config: Callable[[], object], label: str) -> None:
+    """A run of recipe `name` in `out`: nothing if it finished (its results.json is there),
+    resumed from its checkpoint if it was stopped, else started with `make_config()`."""
+    if (out / "results.json").is_file():
+        return
+    entry = recipe(name)
+    config = entry.config(resume=str(out)) if (out / "checkpoint.pt").is_file() else make_config()
+    print(f"{label}: {'resuming' if config.resume else 'training'} in {out}", flush=True)
+    entry.trainer(config).train()
+
+
 def run_seed(seed: int, out: Path, train_args: list[str], evaluate: bool, eval_args: list[str],
              name: str = RECIPE) -> None:
     """One seed's run of the recipe (resumed if it was stopped), then, if asked, its sweep with
     evaluate.py's options `eval_args` into <out>/eval."""
-    entry = recipe(name)
-    if not (out / "results.json").is_file():
-        if (out / "checkpoint.pt").is_file():
-            config = entry.config(resume=str(out))
-        else:
-            config = seed_config(train_args, seed, out, name)
-        print(f"seed {seed}: {'resuming' if config.resume else 'training'} in {out}", flush=True)
-        entry.trainer(config).train()
+    train_or_resume(name, out, lambda: seed_config(train_args, seed, out, name), f"seed {seed}")
     if evaluate and not (out / "eval" / "eval.json").is_file():
         run_sweep(settings_from_args([str(out), *eval_args]))
 

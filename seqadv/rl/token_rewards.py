@@ -21,14 +21,13 @@ advantages, per token); summed over a response they give reward - V(prompt).
 """
 from __future__ import annotations
 
-import inspect
 from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
 from seqadv.core.policy import Policy, State, state_tensors
-from seqadv.rl.rollout import RolloutEngine
+from seqadv.rl.rollout import RolloutEngine, _accepts
 
 
 class _FirstTokenStart:
@@ -160,7 +159,7 @@ def token_rewards(model, sequences: Tensor, reward_fn: Callable[..., Tensor], nu
                          f"text (give eos_token=None, or prompts without it)")
     # the padding after the text is kept as it is, so the reward sees the caller's layout back
     fixed = (positions < prompt[:, None]) | (positions >= length[:, None])
-    wants_index = "index" in inspect.signature(reward_fn).parameters
+    wants_index = _accepts(reward_fn, "index")
 
     def reward(rows: Tensor, index: Tensor) -> Tensor:
         back = _shift(rows, (T - left[index]) % T)

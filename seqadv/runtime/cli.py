@@ -23,6 +23,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from seqadv.runtime.faults import CrashPoint
+
 
 class OneLineParser(argparse.ArgumentParser):
     """A bad option gets one line, not the whole usage block above it."""
@@ -199,8 +201,6 @@ def train_main(prog: str, trainer_class: type, config_class: type, argv: Optiona
     """A train_<recipe>.py script: the command line becomes the recipe's config, its trainer
     runs it, the outcome is an exit code (`guarded`). The resume tests' crash point is read
     here, at the command line (`runtime.faults`), and handed to the trainer."""
-    from seqadv.runtime.faults import CrashPoint
-
     def body():
         config = parse_config(config_class, argv, doc)
         return trainer_class(config, crash_at=CrashPoint.from_environment()).train()
