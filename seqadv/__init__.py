@@ -10,6 +10,7 @@ corpus -> tokenizer -> dataset -> generator -> discriminator -> rollout -> rewar
 from seqadv.core.modules import ema_update
 from seqadv.core.policy import Policy
 from seqadv.core.sampling import sample_from_logits
+from seqadv.hf import HFGenerator
 from seqadv.models.discriminator import Discriminator
 from seqadv.models.generator import Generator
 from seqadv.models.transformer import TransformerGenerator
@@ -19,6 +20,6 @@ from seqadv.runtime.checkpoint import load
 from seqadv.trainers import (IRGANConfig, IRGANTrainer, MaskGANConfig, MaskGANTrainer, ScratchGANConfig,
                              ScratchGANTrainer, SeqGANConfig, SeqGANTrainer)
 
-__all__ = ["Discriminator", "Generator", "IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "ScratchGANConfig", "ScratchGANTrainer", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "TransformerGenerator", "ema_update", "load",
+__all__ = ["Discriminator", "Generator", "HFGenerator", "IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "ScratchGANConfig", "ScratchGANTrainer", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "TransformerGenerator", "ema_update", "load",
            "sample_from_logits", "token_advantages", "token_rewards"]
 __version__ = "0.1.0"

@@ -19,10 +19,16 @@ whatever the caller built or loaded.
 from __future__ import annotations
 
 import inspect
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import Tensor
+
+from seqadv.core.registry import register_model
+from seqadv.models.generator import LanguageModel
 
 
 def _pairs(cache) -> list[tuple[Tensor, Tensor]]:
@@ -108,3 +114,186 @@ class HFPolicy:
             return out["logits"][:, -1], into
         new = tuple(t for pair in _pairs(self._cache_of(out)) for t in pair)
         return out["logits"][:, -1], new
+
+
+# --- a local model directory as the trainers' generator ---------------------------------------------
+
+@contextmanager
+def quiet_transformers():
+    """No progress bars from transformers while loading or saving (the run prints its own)."""
+    from transformers.utils import logging
+
+    enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            logging.enable_progress_bar()
+
+
+def _causal_lm_mapping():
+    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    return MODEL_FOR_CAUSAL_LM_MAPPING
+
+
+def load_causal_lm(path: str | Path):
+    """(model, tokenizer) from a local Hugging Face causal-LM directory, safely: no code of the
+    directory's is run (`trust_remote_code=False`), weights only from safetensors files,
+    nothing downloaded. A `DataError` of one line for a directory that is not such a model,
+    a tokenizer without an end token or one whose ids the model has no logits for."""
+    from seqadv.core.errors import DataError
+
+    try:
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    except ImportError:
+        raise DataError(f"hf:{path}: Hugging Face models need transformers: pip install -e \".[hf]\"") from None
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"hf:{path}: no such directory (give a local model directory: "
+                        f"model.save_pretrained(DIR) and tokenizer.save_pretrained(DIR))")
+    if not (path / "config.json").is_file():
+        raise DataError(f"hf:{path}: no config.json there: not a Hugging Face model directory")
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False, local_files_only=True)
+    except (ValueError, KeyError, OSError) as exc:
+        raise DataError(f"hf:{path}/config.json: not a model transformers knows without running the "
+                        f"directory's own code ({str(exc).splitlines()[0]})") from None
+    if type(config) not in _causal_lm_mapping():
+        raise DataError(f"hf:{path}: a {config.model_type} model, not a causal language model "
+                        f"(AutoModelForCausalLM does not take it)")
+    if not any(path.glob("*.safetensors")):
+        found = ", ".join(sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth"))) or "none"
+        raise DataError(f"hf:{path}: no .safetensors weights (found: {found}); pickled weights are not loaded: "
+                        f"save the model again with model.save_pretrained(DIR) (safetensors by default)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=True)
+    except (ValueError, KeyError, OSError, TypeError) as exc:
+        raise DataError(f"hf:{path}: no tokenizer there ({str(exc).splitlines()[0]}): save it beside the model "
+                        f"with tokenizer.save_pretrained(DIR)") from None
+    if tokenizer.eos_token_id is None:
+        raise DataError(f"hf:{path}: its tokenizer has no end-of-sequence token: set tokenizer.eos_token and "
+                        f"save it again (the generators end each text with it)")
+    if len(tokenizer) > config.vocab_size:
+        raise DataError(f"hf:{path}: its tokenizer has {len(tokenizer)} tokens but the model only "
+                        f"{config.vocab_size} logits")
+    with quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=False, local_files_only=True,
+                                                     use_safetensors=True)
+    return model, tokenizer
+
+
+def model_positions(config) -> Optional[int]:
+    """How many positions a model's config allows (None: no limit it states)."""
+    for name in ("n_positions", "max_position_embeddings", "n_ctx", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """No dropout anywhere in the model (TRL's RL trainers do the same): the policy that is
+    sampled and rolled out is the function that is trained, and a resumed run repeats the
+    same arithmetic. The saved config keeps its dropout for later fine-tuning."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):  # Llama-style attention reads a float
+            module.attention_dropout = 0.0
+
+
+@register_model
+class HFGenerator(LanguageModel, torch.nn.Module):
+    """A Hugging Face causal LM as a generator of the text recipes (`--generator hf:DIR`):
+    teacher forcing through the model's forward, the policy protocol through `HFPolicy`
+    (its KV cache, written into the rollout engine's buffers), sampling as the built-in
+    generators sample. `hf_config`: the model's config as a dict (what a saved run rebuilds
+    it from); `lm`: the model itself (its weights), or None to build it from the config.
+
+    Shape: forward(inputs (B, T)) -> logits (B, T, V), V the model's output size."""
+
+    def __init__(self, hf_config: dict, start_token: int, eos_token: int, pad_token: int,
+                 lm: Optional[torch.nn.Module] = None):
+        super().__init__()
+        if lm is None:
+            from transformers import AutoConfig, AutoModelForCausalLM
+
+            values = dict(hf_config)
+            lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(values.pop("model_type"), **values))
+        disable_dropout(lm)
+        self.lm = lm
+        self.vocab_size = lm.config.vocab_size
+        self.start_token, self.eos_token, self.pad_token = start_token, eos_token, pad_token
+        self._policy: Optional[HFPolicy] = None
+
+    def config_dict(self) -> dict:
+        """The arguments that rebuild this model (its weights aside)."""
+        return {"hf_config": self.lm.config.to_dict(), "start_token": self.start_token,
+                "eos_token": self.eos_token, "pad_token": self.pad_token}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.lm.parameters()).device
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """inputs (B, T) -> logits (B, T, V); position t predicts the token after inputs[:, t]."""
+        return self.lm(input_ids=inputs, use_cache=False)["logits"]
+
+    # --- policy protocol, through HFPolicy (built again when the model moves) ------------------------
+    def _stepper(self) -> HFPolicy:
+        weight = next(self.lm.parameters())
+        if self._policy is None or self._policy.key != (weight.device, weight.dtype) or self._policy.model is not self.lm:
+            self._policy = HFPolicy(self.lm, self.start_token)
+            self._policy.key = (weight.device, weight.dtype)
+        return self._policy
+
+    def initial_state(self, batch_size: int) -> tuple[Tensor, ...]:
+        return self._stepper().initial_state(batch_size)
+
+    def step(self, tokens: Tensor, state: tuple[Tensor, ...], into: Optional[tuple[Tensor, ...]] = None
+             ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """tokens (B,) -> logits (B, V), the cache one position longer (see `HFPolicy.step`)."""
+        return self._stepper().step(tokens, state, into=into)
+
+    def __getstate__(self):  # a copy or a pickle builds its own stepper
+        state = self.__dict__.copy()
+        state["_policy"] = None
+        return state
+
+    def save_pretrained(self, directory: str | Path, tokenizer=None) -> Path:
+        """The model (safetensors) and its tokenizer as a directory `transformers` loads,
+        written beside it first and renamed into place: never a half-written directory."""
+        directory = Path(directory)
+        staging = directory.with_name(f".{directory.name}.writing")
+        if staging.exists():
+            shutil.rmtree(staging)
+        with quiet_transformers():
+            self.lm.save_pretrained(staging, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        old = directory.with_name(f".{directory.name}.old")
+        if directory.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            directory.rename(old)
+        staging.rename(directory)
+        if old.exists():
+            shutil.rmtree(old)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> tuple["HFGenerator", object]:
+        """(generator, tokenizer) from a local causal-LM directory, loaded safely
+        (`load_causal_lm`): the start token is the tokenizer's BOS if it has one, else its
+        end token (GPT-2's <|endoftext|> starts texts), padding its pad token or the end token."""
+        lm, tokenizer = load_causal_lm(path)
+        return cls.wrap(lm, tokenizer), tokenizer
+
+    @classmethod
+    def wrap(cls, lm: torch.nn.Module, tokenizer) -> "HFGenerator":
+        eos = tokenizer.eos_token_id
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        return cls(lm.config.to_dict(), start, eos, pad, lm=lm)

@@ -17,7 +17,7 @@ from torch import Tensor
 from seqadv.core.errors import DataError
 from seqadv.data.corpus import Recipe, load_recipe, locate, package_splits, read_lines, split_lines
 from seqadv.data.oracle import oracle_corpus
-from seqadv.data.tokenizer import Vocab, make_tokenizer
+from seqadv.data.tokenizer import HFTokenizer, Vocab, make_tokenizer
 
 
 @dataclass
@@ -56,14 +56,21 @@ class SequenceData:
 
 def encode_lines(tokenized: list[list[str]], vocab: Vocab, max_length: int, eos: bool) -> tuple[Tensor, int]:
     """Token lists -> (num, max_length [+1 with eos]) ids, and how many lines were truncated."""
-    length = max_length + (1 if eos else 0)
-    out = torch.full((len(tokenized), length), vocab.pad, dtype=torch.long)
+    return encode_ids([vocab.encode(tokens) for tokens in tokenized], max_length, vocab.eos if eos else None,
+                      vocab.pad)
+
+
+def encode_ids(lines: list[list[int]], max_length: int, eos: Optional[int], pad: int) -> tuple[Tensor, int]:
+    """Id lists -> (num, max_length [+1 with an eos]) rows: each line's ids cut to max_length,
+    the end token, then padding. Returns the rows and how many lines were cut."""
+    length = max_length + (1 if eos is not None else 0)
+    out = torch.full((len(lines), length), pad, dtype=torch.long)
     truncated = 0
-    for row, tokens in enumerate(tokenized):
-        if len(tokens) > max_length:
+    for row, ids in enumerate(lines):
+        if len(ids) > max_length:
             truncated += 1
-            tokens = tokens[:max_length]
-        ids = vocab.encode(tokens) + ([vocab.eos] if eos else [])
+            ids = ids[:max_length]
+        ids = list(ids) + ([eos] if eos is not None else [])
         out[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
     return out, truncated
 
@@ -82,6 +89,7 @@ def load_corpus(
     oracle: str = "random",
     max_train: Optional[int] = None,
     max_test: Optional[int] = None,
+    hf_tokenizer: Optional[HFTokenizer] = None,
 ) -> SequenceData:
     """A named corpus (`poems`, `coco`, `oracle`) or any text file, tokenised and split.
 
@@ -89,12 +97,19 @@ def load_corpus(
     `vocab_size` and `max_length` override it. A text file gets the word
     tokenizer, a 10% test split and the longest training line (at most 64
     tokens) unless told otherwise. `max_train` / `max_test` keep only the first
-    lines of each split (small experiments and tests).
+    lines of each split (small experiments and tests). `hf_tokenizer`: a Hugging Face
+    model's tokenizer encodes the lines instead (its ids, its end and padding tokens;
+    lengths in its tokens, by default the longest training line, at most 64).
     """
+    if corpus == "oracle" and hf_tokenizer is not None:
+        raise DataError("--corpus oracle: its tokens are the oracle LSTM's own ids, which a Hugging Face "
+                        "model's tokenizer does not share: give a text corpus for --generator hf:DIR")
     if corpus == "oracle":
         return SequenceData(**oracle_corpus(load_recipe("oracle"), kind=oracle, data_dir=data_dir, max_train=max_train,
                                             max_test=max_test))
     recipe, path, train_lines, test_lines = _corpus_lines(corpus, data_dir)
+    if hf_tokenizer is not None:
+        return _hf_corpus(recipe, path, train_lines[:max_train], test_lines[:max_test], hf_tokenizer, max_length)
     if recipe.extra.get("stream"):
         return _stream_corpus(recipe, train_lines, test_lines, max_length, max_train, max_test)
     return _encoded_corpus(recipe, path, train_lines[:max_train], test_lines[:max_test], tokenizer, vocab_size,
@@ -152,6 +167,32 @@ def _encoded_corpus(recipe: Recipe, path: Optional[Path], train_lines: list[str]
             "truncated_test_lines": cut_test,
             "split": f"seeded permutation (seed {recipe.split_seed}), {recipe.test_fraction:.0%} held out for test",
         },
+    )
+
+
+def _hf_corpus(recipe: Recipe, path: Optional[Path], train_lines: list[str], test_lines: list[str],
+               tokenizer: HFTokenizer, max_length: Optional[int]) -> SequenceData:
+    """Lines encoded by a Hugging Face tokenizer: each row its ids, its end token, then its
+    padding token (the end token where it has none)."""
+    vocab = tokenizer.vocab
+    train_ids, test_ids = tokenizer.encode_lines(train_lines), tokenizer.encode_lines(test_lines)
+    if vocab.unk is not None:
+        unknown = [i for i, ids in enumerate(train_ids) if vocab.unk in ids]
+        if unknown:
+            word = next(w for w in train_lines[unknown[0]].split()
+                        if vocab.unk in tokenizer.encode_lines([w])[0])
+            raise DataError(f"{recipe.name}: the model's tokenizer cannot encode {len(unknown)} of "
+                            f"{len(train_ids)} training lines (unknown tokens, e.g. {word!r} in line "
+                            f"{unknown[0] + 1}): give a corpus in its vocabulary or a model whose tokenizer covers it")
+    length = max_length or min(64, max(len(ids) for ids in train_ids))
+    train, cut_train = encode_ids(train_ids, length, vocab.eos, vocab.pad)
+    test, cut_test = encode_ids(test_ids, length, vocab.eos, vocab.pad)
+    return SequenceData(
+        name=recipe.name, train=train, test=test, vocab_size=len(vocab), start_token=vocab.bos,
+        eos_token=vocab.eos, pad_token=vocab.pad, vocab=vocab, tokenizer=tokenizer,
+        info={"file": str(path), "tokenizer": f"hf ({type(tokenizer.hf).__name__}, {len(vocab)} tokens)",
+              "max_length": length, "truncated_train_lines": cut_train, "truncated_test_lines": cut_test,
+              "split": f"seeded permutation (seed {recipe.split_seed}), {recipe.test_fraction:.0%} held out for test"},
     )
 
 

@@ -110,6 +110,76 @@ class SentencePieceTokenizer:
         return {"kind": self.kind, "model_proto": self.model_proto}
 
 
+class HFTokenizer:
+    """A Hugging Face tokenizer (a model directory's, `--generator hf:DIR`): its ids are the
+    model's, so the corpus is encoded by it directly (`encode_lines`), and `vocab` stands in
+    for a `Vocab`: ids -> the decoded text's words (what BLEU compares), words -> ids. Saved
+    runs carry its files, so `seqadv.load` decodes without the directory."""
+
+    kind = "hf"
+
+    def __init__(self, tokenizer):
+        self.hf = tokenizer
+        self.vocab = HFVocab(tokenizer)
+
+    @classmethod
+    def from_files(cls, files: dict) -> "HFTokenizer":
+        import tempfile
+        from pathlib import Path
+
+        from transformers import AutoTokenizer
+
+        with tempfile.TemporaryDirectory() as directory:
+            for name, data in files.items():
+                (Path(directory) / name).write_bytes(data)
+            return cls(AutoTokenizer.from_pretrained(directory, local_files_only=True, trust_remote_code=False))
+
+    def encode_lines(self, lines: Sequence[str]) -> list[list[int]]:
+        """Each line's ids, without the special tokens the tokenizer may add (the start token
+        is the generator's input before position 0; the end token is added by the dataset)."""
+        return self.hf(list(lines), add_special_tokens=False)["input_ids"] if lines else []
+
+    def tokenize(self, line: str) -> list[str]:
+        return line.split()
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        return " ".join(tokens)
+
+    def state(self) -> dict:
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as directory:
+            self.hf.save_pretrained(directory)
+            return {"kind": self.kind, "files": {p.name: p.read_bytes() for p in sorted(Path(directory).iterdir())}}
+
+
+class HFVocab:
+    """A Hugging Face tokenizer seen as a `Vocab` (ids are its ids): `decode` gives the words of
+    the decoded text up to the first end token, `encode` the ids of words joined by spaces."""
+
+    itos = None  # nothing to save: the tokenizer's files are
+
+    def __init__(self, tokenizer):
+        self.hf = tokenizer
+        self.eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        self.bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else self.eos
+        self.unk = tokenizer.unk_token_id
+
+    def __len__(self) -> int:
+        return len(self.hf)
+
+    def encode(self, tokens: Sequence[str]) -> list[int]:
+        return self.hf(" ".join(tokens), add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        ids = [int(i) for i in ids]
+        if self.eos in ids:
+            ids = ids[: ids.index(self.eos)]
+        return self.hf.decode(ids, skip_special_tokens=True).split()
+
+
 TOKENIZERS = ("char", "word", "sentencepiece")
 
 
@@ -124,6 +194,8 @@ def make_tokenizer(kind: str, train_lines: Sequence[str] = (), vocab_size: int =
 
 
 def tokenizer_from_state(state: dict):
+    if state["kind"] == "hf":
+        return HFTokenizer.from_files(state["files"])
     if state["kind"] == "sentencepiece":
         return SentencePieceTokenizer(state["model_proto"])
     return make_tokenizer(state["kind"])

@@ -41,6 +41,7 @@ from seqadv.core.device import resolve_device
 from seqadv.core.errors import DataError
 from seqadv.core.registry import RECIPES
 from seqadv.data.dataset import SequenceData, load_corpus
+from seqadv.data.tokenizer import tokenizer_from_state
 from seqadv.eval.metrics import (BLEU, LM_STEPS, copied, distinct_ngrams, lm_score, nll, reverse_lm_score, self_bleu,
                                  train_language_model)
 from seqadv.eval.report import matched_diversity, plot_sweep, sweep_axes, sweep_planes
@@ -128,11 +129,14 @@ def sweep_files() -> tuple[str, ...]:
 
 def model_paths(given: tuple[str, ...]) -> list[Path]:
     """A run directory stands for its MLE baseline and its adversarial generator: the
-    files of the text recipes' `sweep_files` that it holds."""
+    files of the text recipes' `sweep_files` that it holds. A Hugging Face directory a
+    trainer handed back (`seqgan-hf/`) stands for itself."""
     paths = []
     for name in given:
         path = Path(name)
-        if path.is_dir():
+        if path.is_dir() and (path / "config.json").is_file():
+            paths.append(path)  # a Hugging Face directory a trainer handed back
+        elif path.is_dir():
             files = sweep_files()
             found = [path / f for f in files if (path / f).is_file()]
             if not found:
@@ -164,7 +168,8 @@ def load_generators(paths: list[Path], device: torch.device) -> tuple[dict, list
             raise CheckpointError(f"{item.path}: a {item.recipe} model; evaluate.py sweeps the text generators "
                                   f"of {', '.join(text)} (pretrained.pt, {', '.join(sweep_files())})")
         first = loaded[0].state
-        if item.state.get("vocab") != first.get("vocab") or item.config.get("corpus") != loaded[0].config.get("corpus"):
+        if (item.state.get("vocab") != first.get("vocab") or item.state.get("tokenizer") != first.get("tokenizer")
+                or item.config.get("corpus") != loaded[0].config.get("corpus")):
             raise DataError(f"{item.path}: trained on another corpus or vocabulary than {paths[0]}; compare like with like")
     return loaded[0].state, [item.model for item in loaded]
 
@@ -172,9 +177,13 @@ def load_generators(paths: list[Path], device: torch.device) -> tuple[dict, list
 def corpus_of(meta: dict, data_dir: Optional[str]) -> SequenceData:
     """The run's corpus, split and tokenised as it was for training (checked by the vocabulary)."""
     a = meta["config"]
+    hf = meta.get("tokenizer") if (meta.get("tokenizer") or {}).get("kind") == "hf" else None
     data = load_corpus(a["corpus"], data_dir=data_dir or a.get("data_dir"), tokenizer=a.get("tokenizer"),
                        vocab_size=a.get("vocab_size"), max_length=a.get("max_length"), oracle=a.get("oracle", "random"),
-                       max_train=a.get("max_train"), max_test=a.get("max_test"))
+                       max_train=a.get("max_train"), max_test=a.get("max_test"),
+                       hf_tokenizer=tokenizer_from_state(hf) if hf else None)
+    if hf:  # a Hugging Face model's logits may outnumber its tokenizer's ids
+        data.vocab_size = max(data.vocab_size, meta["model"]["config"]["hf_config"]["vocab_size"])
     if (data.vocab.itos if data.vocab else None) != meta.get("vocab"):
         raise DataError(f"{a['corpus']}: its vocabulary no longer matches the one the models were trained with")
     return data

@@ -100,6 +100,20 @@ def importance_weights(log_p: Tensor, log_q: Tensor, mask: Optional[Tensor] = No
     return weights
 
 
+def kl_to_reference(logits: Tensor, reference_logits: Tensor, mask: Tensor | None = None,
+                    normalizer: Tensor | float | None = None) -> Tensor:
+    """sum_t KL(pi(. | y_<t) || pi_ref(. | y_<t)) / normalizer: the policy's divergence from a
+    reference policy at each prefix, exact over the vocabulary (no sampled estimate), the
+    gradient flowing into `logits` only. RL fine-tuning's penalty that keeps a pretrained
+    model near where it started, placed in the loss (as GRPO places it) rather than in the reward.
+
+    Shape: logits, reference_logits (B, T, V); mask (B, T) or None -> scalar
+    """
+    log_p = F.log_softmax(logits.float(), dim=-1)
+    log_ref = F.log_softmax(reference_logits.detach().float(), dim=-1)
+    return _masked_mean((log_p.exp() * (log_p - log_ref)).sum(-1), mask, normalizer)
+
+
 def _masked_mean(values: Tensor, mask: Tensor | None, normalizer: Tensor | float | None) -> Tensor:
     """Shape: values (B, T), mask (B, T) or None -> scalar"""
     total = values.sum() if mask is None else (values * mask).sum()

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from seqadv.core.errors import NumericalError
 from seqadv.core.masks import tokens_mask
-from seqadv.rl.losses import mle_loss, policy_gradient_loss
+from seqadv.rl.losses import kl_to_reference, mle_loss, policy_gradient_loss
 from seqadv.runtime.distributed import Group
 
 
@@ -67,20 +67,31 @@ def mle_step(g: nn.Module, opt: torch.optim.Optimizer, batch: Tensor, clip: floa
 def policy_gradient_update(model: nn.Module, opt: torch.optim.Optimizer, logits: Tensor, actions: Tensor,
                            advantages: Tensor, mask: Optional[Tensor], normalizer: Tensor | float | None, clip: float,
                            where: str, group: Group = Group(), extra_loss: Optional[Tensor] = None,
-                           what: str = "the policy-gradient loss") -> float:
+                           what: str = "the policy-gradient loss", reference_logits: Optional[Tensor] = None,
+                           kl_coef: float = 0.0) -> float:
     """One REINFORCE update of a policy from this process's rows: the loss
     -sum_t log pi(a_t) A_t / normalizer (`losses.policy_gradient_loss`), plus `extra_loss`
-    if given (ScratchGAN's MLE term), then the checked, clipped step. Returns the whole
+    if given (ScratchGAN's MLE term), plus `kl_coef` times the KL to a reference policy
+    whose logits on the same inputs are `reference_logits` (`losses.kl_to_reference`, over the
+    same positions and divisor), then the checked, clipped step. Returns the whole
     batch's loss. Every recipe's generator update is this call; what differs between the
     recipes is what they pass: the advantages, the positions that count, the divisor.
 
-    Shape: logits (b, T, V), actions (b, T), advantages (b, T) (detached inside),
+    Shape: logits (b, T, V), actions (b, T), advantages (b, T) (detached inside), reference_logits (b, T, V),
     mask (b, T) of 0/1 or None (every position counts)
     """
     loss = policy_gradient_loss(logits, actions, advantages, mask, normalizer=normalizer)
     if extra_loss is not None:
         loss = loss + extra_loss
+    if reference_logits is not None and kl_coef:
+        loss = loss + kl_coef * kl_to_reference(logits, reference_logits, mask, normalizer)
     return clip_and_step(model, opt, loss, clip, where, what, group.average_gradients)
+
+
+@torch.no_grad()
+def reference_logits(reference: Optional[nn.Module], samples: Tensor) -> Optional[Tensor]:
+    """A reference policy's teacher-forced logits (B, T, V) on samples (B, T), or None without one."""
+    return None if reference is None else reference.target_logits(samples)
 
 
 def discriminator_update(d: nn.Module, opt: torch.optim.Optimizer, loss: Tensor, l2: float, where: str,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pickle
 from pathlib import Path
@@ -152,6 +153,8 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
     """A model file, or a run directory's adversarial model (the file its recipe names:
     seqgan.pt, scratchgan.pt, maskgan.pt, irgan.pt, mle_best.pt)."""
     path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file():
+        return path  # a Hugging Face model directory
     if path.is_dir():
         found = [path / name for name in run_models() if (path / name).is_file()]
         if not found:
@@ -164,11 +167,15 @@ def resolve_model_path(path: str | os.PathLike) -> Path:
 
 def load(path: str | os.PathLike, device: Any = "cpu") -> LoadedModel:
     """A trained model from a file a trainer wrote (pretrained.pt, mle.pt, seqgan.pt,
-    scratchgan.pt, maskmle.pt, maskgan.pt, bpr.pt, irgan.pt, checkpoint.pt) or a run directory, ready
-    to sample, with its tokenizer. Loads with `weights_only=True`: tensors and plain data."""
+    scratchgan.pt, maskmle.pt, maskgan.pt, bpr.pt, irgan.pt, checkpoint.pt), a run directory or
+    a Hugging Face model directory (one a trainer handed back, `runs/x/seqgan-hf/`, or any local
+    causal LM with its tokenizer), ready to sample, with its tokenizer. Loads with
+    `weights_only=True` (safetensors for a Hugging Face directory): tensors and plain data."""
     from seqadv.data.tokenizer import TextCodec, Vocab, tokenizer_from_state
 
     path = resolve_model_path(path)
+    if path.is_dir():
+        return load_hf_directory(path, device)
     state = load_checkpoint(path)
     description = state.get("model")
     if "generator" not in state or not isinstance(description, dict):
@@ -184,7 +191,36 @@ def load(path: str | os.PathLike, device: Any = "cpu") -> LoadedModel:
     if "id_maps" in state:
         tokenizer = state["id_maps"]
     else:
-        vocab = Vocab(state["vocab"]) if state.get("vocab") else None
         tok = tokenizer_from_state(state["tokenizer"]) if state.get("tokenizer") else None
+        # a Hugging Face tokenizer is its own vocabulary
+        vocab = Vocab(state["vocab"]) if state.get("vocab") else getattr(tok, "vocab", None)
         tokenizer = TextCodec(vocab, tok, (state.get("special_tokens") or {}).get("eos"))
     return LoadedModel(model, tokenizer, state, path)
+
+
+HF_RUN_FILE = "seqadv.json"  # beside a handed-back Hugging Face directory: its run's recipe, config and length
+
+
+def load_hf_directory(path: Path, device: Any = "cpu") -> LoadedModel:
+    """A Hugging Face causal-LM directory as `load` gives models back. One a trainer handed back
+    carries its run (`seqadv.json`: recipe, config, sequence length), so `evaluate.py` finds its
+    corpus; any other is sampled for up to 64 tokens (fewer if its positions are fewer)."""
+    from seqadv.data.tokenizer import HFTokenizer, TextCodec
+    from seqadv.hf import HFGenerator, model_positions
+
+    model, tokenizer = HFGenerator.from_pretrained(path)
+    model.to(device).eval()
+    hf = HFTokenizer(tokenizer)
+    run = json.loads((path / HF_RUN_FILE).read_text(encoding="utf-8")) if (path / HF_RUN_FILE).is_file() else {}
+    positions = model_positions(model.lm.config)
+    state = {"recipe": run.get("recipe"), "config": run.get("config", {}),
+             "length": run.get("length") or min(64, positions or 64), "tokenizer": hf.state(), "vocab": None,
+             "model": {"class": "HFGenerator", "config": model.config_dict()},
+             "special_tokens": {"start": model.start_token, "eos": model.eos_token, "pad": model.pad_token}}
+    return LoadedModel(model, TextCodec(hf.vocab, hf, model.eos_token), state, path)
+
+
+def write_hf_run(directory: Path, meta: dict) -> None:
+    """`seqadv.json` in a handed-back directory: what `load` needs of the run beyond the model."""
+    write_text_atomic(Path(directory) / HF_RUN_FILE, json.dumps(
+        {"recipe": meta.get("recipe"), "config": meta.get("config", {}), "length": meta.get("length")}, indent=1))

@@ -55,7 +55,7 @@ from seqadv.rl.advantages import (POSITIONS, discounted_returns, masked_batch_me
                                   moving_average_baseline)
 from seqadv.rl.losses import mle_loss, prefix_discriminator_loss
 from seqadv.rl.rewards import prefix_rewards
-from seqadv.rl.update import check_finite, discriminator_update, policy_gradient_update
+from seqadv.rl.update import check_finite, discriminator_update, policy_gradient_update, reference_logits
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import Phase, own_model, preset_config
@@ -224,7 +224,7 @@ class ScratchGANTrainer(TextGANTrainer):
         g_loss, mean_return, self.reward_baseline = dense_policy_gradient_step(
             self.g, self.g_adv_opt, self.d, samples, self.reward_baseline, c.discount, c.baseline_decay,
             c.adv_grad_clip, where, group, mle_batch, c.mle_weight, c.baseline_positions, c.loss_positions,
-            c.reward_dropout)
+            c.reward_dropout, self.kl_reference(), c.kl_coef)
         self.writer.add_scalar("losses/g_adversarial", g_loss, step)
         self.writer.add_scalar("losses/d", d_loss, step)
         self.writer.add_scalar("charts/d_real", d_real, step)
@@ -271,7 +271,8 @@ def dense_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, d: nn.M
                                baseline: float, discount: float, decay: float, clip: float, where: str,
                                group: Group = Group(), mle_batch: Tensor | None = None, mle_weight: float = 0.0,
                                baseline_positions: str = "all", loss_positions: str = "all",
-                               reward_dropout: bool = True) -> tuple[float, float, float]:
+                               reward_dropout: bool = True, reference: Optional[nn.Module] = None,
+                               kl_coef: float = 0.0) -> tuple[float, float, float]:
     """One REINFORCE update of G with ScratchGAN's dense rewards (its code's `reinforce_loss`):
     D's per-prefix rewards r_t = 2 sigmoid(D(y_0..y_t)) - 1, the returns
     R_t = sum_{s >= t} discount^(s - t) r_s, the baseline first updated with this batch's mean
@@ -305,5 +306,5 @@ def dense_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, d: nn.M
                                          normalizer=group.token_normalizer(mle_mask))
     value = policy_gradient_update(g, opt, logits, samples, returns - baseline, mask,
                                    mean_normalizer(mask, loss_positions, group), clip, where, group, mle_term,
-                                   "the generator's adversarial loss")
+                                   "the generator's adversarial loss", reference_logits(reference, samples), kl_coef)
     return value, mean_return, baseline

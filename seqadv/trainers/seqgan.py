@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
@@ -38,7 +38,8 @@ from seqadv.rl.advantages import batch_baseline
 from seqadv.rl.losses import IMPORTANCE_WEIGHTS, discriminator_loss, importance_weights, token_log_probs
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
-from seqadv.rl.update import check_finite, correct_guesses, discriminator_update, policy_gradient_update
+from seqadv.rl.update import (check_finite, correct_guesses, discriminator_update, policy_gradient_update,
+                              reference_logits)
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import GANTrainer, Phase, own_model, preset_config
@@ -220,7 +221,7 @@ class SeqGANTrainer(TextGANTrainer):
         advantages = rewards - batch_baseline(all_rewards, c.pg_baseline)[start : start + len(samples)]
         return policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, advantages, c.grad_clip,
                                     c.rollout_rate, where, self.group, c.sample_temperature, c.importance_clip,
-                                    c.importance_weight, c.importance_normalize)
+                                    c.importance_weight, c.importance_normalize, self.kl_reference(), c.kl_coef)
 
     def train_discriminator_round(self, where: str) -> tuple[float, float]:
         """Fresh generated sequences vs as many real ones, `d_epochs` epochs. Returns (loss, accuracy).
@@ -278,7 +279,8 @@ class SeqGANTrainer(TextGANTrainer):
 def policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_policy: nn.Module, samples: Tensor,
                          rewards: Tensor, clip: float, rate: float, where: str, group: Group = Group(),
                          sample_temperature: float = 1.0, importance_clip: float = 5.0,
-                         importance_weight: str = "token", importance_normalize: bool = False) -> float:
+                         importance_weight: str = "token", importance_normalize: bool = False,
+                         reference: Optional[nn.Module] = None, kl_coef: float = 0.0) -> float:
     """One REINFORCE update of G from this process's rows, then the delayed policy's
     moving average (identical on every process: the update is). Returns the loss.
 
@@ -311,6 +313,9 @@ def policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_polic
     self-normalised unclipped weights are consistent (the bias vanishes as the batch grows).
     Beside the weights, the loss's mean over the batch's tokens divides by their count,
     a constant B * T unless texts end early. At temperature 1, p = q: no weights.
+
+    `reference`, `kl_coef`: adds kl_coef * KL(G || reference) at each prefix of the samples
+    (`losses.kl_to_reference`), RL fine-tuning's pull toward the starting model (`--kl-coef`).
     """
     mask = tokens_mask(samples, g.eos_token, g.pad_token)
     logits = g.target_logits(samples)
@@ -321,7 +326,7 @@ def policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_polic
                                          importance_weight, importance_clip, importance_normalize, group.sum)
         rewards = rewards * weights
     value = policy_gradient_update(g, opt, logits, samples, rewards, mask, group.token_normalizer(mask), clip, where,
-                                   group)
+                                   group, reference_logits=reference_logits(reference, samples), kl_coef=kl_coef)
     ema_update(rollout_policy, g, rate)
     return value
 

@@ -23,7 +23,7 @@ from seqadv.eval.report import lower_is_better
 from seqadv.models.generator import Generator, ScratchGANGenerator
 from seqadv.models.transformer import TransformerGenerator
 from seqadv.rl.update import mle_step
-from seqadv.runtime.checkpoint import load_checkpoint, write_text_atomic
+from seqadv.runtime.checkpoint import load_checkpoint, write_hf_run, write_text_atomic
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import GANTrainer, TrainerConfig, own_model, preset_config
@@ -85,7 +85,7 @@ class TextGANConfig(TrainerConfig):
     max_train: Optional[int] = None  # keep only this many training sequences
     max_test: Optional[int] = None  # keep only this many test sequences
     # generator (official SeqGAN: an LSTM, embedding 32, hidden 32, Adam 0.01, clip 5.0, batch 64)
-    generator: str = "lstm"  # lstm (SeqGAN's) | transformer (causal, KV cache) | scratchgan (LSTMs, tied embedding)
+    generator: str = "lstm"  # lstm (SeqGAN's) | transformer (causal, KV cache) | scratchgan (LSTMs, tied embedding) | hf:DIR (a local Hugging Face causal LM and its tokenizer)
     g_embedding_dim: int = 32  # generator embedding size (lstm, scratchgan: its trained part)
     g_hidden_dim: int = 32  # generator LSTM size, or the Transformer's width
     g_layers: int = 2  # Transformer blocks (transformer), LSTM layers (scratchgan)
@@ -95,6 +95,7 @@ class TextGANConfig(TrainerConfig):
     batch_size: int = 64  # sequences per batch (the global batch under torchrun)
     pretrain_epochs: int = 120  # MLE epochs over the training split
     init_from: Optional[str] = None  # another run's --out: start from its pretrained G and optimiser (no pretraining here)
+    kl_coef: float = 0.0  # weight of KL(G || G at the adversarial phase's start) in G's adversarial loss (RL fine-tuning's reference policy; 0: none, the papers')
     # evaluation
     eval_every: int = 10  # adversarial epochs (and MLE-baseline steps / g_steps) between evaluations
     pretrain_eval_every: int = 10  # pretraining epochs between evaluations
@@ -102,7 +103,8 @@ class TextGANConfig(TrainerConfig):
     nll_oracle_samples: int = 10000  # samples scored by the oracle (the paper's count)
     bleu_max_n: int = 4  # BLEU and Self-BLEU orders 2..n
 
-    CHOICES: ClassVar[dict] = {**TrainerConfig.CHOICES, "oracle": ["random", "paper"], "generator": ["lstm", "transformer", "scratchgan"],
+    GENERATORS: ClassVar[tuple] = ("lstm", "transformer", "scratchgan")  # or hf:DIR
+    CHOICES: ClassVar[dict] = {**TrainerConfig.CHOICES, "oracle": ["random", "paper"],
                                "tokenizer": ["char", "word", "sentencepiece"]}
 
     def validate(self) -> None:
@@ -112,8 +114,18 @@ class TextGANConfig(TrainerConfig):
         for name in ("vocab_size", "max_length", "max_train", "max_test"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.generator not in self.CHOICES["generator"]:
-            raise ValueError(f"--generator {self.generator}: choose one of {', '.join(self.CHOICES['generator'])}")
+        if self.hf_directory is not None:
+            if not self.hf_directory:
+                raise ValueError("--generator hf:DIR: give the model's directory after hf:")
+            for name in ("tokenizer", "vocab_size"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"--{name.replace('_', '-')} does not apply to --generator {self.generator}: "
+                                     f"the model's own tokenizer encodes the corpus")
+        elif self.generator not in self.GENERATORS:
+            raise ValueError(f"--generator {self.generator}: choose one of {', '.join(self.GENERATORS)} "
+                             f"or hf:DIR")
+        if self.kl_coef < 0:
+            raise ValueError(f"--kl-coef must be non-negative, got {self.kl_coef}")
         if self.generator == "scratchgan" and self.g_layers < 1:
             raise ValueError(f"--g-layers must be positive, got {self.g_layers}")
         if self.generator == "transformer" and (self.g_layers < 1 or self.g_heads < 1 or self.g_hidden_dim % self.g_heads):
@@ -125,6 +137,11 @@ class TextGANConfig(TrainerConfig):
             if "pretrain_epochs" in self.given and self.pretrain_epochs:
                 raise ValueError(f"--init-from {self.init_from} brings its pretrained G: drop --pretrain-epochs")
             object.__setattr__(self, "pretrain_epochs", 0)  # the phase is the other run's
+
+    @property
+    def hf_directory(self) -> Optional[str]:
+        """DIR of `--generator hf:DIR`, else None."""
+        return self.generator[3:] if self.generator.startswith("hf:") else None
 
 
 class TextGANTrainer(GANTrainer):
@@ -146,9 +163,21 @@ class TextGANTrainer(GANTrainer):
         c, group = self.config, self.group
         group.local_size(c.batch_size, "--batch-size")
         group.local_size(self.mle_batch_size(), "the MLE batch size")
+        hf_model = self.hf_tokenizer = None
+        if c.hf_directory is not None:
+            if self.user_generator is not None:
+                raise ValueError(f"--generator {c.generator} and a generator of one's own: give one of them")
+            from seqadv.data.tokenizer import HFTokenizer
+            from seqadv.hf import load_causal_lm
+
+            hf_model, tokenizer = load_causal_lm(c.hf_directory)
+            self.hf_tokenizer = HFTokenizer(tokenizer)
         data = self.data = load_corpus(c.corpus, data_dir=c.data_dir, tokenizer=c.tokenizer, vocab_size=c.vocab_size,
                                        max_length=c.max_length, oracle=c.oracle, max_train=c.max_train,
-                                       max_test=c.max_test)
+                                       max_test=c.max_test, hf_tokenizer=self.hf_tokenizer)
+        if hf_model is not None:
+            check_positions(hf_model, data.length, c.generator)
+            data.vocab_size = hf_model.config.vocab_size  # the model's logits (may pad the tokenizer's ids)
         if data.oracle is not None:
             data.oracle.to(self.device)
         batch = max(c.batch_size, self.mle_batch_size())
@@ -162,7 +191,12 @@ class TextGANTrainer(GANTrainer):
         tokens = dict(vocab_size=data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
                       pad_token=data.pad_token)
         vectors = self.word_vectors(data)  # (V, d) or None
-        if c.generator == "transformer":
+        if hf_model is not None:
+            from seqadv.hf import HFGenerator
+
+            model_class = HFGenerator
+            generator_config = HFGenerator.wrap(hf_model, self.hf_tokenizer.hf).config_dict()
+        elif c.generator == "transformer":
             model_class, generator_config = TransformerGenerator, dict(
                 **tokens, d_model=c.g_hidden_dim, num_layers=c.g_layers, num_heads=c.g_heads, max_length=data.length)
         elif c.generator == "scratchgan":
@@ -182,12 +216,15 @@ class TextGANTrainer(GANTrainer):
             return model.to(self.device)
 
         g = own_model(self.user_generator, data)
+        if hf_model is not None:  # the directory's weights, not a fresh draw
+            g = HFGenerator(**generator_config, lm=hf_model)
         self.g = g.to(self.device) if g is not None else build()
         self.meta.update(text_meta(data), model=describe_model(self.g, generator_config))
         self.g_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)
         if c.init_from is not None:
             self.load_pretrained(c.init_from)
-        self.new_generator = lambda: copy.deepcopy(self.g) if self.user_generator is not None else build()
+        copies = self.user_generator is not None or hf_model is not None
+        self.new_generator = lambda: copy.deepcopy(self.g) if copies else build()
         self.train_data = data.train.to(self.device)
         self.history = {"pretrain": [], self.baseline: [], self.adversarial_model: []}
 
@@ -224,6 +261,27 @@ class TextGANTrainer(GANTrainer):
 
     def build_adversary(self) -> None:
         raise NotImplementedError
+
+    def save_model(self, name: str, obj: dict) -> None:
+        """A model file beside the checkpoint; for a Hugging Face generator also its directory
+        (`<name>-hf/`: `save_pretrained` of the model and its tokenizer) that `transformers` loads."""
+        super().save_model(name, obj)
+        if self.hf_tokenizer is not None and "generator" in obj and self.group.is_main:
+            model = copy.deepcopy(self.g)
+            model.load_state_dict(obj["generator"])
+            directory = model.save_pretrained(self.out / f"{Path(name).stem}-hf", self.hf_tokenizer.hf)
+            write_hf_run(directory, self.meta)
+
+    def kl_reference(self) -> Optional[nn.Module]:
+        """G as the adversarial phase starts (the pretrained snapshot, which checkpoints
+        carry), frozen: the reference policy of `--kl-coef`; None without a KL penalty."""
+        if not self.config.kl_coef:
+            return None
+        if getattr(self, "_kl_reference", None) is None:
+            reference = copy.deepcopy(self.g).requires_grad_(False)
+            reference.load_state_dict(self.pretrained["generator"])
+            self._kl_reference = reference.eval()
+        return self._kl_reference
 
     def word_vectors(self, data: SequenceData) -> Optional[Tensor]:
         """Pretrained vectors (V, d) of the vocabulary's tokens that the recipe's embeddings start
@@ -300,6 +358,16 @@ class TextGANTrainer(GANTrainer):
         t = results["timings"]
         phases = ", ".join(f"{PHASE_LABELS.get(p.name, p.name)} {t.get(p.name + '_s', 0):.0f} s" for p in self.phases())
         print(f"wall time {t['total_s']:.0f} s ({phases}, eval {t['final_eval_s']:.0f} s)")
+
+
+def check_positions(model: nn.Module, length: int, generator: str) -> None:
+    """DataError unless the model has a position for each of a sequence's `length` tokens."""
+    from seqadv.hf import model_positions
+
+    positions = model_positions(model.config)
+    if positions is not None and length > positions:
+        raise DataError(f"--generator {generator}: sequences of {length} tokens (the end token included) but the "
+                        f"model has {positions} positions: give --max-length {positions - 1} or less")
 
 
 PHASE_LABELS = {"pretrain_g": "pretrain G", "pretrain_d": "pretrain D", "mle_baseline": "MLE baseline",
