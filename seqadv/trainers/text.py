@@ -71,6 +71,9 @@ def comparison_rows(models: dict, names: list[str], labels: list[str], lower_is_
     return lines
 
 
+HF_G_LR = 1e-4  # --g-lr of a Hugging Face generator unless given (fine-tuning, not the LSTM's 0.01)
+
+
 @preset_config
 class TextGANConfig(TrainerConfig):
     """What the recipes that train a generator of text from a corpus share (SeqGAN and the
@@ -124,6 +127,9 @@ class TextGANConfig(TrainerConfig):
         elif self.generator not in self.GENERATORS:
             raise ValueError(f"--generator {self.generator}: choose one of {', '.join(self.GENERATORS)} "
                              f"or hf:DIR")
+        if self.hf_directory is not None and "g_lr" not in self.given:
+            # the presets' rate is for a small LSTM from scratch; a pretrained model takes a fine-tuning rate
+            object.__setattr__(self, "g_lr", HF_G_LR)
         if self.kl_coef < 0:
             raise ValueError(f"--kl-coef must be non-negative, got {self.kl_coef}")
         if self.generator == "scratchgan" and self.g_layers < 1:
