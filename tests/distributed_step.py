@@ -2,12 +2,16 @@
 self-normalised importance weights): what test_distributed.py
 runs on 2 processes under torchrun (gloo) and on 1 process, and compares.
 
-    torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR
+    torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR [lstm|hf]
+
+`hf`: the generator a tiny Hugging Face GPT-2 (`HFGenerator`, built from a config), its
+updates with a KL penalty to its starting weights.
 
 Each process writes OUT_DIR/rank{r}.pt: the models and optimisers after the steps.
 """
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -42,22 +46,30 @@ def fixed_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return samples, real, torch.tensor([101, 202])
 
 
-def build():
+def build(kind: str = "lstm"):
     """The models and optimisers of SeqGANTrainer, small, from one seed."""
     torch.manual_seed(5)
     args = SeqGANConfig(batch_size=B, num_rollouts=3, d_dropout=0.0, grad_clip=0.5, g_lr=0.01, d_lr=0.01)
-    g = Generator(V, 8, 8, start_token=START, eos_token=EOS, pad_token=PAD)
-    rollout_policy = Generator(V, 8, 8, start_token=START, eos_token=EOS, pad_token=PAD).requires_grad_(False)
-    rollout_policy.load_state_dict(g.state_dict())
+    if kind == "hf":
+        import transformers
+
+        from seqadv.hf import HFGenerator
+
+        config = transformers.GPT2Config(vocab_size=V, n_positions=T + 1, n_embd=8, n_layer=1, n_head=2)
+        g = HFGenerator(config.to_dict(), START, EOS, PAD)
+    else:
+        g = Generator(V, 8, 8, start_token=START, eos_token=EOS, pad_token=PAD)
+    rollout_policy = copy.deepcopy(g).requires_grad_(False)
     d = Discriminator(V, 8, (2, 3), (4, 4), 0.0, pad_token=PAD)
     return args, g, torch.optim.Adam(g.parameters(), lr=args.g_lr), rollout_policy, d, torch.optim.Adam(d.parameters(), lr=args.d_lr)
 
 
-def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of) -> dict:
+def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of, kind: str = "lstm") -> dict:
     """`STEPS` adversarial steps from this process's rows: rollout rewards (from
     `rewards_of(engine, reward)`), a policy-gradient update of G with the delayed
     policy's average, one D update on real vs these samples. Shape: samples, real (b, T)"""
-    args, g, g_opt, rollout_policy, d, d_opt = build()
+    args, g, g_opt, rollout_policy, d, d_opt = build(kind)
+    kl = dict(reference=copy.deepcopy(g).requires_grad_(False), kl_coef=0.1) if kind == "hf" else {}
     engine = RolloutEngine(rollout_policy, args.num_rollouts, eos_token=EOS, pad_token=PAD)
     losses = []
     for step in range(STEPS):
@@ -67,7 +79,7 @@ def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of) -
         # their per-position means are the whole batch's on every process
         cold = dict(sample_temperature=0.7, importance_weight="prefix", importance_normalize=True) if step else {}
         losses.append(policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, args.rollout_rate,
-                                           "test", group, **cold))
+                                           "test", group, **cold, **kl))
         d.train()
         sequences, labels = torch.cat([real, samples]), torch.cat([torch.ones(len(real)), torch.zeros(len(samples))])
         losses.append(discriminator_step(d, d_opt, sequences, labels, args.d_l2, "test", group)[0])
@@ -75,13 +87,13 @@ def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of) -
             "discriminator": d.state_dict(), "d_optimizer": d_opt.state_dict(), "losses": torch.tensor(losses)}
 
 
-def main(out: str) -> None:
+def main(out: str, kind: str = "lstm") -> None:
     group = setup("cpu")
     samples, real, seeds = fixed_batch()
     rng = torch.Generator().manual_seed(int(seeds[group.rank]))
     mine = group.shard(samples)
     result = steps(group, mine, group.shard(real),
-                   lambda engine, reward: engine.rewards(mine, reward, generator=rng))
+                   lambda engine, reward: engine.rewards(mine, reward, generator=rng), kind)
     # what train_discriminator_round does with each process's draws: all of them, in rank order
     result["gathered"] = group.all_gather(torch.full((2, T), group.rank))
     torch.save(result, Path(out) / f"rank{group.rank}.pt")
@@ -89,4 +101,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

@@ -49,11 +49,15 @@ def test_a_single_process_group_leaves_everything_as_it_is():
         Group(rank=0, world_size=4).shard(rows)
 
 
-def test_two_processes_make_the_one_process_step(tmp_path):
+@pytest.mark.parametrize("kind", ["lstm", "hf"])
+def test_two_processes_make_the_one_process_step(tmp_path, kind):
     """2 adversarial steps (rollout rewards, G's policy-gradient update with clipping, the
     delayed policy's average, a D update) split over 2 processes equal the same steps on one
-    process with the whole batch, given the same samples and the same rollout seeds."""
-    result = torchrun(2, REPO / "tests" / "distributed_step.py", tmp_path)
+    process with the whole batch, given the same samples and the same rollout seeds; for a
+    Hugging Face generator too (`hf`, with a KL penalty)."""
+    if kind == "hf":
+        pytest.importorskip("transformers")
+    result = torchrun(2, REPO / "tests" / "distributed_step.py", tmp_path, kind)
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
 
@@ -64,12 +68,13 @@ def test_two_processes_make_the_one_process_step(tmp_path):
     assert counts[0] < counts[1]  # unequal shards: the mean of the shards' means would be wrong
     gens = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
     single = step.steps(Group(), samples, real, lambda engine, reward: torch.cat(
-        [engine.rewards(samples[s], reward, generator=gen) for s, gen in zip(shards, gens)]))
+        [engine.rewards(samples[s], reward, generator=gen) for s, gen in zip(shards, gens)]), kind)
 
     assert_same_tensors(rank0, rank1, "rank 0 vs rank 1")  # every process made the same update
     for key in ("generator", "g_optimizer", "rollout_policy", "discriminator", "d_optimizer", "losses"):
         assert_close(rank0[key], single[key], msg=lambda m, key=key: f"{key}: {m}")
-    assert not torch.equal(single["generator"]["head.weight"], step.build()[1].head.weight)
+    start = step.build(kind)[1].state_dict()
+    assert any(not torch.equal(single["generator"][k], start[k]) for k in start)
     assert rank0["gathered"].tolist() == [[0] * step.T] * 2 + [[1] * step.T] * 2
 
 
