@@ -110,8 +110,11 @@ def test_rollouts_never_change_visible_tokens_and_match_for_any_chunk_size():
     visible = ~hidden[index]
     assert torch.equal(completions[visible], filled[index][visible])
     assert (completions != filled[index])[~visible].any()  # and the hidden ones are drawn
-    # a prefix with no hidden position after it has one completion: not rolled out
-    assert len(completions) == 4 * sum(int((hidden[b, t:]).any()) for b in range(5) for t in range(1, T))
+    # only a prefix whose next position is hidden is rolled out: one with no hidden position after
+    # it has one completion (the text), one whose next token is visible takes the next prefix's value
+    assert len(completions) == 4 * int(hidden[:, 1:].sum())
+    next_visible = ~hidden[:, 1:] & torch.stack([hidden[:, t:].any(1) for t in range(1, T)], 1)
+    assert next_visible.any() and torch.equal(results[1][:, :-1][next_visible], results[1][:, 1:][next_visible])
     with pytest.raises(ValueError, match="initial_state must have 5 rows"):
         engine.rewards(filled, reward, initial_state=policy.initial_state(4))
 

@@ -178,15 +178,20 @@ def test_prefixes_and_fixed_positions_never_change():
             keep[:, :t] = True
             assert torch.equal(group[keep.unsqueeze(1).expand(c, N, T)],
                                seqs[which].unsqueeze(1).expand(c, N, T)[keep.unsqueeze(1).expand(c, N, T)])
-            assert (~fixed[which, t:]).any(dim=1).all()  # something left to draw
+            assert not fixed[which, t].any()  # its next position is drawn
             covered[which, t - 1] += 1
             row += c * N
         # and the rollouts do sample: some free position differs from the given sequence
         free = ~fixed[index]
         assert (completions != seqs[index])[free].any()
-    # each prefix with a free position after it is rolled out once; the others get the sequence's reward
+    # each prefix whose next position is free is rolled out once; one whose next position is
+    # kept takes the next prefix's value (its completions are those); the others (nothing left
+    # to draw) get the sequence's reward
     free_after = torch.stack([(~fixed[:, t:]).any(dim=1) for t in range(1, T)], dim=1)
-    assert torch.equal(covered, free_after.long())
+    next_kept = fixed[:, 1:] & free_after
+    assert torch.equal(covered, (free_after & ~next_kept).long())
+    assert next_kept.any() and (free_after & ~next_kept).any()
+    assert torch.equal(rewards[:, :-1][next_kept], rewards[:, 1:][next_kept])
     assert torch.equal(rewards[:, :-1][~free_after], rewards[:, -1:].expand(B, T - 1)[~free_after])
     assert not free_after[1, 4:].any()
 
@@ -734,7 +739,13 @@ def test_finished_prefixes_are_not_rolled_out_and_rewards_stay_exact(policy_name
     assert torch.equal(rewards[finished], rewards[:, -1:].expand(4, 5)[finished])
     # no completion is stepped past its end: after the probe, the end token is never fed to the policy
     assert recording.calls > 4 and not (torch.cat(recording.fed) == EOS).any()
-    open_prefixes = int((~finished[:, :-1]).sum())  # prefix lengths 1..T-1 still text: column t-1
+    # prefix lengths 1..T-1 still text (column t-1) whose next position is drawn; one whose next
+    # position is kept takes the next prefix's value, with no rollouts of its own
+    next_kept = torch.zeros(4, 4, dtype=torch.bool) if fixed is None else fixed[:, 1:]
+    open_prefixes = int((~finished[:, :-1] & ~next_kept).sum())
+    if fixed is not None:
+        taken = ~finished[:, :-1] & next_kept
+        assert taken.any() and torch.equal(rewards[:, :-1][taken], rewards[:, 1:][taken])
     assert engine.stats.rolled == n * open_prefixes and engine.stats.skipped == n * (16 - open_prefixes)
     if isinstance(reward, PrefixChecking):
         assert reward.calls == 1

@@ -74,10 +74,18 @@ def model():
 
 
 def test_values_are_exact_with_left_padded_prompts_and_an_attention_mask(model):
-    n = 6000
-    values = token_rewards(model, SEQUENCES, reward, n, prompt_lengths=PROMPTS, attention_mask=MASK,
+    n, scored = 6000, []
+
+    def counting(rows, index):
+        scored.append(len(rows))
+        return reward(rows, index)
+
+    values = token_rewards(model, SEQUENCES, counting, n, prompt_lengths=PROMPTS, attention_mask=MASK,
                            generator=torch.Generator().manual_seed(0))
     mean, var = exact(model, SEQUENCES, MASK, PROMPTS, reward)
+    # no rollouts inside a prompt: the texts themselves, then n completions of each prefix that
+    # ends at the prompt or in the response (its next token drawn): 2 + 3 + 3 of them
+    assert sum(scored) == 3 + n * int((MASK.sum(1) - PROMPTS).sum()) == 3 + 8 * n
     assert values.shape == SEQUENCES.shape and (values[MASK == 0] == 0).all()
     within_mc_error(values[MASK == 1], mean[MASK == 1], var[MASK == 1], n)
     # the last text token's column is the reward of the row itself, exactly

@@ -160,7 +160,9 @@ class RolloutEngine:
         that are still text are rolled out: with `eos_token` and `pad_token` set, a prefix
         that holds the end token has one completion, the finished sequence, so its reward
         is column T-1's, with no rollout and no second scoring; so has a prefix whose later
-        positions are all `fixed`. Within a chunk the
+        positions are all `fixed`. A prefix whose next position is `fixed` is not rolled out
+        either: its completions are the next prefix's in distribution, and it takes that
+        prefix's value (`_rolled_prefixes`). Within a chunk the
         completions come grouped by prefix length t = 1 .. T-1, each group holding the N
         completions of each unfinished prefix of that length, sequence by sequence, in an
         order the engine chooses; a reward that takes a keyword `index` gets, for each row,
@@ -272,16 +274,19 @@ class RolloutEngine:
             order, counts = self._by_open_prefixes(open_lengths[begin:end], T)
             sort = (lambda x: x) if counts[-1] == end - begin else (lambda x: x[order])  # no copies where none ends
             part = sort(sequences[begin:end])
+            kept = None if fixed is None else sort(fixed[begin:end])
+            groups, same_as_next = self._rolled_prefixes(kept, counts)
             state = None if initial_state is None else map_state(lambda s: sort(s[begin:end]), initial_state)
-            completed = self._complete(part, None if fixed is None else sort(fixed[begin:end]), sort(draws),
-                                       counts, block, buffer, state, layout.growth, layout.vocab, stats,
-                                       None if last_free is None else sort(last_free[begin:end]))
-            stats.skipped += ((T - 1) * (end - begin) - sum(counts)) * N
+            completed = self._complete(part, kept, sort(draws), counts, block, buffer, state, layout.growth,
+                                       layout.vocab, stats, None if last_free is None else sort(last_free[begin:end]),
+                                       groups)
+            stats.skipped += ((T - 1) * (end - begin) - sum(len(g) for g in groups)) * N
             batch_index = begin + order
             scores = None
             if len(completed):
-                scores = self._score_chunk(part, completed, counts, batch_index, score, prefix_aware, layout.vocab)
-            self._write_means(rewards, batch_index, counts, scores)
+                scores = self._score_chunk(part, completed, counts, batch_index, score, prefix_aware, layout.vocab,
+                                           groups if same_as_next is not None else None)
+            self._write_means(rewards, batch_index, groups, scores, same_as_next)
 
     def _plan_chunks(self, B: int, T: int, layout: _Layout, device: torch.device, generator: Optional[torch.Generator]
                      ) -> tuple[Optional[Tensor], int, int, Optional[Tensor]]:
@@ -393,7 +398,7 @@ class RolloutEngine:
         return order, counts
 
     def _score_chunk(self, part: Tensor, completed: Tensor, counts: list[int], batch_index: Tensor, score: _Scorer,
-                     prefix_aware: bool, vocab: int) -> Tensor:
+                     prefix_aware: bool, vocab: int, groups: Optional[list[Tensor]] = None) -> Tensor:
         """The mean reward of each rolled-out prefix of a chunk, over its N completions.
 
         The completions are checked first: an id past the vocabulary is what `_complete` drew
@@ -404,41 +409,87 @@ class RolloutEngine:
         Shape:
             part: (b, T), the chunk's sequences in `_by_open_prefixes` order;
             completed: (N * sum(counts), T), `_complete`'s rows; batch_index: (b,) int64, each
-            sorted sequence's index in the batch
+            sorted sequence's index in the batch; groups: the sequences rolled out at each
+            prefix length where they are not the first counts[t - 1] (`_rolled_prefixes`), or None
             returns: (sum(counts),) float32, ordered (prefix length t = 1..T-1, sequence)
         """
         N = self.num_rollouts
         if int(completed.max()) >= vocab:
             raise ValueError("the policy's logits were NaN or infinite at some rollout step")
         # the sequence each completion completes (its index in the batch): rows ordered (t, sequence, rollout)
-        index = torch.cat([batch_index[:c].repeat_interleave(N) for c in counts if c])
-        if prefix_aware:
+        if groups is None:
+            index = torch.cat([batch_index[:c].repeat_interleave(N) for c in counts if c])
+        else:
+            index = torch.cat([batch_index[g].repeat_interleave(N) for g in groups if len(g)])
+        if prefix_aware and groups is not None:
+            # a prefix-aware reward takes groups that are the first sequences: one prefix length at a time
+            scores, row, finished = [], 0, self._finish(part)
+            for t, g in enumerate(groups, start=1):
+                if len(g):
+                    rows = slice(row, row + len(g) * N)
+                    scores.append(score.rollouts(finished[g], self._finish(completed[rows]), N,
+                                                 [0] * (t - 1) + [len(g)] + [0] * (len(groups) - t), index[rows]))
+                    row += len(g) * N
+            scores = torch.cat(scores)
+        elif prefix_aware:
             scores = score.rollouts(self._finish(part), self._finish(completed), N, counts, index)
         else:
             scores = score(self._finish(completed), index)
         return _checked_scores(scores, len(completed)).view(-1, N).mean(dim=1)
 
     @staticmethod
-    def _write_means(rewards: Tensor, batch_index: Tensor, counts: list[int], scores: Optional[Tensor]) -> None:
+    def _write_means(rewards: Tensor, batch_index: Tensor, groups: list[Tensor], scores: Optional[Tensor],
+                     same_as_next: Optional[Tensor] = None) -> None:
         """Columns 0 .. T-2 of a chunk's rows of `rewards`.
 
         A rolled-out prefix gets its mean; a prefix not rolled out (finished, or with nothing
         left to draw) gets its sequence's own reward, column T-1: one score of the same
-        expectation.
+        expectation; a prefix whose next position is kept (`same_as_next`) gets the next
+        prefix's value, which its completions equal in distribution.
 
         Shape:
             rewards: (B, T), written in place; batch_index: (b,) int64, the chunk's sequences
-            in `_by_open_prefixes` order; scores: (sum(counts),) from `_score_chunk`, or None
-            where no prefix of the chunk was rolled out
+            in `_by_open_prefixes` order; groups: `_rolled_prefixes`'; scores: (sum of the
+            groups' sizes,) from `_score_chunk`, or None where no prefix of the chunk was rolled
+            out; same_as_next: (b, T-1) bool or None
         """
         T = rewards.shape[1]
-        means = rewards[batch_index, T - 1].unsqueeze(1).repeat(1, T - 1)
+        means = rewards[batch_index, T - 1].unsqueeze(1).repeat(1, T)
         if scores is not None:
             offset = 0
-            for t, c in enumerate(counts, start=1):
-                means[:c, t - 1] = scores[offset : offset + c]
-                offset += c
-        rewards[batch_index, : T - 1] = means
+            for t, group in enumerate(groups, start=1):
+                means[group, t - 1] = scores[offset : offset + len(group)]
+                offset += len(group)
+        if same_as_next is not None:  # right to left: a run of kept positions takes the value after it
+            for t in range(T - 2, -1, -1):
+                means[:, t] = torch.where(same_as_next[:, t], means[:, t + 1], means[:, t])
+        rewards[batch_index, : T - 1] = means[:, : T - 1]
+
+    @staticmethod
+    def _rolled_prefixes(kept: Optional[Tensor], counts: list[int]) -> tuple[list[Tensor], Optional[Tensor]]:
+        """Which of a chunk's open prefixes are rolled out: those whose next position is drawn.
+
+        A prefix y_0 .. y_{t-1} whose position t is kept (`fixed`) has completions that keep
+        y_t too: they are the completions of y_0 .. y_t, in distribution. Its value is the next
+        prefix's, so it is not rolled out (a prompt's prefixes, the text around infilled blanks).
+
+        Shape:
+            kept: (b, T) bool in `_by_open_prefixes` order, or None; counts: T-1 ints
+            returns: groups, for t = 1 .. T-1 the (n_t,) int64 sequences rolled out at prefix
+            length t (the first counts[t - 1], less those whose position t is kept), and
+            same_as_next: (b, T-1) bool, True at (j, t - 1) where prefix length t of sequence j
+            is open and takes the next prefix's value, or None where there is none
+        """
+        device = kept.device if kept is not None else None
+        firsts = [torch.arange(c, device=device) for c in counts]
+        if kept is None:
+            return firsts, None
+        b, T = kept.shape
+        open_ = torch.arange(b, device=kept.device)[:, None] < torch.tensor(counts, device=kept.device)[None, :]
+        same_as_next = open_ & kept[:, 1:]  # (b, T-1): prefix length t is open, position t is kept
+        if not same_as_next.any():
+            return firsts, None
+        return [group[~same_as_next[: len(group), t - 1]] for t, group in enumerate(firsts, start=1)], same_as_next
 
     def _probe(self, sequences: Tensor, initial_state: Optional[State]) -> _Layout:
         """Up to three steps of the policy on two rows, checking the contract on the way.
@@ -628,7 +679,7 @@ class RolloutEngine:
     def _complete(
         self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, counts: list[int], block: int,
         buffer: Optional[Tensor], initial_state: Optional[State], growth: list[Optional[tuple[int, int]]], vocab: int,
-        stats: "RolloutStats", last_free: Optional[Tensor] = None,
+        stats: "RolloutStats", last_free: Optional[Tensor] = None, groups: Optional[list[Tensor]] = None,
     ) -> Tensor:
         """Complete N times each prefix that is still text.
 
@@ -641,16 +692,21 @@ class RolloutEngine:
 
         Shape:
             sequences: (b, T); fixed: (b, T) or None; uniforms: (b, T-1, N, T);
-            counts: T-1 ints, non-increasing; initial_state: b rows or None; growth: `_probe`'s
-            returns: (N * sum(counts), T), rows ordered (prefix length t = 1..T-1, sequence
-            j < counts[t - 1], rollout)
+            counts: T-1 ints, non-increasing; initial_state: b rows or None; growth: `_probe`'s;
+            groups: for each prefix length t the sequences rolled out, some of the first
+            counts[t - 1] (`_rolled_prefixes`; default all of them)
+            returns: (N * sum of the groups' sizes, T), rows ordered (prefix length t = 1..T-1,
+            sequence j in groups[t - 1], rollout)
         """
         T = sequences.shape[1]
-        if not sum(counts):
+        if groups is None:
+            groups = [torch.arange(c, device=sequences.device) for c in counts]
+        sizes = [len(g) for g in groups]
+        if not sum(sizes):
             return sequences.new_empty(0, T)
-        rows = self._completion_rows(sequences, fixed, uniforms, counts, last_free)
+        rows = self._completion_rows(sequences, fixed, uniforms, groups, last_free)
         fresh, states = self._prefix_pass(sequences, uniforms, initial_state, counts)
-        rolling = self.num_rollouts * sum(counts[: T - 2])  # the most rows that can roll at once
+        rolling = self.num_rollouts * sum(sizes[: T - 2])  # the most rows that can roll at once
         running = _RollingStates(states[1], rolling, T, growth) if T > 2 and rolling else None
         slots = torch.empty(0, dtype=torch.long, device=sequences.device)  # the rolling rows, in buffer order
         # a policy that appends in place (`into`, checked in the probe) writes only the new positions
@@ -660,12 +716,13 @@ class RolloutEngine:
                 slots = self._roll_position(rows, slots, running, states, k, block, buffer, vocab, into, stats)
             # rows with prefix length k start here, from the draws of the prefix pass
             if rows.starts[k] > rows.starts[k - 1]:
-                rows.write(slice(rows.starts[k - 1], rows.starts[k]), k, fresh[k].reshape(-1))
+                drawn = fresh[k] if sizes[k - 1] == counts[k - 1] else fresh[k][groups[k - 1]]
+                rows.write(slice(rows.starts[k - 1], rows.starts[k]), k, drawn.reshape(-1))
         stats.rolled += rows.starts[-1]
         stats.row_steps += rows.starts[-1]  # the prefix pass's draw of each row's first token
         return rows.out
 
-    def _completion_rows(self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, counts: list[int],
+    def _completion_rows(self, sequences: Tensor, fixed: Optional[Tensor], uniforms: Tensor, groups: list[Tensor],
                          last_free: Optional[Tensor]) -> _Completions:
         """A chunk's completion rows, each a copy of its sequence, and what ties each row to its
         sequence, its prefix states and its draws.
@@ -676,16 +733,17 @@ class RolloutEngine:
 
         Shape:
             sequences: (b, T); fixed: (b, T) bool or None; uniforms: (b, T-1, N, T);
-            counts: T-1 ints, non-increasing, sum > 0; last_free: (b,) int64 or None
-            returns: `_Completions` of N * sum(counts) rows, ordered as `_complete`'s
+            groups: T-1 (n_t,) int64, the sequences rolled out at each prefix length, some rows
+            in all; last_free: (b,) int64 or None
+            returns: `_Completions` of N * (n_1 + ... + n_{T-1}) rows, ordered as `_complete`'s
         """
         T, N, device = sequences.shape[1], self.num_rollouts, sequences.device
         starts = [0]
-        for c in counts:
-            starts.append(starts[-1] + c * N)
-        seq = torch.cat([torch.arange(c, device=device).repeat_interleave(N) for c in counts])
-        draw = torch.cat([((torch.arange(c, device=device) * (T - 1) + t - 1) * N).repeat_interleave(N)
-                          + torch.arange(N, device=device).repeat(c) for t, c in enumerate(counts, start=1)])
+        for g in groups:
+            starts.append(starts[-1] + len(g) * N)
+        seq = torch.cat([g.repeat_interleave(N) for g in groups])
+        draw = torch.cat([((g * (T - 1) + t - 1) * N).repeat_interleave(N) + torch.arange(N, device=device).repeat(len(g))
+                          for t, g in enumerate(groups, start=1)])
         ends = self.eos_token is not None and self.pad_token is not None
         return _Completions(out=sequences[seq], keep=None if fixed is None else fixed[seq], seq=seq, draw=draw,
                             draws=uniforms.reshape(-1, T), last=None if last_free is None else last_free[seq],
