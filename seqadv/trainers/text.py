@@ -224,7 +224,7 @@ class TextGANTrainer(GANTrainer):
         g = own_model(self.user_generator, data)
         if g is not None and hasattr(g, "config") and not hasattr(g, "target_logits"):
             raise ValueError(f"generator=: a {type(g).__name__} needs its tokenizer to encode the corpus: give "
-                             f"generator='hf:DIR' in the config (a directory with both))")
+                             f"generator='hf:DIR' in the config (a directory with both)")
         if hf_model is not None:  # the directory's weights, not a fresh draw
             g = HFGenerator(**generator_config, lm=hf_model)
         self.g = g.to(self.device) if g is not None else build()
