@@ -7,6 +7,7 @@ loop, the engine, and the floor (the work no implementation can avoid).
     python scripts/bench_rollout.py --device cuda
     python scripts/bench_rollout.py --nproc 1,2            # the batch's rollouts split over processes
     python scripts/bench_rollout.py --model transformer    # a GPT with a KV cache: naive, HF generate, engine, floor
+                                                           # and the engine on HF GPT-2 and Llama models
     python scripts/bench_rollout.py --eos                  # COCO captions, which end: finished text skipped or not
 
 The reference case is the paper's oracle experiment: batch 64, 16 rollouts,
@@ -281,13 +282,13 @@ def bench_processes(case: Case, args) -> list[dict]:
 
 # --- the Transformer rows (--model transformer) ------------------------------------------------
 
-def gpt(case: Case, device: torch.device, seed: int = 0):
-    """The stated GPT (2 layers, width 64, 4 heads, learned positions, tied embeddings) and a batch."""
+def gpt(case: Case, device: torch.device, seed: int = 0, positions: str = "learned"):
+    """The stated GPT (2 layers, width 64, 4 heads, learned or rotary positions, tied embeddings) and a batch."""
     from seqadv.models.transformer import TransformerGenerator
 
     torch.manual_seed(seed)
     g = TransformerGenerator(case.vocab, d_model=64, num_layers=2, num_heads=4, max_length=case.length + 1,
-                             init_std=0.1).to(device).eval()
+                             init_std=0.1, positions=positions).to(device).eval()
     sequences = g.sample(case.batch, case.length, generator=torch.Generator(device=device).manual_seed(seed))
     return g, sequences
 
@@ -357,13 +358,55 @@ def transformer_floor_parts(g, case: Case, device: torch.device) -> dict[str, Ca
 
 
 def hf_twin(g, device: torch.device):
-    """A Hugging Face GPT-2 of the same size with the same weights where they correspond."""
+    """A Hugging Face GPT-2 that computes what `g` (learned positions) computes: its size, its
+    weights (GPT-2's Conv1D holds them transposed), exact GELU (`activation_function="gelu"`;
+    GPT-2's own tanh approximation costs three more elementwise passes per MLP) and tied
+    embeddings. Checked: the same logits as `g` on a batch."""
     import transformers
 
     c = transformers.GPT2Config(vocab_size=g.vocab_size, n_positions=g.max_length, n_embd=g.d_model,
                                 n_layer=len(g.blocks), n_head=g.num_heads, bos_token_id=g.start_token,
-                                eos_token_id=g.start_token, pad_token_id=g.start_token)
-    return transformers.GPT2LMHeadModel(c).to(device).eval()
+                                eos_token_id=g.start_token, pad_token_id=g.start_token, activation_function="gelu",
+                                resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    hf = transformers.GPT2LMHeadModel(c).to(device).eval()
+    with torch.no_grad():
+        body = hf.transformer
+        body.wte.weight.copy_(g.embedding.weight)
+        body.wpe.weight.copy_(g.position.weight)
+        for layer, block in zip(body.h, g.blocks):
+            for theirs, ours in [(layer.ln_1, block.norm1), (layer.ln_2, block.norm2)]:
+                theirs.weight.copy_(ours.weight)
+                theirs.bias.copy_(ours.bias)
+            for theirs, ours in [(layer.attn.c_attn, block.qkv), (layer.attn.c_proj, block.proj),
+                                 (layer.mlp.c_fc, block.mlp[0]), (layer.mlp.c_proj, block.mlp[2])]:
+                theirs.weight.copy_(ours.weight.T)
+                theirs.bias.copy_(ours.bias)
+        body.ln_f.weight.copy_(g.norm.weight)
+        body.ln_f.bias.copy_(g.norm.bias)
+        hf.lm_head.weight.copy_(g.head.weight)
+        inputs = torch.randint(g.vocab_size, (4, g.max_length - 1), device=device,
+                               generator=torch.Generator(device=device).manual_seed(0))
+        start = torch.full((4, 1), g.start_token, device=device)
+        ours, theirs = g(torch.cat([start, inputs], 1)), hf(input_ids=torch.cat([start, inputs], 1)).logits
+    if not torch.allclose(ours, theirs, atol=1e-4, rtol=1e-4):
+        raise RuntimeError(f"the HF GPT-2 twin differs from the TransformerGenerator by "
+                           f"{(ours - theirs).abs().max().item():.2e}")
+    return hf
+
+
+def llama_like(g, device: torch.device, seed: int = 0):
+    """A Hugging Face Llama of `g`'s width, depth and heads (random weights): rotary positions,
+    RMSNorm, no biases, grouped-query attention (half as many key/value heads), a SwiGLU MLP
+    of 8/3 the width (about the parameters and work of `g`'s 4x GELU MLP), tied embeddings."""
+    import transformers
+
+    torch.manual_seed(seed)
+    c = transformers.LlamaConfig(vocab_size=g.vocab_size, hidden_size=g.d_model, num_hidden_layers=len(g.blocks),
+                                 num_attention_heads=g.num_heads, num_key_value_heads=max(1, g.num_heads // 2),
+                                 intermediate_size=-(-8 * g.d_model // 3), max_position_embeddings=g.max_length,
+                                 bos_token_id=g.start_token, eos_token_id=g.start_token, pad_token_id=g.start_token,
+                                 tie_word_embeddings=True, initializer_range=0.1)
+    return transformers.LlamaForCausalLM(c).to(device).eval()
 
 
 def generate_reference(model, sequences: torch.Tensor, case: Case, reward) -> torch.Tensor:
@@ -391,8 +434,15 @@ def _peak_rss_of_a_transformer_call(case: dict) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
 
 
+HF_ROWS = {  # key: (label, the built-in engine it is compared with, its generate key)
+    "engine_hf": ("engine on HF GPT-2 (HFPolicy)", "engine", "generate"),
+    "engine_llama": ("engine on HF Llama (HFPolicy)", "engine_rotary", "generate_llama"),
+}
+
+
 def bench_transformer(case: Case, args, device: torch.device, references: bool = True) -> dict:
-    """Seconds of the naive loop, HF's generate (and the engine on that HF model), the
+    """Seconds of the naive loop, HF's generate and the engine on HF models (GPT-2, the twin of
+    the built-in GPT; a Llama of its size against the built-in GPT with rotary positions), the
     engine on `TransformerGenerator` and its floor, in the same interleaved rounds."""
     from seqadv.hf import HFPolicy
 
@@ -401,16 +451,24 @@ def bench_transformer(case: Case, args, device: torch.device, references: bool =
     gen = torch.Generator(device=device).manual_seed(1)
     fns = {"engine": lambda: engine.rewards(sequences, cheap_reward, generator=gen)}
     if references:
-        hf = hf_twin(g, device)
-        hf_engine = RolloutEngine(HFPolicy(hf), case.rollouts)
+        rotary, _ = gpt(case, device, positions="rotary")
+        hf, llama = hf_twin(g, device), llama_like(g, device)
+        engines = {"engine_rotary": RolloutEngine(rotary, case.rollouts),
+                   "engine_hf": RolloutEngine(HFPolicy(hf), case.rollouts),
+                   "engine_llama": RolloutEngine(HFPolicy(llama), case.rollouts)}
         fns["naive"] = lambda: naive_rollout_rewards(g, sequences, cheap_reward, case.rollouts, generator=gen)
         fns["generate"] = lambda: generate_reference(hf, sequences, case, cheap_reward)
-        fns["engine_hf"] = lambda: hf_engine.rewards(sequences, cheap_reward, generator=gen)
+        fns["generate_llama"] = lambda: generate_reference(llama, sequences, case, cheap_reward)
+        fns.update({key: (lambda e=e: e.rewards(sequences, cheap_reward, generator=gen)) for key, e in engines.items()})
     fns.update(transformer_floor_parts(g, case, device))
     seconds = timed_together(fns, args.repeats, device)
-    row = {k: seconds[k] for k in ("engine", "naive", "generate", "engine_hf") if k in seconds}
+    row = {k: v for k, v in seconds.items() if "/" not in k}
     row.update(best_parts({k: v for k, v in seconds.items() if "/" in k}))
     row["floor_ratio"] = row["engine"] / row["floor_s"]
+    for key, (_, builtin, generate) in HF_ROWS.items():
+        if key in row:
+            row[f"{key}_vs_builtin"] = row[key] / row[builtin]
+            row[f"{key}_speedup_over_generate"] = row[generate] / row[key]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         engine.rewards(sequences, cheap_reward)
@@ -423,19 +481,32 @@ def bench_transformer(case: Case, args, device: torch.device, references: bool =
 
 def report_transformer(case: Case, args, device: torch.device, machine: str) -> dict:
     print(f"transformer rollout benchmark: GPT 2 layers, width 64, 4 heads (TransformerGenerator; HF GPT-2 of the same "
-          f"size for generate), batch {case.batch}, {case.rollouts} rollouts, length {case.length}, vocab {case.vocab}, "
-          f"cheap reward; device {device} ({machine}), torch {torch.__version__}, median of {args.repeats} "
-          f"interleaved rounds after a warm-up")
+          f"size and weights, and an HF Llama of the same width and depth), batch {case.batch}, {case.rollouts} "
+          f"rollouts, length {case.length}, vocab {case.vocab}, cheap reward; device {device} ({machine}), "
+          f"torch {torch.__version__}, median of {args.repeats} interleaved rounds after a warm-up")
     row = bench_transformer(case, args, device)
-    print(f"{'contender':<34}{'seconds':>9}{'engine is':>12}")
-    for key, label in [("naive", "naive loop (torch.multinomial)"), ("generate", "HF generate, N per prefix"),
-                       ("engine_hf", "engine on the HF GPT-2 (HFPolicy)"), ("engine", "engine (TransformerGenerator)")]:
-        ratio = "" if key == "engine" else f"{row[key] / row['engine']:>10.1f}x"
-        print(f"{label:<34}{row[key]:>9.2f}{ratio:>12}")
-    print(f"{'floor: layers + projection + draw':<34}{row['floor_s']:>9.2f}   engine / floor {row['floor_ratio']:.2f} "
+    print(f"{'contender':<44}{'seconds':>9}{'engine is':>12}")
+    for key, label in [("naive", "naive loop (torch.multinomial)"), ("generate", "HF generate on GPT-2, N per prefix"),
+                       ("generate_llama", "HF generate on Llama, N per prefix"),
+                       ("engine_hf", "engine on HF GPT-2 (HFPolicy)"), ("engine_llama", "engine on HF Llama (HFPolicy)"),
+                       ("engine_rotary", "engine (TransformerGenerator, rotary)"),
+                       ("engine", "engine (TransformerGenerator)")]:
+        ratio = "" if key == "engine" else f"{row[key] / row['engine']:>10.2f}x"
+        print(f"{label:<44}{row[key]:>9.2f}{ratio:>12}")
+    print(f"{'floor: layers + projection + draw':<44}{row['floor_s']:>9.2f}   engine / floor {row['floor_ratio']:.2f} "
           f"(layers {row['layers_s']:.2f}, projection {row['projection_s']:.2f}, draw {row['draw_s']:.2f}); "
           f"peak memory {row['peak_memory_gb']:.2f} GB")
+    print(f"\nthe engine on HF models (HFPolicy){'':<11}{'/ built-in engine':>18}{'speed-up over generate':>24}")
+    for key, (label, builtin, _) in HF_ROWS.items():
+        against = "TransformerGenerator" if builtin == "engine" else "TransformerGenerator, rotary"
+        print(f"{label:<44}{row[key + '_vs_builtin']:>17.2f}x{row[key + '_speedup_over_generate']:>23.1f}x   "
+              f"(against {against})")
+    print("GPT-2: the built-in GPT's weights and function (exact GELU); Llama: random weights, rotary positions like "
+          "the rotary built-in GPT, but RMSNorm, no biases, 2 key/value heads of 4 and a SwiGLU MLP of 8/3 the width "
+          "(the built-in: LayerNorm, 4 heads, a 4x GELU MLP); generate draws the same completions (N per prefix)")
     results = {"case": vars(case), "row": row, "scaling": []}
+    if args.no_scaling:
+        return results
     print("\nhow the cost grows with T (engine against its floor)")
     print(f"{'length':>7}{'engine s':>10}{'floor s':>9}{'/floor':>8}{'peak GB':>9}")
     for length in (20, 40, 80):
@@ -540,7 +611,10 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="COCO captions, which end: the engine skipping finished text against rolling every prefix "
                              "out (COCO's length and vocabulary: --length and --vocab do not apply)")
     parser.add_argument("--model", choices=["lstm", "transformer"], default="lstm",
-                        help="transformer: a 2-layer GPT with a KV cache against the naive loop, HF generate and its floor")
+                        help="transformer: a 2-layer GPT with a KV cache against the naive loop, HF generate, the engine "
+                             "on HF GPT-2 and Llama models, and its floor")
+    parser.add_argument("--no-scaling", action="store_true",
+                        help="with --model transformer: the reference case only (not how the cost grows with T)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     args = parser.parse_args(argv)
     problem = below_minimum(args, 1, [*vars(Case()), "repeats", "threads"])

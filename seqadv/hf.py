@@ -9,12 +9,18 @@
 
 The policy's state is the model's KV cache as the engine wants it: a tuple of every
 layer's keys and values, each (batch, heads, positions, head_dim), batch first, growing
-one position per step. Each step rebuilds the model's own cache object from it
-(`DynamicCache`; the tuples older models take), feeds one token per row at its position
-and returns the last logits and the longer cache. Given the engine's buffers (`into`),
-each layer writes its new keys and values there instead of concatenating its whole cache
-(transformers >= 4.56, whose caches are lists of layers; older ones concatenate). Nothing is downloaded: the model is
-whatever the caller built or loaded.
+one position per step. On transformers >= 4.56 (caches that are lists of layers) the
+policy builds one cache object when it is made and reuses it at every step: its layers
+hold the state's tensors as they are (no copy) and, given the rollout engine's
+preallocated buffers (`into`), write the step's keys and values there, so nothing of the
+cache is copied or rebuilt per step. A step feeds one token per row at its position (one
+position tensor for all rows) with no attention mask: one query attending to every cached
+position needs none (`sdpa` then runs unmasked). Where the model's logits are its output
+layer applied to the last hidden state (checked when the policy is made: GPT-2, Llama and
+most causal LMs), the step runs the model's body and writes the logits into the engine's
+logits buffer (`out`). Older transformers get the cache rebuilt each step (`DynamicCache`;
+the tuples older models take) and the model's whole forward. Nothing is downloaded: the
+model is whatever the caller built or loaded.
 """
 from __future__ import annotations
 
@@ -40,30 +46,80 @@ def _pairs(cache) -> list[tuple[Tensor, Tensor]]:
     return [(layer[0], layer[1]) for layer in cache]  # the legacy tuple of tuples
 
 
-def _write_into(cache, into: tuple[Tensor, ...], position: int) -> bool:
-    """Make each layer of `cache` (transformers >= 4.56: a DynamicCache of layers) write the
-    step's keys and values into `into` at `position` and attend over `into`. False, and
-    nothing changed, for a cache of another layout."""
-    layers = getattr(cache, "layers", None)
-    if layers is None or len(layers) * 2 != len(into) or not all(hasattr(layer, "keys") for layer in layers):
-        return False
-    for i, layer in enumerate(layers):
-        keys, values = into[2 * i], into[2 * i + 1]
+_ENGINE_LAYER = None
 
-        def update(key_states, value_states, *args, layer=layer, keys=keys, values=values, **kwargs):
-            keys[:, :, position : position + 1].copy_(key_states)
-            values[:, :, position : position + 1].copy_(value_states)
-            layer.keys, layer.values = keys, values
-            return keys, values
 
-        layer.update = update
-    return True
+def _engine_layer():
+    """A `DynamicLayer` that holds the policy's state as given and appends a step's keys and
+    values into the engine's buffers (`into`) where it has them, else by concatenation (a new
+    tensor: the state it was given is left as it was). Its class is made on first use, so that
+    importing this module does not import transformers."""
+    global _ENGINE_LAYER
+    if _ENGINE_LAYER is None:
+        from transformers.cache_utils import DynamicLayer
+
+        class EngineLayer(DynamicLayer):
+            into: Optional[tuple[Tensor, Tensor]] = None
+            position = 0
+
+            def hold(self, keys: Tensor, values: Tensor, into: Optional[tuple[Tensor, Tensor]], position: int) -> None:
+                self.keys, self.values, self.into, self.position = keys, values, into, position
+                self.device, self.is_initialized = keys.device, True
+
+            def update(self, key_states: Tensor, value_states: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor]:
+                if self.into is not None:
+                    keys, values = self.into
+                    end = self.position + key_states.shape[-2]
+                    keys[:, :, self.position:end].copy_(key_states)
+                    values[:, :, self.position:end].copy_(value_states)
+                else:
+                    keys = torch.cat([self.keys, key_states], dim=-2)
+                    values = torch.cat([self.values, value_states], dim=-2)
+                self.keys, self.values = keys, values
+                return keys, values
+
+            def release(self) -> tuple[Tensor, Tensor]:
+                """The keys and values after the step; the layer then holds no tensors of the engine's."""
+                pair = (self.keys, self.values)
+                self.keys = self.values = self.into = None
+                return pair
+
+        _ENGINE_LAYER = EngineLayer
+    return _ENGINE_LAYER
+
+
+def _reusable_cache(num_layers: int):
+    """One cache object of `num_layers` `_engine_layer`s the model takes as its own (a
+    `DynamicCache`), or None where this transformers' caches are not lists of layers."""
+    try:
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer  # noqa: F401 -- transformers >= 4.56
+    except ImportError:
+        return None
+    cache = DynamicCache()
+    if not hasattr(cache, "layers"):
+        return None
+    cache.layers = [_engine_layer()() for _ in range(num_layers)]
+    cache.layer_class_to_replicate = None
+    return cache
+
+
+def _output_layer(model: torch.nn.Module):
+    """(body, weight, bias) where the model's logits are `hidden @ weight.T + bias` of its body's
+    last hidden state (an `nn.Linear` output layer on `model.base_model`), else None."""
+    body = getattr(model, "base_model", None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if body is None or body is model or type(head) is not torch.nn.Linear:
+        return None
+    return body, head.weight, head.bias
 
 
 class HFPolicy:
     """`seqadv.core.policy.Policy` of a causal LM with the `AutoModelForCausalLM` interface
     (`input_ids`, a KV cache, `.logits`). `start_token`: the input before position 0
-    (default: the model's `bos_token_id`, else 0)."""
+    (default: the model's `bos_token_id`, else 0).
+
+    Not thread-safe: the policy reuses one cache object across steps."""
 
     def __init__(self, model: torch.nn.Module, start_token: Optional[int] = None):
         from transformers import DynamicCache
@@ -72,16 +128,49 @@ class HFPolicy:
         bos = getattr(model.config, "bos_token_id", None)
         vocab = model.config.vocab_size
         self.start_token = start_token if start_token is not None else (bos if bos is not None and bos < vocab else 0)
-        parameters = inspect.signature(model.forward).parameters
+        parameters = {**inspect.signature(model.forward).parameters,
+                      **inspect.signature(getattr(model, "base_model", model).forward).parameters}
         self._cache_arg = "cache" if "cache" in parameters else "past_key_values"  # transformers 5 renamed it
         self._dynamic_cache = DynamicCache
         device = next(model.parameters()).device
         with torch.no_grad():  # one token, to learn the cache's layout
             out = model(input_ids=torch.full((1, 1), self.start_token, device=device), use_cache=True)
         self._empty = [(k[:, :, :0], v[:, :, :0]) for k, v in _pairs(self._cache_of(out))]
+        self._cache = _reusable_cache(len(self._empty)) if all(k.dim() == 4 for k, _ in self._empty) else None
+        self._head = None
+        if self._cache is not None:
+            self._head = self._checked_output_layer()
 
     def _cache_of(self, out):
         return out["cache"] if "cache" in out else out["past_key_values"]
+
+    def _checked_output_layer(self):
+        """`_output_layer` where its logits are the model's own, bit for bit: two rows stepped
+        three times from the start token through the whole model and through the body and the
+        output layer (with and without `out`), else None (each step then runs the whole model)."""
+        found = _output_layer(self.model)
+        if found is None:
+            return None
+        device = next(self.model.parameters()).device
+        vocab = self.model.config.vocab_size
+        inputs = torch.tensor([[self.start_token, 1 % vocab, 2 % vocab], [self.start_token, 3 % vocab, 0]],
+                              device=device)
+        state = self.initial_state(2)
+        try:
+            for t in range(inputs.shape[1]):
+                self._head = None
+                own, new = self.step(inputs[:, t], state)
+                self._head = found
+                logits, _ = self.step(inputs[:, t], state)
+                written, _ = self.step(inputs[:, t], state, out=torch.empty_like(own))
+                if not (torch.equal(logits, own) and torch.equal(written, own)):
+                    return None
+                state = new
+        except Exception:  # noqa: BLE001 -- a body that does not take the step's arguments: the whole model
+            return None
+        finally:
+            self._head = None
+        return found
 
     def _model_cache(self, state: tuple[Tensor, ...]):
         pairs = [(state[i], state[i + 1]) for i in range(0, len(state), 2)]
@@ -94,26 +183,50 @@ class HFPolicy:
         return tuple(t.expand(batch_size, *t.shape[1:]).clone() for pair in self._empty for t in pair)
 
     @torch.no_grad()
-    def step(self, tokens: Tensor, state: tuple[Tensor, ...], into: Optional[tuple[Tensor, ...]] = None
-             ) -> tuple[Tensor, tuple[Tensor, ...]]:
+    def step(self, tokens: Tensor, state: tuple[Tensor, ...], into: Optional[tuple[Tensor, ...]] = None,
+             out: Optional[Tensor] = None) -> tuple[Tensor, tuple[Tensor, ...]]:
         """tokens (B,) -> logits (B, V), the cache one position longer. `into`: the rollout
         engine's buffers, one position longer than `state`, whose leading positions are
         `state`: each layer writes its new keys and values there instead of concatenating
-        (copying) its whole cache, as `TransformerGenerator` does."""
+        (copying) its whole cache, as `TransformerGenerator` does. `out` (B, V): a buffer the
+        logits are written into where the policy computes its logits itself (returned then)."""
+        if self._cache is None:
+            return self._step_rebuilt(tokens, state)
+        position, layers = state[0].shape[2], self._cache.layers
+        for i, layer in enumerate(layers):
+            layer.hold(state[2 * i], state[2 * i + 1], None if into is None else (into[2 * i], into[2 * i + 1]),
+                       position)
+        kwargs = {"input_ids": tokens.unsqueeze(1), "use_cache": True, self._cache_arg: self._cache,
+                  # one position for every row (broadcast), as exact as one per row
+                  "position_ids": torch.full((1, 1), position, dtype=torch.long, device=tokens.device)}
+        try:
+            if self._head is None:
+                logits = self.model(**kwargs)["logits"][:, -1]
+            else:
+                body, weight, bias = self._head
+                hidden = body(**kwargs)[0][:, -1]
+                if out is None:
+                    logits = torch.nn.functional.linear(hidden, weight, bias)
+                elif bias is None:
+                    logits = torch.mm(hidden, weight.T, out=out)
+                else:
+                    logits = torch.addmm(bias, hidden, weight.T, out=out)
+        finally:
+            pairs = [layer.release() for layer in layers]
+        if into is not None:
+            return logits, into
+        return logits, tuple(t for pair in pairs for t in pair)
+
+    def _step_rebuilt(self, tokens: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """The step on transformers before 4.56: the model's cache object built from the state,
+        which the model concatenates (the engine's buffers unused)."""
         position = state[0].shape[2]
         kwargs = {"input_ids": tokens.unsqueeze(1), "use_cache": True,
                   "position_ids": torch.full((len(tokens), 1), position, device=tokens.device)}
-        cache = None
         if position:
-            cache = self._model_cache(state)
-            if into is not None and not _write_into(cache, into, position):
-                into = None  # a cache of another layout: the model concatenates, as without buffers
-            kwargs[self._cache_arg] = cache
+            kwargs[self._cache_arg] = self._model_cache(state)
         out = self.model(**kwargs)
-        if into is not None and position:
-            return out["logits"][:, -1], into
-        new = tuple(t for pair in _pairs(self._cache_of(out)) for t in pair)
-        return out["logits"][:, -1], new
+        return out["logits"][:, -1], tuple(t for pair in _pairs(self._cache_of(out)) for t in pair)
 
 
 # --- a local model directory as the trainers' generator ---------------------------------------------
