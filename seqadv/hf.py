@@ -365,10 +365,10 @@ class HFGenerator(LanguageModel, torch.nn.Module):
     def initial_state(self, batch_size: int) -> tuple[Tensor, ...]:
         return self._stepper().initial_state(batch_size)
 
-    def step(self, tokens: Tensor, state: tuple[Tensor, ...], into: Optional[tuple[Tensor, ...]] = None
-             ) -> tuple[Tensor, tuple[Tensor, ...]]:
+    def step(self, tokens: Tensor, state: tuple[Tensor, ...], into: Optional[tuple[Tensor, ...]] = None,
+             out: Optional[Tensor] = None) -> tuple[Tensor, tuple[Tensor, ...]]:
         """tokens (B,) -> logits (B, V), the cache one position longer (see `HFPolicy.step`)."""
-        return self._stepper().step(tokens, state, into=into)
+        return self._stepper().step(tokens, state, into=into, out=out)
 
     def __getstate__(self):  # a copy or a pickle builds its own stepper
         state = self.__dict__.copy()
