@@ -294,7 +294,9 @@ def load_causal_lm(path: str | Path):
     with quiet_transformers():
         model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=False, local_files_only=True,
                                                      use_safetensors=True)
-    return model, tokenizer
+    # float32 whatever the directory's dtype (transformers 5 keeps bf16 weights as bf16, 4 upcasts):
+    # Adam steps of 1e-4 on bf16 weights mostly round away, and results would depend on the version
+    return model.float(), tokenizer
 
 
 def model_positions(config) -> Optional[int]:
@@ -317,6 +319,9 @@ def disable_dropout(model: torch.nn.Module) -> None:
             module.attention_dropout = 0.0
 
 
+UNCOMPARED = ("_name_or_path", "transformers_version", "dtype", "torch_dtype")  # of a config's dict
+
+
 @register_model
 class HFGenerator(LanguageModel, torch.nn.Module):
     """A Hugging Face causal LM as a generator of the text recipes (`--generator hf:DIR`):
@@ -334,16 +339,28 @@ class HFGenerator(LanguageModel, torch.nn.Module):
             from transformers import AutoConfig, AutoModelForCausalLM
 
             values = dict(hf_config)
-            lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(values.pop("model_type"), **values))
+            lm = AutoModelForCausalLM.from_config(AutoConfig.for_model(values.pop("model_type"), **values)).float()
         disable_dropout(lm)
+        lm.eval()  # and kept so (`train`): dropout a model keeps as a float of its own stays off too
         self.lm = lm
         self.vocab_size = lm.config.vocab_size
         self.start_token, self.eos_token, self.pad_token = start_token, eos_token, pad_token
         self._policy: Optional[HFPolicy] = None
 
+    def train(self, mode: bool = True) -> "HFGenerator":
+        """The wrapper's mode; the model itself stays in eval mode, so no dropout of any kind runs
+        (some models keep their dropout as a float read with `self.training`)."""
+        super().train(mode)
+        self.lm.eval()
+        return self
+
     def config_dict(self) -> dict:
-        """The arguments that rebuild this model (its weights aside)."""
-        return {"hf_config": self.lm.config.to_dict(), "start_token": self.start_token,
+        """The arguments that rebuild this model (its weights aside). What names where it came
+        from (its path, the transformers version, its saved dtype) is left out, so the same
+        model read from another path, or after an upgrade, is the same model to resume and
+        `--init-from`."""
+        hf_config = {k: v for k, v in self.lm.config.to_dict().items() if k not in UNCOMPARED}
+        return {"hf_config": hf_config, "start_token": self.start_token,
                 "eos_token": self.eos_token, "pad_token": self.pad_token}
 
     @property
@@ -375,17 +392,24 @@ class HFGenerator(LanguageModel, torch.nn.Module):
         state["_policy"] = None
         return state
 
-    def save_pretrained(self, directory: str | Path, tokenizer=None) -> Path:
-        """The model (safetensors) and its tokenizer as a directory `transformers` loads,
-        written beside it first and renamed into place: never a half-written directory."""
+    def save_pretrained(self, directory: str | Path, tokenizer=None, state_dict: Optional[dict] = None,
+                        files: Optional[dict[str, str]] = None) -> Path:
+        """The model (safetensors, float32) and its tokenizer as a directory `transformers` loads,
+        written beside it first and renamed into place: never a half-written directory.
+        `state_dict`: this wrapper's weights to save instead of its own (a snapshot: no copy of
+        the model is made); `files`: more text files to put in the directory (name -> text)."""
         directory = Path(directory)
         staging = directory.with_name(f".{directory.name}.writing")
         if staging.exists():
             shutil.rmtree(staging)
+        weights = None if state_dict is None else {k[len("lm."):]: v for k, v in state_dict.items()
+                                                   if k.startswith("lm.")}
         with quiet_transformers():
-            self.lm.save_pretrained(staging, safe_serialization=True)
+            self.lm.save_pretrained(staging, safe_serialization=True, state_dict=weights)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
+        for name, text in (files or {}).items():
+            (staging / name).write_text(text, encoding="utf-8")
         old = directory.with_name(f".{directory.name}.old")
         if directory.exists():
             if old.exists():

@@ -126,6 +126,22 @@ def test_the_mle_trainer_hands_back_its_best_epoch(models, tmp_path):
     assert results["best_validation_nll"] < 8.0
 
 
+def test_a_directory_trains_in_float32_without_dropout_and_is_the_same_model_from_any_path(models, tmp_path):
+    import shutil
+
+    half = tmp_path / "bf16"
+    shutil.copytree(models["gpt2"], half)
+    transformers.AutoModelForCausalLM.from_pretrained(half).to(torch.bfloat16).save_pretrained(half)
+    g, _ = HFGenerator.from_pretrained(half)
+    f, _ = HFGenerator.from_pretrained(models["gpt2"])
+    assert all(p.dtype == torch.float32 for p in g.parameters())  # Adam's small steps are not rounded away
+    assert g.config_dict() == f.config_dict()  # another path, another saved dtype: the same model to resume
+    g.train()
+    assert g.training and not g.lm.training  # no dropout of any kind in the model, whatever the wrapper's mode
+    inputs = torch.randint(0, 50, (2, 6))
+    torch.testing.assert_close(g(inputs), g(inputs), rtol=0, atol=0)
+
+
 def test_the_kl_penalty_is_the_exact_divergence_and_pulls_g_back_to_its_reference():
     from seqadv.models.transformer import TransformerGenerator
     from seqadv.rl.losses import kl_to_reference

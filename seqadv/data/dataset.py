@@ -179,11 +179,12 @@ def _hf_corpus(recipe: Recipe, path: Optional[Path], train_lines: list[str], tes
     if vocab.unk is not None:
         unknown = [i for i, ids in enumerate(train_ids) if vocab.unk in ids]
         if unknown:
-            word = next(w for w in train_lines[unknown[0]].split()
-                        if vocab.unk in tokenizer.encode_lines([w])[0])
+            word = next((w for w in train_lines[unknown[0]].split() if vocab.unk in tokenizer.encode_lines([w])[0]),
+                        None)
+            where = f"{word!r} in line {unknown[0] + 1}" if word is not None else f"in line {unknown[0] + 1}"
             raise DataError(f"{recipe.name}: the model's tokenizer cannot encode {len(unknown)} of "
-                            f"{len(train_ids)} training lines (unknown tokens, e.g. {word!r} in line "
-                            f"{unknown[0] + 1}): give a corpus in its vocabulary or a model whose tokenizer covers it")
+                            f"{len(train_ids)} training lines (unknown tokens, e.g. {where}): give a corpus in its "
+                            f"vocabulary or a model whose tokenizer covers it")
     length = max_length or min(64, max(len(ids) for ids in train_ids))
     train, cut_train = encode_ids(train_ids, length, vocab.eos, vocab.pad)
     test, cut_test = encode_ids(test_ids, length, vocab.eos, vocab.pad)
@@ -191,6 +192,8 @@ def _hf_corpus(recipe: Recipe, path: Optional[Path], train_lines: list[str], tes
         name=recipe.name, train=train, test=test, vocab_size=len(vocab), start_token=vocab.bos,
         eos_token=vocab.eos, pad_token=vocab.pad, vocab=vocab, tokenizer=tokenizer,
         info={"file": str(path), "tokenizer": f"hf ({type(tokenizer.hf).__name__}, {len(vocab)} tokens)",
+              # unknown tokens in the test split are scored as the tokenizer encodes them, and counted here
+              "test_lines_with_unknown_tokens": 0 if vocab.unk is None else sum(vocab.unk in ids for ids in test_ids),
               "max_length": length, "truncated_train_lines": cut_train, "truncated_test_lines": cut_test,
               "split": f"seeded permutation (seed {recipe.split_seed}), {recipe.test_fraction:.0%} held out for test"},
     )

@@ -59,7 +59,9 @@ class PrefixAwareReward(Protocol):
     counts[t - 1] sequences, sequence by sequence, each keeping sequences[j, :t]. It
     returns the same rewards as calling the reward on `completions`. The engine calls it
     instead of `__call__` whenever a reward has it (`rewards.DiscriminatorReward` does);
-    `counts` is below b where prefixes that already end are not rolled out.
+    `counts` is below b where prefixes that already end are not rolled out. Where some
+    prefixes are not rolled out because their next position is kept (`fixed`), it is called
+    once per prefix length t with the sequences rolled out at t and counts that are 0 but at t.
     """
 
     def __call__(self, sequences: Tensor) -> Tensor: ...
@@ -871,7 +873,8 @@ class RolloutStats:
     """What one `RolloutEngine.rewards` call did. rolled: completions rolled out and scored;
     skipped: completions not rolled out because their prefix already held the end token or
     every later position is kept (`fixed`): each such prefix has one completion, and its
-    reward is the sequence's; row_steps: policy steps taken, summed over rows (a completion
+    reward is the sequence's; or because its next position is kept: it takes the next
+    prefix's value; row_steps: policy steps taken, summed over rows (a completion
     that draws the end token, or has nothing left to draw, takes no more)."""
 
     rolled: int = 0

@@ -220,7 +220,7 @@ def load_hf_directory(path: Path, device: Any = "cpu") -> LoadedModel:
     return LoadedModel(model, TextCodec(hf.vocab, hf, model.eos_token), state, path)
 
 
-def write_hf_run(directory: Path, meta: dict) -> None:
-    """`seqadv.json` in a handed-back directory: what `load` needs of the run beyond the model."""
-    write_text_atomic(Path(directory) / HF_RUN_FILE, json.dumps(
-        {"recipe": meta.get("recipe"), "config": meta.get("config", {}), "length": meta.get("length")}, indent=1))
+def hf_run_file(meta: dict) -> dict[str, str]:
+    """`seqadv.json` of a handed-back directory (name -> text): what `load` needs of the run beyond the model."""
+    return {HF_RUN_FILE: json.dumps({"recipe": meta.get("recipe"), "config": meta.get("config", {}),
+                                     "length": meta.get("length")}, indent=1)}

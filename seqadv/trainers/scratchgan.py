@@ -59,7 +59,7 @@ from seqadv.rl.update import check_finite, discriminator_update, policy_gradient
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import Phase, own_model, preset_config
-from seqadv.trainers.text import TextGANConfig, TextGANTrainer
+from seqadv.trainers.text import HF_G_LR, TextGANConfig, TextGANTrainer
 
 # what a mean over a batch's positions counts: all B x T (ScratchGAN's code) or the text ones
 
@@ -129,6 +129,8 @@ class ScratchGANConfig(TextGANConfig):
                      unit=["g_beta1", "d_beta1", "discount", "baseline_decay"])
         if self.d_dropout >= 1:
             raise ValueError("--d-dropout must be below 1")
+        if self.hf_directory is not None and "adv_g_lr" not in self.given:
+            object.__setattr__(self, "adv_g_lr", HF_G_LR)  # a fine-tuning rate, as --g-lr's
         if self.embeddings is not None and self.generator != "scratchgan":
             raise ValueError(f"--embeddings starts ScratchGAN's generator and D: give --generator scratchgan "
                              f"(or --preset paper), not {self.generator}")

@@ -23,7 +23,7 @@ from seqadv.eval.report import lower_is_better
 from seqadv.models.generator import Generator, ScratchGANGenerator
 from seqadv.models.transformer import TransformerGenerator
 from seqadv.rl.update import mle_step
-from seqadv.runtime.checkpoint import load_checkpoint, write_hf_run, write_text_atomic
+from seqadv.runtime.checkpoint import hf_run_file, load_checkpoint, write_text_atomic
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import GANTrainer, TrainerConfig, own_model, preset_config
@@ -120,6 +120,8 @@ class TextGANConfig(TrainerConfig):
         if self.hf_directory is not None:
             if not self.hf_directory:
                 raise ValueError("--generator hf:DIR: give the model's directory after hf:")
+            # absolute, so that a run resumes (and --init-from compares) from any working directory
+            object.__setattr__(self, "generator", f"hf:{Path(self.hf_directory).expanduser().resolve()}")
             for name in ("tokenizer", "vocab_size"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"--{name.replace('_', '-')} does not apply to --generator {self.generator}: "
@@ -276,10 +278,8 @@ class TextGANTrainer(GANTrainer):
         (`<name>-hf/`: `save_pretrained` of the model and its tokenizer) that `transformers` loads."""
         super().save_model(name, obj)
         if self.hf_tokenizer is not None and "generator" in obj and self.group.is_main:
-            model = copy.deepcopy(self.g)
-            model.load_state_dict(obj["generator"])
-            directory = model.save_pretrained(self.out / f"{Path(name).stem}-hf", self.hf_tokenizer.hf)
-            write_hf_run(directory, self.meta)
+            self.g.save_pretrained(self.out / f"{Path(name).stem}-hf", self.hf_tokenizer.hf, obj["generator"],
+                                   hf_run_file(self.meta))
 
     def kl_reference(self) -> Optional[nn.Module]:
         """G as the adversarial phase starts (the pretrained snapshot, which checkpoints
