@@ -299,6 +299,15 @@ def load_causal_lm(path: str | Path):
     return model.float(), tokenizer
 
 
+def special_tokens(tokenizer) -> tuple[int, int, int]:
+    """(start, end, padding) of a tokenizer as the generators use them: its BOS, else its end
+    token (GPT-2's <|endoftext|> starts texts); its end token; its pad token, else the end token."""
+    eos = tokenizer.eos_token_id
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    return start, eos, pad
+
+
 def model_positions(config) -> Optional[int]:
     """How many positions a model's config allows (None: no limit it states)."""
     for name in ("n_positions", "max_position_embeddings", "n_ctx", "max_sequence_length"):
@@ -430,7 +439,4 @@ class HFGenerator(LanguageModel, torch.nn.Module):
 
     @classmethod
     def wrap(cls, lm: torch.nn.Module, tokenizer) -> "HFGenerator":
-        eos = tokenizer.eos_token_id
-        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-        return cls(lm.config.to_dict(), start, eos, pad, lm=lm)
+        return cls(lm.config.to_dict(), *special_tokens(tokenizer), lm=lm)

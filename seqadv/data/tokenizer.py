@@ -161,10 +161,10 @@ class HFVocab:
     itos = None  # nothing to save: the tokenizer's files are
 
     def __init__(self, tokenizer):
+        from seqadv.hf import special_tokens
+
         self.hf = tokenizer
-        self.eos = tokenizer.eos_token_id
-        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
-        self.bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else self.eos
+        self.bos, self.eos, self.pad = special_tokens(tokenizer)
         self.unk = tokenizer.unk_token_id
 
     def __len__(self) -> int:

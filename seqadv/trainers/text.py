@@ -202,8 +202,8 @@ class TextGANTrainer(GANTrainer):
         if hf_model is not None:
             from seqadv.hf import HFGenerator
 
-            model_class = HFGenerator
-            generator_config = HFGenerator.wrap(hf_model, self.hf_tokenizer.hf).config_dict()
+            hf_generator = HFGenerator.wrap(hf_model, self.hf_tokenizer.hf)  # the directory's weights
+            model_class, generator_config = HFGenerator, hf_generator.config_dict()
         elif c.generator == "transformer":
             model_class, generator_config = TransformerGenerator, dict(
                 **tokens, d_model=c.g_hidden_dim, num_layers=c.g_layers, num_heads=c.g_heads, max_length=data.length)
@@ -227,8 +227,8 @@ class TextGANTrainer(GANTrainer):
         if g is not None and hasattr(g, "config") and not hasattr(g, "target_logits"):
             raise ValueError(f"generator=: a {type(g).__name__} needs its tokenizer to encode the corpus: give "
                              f"generator='hf:DIR' in the config (a directory with both)")
-        if hf_model is not None:  # the directory's weights, not a fresh draw
-            g = HFGenerator(**generator_config, lm=hf_model)
+        if hf_model is not None:
+            g = hf_generator
         self.g = g.to(self.device) if g is not None else build()
         self.meta.update(text_meta(data), model=describe_model(self.g, generator_config))
         self.g_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)
