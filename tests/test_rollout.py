@@ -844,3 +844,54 @@ def test_a_prefix_aware_reward_without_counts_is_one_clear_error():
 
     with pytest.raises(TypeError, match="score_rollouts takes no keyword `counts`"):
         RolloutEngine(Generator(5, 4, 4), 2).rewards(torch.tensor([[1, 2, 3]]), Old())
+
+
+def completion_code(rows):
+    """Each completion as a number (base 4 digits): a reward that says which completion it scored."""
+    return (rows * 4 ** torch.arange(rows.shape[1] - 1, -1, -1)).sum(1).float()
+
+
+@pytest.mark.parametrize("policy_name, options", [
+    ("lstm", {}),
+    ("lstm", {"max_batch_rows": 1, "block_rows": 7}),
+    ("lstm", {"prefix_aware": True}),
+    ("cache", {"fixed": True}),
+])
+def test_per_completion_rewards_are_the_completions_scores_and_average_to_the_rewards(policy_name, options):
+    """`per_completion=True`: [b, t, n] is the reward of one completion of y_0..y_t (it keeps that
+    prefix, and the kept positions), the N of a rolled-out prefix are distinct draws, and their mean
+    is bitwise the default result for the same seed."""
+    torch.manual_seed(0)
+    if policy_name == "lstm":
+        policy = Generator(vocab_size=4, embedding_dim=8, hidden_dim=8, start_token=0, eos_token=EOS, pad_token=PAD)
+        with torch.no_grad():
+            policy.head.weight.mul_(2)
+    else:
+        policy = GrowingCachePolicy(vocab=4, seed=1)
+    options = dict(options)
+    fixed = None
+    if options.pop("fixed", False):
+        fixed = torch.tensor([[0, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=torch.bool)
+    prefix_aware = options.pop("prefix_aware", False)
+    reward = PrefixChecking(completion_code) if prefix_aware else completion_code
+    seqs, N = ended_sequences(), 6
+    engine = RolloutEngine(policy, N, eos_token=EOS, pad_token=PAD, **options)
+    each = engine.rewards(seqs, reward, fixed=fixed, generator=torch.Generator().manual_seed(3), per_completion=True)
+    means = engine.rewards(seqs, reward, fixed=fixed, generator=torch.Generator().manual_seed(3))
+    assert each.shape == (4, 5, N)
+    assert torch.equal(each.mean(dim=2), means)
+    codes = each.long()
+    digits = torch.stack([codes // 4 ** (4 - k) % 4 for k in range(5)], dim=-1)  # (B, T, N, T)
+    finished = mask_after_eos(seqs, EOS, PAD)
+    for b in range(4):
+        for t in range(5):
+            keep = torch.zeros(5, dtype=torch.bool)
+            keep[: t + 1] = True
+            if fixed is not None:
+                keep |= fixed[b]
+            # a kept position after an end token the completion drew is padding
+            ended = torch.cumsum((digits[b, t] == EOS).long(), dim=1) - (digits[b, t] == EOS).long() > 0
+            assert ((digits[b, t] == finished[b]) | ended)[:, keep].all(), (b, t)
+    # a prefix still text with its next position drawn has N completions of its own (not one copy)
+    assert all(codes[2, t].unique().numel() > 1 for t in (1, 2))
+    assert torch.equal(codes[:, 4], completion_code(finished).long()[:, None].expand(4, N))

@@ -138,6 +138,7 @@ class RolloutEngine:
         generator: Optional[torch.Generator] = None,
         initial_state: Optional[State] = None,
         context: Optional[State] = None,
+        per_completion: bool = False,
     ) -> Tensor:
         """Per-token rewards of `sequences`.
 
@@ -152,7 +153,8 @@ class RolloutEngine:
             context: optional tensor (or tuple of tensors) of B rows: what a
                 conditional reward needs of each sequence (its source text, its user)
             returns: (B, T) float32; column t is the mean reward of the N
-                completions of y_0..y_t, column T-1 is reward_fn(sequences)
+                completions of y_0..y_t, column T-1 is reward_fn(sequences);
+                with `per_completion`, (B, T, N): each completion's reward, not their mean
 
         `generator` seeds the rollouts (a torch.Generator on the sequences' device).
 
@@ -170,7 +172,16 @@ class RolloutEngine:
         order the engine chooses; a reward that takes a keyword `index` gets, for each row,
         the index in the batch of the sequence it completes ((rows,) int64), and one that
         takes `context` gets `context` indexed by it, whatever the chunking. A
-        `PrefixAwareReward` gets the same rows through `score_rollouts`. `self.stats`
+        `PrefixAwareReward` gets the same rows through `score_rollouts`.
+
+        `per_completion=True` keeps the N rewards of each prefix apart, for a recipe whose
+        credit compares completions with each other rather than averaging them (RankGAN's
+        softmax over the batch's completions of one prefix length, MaliGAN's weights
+        normalised over the completions of one prefix): [b, t, n] is the reward of rollout n
+        of y_0..y_t. Where a prefix is not rolled out, its N entries are what its completions
+        are known to be: a finished prefix's N copies of its sequence's reward (column T-1,
+        whose N entries are all reward_fn(sequences)), and a prefix whose next position is kept
+        the next prefix's N rewards. Their mean over n is the default's result. `self.stats`
         counts the completions rolled out and skipped. A finished prefix's reward is one
         score, not the mean of N: the same expectation, the same value for a deterministic
         reward (a discriminator in eval mode, as `rewards.DiscriminatorReward` scores).
@@ -179,10 +190,11 @@ class RolloutEngine:
         B, T = sequences.shape
         device = sequences.device
         if B == 0 or T == 0:
-            return torch.empty(B, T, device=device)
+            return torch.empty(B, T, *((self.num_rollouts,) if per_completion else ()), device=device)
         score, layout = self._checked_contracts(sequences, reward_fn, initial_state, context)
-        rewards = torch.empty(B, T, device=device)
-        rewards[:, T - 1] = _checked_scores(score(self._finish(sequences), torch.arange(B, device=device)), B)
+        rewards = torch.empty(B, T, *((self.num_rollouts,) if per_completion else ()), device=device)
+        own = _checked_scores(score(self._finish(sequences), torch.arange(B, device=device)), B)
+        rewards[:, T - 1] = own.unsqueeze(1) if per_completion else own
         stats = RolloutStats()
         self.stats = stats
         if T > 1:
@@ -252,7 +264,8 @@ class RolloutEngine:
 
     def _roll_out(self, rewards: Tensor, sequences: Tensor, fixed: Optional[Tensor], initial_state: Optional[State],
                   generator: Optional[torch.Generator], score: _Scorer, layout: _Layout, stats: RolloutStats) -> None:
-        """Columns 0 .. T-2 of `rewards`: each prefix's mean reward over its N completions.
+        """Columns 0 .. T-2 of `rewards`: each prefix's mean reward over its N completions, or
+        (`rewards` of shape (B, T, N)) each completion's reward.
 
         The batch is cut into chunks of whole sequences that fit the memory budget
         (`_plan_chunks`); each chunk is drawn for, completed (`_complete`), scored
@@ -260,7 +273,7 @@ class RolloutEngine:
         chunk's completions are held at once.
 
         Shape:
-            rewards: (B, T) float32, column T-1 already scored; columns 0 .. T-2 written here
+            rewards: (B, T) or (B, T, N) float32, column T-1 already scored; columns 0 .. T-2 written here
             sequences: (B, T) int64, T >= 2; fixed: (B, T) or None; initial_state: B rows or None
         """
         B, T = sequences.shape
@@ -288,6 +301,7 @@ class RolloutEngine:
             if len(completed):
                 scores = self._score_chunk(part, completed, counts, batch_index, score, prefix_aware, layout.vocab,
                                            groups if same_as_next is not None else None)
+                scores = scores if rewards.dim() == 3 else scores.mean(dim=1)
             self._write_means(rewards, batch_index, groups, scores, same_as_next)
 
     def _plan_chunks(self, B: int, T: int, layout: _Layout, device: torch.device, generator: Optional[torch.Generator]
@@ -401,7 +415,7 @@ class RolloutEngine:
 
     def _score_chunk(self, part: Tensor, completed: Tensor, counts: list[int], batch_index: Tensor, score: _Scorer,
                      prefix_aware: bool, vocab: int, groups: Optional[list[Tensor]] = None) -> Tensor:
-        """The mean reward of each rolled-out prefix of a chunk, over its N completions.
+        """The rewards of each rolled-out prefix's N completions, a row per prefix.
 
         The completions are checked first: an id past the vocabulary is what `_complete` drew
         from NaN or infinite logits, and the reward must not see it. A `PrefixAwareReward`
@@ -413,7 +427,7 @@ class RolloutEngine:
             completed: (N * sum(counts), T), `_complete`'s rows; batch_index: (b,) int64, each
             sorted sequence's index in the batch; groups: the sequences rolled out at each
             prefix length where they are not the first counts[t - 1] (`_rolled_prefixes`), or None
-            returns: (sum(counts),) float32, ordered (prefix length t = 1..T-1, sequence)
+            returns: (sum(counts), N) float32, ordered (prefix length t = 1..T-1, sequence)
         """
         N = self.num_rollouts
         if int(completed.max()) >= vocab:
@@ -437,7 +451,7 @@ class RolloutEngine:
             scores = score.rollouts(self._finish(part), self._finish(completed), N, counts, index)
         else:
             scores = score(self._finish(completed), index)
-        return _checked_scores(scores, len(completed)).view(-1, N).mean(dim=1)
+        return _checked_scores(scores, len(completed)).view(-1, N)
 
     @staticmethod
     def _write_means(rewards: Tensor, batch_index: Tensor, groups: list[Tensor], scores: Optional[Tensor],
@@ -450,13 +464,15 @@ class RolloutEngine:
         prefix's value, which its completions equal in distribution.
 
         Shape:
-            rewards: (B, T), written in place; batch_index: (b,) int64, the chunk's sequences
-            in `_by_open_prefixes` order; groups: `_rolled_prefixes`'; scores: (sum of the
-            groups' sizes,) from `_score_chunk`, or None where no prefix of the chunk was rolled
-            out; same_as_next: (b, T-1) bool or None
+            rewards: (B, T), or (B, T, N) for each completion's reward, written in place;
+            batch_index: (b,) int64, the chunk's sequences in `_by_open_prefixes` order; groups:
+            `_rolled_prefixes`'; scores: (sum of the groups' sizes,) or (sum of the groups' sizes, N),
+            from `_score_chunk`, or None where no prefix of the chunk was rolled out;
+            same_as_next: (b, T-1) bool or None
         """
         T = rewards.shape[1]
-        means = rewards[batch_index, T - 1].unsqueeze(1).repeat(1, T)
+        last = rewards[batch_index, T - 1]  # (b,) or (b, N)
+        means = last.unsqueeze(1).expand(-1, T, *last.shape[1:]).clone()
         if scores is not None:
             offset = 0
             for t, group in enumerate(groups, start=1):
@@ -464,7 +480,8 @@ class RolloutEngine:
                 offset += len(group)
         if same_as_next is not None:  # right to left: a run of kept positions takes the value after it
             for t in range(T - 2, -1, -1):
-                means[:, t] = torch.where(same_as_next[:, t], means[:, t + 1], means[:, t])
+                kept = same_as_next[:, t].view(-1, *([1] * (means.dim() - 2)))
+                means[:, t] = torch.where(kept, means[:, t + 1], means[:, t])
         rewards[batch_index, : T - 1] = means[:, : T - 1]
 
     @staticmethod
