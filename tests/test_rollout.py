@@ -854,7 +854,8 @@ def completion_code(rows):
 @pytest.mark.parametrize("policy_name, options", [
     ("lstm", {}),
     ("lstm", {"max_batch_rows": 1, "block_rows": 7}),
-    ("lstm", {"prefix_aware": True, "fixed": True}),
+    ("lstm", {"prefix_aware": True}),
+    ("lstm", {"fixed": True}),
     ("cache", {"fixed": True}),
 ])
 def test_per_completion_rewards_are_the_completions_scores_and_average_to_the_rewards(policy_name, options):
