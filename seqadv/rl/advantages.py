@@ -88,3 +88,39 @@ def mean_normalizer(mask: Tensor, positions: str, group: Group = Group()) -> Ten
     if positions not in POSITIONS:
         raise ValueError(f"positions {positions!r}: choose one of {', '.join(POSITIONS)}")
     return group.token_normalizer(torch.ones_like(mask) if positions == "all" else mask)
+
+
+# MaliGAN's weights: the paper's (and TextGAN-PyTorch's) D/(1-D), or Texygen's D
+MALIGAN_WEIGHTS = ("paper", "texygen")
+
+
+def maligan_weights(logits: Tensor, kind: str = "paper") -> Tensor:
+    """MaliGAN's normalised importance weights less their mean, over the batch (dim 0).
+
+    Shape: logits (B, ...) of D ("real") -> (B, ...); each column along dim 0 sums to 0
+
+    paper: r = D / (1 - D), D's estimate of p_data / p_G at the optimal D (Che et al. 2017,
+        TextGAN-PyTorch), normalised, w_i = r_i / sum_j r_j, less the mean weight 1/B. With
+        D = sigmoid(logit), r = exp(logit), so w is softmax over the batch: exact for any
+        logit, no clamping of D near 1.
+    texygen: D / sum_j D_j less its mean (Texygen's `MaliganReward`): not the ratio the
+        paper derives; kept to reproduce Texygen's runs.
+    """
+    if kind == "paper":
+        w = torch.softmax(logits.double(), dim=0)
+    elif kind == "texygen":
+        d = torch.sigmoid(logits.double())
+        w = d / d.sum(dim=0, keepdim=True)
+    else:
+        raise ValueError(f"MaliGAN weights {kind!r}: choose one of {', '.join(MALIGAN_WEIGHTS)}")
+    return (w - w.mean(dim=0, keepdim=True)).to(logits.dtype)
+
+
+def rank_probabilities(scores: Tensor, gamma: float = 1.0) -> Tensor:
+    """RankGAN's ranking score of each sequence among the batch it is compared with:
+    softmax over the batch (dim 0) of gamma times its relevance to the reference set.
+
+    Shape: scores (B, ...) -> (B, ...); each column along dim 0 sums to 1
+    """
+    return torch.softmax(gamma * scores.double(), dim=0).to(scores.dtype)
+

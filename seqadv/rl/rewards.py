@@ -16,18 +16,25 @@ class DiscriminatorReward:
     It is a `rollout.PrefixAwareReward`: given the completions of every prefix,
     it computes the convolution windows inside each prefix once instead of N
     times (`Discriminator.rollout_logits`); `share_prefix=False` turns that off.
+    `logits=True` gives D's log-odds instead of the probability (MaliGAN's weights are
+    a softmax of them).
     """
 
-    def __init__(self, discriminator: Discriminator, max_rows: int = 1024, share_prefix: bool = True):
+    def __init__(self, discriminator: Discriminator, max_rows: int = 1024, share_prefix: bool = True,
+                 logits: bool = False):
         self.discriminator = discriminator
         self.max_rows = max_rows
         self.share_prefix = share_prefix
+        self.logits = logits
+
+    def _output(self, logits: Tensor) -> Tensor:
+        return logits if self.logits else torch.sigmoid(logits)
 
     @torch.no_grad()
     def __call__(self, sequences: Tensor) -> Tensor:
         """(rows, T) -> (rows,)"""
         with eval_mode(self.discriminator) as d:
-            return torch.cat([torch.sigmoid(d(part)) for part in sequences.split(self.max_rows)])
+            return torch.cat([self._output(d(part)) for part in sequences.split(self.max_rows)])
 
     @torch.no_grad()
     def score_rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int, counts: list[int]) -> Tensor:
@@ -37,12 +44,13 @@ class DiscriminatorReward:
         if not self.share_prefix:
             return self(completions)
         with eval_mode(self.discriminator) as d:
-            return torch.sigmoid(d.rollout_logits(sequences, completions, num_rollouts, self.max_rows, counts))
+            return self._output(d.rollout_logits(sequences, completions, num_rollouts, self.max_rows, counts))
 
 
-def discriminator_reward(discriminator: Discriminator, max_rows: int = 1024, share_prefix: bool = True) -> DiscriminatorReward:
-    """D's probability of "real" as the reward (see `DiscriminatorReward`)."""
-    return DiscriminatorReward(discriminator, max_rows, share_prefix)
+def discriminator_reward(discriminator: Discriminator, max_rows: int = 1024, share_prefix: bool = True,
+                         logits: bool = False) -> DiscriminatorReward:
+    """D's probability of "real" (or its log-odds) as the reward (see `DiscriminatorReward`)."""
+    return DiscriminatorReward(discriminator, max_rows, share_prefix, logits)
 
 
 def token_log_rewards(logits: Tensor, hidden: Tensor) -> Tensor:

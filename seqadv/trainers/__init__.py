@@ -5,9 +5,10 @@
 """
 from seqadv.trainers.base import Phase, Trainer, TrainerConfig, preset_config
 from seqadv.trainers.irgan import IRGANConfig, IRGANTrainer
+from seqadv.trainers.maligan import MaliGANConfig, MaliGANTrainer
 from seqadv.trainers.maskgan import MaskGANConfig, MaskGANTrainer
 from seqadv.trainers.mle import MLEConfig, MLETrainer
 from seqadv.trainers.scratchgan import ScratchGANConfig, ScratchGANTrainer
 from seqadv.trainers.seqgan import SeqGANConfig, SeqGANTrainer
 
-__all__ = ["IRGANConfig", "IRGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
+__all__ = ["IRGANConfig", "IRGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]

@@ -47,8 +47,10 @@ from seqadv.trainers.text import TextGANConfig, TextGANTrainer
 
 
 @preset_config
-class SeqGANConfig(TextGANConfig):
-    out: str = "runs/seqgan"
+class RolloutGANConfig(TextGANConfig):
+    """What SeqGAN and the recipes built on its code (MaliGAN, RankGAN) share: a CNN over whole
+    sequences trained in rounds on fresh samples, the adversarial schedule, the rollouts."""
+
     # discriminator (official: embedding 64, widths 1-10, 15, 20, dropout 0.25, L2 0.2, Adam 1e-4)
     d_embedding_dim: int = 64  # discriminator embedding size
     d_filter_sizes: tuple[int, ...] = PAPER_FILTER_SIZES  # CNN window widths
@@ -66,13 +68,7 @@ class SeqGANConfig(TextGANConfig):
     num_rollouts: int = 16  # Monte Carlo completions per prefix
     rollout_rate: float = 0.8  # the delayed rollout policy's moving-average rate
     rollout_memory_mb: float = 512.0  # the rollout engine's memory budget
-    # options beyond the paper (defaults: the paper's SeqGAN)
-    pg_baseline: str = "none"  # none | loo (mean of the other sequences) | mean (batch mean, own reward included: (B-1)/B x loo)
-    sample_temperature: float = 1.0  # ColdGANs: G's samples drawn at this temperature (q), importance-weighted (1: G's own)
     rollout_temperature: float = 1.0  # the rollouts' temperature (below 1: colder completions)
-    importance_weight: str = "token"  # token (p/q of each token: ColdGANs', biased) | prefix (p/q of the whole prefix: unbiased unclipped, unnormalised)
-    importance_clip: float = 5.0  # importance weights clipped at this (0: no clipping): less variance, more bias
-    importance_normalize: bool = False  # self-normalised importance weights (per position, over the batch): biased, consistent
 
     PRESETS: ClassVar[dict] = {
         # seconds: for tests and a first look
@@ -91,20 +87,36 @@ class SeqGANConfig(TextGANConfig):
         # the official code's settings (hours on a CPU)
         "paper": dict(),
     }
-    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "pg_baseline": ["none", "mean", "loo"],
-                               "importance_weight": list(IMPORTANCE_WEIGHTS)}
 
     def validate(self) -> None:
         super().validate()
         check_ranges(self, positive=["num_rollouts", "d_embedding_dim", "d_samples", "d_lr", "g_steps",
-                                     "rollout_memory_mb", "sample_temperature", "rollout_temperature"],
-                     non_negative=["d_pretrain_rounds", "d_epochs", "adv_epochs", "d_rounds", "d_l2", "d_dropout",
-                                   "importance_clip"],
+                                     "rollout_memory_mb", "rollout_temperature"],
+                     non_negative=["d_pretrain_rounds", "d_epochs", "adv_epochs", "d_rounds", "d_l2", "d_dropout"],
                      unit=["rollout_rate"])
         if len(self.d_filter_sizes) != len(self.d_num_filters):
             raise ValueError("--d-filter-sizes and --d-num-filters must have the same length")
         if self.d_dropout >= 1:
             raise ValueError("--d-dropout must be below 1")
+
+
+@preset_config
+class SeqGANConfig(RolloutGANConfig):
+    out: str = "runs/seqgan"
+    # options beyond the paper (defaults: the paper's SeqGAN)
+    pg_baseline: str = "none"  # none | loo (mean of the other sequences) | mean (batch mean, own reward included: (B-1)/B x loo)
+    sample_temperature: float = 1.0  # ColdGANs: G's samples drawn at this temperature (q), importance-weighted (1: G's own)
+    importance_weight: str = "token"  # token (p/q of each token: ColdGANs', biased) | prefix (p/q of the whole prefix: unbiased unclipped, unnormalised)
+    importance_clip: float = 5.0  # importance weights clipped at this (0: no clipping): less variance, more bias
+    importance_normalize: bool = False  # self-normalised importance weights (per position, over the batch): biased, consistent
+
+    PRESETS: ClassVar[dict] = RolloutGANConfig.PRESETS
+    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "pg_baseline": ["none", "mean", "loo"],
+                               "importance_weight": list(IMPORTANCE_WEIGHTS)}
+
+    def validate(self) -> None:
+        super().validate()
+        check_ranges(self, positive=["sample_temperature"], non_negative=["importance_clip"])
         for name in ("pg_baseline", "importance_weight"):
             if getattr(self, name) not in self.CHOICES[name]:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: choose one of "
@@ -184,14 +196,8 @@ class SeqGANTrainer(TextGANTrainer):
         for _ in range(c.g_steps):
             t = time.time()
             # this process's rows of the batch, and their rewards: the rollouts are split, not repeated
-            samples = self.g.sample(group.local_size(c.batch_size, "--batch-size"), self.data.length,
-                                    temperature=c.sample_temperature, generator=self.rng)
-            rewards = self.engine.rewards(samples, self.reward_fn, generator=self.rng)  # (b, T)
-            # completions rolled out, and those a finished prefix made unnecessary (this process's rows)
-            split["rollout_rows"] = split.get("rollout_rows", 0) + self.engine.stats.rolled
-            split["rollout_rows_skipped"] = split.get("rollout_rows_skipped", 0) + self.engine.stats.skipped
-            all_rewards = group.all_gather(rewards)  # (B, T): checked and charted alike on every process
-            check_finite(all_rewards, "a rollout reward", where)
+            samples = self.generator_samples(group.local_size(c.batch_size, "--batch-size"))
+            rewards, all_rewards = self.generator_rewards(samples, where)  # (b, T), (B, T)
             split["rollout_s"] += time.time() - t
             t = time.time()
             pg_loss = self.policy_gradient_step(samples, rewards, all_rewards, where)
@@ -211,10 +217,32 @@ class SeqGANTrainer(TextGANTrainer):
             self.writer.add_scalar(f"charts/{name}_per_epoch", seconds / epoch, step)
         if group.is_main and (epoch % c.eval_every == 0 or epoch == c.adv_epochs):
             metrics, samples = self.evaluate(self.g)
-            self.record("seqgan", metrics, g_updates=step)
-            self.writer.add_text("samples/seqgan", "\n\n".join(self.data.text(s) for s in samples[:5].cpu()), step)
+            self.record(self.adversarial_model, metrics, g_updates=step)
+            self.writer.add_text(f"samples/{self.adversarial_model}", "\n\n".join(self.data.text(s) for s in samples[:5].cpu()), step)
 
     # --- the updates ---------------------------------------------------------------------------------
+    def generator_samples(self, num: int) -> Tensor:
+        """This process's samples for one G update. Shape: -> (num, T)"""
+        return self.g.sample(num, self.data.length, temperature=self.config.sample_temperature, generator=self.rng)
+
+    def generator_rewards(self, samples: Tensor, where: str) -> tuple[Tensor, Tensor]:
+        """SeqGAN's credit: each prefix's mean reward over its rollouts (D's probability of "real").
+        Returns this process's rows and the whole batch's, checked.
+
+        Shape: samples (b, T) -> rewards (b, T), all_rewards (B, T)
+        """
+        rewards = self.engine.rewards(samples, self.reward_fn, generator=self.rng)  # (b, T)
+        self.count_rollouts()
+        all_rewards = self.group.all_gather(rewards)  # (B, T): checked and charted alike on every process
+        check_finite(all_rewards, "a rollout reward", where)
+        return rewards, all_rewards
+
+    def count_rollouts(self) -> None:
+        """Completions rolled out, and those a finished prefix made unnecessary (this process's rows)."""
+        split = self.split
+        split["rollout_rows"] = split.get("rollout_rows", 0) + self.engine.stats.rolled
+        split["rollout_rows_skipped"] = split.get("rollout_rows_skipped", 0) + self.engine.stats.skipped
+
     def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
         c = self.config
         start = self.group.rank * len(samples)  # this process's rows of the batch
