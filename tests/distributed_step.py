@@ -2,10 +2,11 @@
 self-normalised importance weights): what test_distributed.py
 runs on 2 processes under torchrun (gloo) and on 1 process, and compares.
 
-    torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR [lstm|hf]
+    torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR [lstm|hf|maligan]
 
 `hf`: the generator a tiny Hugging Face GPT-2 (`HFGenerator`, built from a config), its
-updates with a KL penalty to its starting weights.
+updates with a KL penalty to its starting weights. `maligan`: MaliGAN's steps instead
+(each completion's logit, weights normalised over the whole batch, the summed update).
 
 Each process writes OUT_DIR/rank{r}.pt: the models and optimisers after the steps.
 """
@@ -22,6 +23,7 @@ from seqadv.models.generator import Generator
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
 from seqadv.runtime.distributed import Group, setup, teardown
+from seqadv.trainers.maligan import maligan_rewards, maligan_step
 from seqadv.trainers.seqgan import SeqGANConfig, discriminator_step, policy_gradient_step
 
 B, T, V = 8, 7, 12
@@ -74,6 +76,14 @@ def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of, k
     losses = []
     for step in range(STEPS):
         d.eval()
+        if kind == "maligan":
+            logits = rewards_of(engine, discriminator_reward(d, logits=True), True)  # (b, T, N)
+            rewards = maligan_rewards(logits, "paper", "test", group)[0]
+            losses.append(maligan_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, 0.0, "test", group))
+            d.train()
+            sequences, labels = torch.cat([real, samples]), torch.cat([torch.ones(len(real)), torch.zeros(len(samples))])
+            losses.append(discriminator_step(d, d_opt, sequences, labels, args.d_l2, "test", group)[0])
+            continue
         rewards = rewards_of(engine, discriminator_reward(d))
         # the second step as if the samples were drawn colder, with self-normalised prefix weights:
         # their per-position means are the whole batch's on every process
@@ -93,7 +103,8 @@ def main(out: str, kind: str = "lstm") -> None:
     rng = torch.Generator().manual_seed(int(seeds[group.rank]))
     mine = group.shard(samples)
     result = steps(group, mine, group.shard(real),
-                   lambda engine, reward: engine.rewards(mine, reward, generator=rng), kind)
+                   lambda engine, reward, each=False: engine.rewards(mine, reward, generator=rng, per_completion=each),
+                   kind)
     # what train_discriminator_round does with each process's draws: all of them, in rank order
     result["gathered"] = group.all_gather(torch.full((2, T), group.rank))
     torch.save(result, Path(out) / f"rank{group.rank}.pt")

@@ -42,9 +42,10 @@ Writes what SeqGAN writes, with maligan.pt for the adversarial model.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Optional
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from seqadv.core.masks import tokens_mask
 from seqadv.core.modules import ema_update
@@ -52,6 +53,7 @@ from seqadv.rl.advantages import MALIGAN_WEIGHTS, maligan_weights
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.rl.losses import kl_to_reference
 from seqadv.rl.update import check_finite, policy_gradient_update, reference_logits
+from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import preset_config
 from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer
 from seqadv.trainers.text import TextGANConfig
@@ -101,32 +103,53 @@ class MaliGANTrainer(SeqGANTrainer):
 
         Shape: samples (b, T) -> rewards (b, T), all_rewards (B, T)
         """
-        c, group = self.config, self.group
-        T = samples.shape[1]
-        if c.credit == "mc":
+        if self.config.credit == "mc":
             logits = self.engine.rewards(samples, self.reward_fn, generator=self.rng, per_completion=True)  # (b, T, N)
             self.count_rollouts()
         else:
-            logits = self.reward_fn(samples)[:, None, None].expand(-1, T, 1)  # (b, T, 1)
-        all_logits = group.all_gather(logits.contiguous())  # the weights are normalised over the whole batch
-        check_finite(all_logits, "a discriminator logit", where)
-        all_rewards = maligan_weights(all_logits, c.weights).mean(dim=2)  # (B, T)
-        start = group.rank * len(samples)
-        return all_rewards[start : start + len(samples)], all_rewards
+            logits = self.reward_fn(samples)[:, None, None].expand(-1, samples.shape[1], 1)  # (b, T, 1)
+        return maligan_rewards(logits, self.config.weights, where, self.group)
 
     def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
-        """sum_i sum_t w_it log p(y_it | y_i<t) over the batch: the paper's sum, not SeqGAN's mean
-        over tokens (the weights are normalised already). Under torchrun each process's share
-        of the sum is scaled so that the averaged gradient is the whole batch's sum. Then the
-        rollout policy follows G (`rollout_rate`). `--kl-coef`'s KL is a mean over tokens, as
-        in the other recipes."""
-        c, g, group = self.config, self.g, self.group
-        mask = tokens_mask(samples, g.eos_token, g.pad_token)
-        logits = g.target_logits(samples)
-        reference = reference_logits(self.kl_reference(), samples)
-        kl = (c.kl_coef * kl_to_reference(logits, reference, mask, group.token_normalizer(mask))
-              if reference is not None and c.kl_coef else None)
-        value = policy_gradient_update(g, self.g_adv_opt, logits, samples, rewards, mask, 1.0 / group.world_size,
-                                       c.grad_clip, where, group, extra_loss=kl)
-        ema_update(self.rollout_policy, g, c.rollout_rate)
-        return value
+        c = self.config
+        return maligan_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards, c.grad_clip,
+                            c.rollout_rate, where, self.group, self.kl_reference(), c.kl_coef)
+
+
+def maligan_rewards(logits: Tensor, weights: str = "paper", where: str = "", group: Group = Group()
+                    ) -> tuple[Tensor, Tensor]:
+    """MaliGAN's credit from D's logits of each completion (or of each sample, N = 1): the
+    normalised weights less their mean over the whole batch's completions of the same prefix
+    length and rollout, averaged over the rollouts. Returns this process's rows and the whole
+    batch's (every process gathers the logits, so the weights are normalised alike).
+
+    Shape: logits (b, T, N) -> rewards (b, T), all_rewards (B, T)
+    """
+    all_logits = group.all_gather(logits.contiguous())  # (B, T, N)
+    check_finite(all_logits, "a discriminator logit", where)
+    all_rewards = maligan_weights(all_logits, weights).mean(dim=2)  # (B, T)
+    start = group.rank * len(logits)
+    return all_rewards[start : start + len(logits)], all_rewards
+
+
+def maligan_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_policy: nn.Module, samples: Tensor,
+                 rewards: Tensor, clip: float, rate: float, where: str, group: Group = Group(),
+                 reference: Optional[nn.Module] = None, kl_coef: float = 0.0) -> float:
+    """One MaliGAN update of G from this process's rows, then the rollout policy's moving
+    average (rate 0: G itself). Returns the loss.
+
+    The loss is -sum_i sum_t w_it log p(y_it | y_i<t) over the batch: the paper's sum, not
+    SeqGAN's mean over tokens (the weights are normalised already). Under torchrun each
+    process's share of the sum is scaled so that the averaged gradient is the whole batch's
+    sum. `--kl-coef`'s KL is a mean over tokens, as in the other recipes.
+
+    Shape: samples (b, T), rewards (b, T) (`maligan_rewards`)
+    """
+    mask = tokens_mask(samples, g.eos_token, g.pad_token)
+    logits = g.target_logits(samples)
+    ref = reference_logits(reference, samples)
+    kl = kl_coef * kl_to_reference(logits, ref, mask, group.token_normalizer(mask)) if ref is not None and kl_coef else None
+    value = policy_gradient_update(g, opt, logits, samples, rewards, mask, 1.0 / group.world_size, clip, where, group,
+                                   extra_loss=kl)
+    ema_update(rollout_policy, g, rate)
+    return value
