@@ -23,8 +23,9 @@ from seqadv.models.generator import Generator
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
 from seqadv.runtime.distributed import Group, setup, teardown
-from seqadv.trainers.maligan import maligan_rewards, maligan_step
-from seqadv.trainers.seqgan import SeqGANConfig, discriminator_step, policy_gradient_step
+from seqadv.trainers.maligan import maligan_rewards
+from seqadv.trainers.seqgan import (SeqGANConfig, discriminator_step, policy_gradient_step,
+                                   summed_policy_gradient_step)
 
 B, T, V = 8, 7, 12
 START, EOS, PAD = 0, 1, 2
@@ -79,7 +80,7 @@ def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of, k
         if kind == "maligan":
             logits = rewards_of(engine, discriminator_reward(d, logits=True), True)  # (b, T, N)
             rewards = maligan_rewards(logits, "paper", "test", group)[0]
-            losses.append(maligan_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, 0.0, "test", group))
+            losses.append(summed_policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, 0.0, "test", group))
             d.train()
             sequences, labels = torch.cat([real, samples]), torch.cat([torch.ones(len(real)), torch.zeros(len(samples))])
             losses.append(discriminator_step(d, d_opt, sequences, labels, args.d_l2, "test", group)[0])

@@ -39,7 +39,11 @@ class Highway(nn.Module):
         return t * F.relu(self.transform(x)) + (1.0 - t) * x
 
 
-class Discriminator(nn.Module):
+class TextCNN(nn.Module):
+    """SeqGAN's CNN over whole sequences up to its max-pooled features, and a `head` on them
+    that each subclass defines: D's logit (`Discriminator`), RankGAN's relevance (`Ranker`).
+    embedding -> parallel 1-D convolutions of many widths -> ReLU -> max over time -> head."""
+
     def __init__(
         self,
         vocab_size: int,
@@ -59,24 +63,19 @@ class Discriminator(nn.Module):
         features = sum(num_filters)
         self.highway = Highway(features)
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(features, 1)
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        """tokens (B, T) -> logits (B,): log-odds that each sequence is real."""
-        return self.classify(self.features(tokens))
+    def head(self, pooled: Tensor, **kwargs) -> Tensor:
+        """(B, sum F) max-pooled features -> (B,) scores."""
+        raise NotImplementedError
 
     def features(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) -> (B, sum F): every filter's max over time, after ReLU."""
         x = self._embed(tokens)  # (B, E, L)
         return torch.cat([F.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1)
 
-    def classify(self, features: Tensor) -> Tensor:
-        """(B, sum F) -> logits (B,)."""
-        return self.out(self.dropout(self.highway(features))).squeeze(1)
-
     def rollout_logits(self, sequences: Tensor, completions: Tensor, num_rollouts: int, max_rows: int = 1024,
-                       counts: Optional[Sequence[int]] = None) -> Tensor:
-        """`self(completions)`, for completions that each keep a prefix of `sequences`.
+                       counts: Optional[Sequence[int]] = None, **head_kwargs) -> Tensor:
+        """`self.head(self.features(completions))`, for completions that each keep a prefix of `sequences`.
 
         The N completions of the prefix y_0..y_{t-1} share every convolution window
         that lies inside it: those windows are computed once, from y itself, as a
@@ -88,7 +87,7 @@ class Discriminator(nn.Module):
             sequences: (b, T); completions: (N * sum(counts), T), grouped by prefix length
                 t = 1..T-1, group t the N completions of each of the first counts[t - 1]
                 sequences (default: all b), each keeping sequences[j, :t]
-            returns: (N * sum(counts),) logits; at most `max_rows` completions at a time
+            returns: (N * sum(counts),) scores; at most `max_rows` completions at a time
         """
         b, T = sequences.shape
         N = num_rollouts
@@ -110,7 +109,7 @@ class Discriminator(nn.Module):
                     if t - w >= 0:  # some windows lie wholly inside the prefix
                         bank = torch.maximum(bank, best_inside[begin:end, :, t - w].repeat_interleave(N, dim=0))
                     pooled.append(F.relu(bank))
-                logits[row : row + (end - begin) * N] = self.classify(torch.cat(pooled, dim=1))
+                logits[row : row + (end - begin) * N] = self.head(torch.cat(pooled, dim=1), **head_kwargs)
                 row += (end - begin) * N
         return logits
 
@@ -121,9 +120,82 @@ class Discriminator(nn.Module):
             tokens = F.pad(tokens, (0, self.max_width - tokens.shape[1]), value=self.pad_token)
         return self.embedding(tokens).transpose(1, 2)
 
+
+
+class Discriminator(TextCNN):
+    """SeqGAN's D: the CNN's features -> highway layer -> dropout -> one logit of "real"."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 64,
+        filter_sizes: Sequence[int] = PAPER_FILTER_SIZES,
+        num_filters: Sequence[int] = PAPER_NUM_FILTERS,
+        dropout: float = 0.25,
+        pad_token: int = 0,
+    ):
+        super().__init__(vocab_size, embedding_dim, filter_sizes, num_filters, dropout, pad_token)
+        self.out = nn.Linear(sum(num_filters), 1)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) -> logits (B,): log-odds that each sequence is real."""
+        return self.head(self.features(tokens))
+
+    def head(self, pooled: Tensor) -> Tensor:
+        """(B, sum F) -> logits (B,)."""
+        return self.out(self.dropout(self.highway(pooled))).squeeze(1)
+
+    classify = head
+
     def l2_penalty(self) -> Tensor:
         """0.5 * ||W_out||^2 + 0.5 * ||b_out||^2: the official code's L2 term (weighted by 0.2 there)."""
         return 0.5 * (self.out.weight.square().sum() + self.out.bias.square().sum())
+
+
+# how RankGAN's ranker sums a sequence's cosines to the references: RankGAN's code, or Texygen's mean
+RANK_AGGREGATES = ("sum", "mean")
+
+
+class Ranker(TextCNN):
+    """RankGAN's ranker (Lin et al., NeurIPS 2017; its code's `Ranker`): SeqGAN's CNN with no
+    output layer, a sequence's feature the highway layer's output after dropout, and its
+    relevance to a reference set U of real sentences
+
+        gamma * sum_{u in U} cos(f(s), f(u))    (`aggregate="mean"`: the mean, Texygen's)
+
+    which a softmax over the sequences compared turns into ranking scores
+    (`seqadv.rl.advantages.rank_probabilities`). The references pass through the same
+    layers, dropout included, as the code's shared graph does.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 64,
+        filter_sizes: Sequence[int] = PAPER_FILTER_SIZES,
+        num_filters: Sequence[int] = PAPER_NUM_FILTERS,
+        dropout: float = 0.25,
+        pad_token: int = 0,
+        gamma: float = 1.0,
+        aggregate: str = "sum",
+    ):
+        super().__init__(vocab_size, embedding_dim, filter_sizes, num_filters, dropout, pad_token)
+        if aggregate not in RANK_AGGREGATES:
+            raise ValueError(f"aggregate {aggregate!r}: choose one of {', '.join(RANK_AGGREGATES)}")
+        self.gamma, self.aggregate = gamma, aggregate
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) -> (B, sum F) unit-length features."""
+        return F.normalize(self.dropout(self.highway(self.features(tokens))), dim=1)
+
+    def head(self, pooled: Tensor, references: Tensor) -> Tensor:
+        """pooled (B, sum F), references (R, sum F) unit-length (`embed`) -> relevance (B,)"""
+        cosines = F.normalize(self.dropout(self.highway(pooled)), dim=1) @ references.T  # (B, R)
+        return self.gamma * (cosines.sum(dim=1) if self.aggregate == "sum" else cosines.mean(dim=1))
+
+    def forward(self, tokens: Tensor, references: Tensor) -> Tensor:
+        """tokens (B, T), references (R, T) token ids -> relevance (B,)"""
+        return self.head(self.features(tokens), self.embed(references))
 
 
 POSITION_SIGNALS = ("scratchgan", "transformer")

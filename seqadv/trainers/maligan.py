@@ -42,20 +42,16 @@ Writes what SeqGAN writes, with maligan.pt for the adversarial model.
 """
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from seqadv.core.masks import tokens_mask
-from seqadv.core.modules import ema_update
 from seqadv.rl.advantages import MALIGAN_WEIGHTS, maligan_weights
 from seqadv.rl.rewards import discriminator_reward
-from seqadv.rl.losses import kl_to_reference
-from seqadv.rl.update import check_finite, policy_gradient_update, reference_logits
+from seqadv.rl.update import check_finite
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import preset_config
-from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer
+from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, summed_policy_gradient_step
 from seqadv.trainers.text import TextGANConfig
 
 CREDITS = ("mc", "sequence")
@@ -112,8 +108,8 @@ class MaliGANTrainer(SeqGANTrainer):
 
     def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
         c = self.config
-        return maligan_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards, c.grad_clip,
-                            c.rollout_rate, where, self.group, self.kl_reference(), c.kl_coef)
+        return summed_policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards, c.grad_clip,
+                                           c.rollout_rate, where, self.group, self.kl_reference(), c.kl_coef)
 
 
 def maligan_rewards(logits: Tensor, weights: str = "paper", where: str = "", group: Group = Group()
@@ -130,26 +126,3 @@ def maligan_rewards(logits: Tensor, weights: str = "paper", where: str = "", gro
     all_rewards = maligan_weights(all_logits, weights).mean(dim=2)  # (B, T)
     start = group.rank * len(logits)
     return all_rewards[start : start + len(logits)], all_rewards
-
-
-def maligan_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_policy: nn.Module, samples: Tensor,
-                 rewards: Tensor, clip: float, rate: float, where: str, group: Group = Group(),
-                 reference: Optional[nn.Module] = None, kl_coef: float = 0.0) -> float:
-    """One MaliGAN update of G from this process's rows, then the rollout policy's moving
-    average (rate 0: G itself). Returns the loss.
-
-    The loss is -sum_i sum_t w_it log p(y_it | y_i<t) over the batch: the paper's sum, not
-    SeqGAN's mean over tokens (the weights are normalised already). Under torchrun each
-    process's share of the sum is scaled so that the averaged gradient is the whole batch's
-    sum. `--kl-coef`'s KL is a mean over tokens, as in the other recipes.
-
-    Shape: samples (b, T), rewards (b, T) (`maligan_rewards`)
-    """
-    mask = tokens_mask(samples, g.eos_token, g.pad_token)
-    logits = g.target_logits(samples)
-    ref = reference_logits(reference, samples)
-    kl = kl_coef * kl_to_reference(logits, ref, mask, group.token_normalizer(mask)) if ref is not None and kl_coef else None
-    value = policy_gradient_update(g, opt, logits, samples, rewards, mask, 1.0 / group.world_size, clip, where, group,
-                                   extra_loss=kl)
-    ema_update(rollout_policy, g, rate)
-    return value

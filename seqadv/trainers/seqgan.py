@@ -35,7 +35,8 @@ from seqadv.core.masks import tokens_mask
 from seqadv.core.modules import ema_update
 from seqadv.models.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
 from seqadv.rl.advantages import batch_baseline
-from seqadv.rl.losses import IMPORTANCE_WEIGHTS, discriminator_loss, importance_weights, token_log_probs
+from seqadv.rl.losses import (IMPORTANCE_WEIGHTS, discriminator_loss, importance_weights, kl_to_reference,
+                              token_log_probs)
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
 from seqadv.rl.update import (check_finite, correct_guesses, discriminator_update, policy_gradient_update,
@@ -196,7 +197,7 @@ class SeqGANTrainer(TextGANTrainer):
         for _ in range(c.g_steps):
             t = time.time()
             # this process's rows of the batch, and their rewards: the rollouts are split, not repeated
-            samples = self.generator_samples(group.local_size(c.batch_size, "--batch-size"))
+            samples = self.generator_samples(group.local_size(self.adversarial_batch_size(), "--batch-size"))
             rewards, all_rewards = self.generator_rewards(samples, where)  # (b, T), (B, T)
             split["rollout_s"] += time.time() - t
             t = time.time()
@@ -204,7 +205,7 @@ class SeqGANTrainer(TextGANTrainer):
             split["g_update_s"] += time.time() - t
         t = time.time()
         for _ in range(c.d_rounds):
-            d_loss, d_acc = self.train_discriminator_round(where)
+            d_loss, d_acc = self.train_discriminator_round(where, self.adversarial_d_epochs())
         split["d_train_s"] += time.time() - t
         step = epoch * c.g_steps
         self.writer.add_scalar("losses/g_pg", pg_loss, step)
@@ -221,6 +222,14 @@ class SeqGANTrainer(TextGANTrainer):
             self.writer.add_text(f"samples/{self.adversarial_model}", "\n\n".join(self.data.text(s) for s in samples[:5].cpu()), step)
 
     # --- the updates ---------------------------------------------------------------------------------
+    def adversarial_batch_size(self) -> int:
+        """G's samples per policy-gradient update."""
+        return self.config.batch_size
+
+    def adversarial_d_epochs(self) -> int:
+        """Epochs over each D round's data in the adversarial phase."""
+        return self.config.d_epochs
+
     def generator_samples(self, num: int) -> Tensor:
         """This process's samples for one G update. Shape: -> (num, T)"""
         return self.g.sample(num, self.data.length, temperature=self.config.sample_temperature, generator=self.rng)
@@ -251,8 +260,9 @@ class SeqGANTrainer(TextGANTrainer):
                                     c.rollout_rate, where, self.group, c.sample_temperature, c.importance_clip,
                                     c.importance_weight, c.importance_normalize, self.kl_reference(), c.kl_coef)
 
-    def train_discriminator_round(self, where: str) -> tuple[float, float]:
-        """Fresh generated sequences vs as many real ones, `d_epochs` epochs. Returns (loss, accuracy).
+    def train_discriminator_round(self, where: str, epochs: Optional[int] = None) -> tuple[float, float]:
+        """Fresh generated sequences vs as many real ones, `epochs` epochs (default `d_epochs`),
+        a `discriminator_batch` update per batch. Returns (loss, accuracy).
 
         Each process draws its share of the generated sequences with its own generator and
         all of them are gathered, so every process holds the same training set and, with
@@ -267,21 +277,32 @@ class SeqGANTrainer(TextGANTrainer):
         labels = torch.cat([torch.ones(num), torch.zeros(num)]).to(fake.device)
         self.d.train()
         losses, correct, seen = [], 0, 0
-        for _ in range(c.d_epochs):
+        for _ in range(c.d_epochs if epochs is None else epochs):
             order = torch.randperm(len(sequences), generator=self.order_rng).to(fake.device)
             for begin in range(0, len(order) - c.batch_size + 1, c.batch_size):
-                idx = group.shard(order[begin : begin + c.batch_size])
-                loss, right = discriminator_step(self.d, self.d_opt, sequences[idx], labels[idx], c.d_l2, where, group)
+                loss, right, rows = self.discriminator_batch(sequences, labels, order[begin : begin + c.batch_size],
+                                                             where)
                 losses.append(loss)
                 correct += right
-                seen += len(idx)
+                seen += rows
         correct, seen = group.sum(torch.tensor([correct, seen], dtype=torch.float64, device=fake.device)).tolist()
         return float(np.mean(losses)) if losses else float("nan"), correct / max(seen, 1)
 
-    # --- evaluation ------------------------------------------------------------------------------------
-    @torch.no_grad()
+    def discriminator_batch(self, sequences: Tensor, labels: Tensor, batch: Tensor, where: str
+                            ) -> tuple[float, int, int]:
+        """One D update on a batch of a round's data, this process's rows of it. Returns the whole
+        batch's loss, this process's correct guesses and the rows they were counted on.
+
+        Shape: sequences (n, T), labels (n,), batch (batch_size,) int64 row indices
+        """
+        idx = self.group.shard(batch)
+        loss, right = discriminator_step(self.d, self.d_opt, sequences[idx], labels[idx], self.config.d_l2, where,
+                                         self.group)
+        return loss, right, len(idx)
+
 
     # --- results ---------------------------------------------------------------------------------------
+    @torch.no_grad()
     def finish(self) -> dict:
         c = self.config
         results = super().finish()
@@ -370,3 +391,28 @@ def discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, sequences: Tens
     logits = d(sequences)
     value = discriminator_update(d, opt, discriminator_loss(logits, labels), l2, where, group)
     return value, int(correct_guesses(logits, labels).item())
+
+
+def summed_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_policy: nn.Module, samples: Tensor,
+                                rewards: Tensor, clip: float, rate: float, where: str, group: Group = Group(),
+                                reference: Optional[nn.Module] = None, kl_coef: float = 0.0) -> float:
+    """One update of G from this process's rows with credit already normalised over the batch
+    (MaliGAN's weights, RankGAN's ranking scores), then the rollout policy's moving average
+    (rate 0: G itself). Returns the loss.
+
+    The loss is -sum_i sum_t r_it log p(y_it | y_i<t) over the batch: the sum those papers'
+    codes take, not SeqGAN's mean over tokens, as the credit sums to a constant over the
+    batch already. Under torchrun each process's share of the sum is scaled so that the
+    averaged gradient is the whole batch's sum. `--kl-coef`'s KL is a mean over tokens, as
+    in the other recipes.
+
+    Shape: samples (b, T), rewards (b, T)
+    """
+    mask = tokens_mask(samples, g.eos_token, g.pad_token)
+    logits = g.target_logits(samples)
+    ref = reference_logits(reference, samples)
+    kl = kl_coef * kl_to_reference(logits, ref, mask, group.token_normalizer(mask)) if ref is not None and kl_coef else None
+    value = policy_gradient_update(g, opt, logits, samples, rewards, mask, 1.0 / group.world_size, clip, where, group,
+                                   extra_loss=kl)
+    ema_update(rollout_policy, g, rate)
+    return value
