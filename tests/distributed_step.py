@@ -2,11 +2,13 @@
 self-normalised importance weights): what test_distributed.py
 runs on 2 processes under torchrun (gloo) and on 1 process, and compares.
 
-    torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR [lstm|hf|maligan]
+    torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR [lstm|hf|maligan|rankgan]
 
 `hf`: the generator a tiny Hugging Face GPT-2 (`HFGenerator`, built from a config), its
 updates with a KL penalty to its starting weights. `maligan`: MaliGAN's steps instead
-(each completion's logit, weights normalised over the whole batch, the summed update).
+(each completion's logit, weights normalised over the whole batch, the summed update);
+`rankgan`: RankGAN's (a ranker in place of D, updated on the whole batch by every process,
+ranking scores over the whole batch's completions).
 
 Each process writes OUT_DIR/rank{r}.pt: the models and optimisers after the steps.
 """
@@ -18,12 +20,15 @@ from pathlib import Path
 
 import torch
 
-from seqadv.models.discriminator import Discriminator
+from seqadv.models.discriminator import Discriminator, Ranker
 from seqadv.models.generator import Generator
-from seqadv.rl.rewards import discriminator_reward
+from seqadv.rl.losses import rank_loss
+from seqadv.rl.rewards import RankerReward, discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
+from seqadv.rl.update import discriminator_update
 from seqadv.runtime.distributed import Group, setup, teardown
 from seqadv.trainers.maligan import maligan_rewards
+from seqadv.trainers.rankgan import rank_rewards
 from seqadv.trainers.seqgan import (SeqGANConfig, discriminator_step, policy_gradient_step,
                                    summed_policy_gradient_step)
 
@@ -63,7 +68,7 @@ def build(kind: str = "lstm"):
     else:
         g = Generator(V, 8, 8, start_token=START, eos_token=EOS, pad_token=PAD)
     rollout_policy = copy.deepcopy(g).requires_grad_(False)
-    d = Discriminator(V, 8, (2, 3), (4, 4), 0.0, pad_token=PAD)
+    d = (Ranker if kind == "rankgan" else Discriminator)(V, 8, (2, 3), (4, 4), 0.0, pad_token=PAD)
     return args, g, torch.optim.Adam(g.parameters(), lr=args.g_lr), rollout_policy, d, torch.optim.Adam(d.parameters(), lr=args.d_lr)
 
 
@@ -77,6 +82,16 @@ def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of, k
     losses = []
     for step in range(STEPS):
         d.eval()
+        if kind == "rankgan":  # `real` is the whole batch's: every process updates the ranker on all of it
+            scores = rewards_of(engine, RankerReward(d, real[:3]), True)  # (b, T, N)
+            rewards = rank_rewards(scores, "test", group)[0]
+            losses.append(summed_policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, 0.0,
+                                                      "test", group))
+            d.train()
+            rows = torch.cat([real, group.all_gather(samples)])
+            labels = torch.cat([torch.ones(len(real)), torch.zeros(len(rows) - len(real))])
+            losses.append(discriminator_update(d, d_opt, rank_loss(d(rows, real[3:6]), labels), 0.0, "test", group))
+            continue
         if kind == "maligan":
             logits = rewards_of(engine, discriminator_reward(d, logits=True), True)  # (b, T, N)
             rewards = maligan_rewards(logits, "paper", "test", group)[0]
@@ -103,7 +118,7 @@ def main(out: str, kind: str = "lstm") -> None:
     samples, real, seeds = fixed_batch()
     rng = torch.Generator().manual_seed(int(seeds[group.rank]))
     mine = group.shard(samples)
-    result = steps(group, mine, group.shard(real),
+    result = steps(group, mine, real if kind == "rankgan" else group.shard(real),
                    lambda engine, reward, each=False: engine.rewards(mine, reward, generator=rng, per_completion=each),
                    kind)
     # what train_discriminator_round does with each process's draws: all of them, in rank order

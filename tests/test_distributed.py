@@ -49,13 +49,14 @@ def test_a_single_process_group_leaves_everything_as_it_is():
         Group(rank=0, world_size=4).shard(rows)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "hf", "maligan"])
+@pytest.mark.parametrize("kind", ["lstm", "hf", "maligan", "rankgan"])
 def test_two_processes_make_the_one_process_step(tmp_path, kind):
     """2 adversarial steps (rollout rewards, G's policy-gradient update with clipping, the
     delayed policy's average, a D update) split over 2 processes equal the same steps on one
     process with the whole batch, given the same samples and the same rollout seeds; for a
     Hugging Face generator too (`hf`, with a KL penalty), and MaliGAN's steps (`maligan`: its
-    weights normalised over both processes' completions, its summed loss)."""
+    weights normalised over both processes' completions, its summed loss) and RankGAN's
+    (`rankgan`: ranking scores over both processes' completions, the ranker's batch whole on each)."""
     if kind == "hf":
         pytest.importorskip("transformers")
     result = torchrun(2, REPO / "tests" / "distributed_step.py", tmp_path, kind)

@@ -1,5 +1,6 @@
 """The RL text-GAN family on SeqGAN's loop (MaliGAN, RankGAN): each recipe's credit against
-its formula, and training that moves G toward what its reward prefers."""
+its formula, its adversary preferring real text, and training that moves G toward what its
+reward prefers."""
 import math
 
 import pytest
@@ -7,11 +8,18 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from seqadv import MaliGANConfig, MaliGANTrainer
+from seqadv import MaliGANConfig, MaliGANTrainer, RankGANConfig, RankGANTrainer
+from seqadv.core.modules import eval_mode
+from seqadv.models.discriminator import Ranker
 from seqadv.models.generator import Generator
-from seqadv.rl.advantages import maligan_weights
+from seqadv.rl.advantages import maligan_weights, rank_probabilities
+from seqadv.rl.losses import rank_loss
+from seqadv.rl.rewards import RankerReward
 from seqadv.rl.rollout import RolloutEngine
 from seqadv.trainers.maligan import maligan_rewards
+from seqadv.trainers.rankgan import rank_rewards
+
+RECIPES = {"maligan": (MaliGANConfig, MaliGANTrainer), "rankgan": (RankGANConfig, RankGANTrainer)}
 
 
 def test_maligan_weights_are_the_papers_and_texygens():
@@ -29,34 +37,62 @@ def test_maligan_weights_are_the_papers_and_texygens():
 
 
 class FirstToken(nn.Module):
-    """A discriminator that reads the first token only: every completion of a prefix scores
-    as the sample itself."""
+    """An adversary that reads the first token only (a discriminator's logit, or a ranker's
+    relevance, references ignored): every completion of a prefix scores as the sample itself."""
 
     def __init__(self, vocab):
         super().__init__()
         self.table = nn.Parameter(torch.randn(vocab, generator=torch.Generator().manual_seed(1)) * 2)
 
-    def forward(self, sequences):
+    def forward(self, sequences, references=None):
         return self.table[sequences[:, 0]]
 
 
-def test_maligan_mc_credit_normalises_over_the_batch_for_each_prefix_length_and_rollout():
-    """With a D of the first token alone, each completion's weight is its sample's: every
-    column's credit is the last column's (the basic algorithm's), which holds only if the
-    weights are normalised across the batch within each (prefix length, rollout) group; and
-    it is not what normalising each prefix's own completions gives (all zero)."""
+@pytest.mark.parametrize("recipe", ["maligan", "rankgan"])
+def test_mc_credit_compares_the_batchs_completions_of_each_prefix_length_and_rollout(recipe):
+    """With an adversary of the first token alone, each completion scores as its sample: every
+    column's credit is the last column's (the samples' own weights, or ranking scores), which
+    holds only if the normalisation runs across the batch within each (prefix length, rollout)
+    group; normalising each prefix's own completions would give uniform credit instead."""
     torch.manual_seed(0)
     g = Generator(6, 8, 8, start_token=0)
-    d = FirstToken(6)
+    adversary = FirstToken(6)
     samples = g.sample(12, 5, generator=torch.Generator().manual_seed(2))
     engine = RolloutEngine(g, 7)
+    references = samples[:3]
+    reward = adversary if recipe == "maligan" else RankerReward(adversary, references)
     with torch.no_grad():
-        logits = engine.rewards(samples, d, generator=torch.Generator().manual_seed(3), per_completion=True)
-    rewards, all_rewards = maligan_rewards(logits)
+        scores = engine.rewards(samples, reward, generator=torch.Generator().manual_seed(3), per_completion=True)
+        own = adversary(samples)
+    if recipe == "maligan":
+        rewards, all_rewards = maligan_rewards(scores)
+        expected = maligan_weights(own)
+    else:
+        rewards, all_rewards = rank_rewards(scores)
+        expected = rank_probabilities(own)
     assert rewards.shape == (12, 5) and torch.equal(rewards, all_rewards)
-    basic = maligan_weights(d(samples).detach())
-    assert_close(rewards, basic[:, None].expand(12, 5))
-    assert basic.abs().max() > 0.01
+    assert_close(rewards, expected[:, None].expand(12, 5))
+    assert expected.std() > 0.01
+
+
+def test_rank_loss_and_the_rankers_rewards_are_the_codes():
+    gen = torch.Generator().manual_seed(0)
+    scores, labels = torch.randn(10, generator=gen, dtype=torch.float64), torch.tensor([1, 0] * 5)
+    log_p = scores - scores.exp().sum().log()
+    assert_close(rank_loss(scores, labels), -(log_p[::2].mean() - log_p[1::2].mean()))
+    # the ranker's relevance: gamma * the sum (or mean) of cosines to the references, in eval mode
+    torch.manual_seed(1)
+    ranker = Ranker(9, 8, (1, 2, 3), (4, 5, 6), 0.25, gamma=2.0).eval()
+    tokens, refs = torch.randint(0, 9, (6, 7)), torch.randint(0, 9, (4, 7))
+    f = lambda x: nn.functional.normalize(ranker.highway(ranker.features(x)), dim=1)  # noqa: E731
+    assert_close(ranker(tokens, refs), 2.0 * (f(tokens) @ f(refs).T).sum(1))
+    assert_close(Ranker(9, 8, (1, 2, 3), (4, 5, 6), 0.0, aggregate="mean").eval()(tokens, refs).shape, (6,))
+    # the rollout path shares each prefix's windows and gives the same scores
+    completions = tokens.repeat_interleave(3, dim=0)[: 3 * 6]
+    reward = RankerReward(ranker, refs)
+    assert_close(reward.score_rollouts(tokens[:1], tokens[:1].repeat(3 * 6, 1), 3, [1] * 6),
+                 reward(tokens[:1].repeat(3 * 6, 1)))
+    assert reward(completions).shape == (18,)
 
 
 class Favourite(nn.Module):
@@ -68,23 +104,26 @@ class Favourite(nn.Module):
         self.token, self.scale = token, scale
         self.unused = nn.Parameter(torch.zeros(1))
 
-    def forward(self, sequences):
+    def forward(self, sequences, references=None):
         return self.scale * (sequences == self.token).float().mean(dim=1) + 0 * self.unused
 
 
-@pytest.mark.parametrize("credit", ["mc", "sequence"])
-def test_maligan_moves_g_toward_what_d_prefers(toy, tmp_path, credit):
-    """Pretrained G, then MaliGAN's updates against a D that likes one token: G's samples hold
-    more of it (a sign error or an unnormalised weight would not), and NLL stays finite."""
-    config = MaliGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=4, d_pretrain_rounds=0,
-                           d_rounds=0, adv_epochs=12, eval_every=12, credit=credit)
+@pytest.mark.parametrize("recipe, options", [("maligan", {"credit": "mc"}), ("maligan", {"credit": "sequence"}),
+                                             ("rankgan", {})])
+def test_g_moves_toward_what_its_reward_prefers(toy, tmp_path, recipe, options):
+    """Pretrained G, then the recipe's updates against an adversary that likes one token (never
+    trained): G's samples hold more of it than the MLE baseline's (a sign error or credit that
+    does not compare the samples would not), and NLL stays finite."""
+    config_class, trainer_class = RECIPES[recipe]
+    config = config_class(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=4, d_pretrain_rounds=0,
+                          d_rounds=0, adv_epochs=12, eval_every=12, **options)
     favourite = {}
 
     def build_d(data):
         favourite["id"] = data.vocab.stoi["w3"]
         return Favourite(favourite["id"])
 
-    trainer = MaliGANTrainer(config, discriminator=build_d)
+    trainer = trainer_class(config, discriminator=build_d)
     results = trainer.train()
 
     def share(g):
@@ -93,4 +132,26 @@ def test_maligan_moves_g_toward_what_d_prefers(toy, tmp_path, credit):
 
     before, after = share(trainer.mle), share(trainer.g)  # the baseline moved by MLE only, as much
     assert after > before + 0.02, (before, after)
-    assert math.isfinite(results["models"]["maligan"]["nll_test"])
+    assert math.isfinite(results["models"][recipe]["nll_test"])
+
+
+def test_the_rankers_rounds_make_it_rank_real_text_above_generated(toy, tmp_path):
+    """RankGAN's ranker after its pretraining rounds against a pretrained G: held-out real
+    sentences get higher ranking scores than fresh samples, against references from the
+    training split, and far more so than by an untrained ranker (whose random features already
+    find real text nearer the real references)."""
+    config = RankGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=4, d_pretrain_rounds=8,
+                           d_lr=2e-3, d_epochs=2, adv_epochs=0)
+    trainer = RankGANTrainer(config)
+    trainer.train()
+    data = trainer.data
+    fake = trainer.g.sample(len(data.test), data.length, generator=torch.Generator().manual_seed(5))
+    refs = data.train[torch.randint(len(data.train), (16,), generator=torch.Generator().manual_seed(6))]
+
+    def ratio(ranker):
+        with torch.no_grad(), eval_mode(ranker):
+            p = rank_probabilities(ranker(torch.cat([data.test, fake]), refs))
+        return float(p[: len(data.test)].mean() / p[len(data.test) :].mean())
+
+    untrained = Ranker(data.vocab_size, 16, (1, 2, 3, 5), (8, 8, 8, 8), pad_token=data.pad_token or 0)
+    assert ratio(trainer.d) > 5 * max(1.0, ratio(untrained)), (ratio(trainer.d), ratio(untrained))

@@ -116,11 +116,10 @@ def maligan_weights(logits: Tensor, kind: str = "paper") -> Tensor:
     return (w - w.mean(dim=0, keepdim=True)).to(logits.dtype)
 
 
-def rank_probabilities(scores: Tensor, gamma: float = 1.0) -> Tensor:
-    """RankGAN's ranking score of each sequence among the batch it is compared with:
-    softmax over the batch (dim 0) of gamma times its relevance to the reference set.
+def rank_probabilities(scores: Tensor) -> Tensor:
+    """RankGAN's ranking score of each sequence among the batch it is compared with: the
+    softmax over the batch (dim 0) of its relevance to the reference set (gamma inside it).
 
     Shape: scores (B, ...) -> (B, ...); each column along dim 0 sums to 1
     """
-    return torch.softmax(gamma * scores.double(), dim=0).to(scores.dtype)
-
+    return torch.softmax(scores.double(), dim=0).to(scores.dtype)

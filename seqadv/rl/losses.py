@@ -127,6 +127,23 @@ def discriminator_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels.float())
 
 
+def rank_loss(scores: Tensor, labels: Tensor) -> Tensor:
+    """RankGAN's ranker loss: the ranking scores log P(s) = log_softmax(scores) over the whole
+    batch, real and generated together, and -(mean over real rows - mean over generated rows)
+    (its code's `rank_loss`). A batch without rows of one kind leaves that term out.
+
+    Shape: scores (B,) relevance of each row to the references, labels (B,) 1 real / 0 generated -> scalar
+    """
+    log_p = torch.log_softmax(scores, dim=0)
+    real = labels.bool()
+    loss = scores.new_zeros(())
+    if real.any():
+        loss = loss - log_p[real].mean()
+    if (~real).any():
+        loss = loss + log_p[~real].mean()
+    return loss
+
+
 def prefix_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, real_mask: Tensor, fake_mask: Tensor,
                               real_normalizer: Tensor | float | None = None,
                               fake_normalizer: Tensor | float | None = None) -> Tensor:

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 from seqadv.core.modules import eval_mode
-from seqadv.models.discriminator import Discriminator
+from seqadv.models.discriminator import Discriminator, Ranker
 
 
 class DiscriminatorReward:
@@ -51,6 +51,41 @@ def discriminator_reward(discriminator: Discriminator, max_rows: int = 1024, sha
                          logits: bool = False) -> DiscriminatorReward:
     """D's probability of "real" (or its log-odds) as the reward (see `DiscriminatorReward`)."""
     return DiscriminatorReward(discriminator, max_rows, share_prefix, logits)
+
+
+class RankerReward:
+    """RankGAN's relevance of each sequence to a reference set of real sentences (before the
+    softmax over the sequences compared), in eval mode (its code scores rollouts with dropout
+    off). With `Ranker`'s layers the references' features are computed once per reward and,
+    as `DiscriminatorReward` does, the CNN windows inside each kept prefix once
+    (`rollout.PrefixAwareReward`); a ranker of one's own is called as `ranker(rows, references)`.
+
+    Shape: references (R, T) token ids of real sentences
+    """
+
+    def __init__(self, ranker: Ranker, references: Tensor, max_rows: int = 1024):
+        self.ranker, self.references, self.max_rows = ranker, references, max_rows
+        self.layered = isinstance(ranker, Ranker)
+        if self.layered:
+            with torch.no_grad(), eval_mode(ranker) as r:
+                self.features = r.embed(references)  # (R, sum F)
+
+    @torch.no_grad()
+    def __call__(self, sequences: Tensor) -> Tensor:
+        """(rows, T) -> (rows,)"""
+        with eval_mode(self.ranker) as r:
+            score = ((lambda x: r.head(r.features(x), self.features)) if self.layered
+                     else (lambda x: r(x, self.references)))
+            return torch.cat([score(part) for part in sequences.split(self.max_rows)])
+
+    @torch.no_grad()
+    def score_rollouts(self, sequences: Tensor, completions: Tensor, num_rollouts: int, counts: list[int]) -> Tensor:
+        """`self(completions)`, sharing each prefix's windows (`rollout.PrefixAwareReward`)."""
+        if not self.layered:
+            return self(completions)
+        with eval_mode(self.ranker) as r:
+            return r.rollout_logits(sequences, completions, num_rollouts, self.max_rows, counts,
+                                    references=self.features)
 
 
 def token_log_rewards(logits: Tensor, hidden: Tensor) -> Tensor:

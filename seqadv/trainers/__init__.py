@@ -8,7 +8,8 @@ from seqadv.trainers.irgan import IRGANConfig, IRGANTrainer
 from seqadv.trainers.maligan import MaliGANConfig, MaliGANTrainer
 from seqadv.trainers.maskgan import MaskGANConfig, MaskGANTrainer
 from seqadv.trainers.mle import MLEConfig, MLETrainer
+from seqadv.trainers.rankgan import RankGANConfig, RankGANTrainer
 from seqadv.trainers.scratchgan import ScratchGANConfig, ScratchGANTrainer
 from seqadv.trainers.seqgan import SeqGANConfig, SeqGANTrainer
 
-__all__ = ["IRGANConfig", "IRGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
+__all__ = ["IRGANConfig", "IRGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "RankGANConfig", "RankGANTrainer", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]

@@ -91,9 +91,6 @@ class MaliGANTrainer(SeqGANTrainer):
         # D's log-odds: the weights are a softmax of them (r = D / (1 - D) = exp(logit))
         self.reward_fn = discriminator_reward(self.d, share_prefix=hasattr(self.d, "rollout_logits"), logits=True)
 
-    def generator_samples(self, num: int) -> Tensor:
-        return self.g.sample(num, self.data.length, generator=self.rng)
-
     def generator_rewards(self, samples: Tensor, where: str) -> tuple[Tensor, Tensor]:
         """Each token's weight less the mean weight, this process's rows and the whole batch's.
 

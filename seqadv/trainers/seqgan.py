@@ -151,10 +151,7 @@ class SeqGANTrainer(TextGANTrainer):
     def build_adversary(self) -> None:
         c, data = self.config, self.data
         d = own_model(self.user_discriminator, data)
-        if d is None:
-            d = Discriminator(data.vocab_size, c.d_embedding_dim, c.d_filter_sizes, c.d_num_filters, c.d_dropout,
-                              pad_token=data.pad_token or 0)
-        self.d = d.to(self.device)
+        self.d = (self.new_discriminator() if d is None else d).to(self.device)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=c.d_lr)
         self.build_mle_baseline()
         self.rollout_policy = copy.deepcopy(self.g).requires_grad_(False)  # SeqGAN's delayed policy of the rollouts
@@ -168,6 +165,12 @@ class SeqGANTrainer(TextGANTrainer):
                                     pad_token=data.pad_token)
         # sigmoid(D) in eval mode; windows inside a kept prefix computed once where D can (the CNN)
         self.reward_fn = discriminator_reward(self.d, share_prefix=hasattr(self.d, "rollout_logits"))
+
+    def new_discriminator(self) -> nn.Module:
+        """The recipe's own adversary (SeqGAN's CNN D), where none of one's own is given."""
+        c, data = self.config, self.data
+        return Discriminator(data.vocab_size, c.d_embedding_dim, c.d_filter_sizes, c.d_num_filters, c.d_dropout,
+                             pad_token=data.pad_token or 0)
 
     def adversarial_updates(self) -> int:
         return self.config.adv_epochs * self.config.g_steps
@@ -231,8 +234,10 @@ class SeqGANTrainer(TextGANTrainer):
         return self.config.d_epochs
 
     def generator_samples(self, num: int) -> Tensor:
-        """This process's samples for one G update. Shape: -> (num, T)"""
-        return self.g.sample(num, self.data.length, temperature=self.config.sample_temperature, generator=self.rng)
+        """This process's samples for one G update, at temperature 1 but for SeqGAN's ColdGANs
+        option (`sample_temperature`). Shape: -> (num, T)"""
+        temperature = getattr(self.config, "sample_temperature", 1.0)
+        return self.g.sample(num, self.data.length, temperature=temperature, generator=self.rng)
 
     def generator_rewards(self, samples: Tensor, where: str) -> tuple[Tensor, Tensor]:
         """SeqGAN's credit: each prefix's mean reward over its rollouts (D's probability of "real").
