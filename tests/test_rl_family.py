@@ -1,6 +1,7 @@
 """The RL text-GAN family on SeqGAN's loop (MaliGAN, RankGAN): each recipe's credit against
 its formula, its adversary preferring real text, and training that moves G toward what its
 reward prefers."""
+import json
 import math
 
 import pytest
@@ -155,3 +156,26 @@ def test_the_rankers_rounds_make_it_rank_real_text_above_generated(toy, tmp_path
 
     untrained = Ranker(data.vocab_size, 16, (1, 2, 3, 5), (8, 8, 8, 8), pad_token=data.pad_token or 0)
     assert ratio(trainer.d) > 5 * max(1.0, ratio(untrained)), (ratio(trainer.d), ratio(untrained))
+
+
+def test_the_oracle_table_is_mean_and_std_over_seeds_with_the_paired_difference(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("oracle_table", Path(__file__).parents[1] / "scripts" / "oracle_table.py")
+    oracle_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(oracle_table)
+    for seed, (pre, mle, gan) in zip((88, 89), [(9.0, 8.9, 8.7), (9.2, 9.1, 8.7)]):
+        result = {"recipe": "rankgan", "models": {"pretrained": {"nll_oracle": pre}, "mle": {"nll_oracle": mle},
+                                                  "rankgan": {"nll_oracle": gan}},
+                  "config": {"oracle": "paper", "seed": seed, "preset": "cpu", "out": f"runs/oracle/rankgan/seed-{seed}",
+                             "init_from": f"runs/oracle/seqgan/seed-{seed}"}}
+        (tmp_path / "rankgan").mkdir(exist_ok=True)
+        (tmp_path / "rankgan" / f"seed-{seed}.json").write_text(json.dumps(result))
+    header, row = oracle_table.table(tmp_path)
+    # pretrained 9.1 ± 0.141, MLE 9.0 ± 0.141, RankGAN 8.7 ± 0, RankGAN - MLE: -0.2, -0.4 -> -0.3 ± 0.141
+    assert row.split()[:12] == ["RankGAN", "2", "9.100", "±", "0.141", "9.000", "±", "0.141", "8.700", "±", "0.000",
+                                "-0.300"]
+    assert "8.247" in row
+    assert oracle_table.command(result) == ("python scripts/train_rankgan.py --corpus oracle --oracle paper --seed 89 "
+                                            "--out runs/oracle/rankgan/seed-89 --init-from runs/oracle/seqgan/seed-89")

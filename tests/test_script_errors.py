@@ -180,6 +180,7 @@ CASES = [
     ("bench_bleu", ["--n", "0"], "--n must be at least 1, got 0"),
     ("bench_bleu", ["--samples", "-3"], "--samples must be at least 1, got -3"),
     ("bench_rollout", ["--batch", "0"], "--batch must be at least 1, got 0"),
+    ("oracle_table", ["--collect", "nowhere"], "--collect nowhere: no such folder"),
     ("bench_rollout", ["--nproc", "1,two"], "--nproc: expected comma-separated int values"),
     ("bench_rollout", ["--eos", "--model", "transformer"], "--eos times the LSTM policy in one process"),
     # argparse's own: an unknown option, in every script

@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""The family on the SeqGAN paper's oracle: NLL-oracle of each recipe, the MLE of equal budget
+beside it, and each paper's own figure, from committed per-seed JSON.
+
+    python scripts/oracle_table.py                          # the table, from results/oracle/
+    python scripts/oracle_table.py --collect runs/oracle    # first copy the finished seeds there
+
+Each seed is one run of a recipe's script at the `cpu` preset (the commands are in each
+JSON's "command"), SeqGAN's from scratch and the others from SeqGAN's pretrained G of the same
+seed (`--init-from`), so every recipe of a seed starts from one generator and the MLE
+baselines are alike:
+
+    python scripts/train_seqgan.py --corpus oracle --oracle paper --seed S --out runs/oracle/seqgan/seed-S
+    python scripts/train_maligan.py --corpus oracle --oracle paper --seed S --out runs/oracle/maligan/seed-S \\
+        --init-from runs/oracle/seqgan/seed-S
+
+`--collect DIR` copies DIR/<recipe>/seed-<s>/results.json (finished runs only) to
+results/oracle/<recipe>/seed-<s>.json with the command that made it; DIR/seqgan-paper/
+(`--preset paper`, one seed) is the paper preset's row. The table is mean ± std over the
+seeds of the final models (sample std); "vs MLE" is the mean ± std of each seed's recipe
+minus its own MLE (the pairs share the pretrained G).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Optional
+
+from seqadv.runtime.checkpoint import write_text_atomic
+from seqadv.runtime.cli import OneLineParser, guarded
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results" / "oracle"
+ORDER = ["seqgan", "scratchgan", "maligan", "rankgan", "leakgan"]
+LABELS = {"seqgan": "SeqGAN", "scratchgan": "ScratchGAN-style", "maligan": "MaliGAN", "rankgan": "RankGAN",
+          "leakgan": "LeakGAN"}
+# each paper's own NLL-oracle on this oracle (length 20), where it reports one, and where from
+PAPER = {
+    "seqgan": "8.736 (SeqGAN, Table 1; MLE 9.038; the official log: 8.683)",
+    "scratchgan": "none (no oracle experiment)",
+    "maligan": "none (no oracle experiment; Texygen: a curve, no figure)",
+    "rankgan": "8.247 (RankGAN, Table 1; its code's README: 8.00-8.50)",
+    "leakgan": "7.038 (LeakGAN, Table 1)",
+}
+
+
+def command(result: dict) -> str:
+    c = result["config"]
+    line = (f"python scripts/train_{result['recipe']}.py --corpus oracle --oracle {c['oracle']} --seed {c['seed']}"
+            f"{'' if c['preset'] == 'cpu' else ' --preset ' + c['preset']} --out {c['out']}")
+    if c.get("init_from"):
+        line += f" --init-from {c['init_from']}"
+    return line
+
+
+def collect(runs: Path) -> list[Path]:
+    """Copy each finished seed's results.json under `runs` into results/oracle/ with its command."""
+    written = []
+    for results in sorted(runs.glob("*/seed-*/results.json")):
+        result = json.loads(results.read_text())
+        if result.get("corpus") != "oracle-paper":
+            continue
+        result["command"] = command(result)
+        target = RESULTS / results.parent.parent.name / f"{results.parent.name}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(target, json.dumps(result, indent=1) + "\n")
+        written.append(target)
+    return written
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def table(root: Path = RESULTS) -> list[str]:
+    lines = [f"{'recipe':<18}{'seeds':>6}{'pretrained':>16}{'MLE':>16}{'recipe':>16}{'vs MLE':>17}   paper's figure"]
+    for recipe in ORDER + ["seqgan-paper"]:
+        runs = [json.loads(p.read_text()) for p in sorted((root / recipe).glob("seed-*.json"))]
+        if not runs:
+            continue
+        name = recipe if recipe in LABELS else "seqgan"
+        values = {m: [r["models"][m]["nll_oracle"] for r in runs] for m in ("pretrained", "mle", name)}
+        diffs = [a - b for a, b in zip(values[name], values["mle"])]
+        label = LABELS[name] + (" (paper preset)" if recipe == "seqgan-paper" else "")
+        lines.append(f"{label:<18}{len(runs):>6}{mean_std(values['pretrained']):>16}{mean_std(values['mle']):>16}"
+                     f"{mean_std(values[name]):>16}{mean_std(diffs):>17}   {PAPER[name]}")
+    return lines
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = OneLineParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--collect", default=None, help="a folder of runs (<recipe>/seed-<s>/) to copy the finished ones from")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    def run():
+        if args.collect is not None:
+            runs = Path(args.collect)
+            if not runs.is_dir():
+                parser.error(f"--collect {runs}: no such folder")
+            for path in collect(runs):
+                print(f"wrote {path.relative_to(REPO)}")
+        lines = table()
+        if len(lines) == 1:
+            parser.error(f"no per-seed JSON under {RESULTS.relative_to(REPO)}: run the recipes and --collect them")
+        print("NLL-oracle (lower is better), cpu preset, mean ± std over seeds")
+        print("\n".join(lines))
+    return guarded("oracle_table.py", run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
