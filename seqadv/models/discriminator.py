@@ -143,9 +143,19 @@ class Discriminator(TextCNN):
 
     def head(self, pooled: Tensor) -> Tensor:
         """(B, sum F) -> logits (B,)."""
-        return self.out(self.dropout(self.highway(pooled))).squeeze(1)
+        return self.out(self.leak(pooled)).squeeze(1)
 
     classify = head
+
+    def leak(self, pooled: Tensor) -> Tensor:
+        """(B, sum F) max-pooled -> (B, sum F): the features the output layer reads."""
+        return self.dropout(self.highway(pooled))
+
+    def leaked_features(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) -> (B, sum F): what D leaks to LeakGAN's manager, the features its
+        output layer reads (after the highway layer and dropout, as the official code's
+        `FeatureExtractor_unit`)."""
+        return self.leak(self.features(tokens))
 
     def l2_penalty(self) -> Tensor:
         """0.5 * ||W_out||^2 + 0.5 * ||b_out||^2: the official code's L2 term (weighted by 0.2 there)."""

@@ -1,0 +1,169 @@
+"""LeakGAN's generator (Guo et al., "Long Text Generation via Adversarial Training with Leaked
+Information", AAAI 2018), after the official code (CR-Gjx/LeakGAN, `LeakGANModel.py`).
+
+A manager and a worker, two LSTMs. At every step the discriminator leaks its feature of the
+text so far, f_t = D's CNN features of the prefix y_0..y_{t-1} (not yet generated
+positions filled with a token of their own, `fill_token`). The manager reads f_t and emits
+a unit sub-goal g_t in feature space. The worker reads the last token and emits a matrix
+O_t of V x k (k = `goal_size`). The next token's logits are O_t w, with
+w = normalize(G W_g) and G the block's goal: the sum of the c (`step_size`) sub-goals of the
+previous block, held fixed within a block (the first block's a learned vector, `goal_init`).
+
+    logits_t = O_t @ normalize(G_{block(t)} @ W_g)                        (V,)
+
+The recurrence is the official code's teacher-forcing one (`preTrain`), written as the
+policy protocol's step j: the manager part of loop j (feature of the j tokens so far), the
+goal bookkeeping, then the worker part of loop j + 1 (consume token j - 1, give token j's
+logits). Sampling, teacher forcing and the rollout engine all use this one step, so
+rollouts complete exactly the distribution G is trained as. The official sampling and
+rollout recurrences (`_g_recurrence`, `_g_recurrence_2`) feed the manager the feature of one
+token fewer than its training recurrence does. That shift, and their `goal_init` of one row
+per batch row (here one vector shared by all rows, so any batch size samples), are not
+reproduced.
+
+The discriminator is not part of the generator's parameters: `step` computes its features
+without gradients, through `leak` (any module with `leaked_features(tokens (B, T)) -> (B, F)`,
+`seqadv.models.discriminator.Discriminator`'s), which the trainer sets and keeps pointing at
+the D it trains (the official `update_feature_function`).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqadv.core.masks import mask_after_eos
+from seqadv.core.registry import register_model
+from seqadv.core.sampling import generate
+from seqadv.models.generator import init_normal_
+
+
+@register_model
+class LeakGANGenerator(nn.Module):
+    """Shapes: B rows, T `max_length` positions, V `vocab_size`, F `feature_dim` (D's features),
+    H `hidden_dim`, k `goal_size`, c `step_size`.
+
+    State (the policy protocol's, batch first): worker (h, c) (B, H) each, manager (h, c) (B, H)
+    each, the sub-goals summed so far in this block (B, F), the block's goal (B, F), the prefix
+    so far (B, T) (`fill_token` where not generated yet) and the step (B, 1).
+    """
+
+    def __init__(self, vocab_size: int, feature_dim: int, max_length: int, embedding_dim: int = 32,
+                 hidden_dim: int = 32, goal_size: int = 16, step_size: int = 4, start_token: int = 0,
+                 eos_token: Optional[int] = None, pad_token: Optional[int] = None, fill_token: Optional[int] = None):
+        super().__init__()
+        self.config = dict(vocab_size=vocab_size, feature_dim=feature_dim, max_length=max_length,
+                           embedding_dim=embedding_dim, hidden_dim=hidden_dim, goal_size=goal_size, step_size=step_size,
+                           start_token=start_token, eos_token=eos_token, pad_token=pad_token, fill_token=fill_token)
+        self.vocab_size, self.max_length, self.goal_size, self.step_size = vocab_size, max_length, goal_size, step_size
+        self.start_token, self.eos_token, self.pad_token = start_token, eos_token, pad_token
+        self.fill_token = vocab_size if fill_token is None else fill_token  # D's own row for "not yet"
+        # worker
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.worker = nn.LSTMCell(embedding_dim, hidden_dim)
+        self.worker_out = nn.Linear(hidden_dim, vocab_size * goal_size)
+        self.goal_projection = nn.Parameter(torch.empty(feature_dim, goal_size))  # the code's g_change
+        # manager
+        self.manager = nn.LSTMCell(feature_dim, hidden_dim)
+        self.manager_out = nn.Linear(hidden_dim, feature_dim)
+        self.goal_init = nn.Parameter(torch.empty(feature_dim))
+        init_normal_(self, 0.1)  # the official code's N(0, 0.1) for every weight
+        self.leak: Optional[nn.Module] = None
+
+    def set_leak(self, discriminator: nn.Module) -> "LeakGANGenerator":
+        """The module whose `leaked_features` the manager reads (not a parameter of G)."""
+        object.__setattr__(self, "leak", discriminator)  # not registered: G's state and optimiser leave D alone
+        return self
+
+    def worker_parameters(self) -> list[nn.Parameter]:
+        return [*self.embedding.parameters(), *self.worker.parameters(), *self.worker_out.parameters(),
+                self.goal_projection]
+
+    def manager_parameters(self) -> list[nn.Parameter]:
+        return [*self.manager.parameters(), *self.manager_out.parameters(), self.goal_init]
+
+    @property
+    def device(self) -> torch.device:
+        return self.goal_init.device
+
+    # --- the policy protocol ----------------------------------------------------------------------
+    def initial_state(self, batch_size: int) -> tuple:
+        B, H, Fd, dev = batch_size, self.worker.hidden_size, self.goal_init.shape[0], self.device
+        zeros = torch.zeros(B, H, device=dev)
+        return ((zeros, zeros.clone()), (zeros.clone(), zeros.clone()), torch.zeros(B, Fd, device=dev),
+                torch.zeros(B, Fd, device=dev),
+                torch.full((B, self.max_length), self.fill_token, dtype=torch.long, device=dev),
+                torch.zeros(B, 1, dtype=torch.long, device=dev))
+
+    def step(self, tokens: Tensor, state: tuple, features: Optional[Tensor] = None) -> tuple[Tensor, tuple]:
+        """Consume token j - 1 (the start token at j = 0), give token j's logits.
+
+        Shape: tokens (B,) -> logits (B, V), the next state. `features` (B, F): the leaked
+        features of the prefix after this token, if already computed (teacher forcing)."""
+        (h_w, c_w), (h_m, c_m), summed, goal, prefix, j = state
+        first = j == 0  # (B, 1)
+        # the prefix so far: this token lands at position j - 1
+        position = torch.arange(prefix.shape[1], device=prefix.device)
+        prefix = torch.where(position == j - 1, tokens[:, None], prefix)
+        if features is None:
+            features = self.leaked_features(prefix)
+        h_m, c_m = self.manager(features, (h_m, c_m))
+        sub_goal = F.normalize(self.manager_out(h_m), dim=1)
+        # a block ends at j = c, 2c, ...: its goal becomes the sum of its sub-goals; the first
+        # block's goal is goal_init (the sub-goal of the empty prefix counts for nothing)
+        ends = ~first & (j % self.step_size == 0)
+        goal = torch.where(first, self.goal_init.expand_as(goal), torch.where(ends, summed + sub_goal, goal))
+        summed = torch.where(first | ends, torch.zeros_like(summed), summed + sub_goal)
+        # the worker
+        h_w, c_w = self.worker(self.embedding(tokens), (h_w, c_w))
+        o = self.worker_out(h_w).view(-1, self.vocab_size, self.goal_size)  # (B, V, k)
+        w = F.normalize(goal @ self.goal_projection, dim=1)  # (B, k)
+        logits = (o @ w.unsqueeze(2)).squeeze(2)
+        return logits, ((h_w, c_w), (h_m, c_m), summed, goal, prefix, j + 1)
+
+    @torch.no_grad()
+    def leaked_features(self, prefix: Tensor) -> Tensor:
+        """D's features of prefixes (B, T) (`fill_token` where not generated) -> (B, F), in D's
+        current mode (the trainer puts D in eval mode for G's passes)."""
+        if self.leak is None:
+            raise RuntimeError("LeakGANGenerator needs its discriminator: call set_leak(d) first")
+        return self.leak.leaked_features(prefix).float()
+
+    # --- teacher forcing and sampling -------------------------------------------------------------
+    def target_logits(self, targets: Tensor) -> Tensor:
+        """targets (B, T) -> logits (B, T, V) of each token given the ones before it."""
+        logits, _ = self.teacher_forcing(targets)
+        return logits
+
+    def teacher_forcing(self, targets: Tensor) -> tuple[Tensor, dict]:
+        """The step run over `targets` (B, T), with what the manager's and the worker's losses
+        need. Returns logits (B, T, V) and
+          features (B, T + 1, F): f_j, D's feature of targets[:, :j] (j = 0..T);
+          goals (B, T, F): the goal G each token was generated under;
+          sub_goals (B, T + 1, F): the manager's sub-goal at each j (j = 0: unused)."""
+        B, T = targets.shape
+        prefixes = torch.full((B, T + 1, self.max_length), self.fill_token, dtype=torch.long, device=targets.device)
+        for j in range(1, T + 1):
+            prefixes[:, j, :j] = targets[:, :j]
+        features = self.leaked_features(prefixes.flatten(0, 1)).view(B, T + 1, -1)
+        state = self.initial_state(B)
+        inputs = torch.cat([torch.full_like(targets[:, :1], self.start_token), targets], dim=1)
+        logits, goals = [], []
+        for j in range(T):
+            out, state = self.step(inputs[:, j], state, features=features[:, j])
+            logits.append(out)
+            goals.append(state[3])
+        return torch.stack(logits, 1), {"features": features, "goals": torch.stack(goals, 1)}
+
+    @torch.no_grad()
+    def sample(self, num: int, length: int, temperature: float = 1.0, generator: Optional[torch.Generator] = None,
+               batch_size: int = 4096) -> Tensor:
+        """Draw `num` sequences of `length` (at most `max_length`) tokens -> (num, length) int64."""
+        if length > self.max_length:
+            raise ValueError(f"length {length} is longer than the generator's max_length {self.max_length}")
+        chunks = [generate(self, min(batch_size, num - begin), length, temperature=temperature, generator=generator,
+                           device=self.device) for begin in range(0, num, batch_size)]
+        return mask_after_eos(torch.cat(chunks) if chunks else torch.empty(0, length, dtype=torch.long),
+                              self.eos_token, self.pad_token)

@@ -1,0 +1,77 @@
+"""LeakGAN's generator: the policy the rollout engine serves, exact, with D's leaked features in
+its state."""
+import torch
+from test_rollout import exact_rewards, reward_fn, within_mc_error
+from torch.testing import assert_close
+
+from seqadv.models.discriminator import Discriminator
+from seqadv.models.leakgan import LeakGANGenerator
+from seqadv.rl.rollout import RolloutEngine
+
+V, T = 3, 5
+
+
+def tiny(step_size=2, seed=0):
+    """A manager/worker G over 3 tokens with goals every 2 steps, reading a tiny D (its own fill row)."""
+    torch.manual_seed(seed)
+    d = Discriminator(V + 1, 4, (1, 2), (3, 3), 0.0, pad_token=V).eval()
+    g = LeakGANGenerator(V, feature_dim=6, max_length=T, embedding_dim=4, hidden_dim=5, goal_size=3,
+                         step_size=step_size, start_token=0).set_leak(d)
+    with torch.no_grad():
+        g.worker_out.weight.mul_(20)  # peaky: wrong conditioning on the prefix or the goal would show
+        d.embedding.weight.mul_(5)
+    return g, d
+
+
+def test_teacher_forcing_is_the_step_and_the_prefix_reaches_the_manager():
+    g, d = tiny()
+    targets = torch.tensor([[1, 2, 0, 1, 1], [2, 2, 2, 0, 1], [0, 1, 1, 2, 0]])
+    logits, parts = g.teacher_forcing(targets)
+    state, tokens, stepped = g.initial_state(3), torch.zeros(3, dtype=torch.long), []
+    for j in range(T):
+        out, state = g.step(tokens, state)
+        stepped.append(out)
+        tokens = targets[:, j]
+    assert_close(logits, torch.stack(stepped, 1))
+    # the prefix D reads is the text consumed so far: all but the last token, then D's fill row
+    assert torch.equal(state[4][:, : T - 1], targets[:, : T - 1]) and (state[4][:, -1] == V).all()
+    # f_j is D's feature of the first j tokens, the rest filled with D's own row
+    filled = torch.full((3, T), V)
+    filled[:, :2] = targets[:, :2]
+    assert_close(parts["features"][:, 2], d.leaked_features(filled))
+    # the goal is held within a block of 2 and changes between blocks; the first is goal_init
+    goals = parts["goals"]
+    assert_close(goals[:, 0], g.goal_init.expand(3, -1)) and assert_close(goals[:, 1], goals[:, 0])
+    assert torch.equal(goals[:, 2], goals[:, 3]) and not torch.allclose(goals[:, 2], goals[:, 1])
+    # a change of the first tokens changes later logits through the leaked feature alone
+    g2, _ = tiny()
+    g2.set_leak(Discriminator(V + 1, 4, (1, 2), (3, 3), 0.0, pad_token=V).eval())
+    assert not torch.allclose(g2.target_logits(targets)[:, 2:], logits[:, 2:])
+    assert_close(g2.target_logits(targets)[:, :2], logits[:, :2])  # the first block reads goal_init only
+
+
+def test_the_engine_gives_leakgans_exact_rewards():
+    """Monte Carlo rollouts of LeakGAN's generator (LSTMs, goals, the prefix buffer D reads)
+    against the expectation over every completion, enumerated."""
+    g, _ = tiny()
+    seqs = torch.tensor([[1, 2, 0, 1, 1], [2, 2, 2, 0, 1], [0, 1, 1, 2, 0]])
+    with torch.no_grad():
+        mean, var = exact_rewards(g, seqs, reward_fn, V)
+        n = 20000
+        rewards = RolloutEngine(g, n).rewards(seqs, reward_fn, generator=torch.Generator().manual_seed(0))
+    within_mc_error(rewards, mean, var, n)
+    # and the samples are the step's distribution: the first two tokens' frequencies
+    samples = g.sample(20000, T, generator=torch.Generator().manual_seed(1))
+    p0 = torch.softmax(g.step(torch.zeros(1, dtype=torch.long), g.initial_state(1))[0], 1)[0]
+    freq = torch.bincount(samples[:, 0], minlength=V).float() / 20000
+    assert (freq - p0).abs().max() < 5 * (p0 * (1 - p0) / 20000).sqrt().max() + 1e-3
+
+
+def test_the_generators_parameters_leave_d_alone():
+    g, d = tiny()
+    names = {n for n, _ in g.named_parameters()}
+    assert not any(n.startswith("leak") for n in names) and "leak" not in g.state_dict()
+    assert {id(p) for p in g.parameters()} == {id(p) for p in g.worker_parameters() + g.manager_parameters()}
+    targets = torch.tensor([[1, 2, 0, 1, 1]])
+    g.target_logits(targets).sum().backward()
+    assert all(p.grad is None for p in d.parameters())
