@@ -4,8 +4,7 @@ import torch
 from test_rollout import exact_rewards, reward_fn, within_mc_error
 from torch.testing import assert_close
 
-from seqadv.models.discriminator import Discriminator
-from seqadv.models.leakgan import LeakGANGenerator
+from seqadv.models.leakgan import LeakGANGenerator, new_leakgan_discriminator
 from seqadv.rl.rollout import RolloutEngine
 
 V, T = 3, 5
@@ -14,12 +13,13 @@ V, T = 3, 5
 def tiny(step_size=2, seed=0):
     """A manager/worker G over 3 tokens with goals every 2 steps, reading a tiny D (its own fill row)."""
     torch.manual_seed(seed)
-    d = Discriminator(V + 1, 4, (1, 2), (3, 3), 0.0, pad_token=V).eval()
-    g = LeakGANGenerator(V, feature_dim=6, max_length=T, embedding_dim=4, hidden_dim=5, goal_size=3,
-                         step_size=step_size, start_token=0).set_leak(d)
+    d = new_leakgan_discriminator(V, 4, (1, 2), (3, 3)).eval()
+    with torch.no_grad():
+        d.embedding.weight.mul_(5)
+    g = LeakGANGenerator(V, max_length=T, embedding_dim=4, hidden_dim=5, goal_size=3, step_size=step_size,
+                         start_token=0, d_embedding_dim=4, d_filter_sizes=(1, 2), d_num_filters=(3, 3)).load_leak(d)
     with torch.no_grad():
         g.worker_out.weight.mul_(20)  # peaky: wrong conditioning on the prefix or the goal would show
-        d.embedding.weight.mul_(5)
     return g, d
 
 
@@ -45,7 +45,7 @@ def test_teacher_forcing_is_the_step_and_the_prefix_reaches_the_manager():
     assert torch.equal(goals[:, 2], goals[:, 3]) and not torch.allclose(goals[:, 2], goals[:, 1])
     # a change of the first tokens changes later logits through the leaked feature alone
     g2, _ = tiny()
-    g2.set_leak(Discriminator(V + 1, 4, (1, 2), (3, 3), 0.0, pad_token=V).eval())
+    g2.load_leak(new_leakgan_discriminator(V, 4, (1, 2), (3, 3)))
     assert not torch.allclose(g2.target_logits(targets)[:, 2:], logits[:, 2:])
     assert_close(g2.target_logits(targets)[:, :2], logits[:, :2])  # the first block reads goal_init only
 
@@ -67,11 +67,31 @@ def test_the_engine_gives_leakgans_exact_rewards():
     assert (freq - p0).abs().max() < 5 * (p0 * (1 - p0) / 20000).sqrt().max() + 1e-3
 
 
-def test_the_generators_parameters_leave_d_alone():
+def test_g_carries_a_frozen_copy_of_d_that_its_updates_leave_alone():
     g, d = tiny()
-    names = {n for n, _ in g.named_parameters()}
-    assert not any(n.startswith("leak") for n in names) and "leak" not in g.state_dict()
-    assert {id(p) for p in g.parameters()} == {id(p) for p in g.worker_parameters() + g.manager_parameters()}
     targets = torch.tensor([[1, 2, 0, 1, 1]])
+    trainable = {id(p) for p in g.worker_parameters() + g.manager_parameters()}
+    assert trainable == {id(p) for p in g.parameters() if p.requires_grad}
+    assert all(not p.requires_grad for p in g.leak.parameters())
     g.target_logits(targets).sum().backward()
-    assert all(p.grad is None for p in d.parameters())
+    assert all(p.grad is None for p in g.leak.parameters()) and all(p.grad is None for p in d.parameters())
+    # the copy is D's weights, and follows D only when loaded again
+    assert_close(g.leak.leaked_features(targets), d.leaked_features(targets))
+    with torch.no_grad():
+        d.embedding.weight.add_(1.0)
+    assert not torch.allclose(g.leak.leaked_features(targets), d.leaked_features(targets))
+    g.load_leak(d)
+    assert_close(g.leak.leaked_features(targets), d.leaked_features(targets))
+    assert g.leak_seconds > 0 and g.train().leak.training is False  # D's features never with dropout
+
+
+def test_the_official_first_steps_scale_sharpens_the_first_tokens():
+    g, _ = tiny()
+    gen = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    plain, sharp = g.sample(4000, T, generator=gen()), g.sample(4000, T, generator=gen(), first_steps_scale=4.0)
+    logits = g.target_logits(plain[:1])
+    p0 = torch.softmax(logits[0, 0], 0)
+    p0_sharp = torch.softmax(4.0 * logits[0, 0], 0)
+    f = lambda s: torch.bincount(s[:, 0], minlength=V).float() / len(s)  # noqa: E731
+    assert (f(plain) - p0).abs().max() < 0.03 and (f(sharp) - p0_sharp).abs().max() < 0.03
+    assert (p0_sharp - p0).abs().max() > 0.05

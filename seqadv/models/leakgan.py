@@ -21,14 +21,16 @@ token fewer than its training recurrence does. That shift, and their `goal_init`
 per batch row (here one vector shared by all rows, so any batch size samples), are not
 reproduced.
 
-The discriminator is not part of the generator's parameters: `step` computes its features
-without gradients, through `leak` (any module with `leaked_features(tokens (B, T)) -> (B, F)`,
-`seqadv.models.discriminator.Discriminator`'s), which the trainer sets and keeps pointing at
-the D it trains (the official `update_feature_function`).
+The generator holds its own copy of D's layers (`leak`, a `Discriminator` over V + 1 ids, the
+last D's "not yet" row), frozen: G's updates never change it, and a saved G, the pretrained
+snapshot and the MLE baseline each carry the features they were trained with. The trainer
+copies D into it after D's rounds (`load_leak`, the official `update_feature_function`).
+The manager reads it without gradients, in eval mode.
 """
 from __future__ import annotations
 
-from typing import Optional
+import time
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +39,7 @@ from torch import Tensor, nn
 from seqadv.core.masks import mask_after_eos
 from seqadv.core.registry import register_model
 from seqadv.core.sampling import generate
+from seqadv.models.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
 from seqadv.models.generator import init_normal_
 
 
@@ -50,16 +53,19 @@ class LeakGANGenerator(nn.Module):
     so far (B, T) (`fill_token` where not generated yet) and the step (B, 1).
     """
 
-    def __init__(self, vocab_size: int, feature_dim: int, max_length: int, embedding_dim: int = 32,
-                 hidden_dim: int = 32, goal_size: int = 16, step_size: int = 4, start_token: int = 0,
-                 eos_token: Optional[int] = None, pad_token: Optional[int] = None, fill_token: Optional[int] = None):
+    def __init__(self, vocab_size: int, max_length: int, embedding_dim: int = 32, hidden_dim: int = 32,
+                 goal_size: int = 16, step_size: int = 4, start_token: int = 0, eos_token: Optional[int] = None,
+                 pad_token: Optional[int] = None, d_embedding_dim: int = 64,
+                 d_filter_sizes: Sequence[int] = PAPER_FILTER_SIZES, d_num_filters: Sequence[int] = PAPER_NUM_FILTERS):
         super().__init__()
-        self.config = dict(vocab_size=vocab_size, feature_dim=feature_dim, max_length=max_length,
-                           embedding_dim=embedding_dim, hidden_dim=hidden_dim, goal_size=goal_size, step_size=step_size,
-                           start_token=start_token, eos_token=eos_token, pad_token=pad_token, fill_token=fill_token)
+        self.config = dict(vocab_size=vocab_size, max_length=max_length, embedding_dim=embedding_dim,
+                           hidden_dim=hidden_dim, goal_size=goal_size, step_size=step_size, start_token=start_token,
+                           eos_token=eos_token, pad_token=pad_token, d_embedding_dim=d_embedding_dim,
+                           d_filter_sizes=list(d_filter_sizes), d_num_filters=list(d_num_filters))
         self.vocab_size, self.max_length, self.goal_size, self.step_size = vocab_size, max_length, goal_size, step_size
         self.start_token, self.eos_token, self.pad_token = start_token, eos_token, pad_token
-        self.fill_token = vocab_size if fill_token is None else fill_token  # D's own row for "not yet"
+        self.fill_token = vocab_size  # D's own row for "not generated yet" (the official code's -1)
+        feature_dim = sum(d_num_filters)
         # worker
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.worker = nn.LSTMCell(embedding_dim, hidden_dim)
@@ -70,11 +76,19 @@ class LeakGANGenerator(nn.Module):
         self.manager_out = nn.Linear(hidden_dim, feature_dim)
         self.goal_init = nn.Parameter(torch.empty(feature_dim))
         init_normal_(self, 0.1)  # the official code's N(0, 0.1) for every weight
-        self.leak: Optional[nn.Module] = None
+        # what D leaks: a frozen copy of its layers
+        self.leak = new_leakgan_discriminator(vocab_size, d_embedding_dim, d_filter_sizes, d_num_filters)
+        self.leak.requires_grad_(False).eval()
+        self.leak_seconds = 0.0  # time spent computing leaked features (the run's timings report it)
 
-    def set_leak(self, discriminator: nn.Module) -> "LeakGANGenerator":
-        """The module whose `leaked_features` the manager reads (not a parameter of G)."""
-        object.__setattr__(self, "leak", discriminator)  # not registered: G's state and optimiser leave D alone
+    def load_leak(self, discriminator: nn.Module) -> "LeakGANGenerator":
+        """Copy D's current weights into the layers the manager reads."""
+        self.leak.load_state_dict(discriminator.state_dict())
+        return self
+
+    def train(self, mode: bool = True) -> "LeakGANGenerator":
+        super().train(mode)
+        self.leak.eval()  # D's features without dropout, whatever G's mode
         return self
 
     def worker_parameters(self) -> list[nn.Parameter]:
@@ -125,11 +139,11 @@ class LeakGANGenerator(nn.Module):
 
     @torch.no_grad()
     def leaked_features(self, prefix: Tensor) -> Tensor:
-        """D's features of prefixes (B, T) (`fill_token` where not generated) -> (B, F), in D's
-        current mode (the trainer puts D in eval mode for G's passes)."""
-        if self.leak is None:
-            raise RuntimeError("LeakGANGenerator needs its discriminator: call set_leak(d) first")
-        return self.leak.leaked_features(prefix).float()
+        """D's features of prefixes (B, T) (`fill_token` where not generated) -> (B, F)."""
+        start = time.perf_counter()
+        features = self.leak.leaked_features(prefix).float()
+        self.leak_seconds += time.perf_counter() - start
+        return features
 
     # --- teacher forcing and sampling -------------------------------------------------------------
     def target_logits(self, targets: Tensor) -> Tensor:
@@ -159,11 +173,37 @@ class LeakGANGenerator(nn.Module):
 
     @torch.no_grad()
     def sample(self, num: int, length: int, temperature: float = 1.0, generator: Optional[torch.Generator] = None,
-               batch_size: int = 4096) -> Tensor:
-        """Draw `num` sequences of `length` (at most `max_length`) tokens -> (num, length) int64."""
+               batch_size: int = 4096, first_steps_scale: float = 1.0) -> Tensor:
+        """Draw `num` sequences of `length` (at most `max_length`) tokens -> (num, length) int64.
+        `first_steps_scale`: the first two tokens' logits multiplied by it (the official code's
+        1.5 for G's training samples; 1: G's own distribution)."""
         if length > self.max_length:
             raise ValueError(f"length {length} is longer than the generator's max_length {self.max_length}")
-        chunks = [generate(self, min(batch_size, num - begin), length, temperature=temperature, generator=generator,
+        policy = self if first_steps_scale == 1.0 else _FirstStepsScaled(self, first_steps_scale)
+        chunks = [generate(policy, min(batch_size, num - begin), length, temperature=temperature, generator=generator,
                            device=self.device) for begin in range(0, num, batch_size)]
         return mask_after_eos(torch.cat(chunks) if chunks else torch.empty(0, length, dtype=torch.long),
                               self.eos_token, self.pad_token)
+
+
+class _FirstStepsScaled:
+    """The generator with its first two steps' logits multiplied by `scale` (the official
+    sampling's `1.5 * x_logits` where i <= 1)."""
+
+    def __init__(self, g: LeakGANGenerator, scale: float):
+        self.g, self.scale, self.start_token = g, scale, g.start_token
+
+    def initial_state(self, batch_size: int) -> tuple:
+        return self.g.initial_state(batch_size)
+
+    def step(self, tokens: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        logits, new = self.g.step(tokens, state)
+        return torch.where(state[5] < 2, logits * self.scale, logits), new
+
+
+def new_leakgan_discriminator(vocab_size: int, embedding_dim: int = 64,
+                              filter_sizes: Sequence[int] = PAPER_FILTER_SIZES,
+                              num_filters: Sequence[int] = PAPER_NUM_FILTERS, dropout: float = 0.0) -> Discriminator:
+    """LeakGAN's D: SeqGAN's CNN over V + 1 ids, the last one the "not generated yet" fill of the
+    prefixes it leaks features of (the official code embeds `input + 1`, -1 its row 0)."""
+    return Discriminator(vocab_size + 1, embedding_dim, filter_sizes, num_filters, dropout, pad_token=vocab_size)
