@@ -897,3 +897,28 @@ def test_per_completion_rewards_are_the_completions_scores_and_average_to_the_re
     # the cache policy is too peaky to show it)
     assert policy_name == "cache" or any(codes[b, t].unique().numel() > 1 for b in range(4) for t in range(4))
     assert torch.equal(codes[:, 4], completion_code(finished).long()[:, None].expand(4, N))
+
+
+@pytest.mark.parametrize("reward_kind", ["plain", "prefix_aware"])
+def test_rolling_out_only_some_prefix_lengths_gives_the_full_calls_columns(reward_kind):
+    """`prefixes=[2, 4]` (LeakGAN's every c-th): those columns bitwise the full call's for the
+    seed, the rest but the last NaN, and only their completions rolled out and scored."""
+    from seqadv.models.discriminator import Discriminator
+    from seqadv.rl.rewards import discriminator_reward
+
+    torch.manual_seed(0)
+    policy = Generator(vocab_size=6, embedding_dim=8, hidden_dim=8, start_token=0, eos_token=EOS, pad_token=PAD)
+    seqs = torch.tensor([[1, 2, 4, 0, 5, 1], [2, 3, 0, 0, 0, 0], [5, 4, 1, 2, 1, 4]])
+    reward = (discriminator_reward(Discriminator(6, 4, (1, 2, 3), (2, 2, 2), 0.0).eval())
+              if reward_kind == "prefix_aware" else reward_fn)
+    engine = RolloutEngine(policy, 5, eos_token=EOS, pad_token=PAD, max_batch_rows=40)
+    full = engine.rewards(seqs, reward, generator=torch.Generator().manual_seed(1))
+    some = engine.rewards(seqs, reward, generator=torch.Generator().manual_seed(1), prefixes=[2, 4])
+    assert torch.equal(some[:, [1, 3, 5]], full[:, [1, 3, 5]])
+    assert torch.isnan(some[:, [0, 2, 4]]).all()
+    # prefix lengths 2 and 4 of rows 0 and 2 are text (row 1 has ended at position 1)
+    assert engine.stats.rolled == 5 * 4
+    with pytest.raises(ValueError, match="prefix lengths in 1..5"):
+        engine.rewards(seqs, reward, prefixes=[0, 6])
+    with pytest.raises(ValueError, match="prefixes and fixed do not go together"):
+        engine.rewards(seqs, reward, prefixes=[2], fixed=torch.zeros_like(seqs, dtype=torch.bool))

@@ -139,6 +139,7 @@ class RolloutEngine:
         initial_state: Optional[State] = None,
         context: Optional[State] = None,
         per_completion: bool = False,
+        prefixes: Optional[list[int]] = None,
     ) -> Tensor:
         """Per-token rewards of `sequences`.
 
@@ -181,7 +182,12 @@ class RolloutEngine:
         of y_0..y_t. Where a prefix is not rolled out, its N entries are what its completions
         are known to be: a finished prefix's N copies of its sequence's reward (column T-1,
         whose N entries are all reward_fn(sequences)), and a prefix whose next position is kept
-        the next prefix's N rewards. Their mean over n is the default's result. `self.stats`
+        the next prefix's N rewards. Their mean over n is the default's result.
+
+        `prefixes`: roll out only these prefix lengths t (1 .. T-1; LeakGAN's every c-th); the
+        other columns but the last are NaN. The requested columns are bitwise the full call's
+        for the same seed (the draws are found by sequence, prefix length and rollout). Not with
+        `fixed`, whose kept positions pass values between columns. `self.stats`
         counts the completions rolled out and skipped. A finished prefix's reward is one
         score, not the mean of N: the same expectation, the same value for a deterministic
         reward (a discriminator in eval mode, as `rewards.DiscriminatorReward` scores).
@@ -191,6 +197,13 @@ class RolloutEngine:
         device = sequences.device
         if B == 0 or T == 0:
             return torch.empty(B, T, *((self.num_rollouts,) if per_completion else ()), device=device)
+        if prefixes is not None:
+            if fixed is not None:
+                raise ValueError("prefixes and fixed do not go together: a kept position takes the next "
+                                 "prefix's value, which prefixes may leave out")
+            wrong = [t for t in prefixes if not (isinstance(t, int) and 1 <= t <= T - 1)]
+            if wrong:
+                raise ValueError(f"prefixes must be prefix lengths in 1..{T - 1}, got {wrong}")
         score, layout = self._checked_contracts(sequences, reward_fn, initial_state, context)
         rewards = torch.empty(B, T, *((self.num_rollouts,) if per_completion else ()), device=device)
         own = _checked_scores(score(self._finish(sequences), torch.arange(B, device=device)), B)
@@ -198,7 +211,10 @@ class RolloutEngine:
         stats = RolloutStats()
         self.stats = stats
         if T > 1:
-            self._roll_out(rewards, sequences, fixed, initial_state, generator, score, layout, stats)
+            self._roll_out(rewards, sequences, fixed, initial_state, generator, score, layout, stats,
+                           None if prefixes is None else set(prefixes))
+            if prefixes is not None:
+                rewards[:, [t - 1 for t in range(1, T) if t not in set(prefixes)]] = float("nan")
         return rewards
 
     @staticmethod
@@ -263,7 +279,8 @@ class RolloutEngine:
         return score, layout
 
     def _roll_out(self, rewards: Tensor, sequences: Tensor, fixed: Optional[Tensor], initial_state: Optional[State],
-                  generator: Optional[torch.Generator], score: _Scorer, layout: _Layout, stats: RolloutStats) -> None:
+                  generator: Optional[torch.Generator], score: _Scorer, layout: _Layout, stats: RolloutStats,
+                  wanted: Optional[set] = None) -> None:
         """Columns 0 .. T-2 of `rewards`: each prefix's mean reward over its N completions, or
         (`rewards` of shape (B, T, N)) each completion's reward.
 
@@ -291,6 +308,8 @@ class RolloutEngine:
             part = sort(sequences[begin:end])
             kept = None if fixed is None else sort(fixed[begin:end])
             groups, same_as_next = self._rolled_prefixes(kept, counts)
+            if wanted is not None:  # only the requested prefix lengths
+                groups = [g if t in wanted else g[:0] for t, g in enumerate(groups, start=1)]
             state = None if initial_state is None else map_state(lambda s: sort(s[begin:end]), initial_state)
             completed = self._complete(part, kept, sort(draws), counts, block, buffer, state, layout.growth,
                                        layout.vocab, stats, None if last_free is None else sort(last_free[begin:end]),
@@ -300,7 +319,7 @@ class RolloutEngine:
             scores = None
             if len(completed):
                 scores = self._score_chunk(part, completed, counts, batch_index, score, prefix_aware, layout.vocab,
-                                           groups if same_as_next is not None else None)
+                                           groups if same_as_next is not None or wanted is not None else None)
                 scores = scores if rewards.dim() == 3 else scores.mean(dim=1)
             self._write_means(rewards, batch_index, groups, scores, same_as_next)
 
