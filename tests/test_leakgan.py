@@ -1,10 +1,13 @@
 """LeakGAN's generator: the policy the rollout engine serves, exact, with D's leaked features in
 its state."""
+import math
+
 import torch
 from test_rollout import exact_rewards, reward_fn, within_mc_error
 from torch.testing import assert_close
 
 from seqadv.models.leakgan import LeakGANGenerator, new_leakgan_discriminator
+from seqadv.rl.advantages import block_ends, leakgan_block_cosines, leakgan_rescale, leakgan_worker_rewards
 from seqadv.rl.rollout import RolloutEngine
 
 V, T = 3, 5
@@ -95,3 +98,44 @@ def test_the_official_first_steps_scale_sharpens_the_first_tokens():
     f = lambda s: torch.bincount(s[:, 0], minlength=V).float() / len(s)  # noqa: E731
     assert (f(plain) - p0).abs().max() < 0.03 and (f(sharp) - p0_sharp).abs().max() < 0.03
     assert (p0_sharp - p0).abs().max() > 0.05
+
+
+def official_rescale(reward):
+    """The official code's `rescale` on (K, B) rewards, written out (Python 3's dict order)."""
+    out = torch.zeros_like(reward, dtype=torch.float64)
+    for i, row in enumerate(reward.tolist()):
+        slots = {}
+        for s in row:
+            slots.setdefault(s, len(slots) + 1)
+        for j, s in enumerate(row):
+            x = slots[s] / len(row) * 16.0
+            out[i, j] = math.exp(x - 8.0) / (1.0 + math.exp(x - 8.0))
+    return out
+
+
+def test_rescaled_rewards_rank_by_value_or_as_the_official_code():
+    r = torch.tensor([[0.3, 0.1], [0.1, 0.2], [0.5, 0.1], [0.3, 0.9]], dtype=torch.float64)
+    sigmoid = lambda rank: 1 / (1 + math.exp(-(16 * rank / 4 - 8)))  # noqa: E731
+    # by value: column 0 has distinct values 0.1 < 0.3 < 0.5 (ranks 1, 2, 3; the two 0.3 share one)
+    expected = torch.tensor([[sigmoid(2), sigmoid(1)], [sigmoid(1), sigmoid(2)], [sigmoid(3), sigmoid(1)],
+                             [sigmoid(2), sigmoid(3)]], dtype=torch.float64)
+    assert_close(leakgan_rescale(r), expected)
+    assert_close(leakgan_rescale(r, mode="official"), official_rescale(r.T).T)
+    assert not torch.allclose(leakgan_rescale(r), leakgan_rescale(r, mode="official"))
+    gen = torch.Generator().manual_seed(0)
+    many = torch.randint(0, 9, (32, 5), generator=gen).double() / 8  # ties
+    assert_close(leakgan_rescale(many, mode="official"), official_rescale(many.T).T)
+
+
+def test_the_manager_and_worker_cosines_are_the_feature_changes_against_the_goals():
+    gen = torch.Generator().manual_seed(0)
+    B, T, Fd, c = 2, 6, 5, 4
+    features, goals = torch.randn(B, T + 1, Fd, generator=gen), torch.randn(B, T, Fd, generator=gen)
+    cos = torch.nn.functional.cosine_similarity
+    blocks = leakgan_block_cosines(features, goals, c)  # blocks [0, 4) and [4, 6)
+    assert_close(blocks[:, 0], cos(features[:, 4] - features[:, 0], goals[:, 0], dim=1))
+    assert_close(blocks[:, 1], cos(features[:, 6] - features[:, 4], goals[:, 4], dim=1))
+    worker = leakgan_worker_rewards(features, goals, c)
+    for t, since in [(0, 0), (2, 0), (3, 0), (4, 4), (5, 4)]:  # token t: the change since its block began
+        assert_close(worker[:, t], cos(features[:, t + 1] - features[:, since], goals[:, t], dim=1))
+    assert block_ends(6, 4) == [4, 6] and block_ends(20, 4) == [4, 8, 12, 16, 20]

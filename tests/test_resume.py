@@ -225,6 +225,9 @@ RECIPES = {
     "rankgan": ("train_rankgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt")], ".",
                 ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
                  "rollout_policy", "g_adv_optimizer"]),
+    "leakgan": ("train_leakgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt")], ".",
+                ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
+                 "g_adv_optimizer"]),
     "irgan": ("train_irgan.py", lambda root: ["--data", ratings_file(root / "r.tsv"), "--seeds", "1"], "seed-88",
               ["generator", "bpr_optimizer", "discriminator", "d_optimizer", "g_optimizer"]),
 }
@@ -246,7 +249,8 @@ def uninterrupted_recipes(tmp_path_factory):
                                             ("maskgan", "adversarial:4:write"), ("irgan", "bpr:2"),
                                             ("irgan", "irgan:2:write"), ("scratchgan", "mle_baseline:3"),
                                             ("scratchgan", "adversarial:3:write"), ("maligan", "adversarial:2"),
-                                            ("rankgan", "pretrain_d:2:write")])
+                                            ("rankgan", "pretrain_d:2:write"), ("leakgan", "pretrain:2"),
+                                            ("leakgan", "adversarial:2:write")])
 def test_maskgan_and_irgan_killed_then_resumed_end_bitwise_equal(uninterrupted_recipes, tmp_path, name, crash_at):
     script, _, run_dir, models = RECIPES[name]
     args, whole = uninterrupted_recipes[name]

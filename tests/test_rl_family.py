@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from seqadv import MaliGANConfig, MaliGANTrainer, RankGANConfig, RankGANTrainer
+from seqadv import LeakGANConfig, LeakGANTrainer, MaliGANConfig, MaliGANTrainer, RankGANConfig, RankGANTrainer
 from seqadv.core.modules import eval_mode
 from seqadv.models.discriminator import Ranker
 from seqadv.models.generator import Generator
@@ -179,3 +179,53 @@ def test_the_oracle_table_is_mean_and_std_over_seeds_with_the_paired_difference(
     assert "8.247" in row
     assert oracle_table.command(result) == ("python scripts/train_rankgan.py --corpus oracle --oracle paper --seed 89 "
                                             "--out runs/oracle/rankgan/seed-89 --init-from runs/oracle/seqgan/seed-89")
+
+
+def presence_discriminator(vocab: int, like: int, other: int, scale: float):
+    """A fixed LeakGAN D whose leaked features are the presence of token `like`, of token `other`,
+    and the largest of a random score per token (so that no two texts tie, as with a trained D),
+    and whose logit is `scale` times the first plus the third: the features it leaks carry what
+    it prefers, as a trained D's do."""
+    from seqadv.models.leakgan import new_leakgan_discriminator
+
+    d = new_leakgan_discriminator(vocab, 3, (1,), (3,))
+    with torch.no_grad():
+        d.embedding.weight.zero_()
+        d.embedding.weight[:, 2] = torch.rand(vocab + 1, generator=torch.Generator().manual_seed(0))
+        d.embedding.weight[like, 0] = d.embedding.weight[other, 1] = 1.0
+        d.convs[0].weight.copy_(torch.eye(3)[:, :, None])
+        d.convs[0].bias.zero_()
+        d.highway.gate.weight.zero_()
+        d.highway.gate.bias.fill_(-30.0)  # the highway layer carries its input through
+        d.out.weight.copy_(torch.tensor([[scale, 0.0, 1.0]]))
+        d.out.bias.fill_(-scale / 2)
+    return d
+
+
+def test_leakgans_manager_aims_its_goals_at_what_d_prefers(toy, tmp_path):
+    """LeakGAN's pretrained G, then its updates against a fixed D that likes (or dislikes) one
+    token, from the same pretrained G: D's preference reaches G through the manager only (the
+    worker's reward is intrinsic), so the manager's goals, in D's feature space, point further
+    toward that token's feature when D likes it than when D dislikes it. NLL stays finite and
+    the run's timings count the leaked features. (At this scale the worker then collapses onto
+    a token either way: LeakGAN's known loss of diversity, here within 30 updates.)"""
+    aim = {}
+    for scale in (6.0, -6.0):
+        config = LeakGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path / str(scale)), pretrain_epochs=8,
+                               pretrain_cycles=2, d_pretrain_rounds=0, d_rounds=0, adv_epochs=15, eval_every=15,
+                               d_embedding_dim=3, d_filter_sizes=(1,), d_num_filters=(3,))
+        token = {}
+
+        def build_d(data, scale=scale):
+            token["id"] = data.vocab.stoi["w3"]
+            return presence_discriminator(data.vocab_size, token["id"], data.vocab.stoi["w7"], scale)
+
+        trainer = LeakGANTrainer(config, discriminator=build_d)
+        results = trainer.train()
+        samples = trainer.g.sample(500, trainer.data.length, generator=torch.Generator().manual_seed(7))
+        with torch.no_grad():
+            goals = trainer.g.teacher_forcing(samples)[1]["goals"][:, trainer.config.step_size :]  # the manager's
+        aim[scale] = nn.functional.normalize(goals, dim=2)[..., 0].mean().item()  # toward "w3 is present"
+        assert math.isfinite(results["models"]["leakgan"]["nll_test"])
+        assert results["timings"]["adversarial_epoch_leaked_features_s"] > 0
+    assert aim[6.0] > aim[-6.0] + 0.1, aim

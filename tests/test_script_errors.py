@@ -105,7 +105,7 @@ REQUIRED = {"compare_recipes": ["--corpus", "poems"], "evaluate": ["run"], "hist
 CASES = [
     # an --out that cannot be created (the path is named, with its option)
     *[(s, [*TINY, "--out", under_a_file], "--out ") for s in
-      ("train_mle", "train_seqgan", "train_scratchgan", "train_maskgan", "train_irgan", "train_maligan", "train_rankgan")],
+      ("train_mle", "train_seqgan", "train_scratchgan", "train_maskgan", "train_irgan", "train_maligan", "train_rankgan", "train_leakgan")],
     ("evaluate", [a_run_with_a_model, "--out", under_a_file], "--out "),
     ("train_seeds", ["--out", under_a_file, "--", *TINY], "--out "),
     ("compare_recipes", ["--corpus", "poems", "--report", "--results", under_a_file], "--results "),
@@ -149,6 +149,10 @@ CASES = [
     ("train_rankgan", [*TINY, "--rank-aggregate", "max"], "--rank-aggregate: invalid choice: 'max'"),
     ("train_rankgan", [*TINY, "--ref-size", "0"], "--ref-size must be positive"),
     ("train_rankgan", [*TINY, "--adv-batch-size", "1"], "RankGAN ranks G's samples against each other"),
+    ("train_leakgan", [*TINY, "--generator", "transformer"], "LeakGAN trains its own generator"),
+    ("train_leakgan", [*TINY, "--init-from", "runs/seqgan"], "LeakGAN's pretraining interleaves D rounds"),
+    ("train_leakgan", [*TINY, "--pretrain-epochs", "5"], "--pretrain-epochs 5 does not split into --pretrain-cycles 2"),
+    ("train_leakgan", [*TINY, "--rescale", "rank"], "--rescale: invalid choice: 'rank'"),
     ("train_scratchgan", [*TINY, "--loss-positions", "tokens"], "--loss-positions: invalid choice: 'tokens'"),
     ("train_scratchgan", [*TINY, "--adv-grad-clip", "-1"], "--adv-grad-clip must not be negative, got -1.0"),
     ("train_scratchgan", [*TINY, "--embeddings", "glove.txt"], "--embeddings starts ScratchGAN's generator and D"),

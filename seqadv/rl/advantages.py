@@ -9,6 +9,7 @@ batch is split over processes; the means here are the whole batch's (`group`).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from seqadv.runtime.distributed import Group
@@ -123,3 +124,76 @@ def rank_probabilities(scores: Tensor) -> Tensor:
     Shape: scores (B, ...) -> (B, ...); each column along dim 0 sums to 1
     """
     return torch.softmax(scores.double(), dim=0).to(scores.dtype)
+
+
+# LeakGAN's rank rescaling: by value (the paper's), or in the official code's order
+RESCALE_MODES = ("sorted", "official")
+
+
+def leakgan_rescale(rewards: Tensor, delta: float = 16.0, mode: str = "sorted") -> Tensor:
+    """LeakGAN's bootstrapped rescaled activation: each block's rewards replaced, over the batch
+    (dim 0), by sigmoid(delta * (rank / B - 1/2)) of their rank, which fixes the rewards' mean
+    and spread whatever D's scale.
+
+    Shape: rewards (B, K) -> (B, K)
+
+    sorted: rank 1 for the lowest value, equal values one rank (a dense rank), as the paper
+        describes it. official: the official code's `rescale`, which numbers the distinct
+        values in the order a Python dict holds them (their first appearance in the batch,
+        under Python 3), not by value: the rank of a sample is then its place in the batch.
+    """
+    B, K = rewards.shape
+    out = torch.empty_like(rewards, dtype=torch.float64)
+    for k in range(K):
+        values, first, inverse = _distinct(rewards[:, k])
+        if mode == "sorted":
+            rank = inverse + 1  # torch.unique sorts: the dense rank by value
+        elif mode == "official":
+            order = torch.argsort(first)  # distinct values by first appearance
+            place = torch.empty_like(order)
+            place[order] = torch.arange(len(order), device=order.device)
+            rank = place[inverse] + 1
+        else:
+            raise ValueError(f"rescale {mode!r}: choose one of {', '.join(RESCALE_MODES)}")
+        out[:, k] = torch.sigmoid(delta * rank.double() / B - delta / 2)
+    return out.to(rewards.dtype)
+
+
+def _distinct(values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Sorted distinct values, each one's first index, and each entry's index among them."""
+    distinct, inverse = torch.unique(values, sorted=True, return_inverse=True)
+    first = torch.full((len(distinct),), len(values), dtype=torch.long, device=values.device)
+    first.scatter_reduce_(0, inverse, torch.arange(len(values), device=values.device), reduce="amin")
+    return distinct, first, inverse
+
+
+def block_ends(length: int, step_size: int) -> list[int]:
+    """The prefix lengths that end LeakGAN's blocks of `step_size` tokens: c, 2c, ..., and the
+    text's length for the last (possibly shorter) block."""
+    return [min(end, length) for end in range(step_size, length + step_size, step_size)]
+
+
+def leakgan_worker_rewards(features: Tensor, goals: Tensor, step_size: int) -> Tensor:
+    """The worker's intrinsic reward of token t: the cosine between the change of D's feature
+    since its block began (token t included) and the block's goal (the official code's
+    `all_sub_features` against `all_sub_goals`).
+
+    Shape: features (B, T + 1, F) (f_j of the first j tokens), goals (B, T, F) -> (B, T)
+    """
+    T = goals.shape[1]
+    t = torch.arange(T, device=goals.device)
+    since = (t + 1) % step_size
+    since = torch.where(since == 0, torch.full_like(since, step_size), since)
+    change = features[:, t + 1] - features[:, t + 1 - since]
+    return F.cosine_similarity(change, goals, dim=2)
+
+
+def leakgan_block_cosines(features: Tensor, goals: Tensor, step_size: int) -> Tensor:
+    """The manager's cosine per block: D's feature change over block k against its goal.
+
+    Shape: features (B, T + 1, F), goals (B, T, F) -> (B, K), K = ceil(T / c)
+    """
+    T = goals.shape[1]
+    starts = torch.arange(0, T, step_size, device=goals.device)
+    ends = torch.tensor(block_ends(T, step_size), device=goals.device)
+    return F.cosine_similarity(features[:, ends] - features[:, starts], goals[:, starts], dim=2)

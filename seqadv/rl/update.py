@@ -24,13 +24,17 @@ def check_finite(value: torch.Tensor, what: str, where: str) -> None:
 
 def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, clip: float,
                   where: str, what: str,
-                  reduce: Optional[Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]] = None) -> float:
+                  reduce: Optional[Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]] = None,
+                  clip_groups: Optional[list[list[torch.nn.Parameter]]] = None) -> float:
     """backward, clip the gradient norm at `clip` (0: no clipping), step. Returns the loss.
 
     `reduce(model, loss)`, if given, runs between backward and clipping: data-parallel
     training passes `distributed.Group.average_gradients`, which averages the gradients
     over processes and returns the mean loss (so every process checks, clips and steps
     alike, and the returned loss is the whole batch's).
+
+    `clip_groups`: clip each list of parameters' gradient norm at `clip` on its own (LeakGAN's
+    manager and worker, each with its own clip in the official code), not the whole model's.
 
     Refused (NumericalError) if the loss or the gradient is not finite, or if the
     step overflows (e.g. a learning rate so large that Adam's update leaves float32).
@@ -39,8 +43,9 @@ def clip_and_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
     loss.backward()
     value = loss.detach() if reduce is None else reduce(model, loss.detach())
     check_finite(value, what, where)
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else float("inf"))
-    check_finite(norm, f"the gradient norm of {what}", where)
+    for params in clip_groups or [list(model.parameters())]:
+        norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+        check_finite(norm, f"the gradient norm of {what}", where)
     try:
         optimizer.step()
     except RuntimeError as exc:

@@ -5,6 +5,7 @@
 """
 from seqadv.trainers.base import Phase, Trainer, TrainerConfig, preset_config
 from seqadv.trainers.irgan import IRGANConfig, IRGANTrainer
+from seqadv.trainers.leakgan import LeakGANConfig, LeakGANTrainer
 from seqadv.trainers.maligan import MaliGANConfig, MaliGANTrainer
 from seqadv.trainers.maskgan import MaskGANConfig, MaskGANTrainer
 from seqadv.trainers.mle import MLEConfig, MLETrainer
@@ -12,4 +13,4 @@ from seqadv.trainers.rankgan import RankGANConfig, RankGANTrainer
 from seqadv.trainers.scratchgan import ScratchGANConfig, ScratchGANTrainer
 from seqadv.trainers.seqgan import SeqGANConfig, SeqGANTrainer
 
-__all__ = ["IRGANConfig", "IRGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "RankGANConfig", "RankGANTrainer", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
+__all__ = ["IRGANConfig", "IRGANTrainer", "LeakGANConfig", "LeakGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "RankGANConfig", "RankGANTrainer", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]

@@ -199,7 +199,10 @@ class TextGANTrainer(GANTrainer):
         tokens = dict(vocab_size=data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
                       pad_token=data.pad_token)
         vectors = self.word_vectors(data)  # (V, d) or None
-        if hf_model is not None:
+        own_spec = self.generator_spec(data)
+        if own_spec is not None:  # a recipe's own generator (LeakGAN's manager and worker)
+            model_class, generator_config = own_spec
+        elif hf_model is not None:
             from seqadv.hf import HFGenerator
 
             hf_generator = HFGenerator.wrap(hf_model, self.hf_tokenizer.hf)  # the directory's weights
@@ -291,6 +294,11 @@ class TextGANTrainer(GANTrainer):
             reference.load_state_dict(self.pretrained["generator"])
             self._kl_reference = reference.eval()
         return self._kl_reference
+
+    def generator_spec(self, data: SequenceData) -> Optional[tuple[type, dict]]:
+        """The class and arguments of a generator that the recipe itself needs (LeakGAN's), or
+        None for `--generator`'s."""
+        return None
 
     def word_vectors(self, data: SequenceData) -> Optional[Tensor]:
         """Pretrained vectors (V, d) of the vocabulary's tokens that the recipe's embeddings start
