@@ -2,13 +2,14 @@
 self-normalised importance weights): what test_distributed.py
 runs on 2 processes under torchrun (gloo) and on 1 process, and compares.
 
-    torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR [lstm|hf|maligan|rankgan]
+    torchrun --standalone --nproc-per-node 2 tests/distributed_step.py OUT_DIR [lstm|hf|maligan|rankgan|leakgan]
 
 `hf`: the generator a tiny Hugging Face GPT-2 (`HFGenerator`, built from a config), its
 updates with a KL penalty to its starting weights. `maligan`: MaliGAN's steps instead
 (each completion's logit, weights normalised over the whole batch, the summed update);
 `rankgan`: RankGAN's (a ranker in place of D, updated on the whole batch by every process,
-ranking scores over the whole batch's completions).
+ranking scores over the whole batch's completions); `leakgan`: LeakGAN's (block rewards rescaled by
+rank over the whole batch, the manager's and the worker's losses, D's layers reloaded into G).
 
 Each process writes OUT_DIR/rank{r}.pt: the models and optimisers after the steps.
 """
@@ -21,12 +22,15 @@ from pathlib import Path
 import torch
 
 from seqadv.models.discriminator import Discriminator, Ranker
+from seqadv.models.leakgan import LeakGANGenerator, new_leakgan_discriminator
+from seqadv.rl.advantages import block_ends, leakgan_rescale
 from seqadv.models.generator import Generator
 from seqadv.rl.losses import rank_loss
 from seqadv.rl.rewards import RankerReward, discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
 from seqadv.rl.update import discriminator_update
 from seqadv.runtime.distributed import Group, setup, teardown
+from seqadv.trainers.leakgan import leakgan_step
 from seqadv.trainers.maligan import maligan_rewards
 from seqadv.trainers.rankgan import rank_rewards
 from seqadv.trainers.seqgan import (SeqGANConfig, discriminator_step, policy_gradient_step,
@@ -65,10 +69,17 @@ def build(kind: str = "lstm"):
 
         config = transformers.GPT2Config(vocab_size=V, n_positions=T + 1, n_embd=8, n_layer=1, n_head=2)
         g = HFGenerator(config.to_dict(), START, EOS, PAD)
+    elif kind == "leakgan":
+        g = LeakGANGenerator(V, T, 8, 8, goal_size=3, step_size=3, start_token=START, eos_token=EOS, pad_token=PAD,
+                             d_embedding_dim=8, d_filter_sizes=(2, 3), d_num_filters=(4, 4))
     else:
         g = Generator(V, 8, 8, start_token=START, eos_token=EOS, pad_token=PAD)
     rollout_policy = copy.deepcopy(g).requires_grad_(False)
-    d = (Ranker if kind == "rankgan" else Discriminator)(V, 8, (2, 3), (4, 4), 0.0, pad_token=PAD)
+    if kind == "leakgan":
+        d = new_leakgan_discriminator(V, 8, (2, 3), (4, 4))
+        g.load_leak(d)
+    else:
+        d = (Ranker if kind == "rankgan" else Discriminator)(V, 8, (2, 3), (4, 4), 0.0, pad_token=PAD)
     return args, g, torch.optim.Adam(g.parameters(), lr=args.g_lr), rollout_policy, d, torch.optim.Adam(d.parameters(), lr=args.d_lr)
 
 
@@ -78,12 +89,23 @@ def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of, k
     policy's average, one D update on real vs these samples. Shape: samples, real (b, T)"""
     args, g, g_opt, rollout_policy, d, d_opt = build(kind)
     kl = dict(reference=copy.deepcopy(g).requires_grad_(False), kl_coef=0.1) if kind == "hf" else {}
-    engine = RolloutEngine(rollout_policy, args.num_rollouts, eos_token=EOS, pad_token=PAD)
+    engine = RolloutEngine(g if kind == "leakgan" else rollout_policy, args.num_rollouts, eos_token=EOS, pad_token=PAD)
     losses = []
     for step in range(STEPS):
         d.eval()
+        if kind == "leakgan":
+            ends = block_ends(T, g.step_size)
+            blocks = rewards_of(engine, discriminator_reward(d), prefixes=ends[:-1])[:, [e - 1 for e in ends]]
+            start = group.rank * len(samples)
+            rewards = leakgan_rescale(group.all_gather(blocks))[start : start + len(samples)] / args.num_rollouts
+            losses.append(leakgan_step(g, g_opt, samples, rewards, args.grad_clip, "test", group))
+            d.train()
+            sequences, labels = torch.cat([real, samples]), torch.cat([torch.ones(len(real)), torch.zeros(len(samples))])
+            losses.append(discriminator_step(d, d_opt, sequences, labels, args.d_l2, "test", group)[0])
+            g.load_leak(d)
+            continue
         if kind == "rankgan":  # `real` is the whole batch's: every process updates the ranker on all of it
-            scores = rewards_of(engine, RankerReward(d, real[:3]), True)  # (b, T, N)
+            scores = rewards_of(engine, RankerReward(d, real[:3]), per_completion=True)  # (b, T, N)
             rewards = rank_rewards(scores, "test", group)[0]
             losses.append(summed_policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, 0.0,
                                                       "test", group))
@@ -93,7 +115,7 @@ def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of, k
             losses.append(discriminator_update(d, d_opt, rank_loss(d(rows, real[3:6]), labels), 0.0, "test", group))
             continue
         if kind == "maligan":
-            logits = rewards_of(engine, discriminator_reward(d, logits=True), True)  # (b, T, N)
+            logits = rewards_of(engine, discriminator_reward(d, logits=True), per_completion=True)  # (b, T, N)
             rewards = maligan_rewards(logits, "paper", "test", group)[0]
             losses.append(summed_policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, 0.0, "test", group))
             d.train()
@@ -119,8 +141,7 @@ def main(out: str, kind: str = "lstm") -> None:
     rng = torch.Generator().manual_seed(int(seeds[group.rank]))
     mine = group.shard(samples)
     result = steps(group, mine, real if kind == "rankgan" else group.shard(real),
-                   lambda engine, reward, each=False: engine.rewards(mine, reward, generator=rng, per_completion=each),
-                   kind)
+                   lambda engine, reward, **options: engine.rewards(mine, reward, generator=rng, **options), kind)
     # what train_discriminator_round does with each process's draws: all of them, in rank order
     result["gathered"] = group.all_gather(torch.full((2, T), group.rank))
     torch.save(result, Path(out) / f"rank{group.rank}.pt")

@@ -49,14 +49,15 @@ def test_a_single_process_group_leaves_everything_as_it_is():
         Group(rank=0, world_size=4).shard(rows)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "hf", "maligan", "rankgan"])
+@pytest.mark.parametrize("kind", ["lstm", "hf", "maligan", "rankgan", "leakgan"])
 def test_two_processes_make_the_one_process_step(tmp_path, kind):
     """2 adversarial steps (rollout rewards, G's policy-gradient update with clipping, the
     delayed policy's average, a D update) split over 2 processes equal the same steps on one
     process with the whole batch, given the same samples and the same rollout seeds; for a
     Hugging Face generator too (`hf`, with a KL penalty), and MaliGAN's steps (`maligan`: its
     weights normalised over both processes' completions, its summed loss) and RankGAN's
-    (`rankgan`: ranking scores over both processes' completions, the ranker's batch whole on each)."""
+    (`rankgan`: ranking scores over both processes' completions, the ranker's batch whole on each), and
+    LeakGAN's (`leakgan`: block rewards ranked over both processes' samples, its two losses)."""
     if kind == "hf":
         pytest.importorskip("transformers")
     result = torchrun(2, REPO / "tests" / "distributed_step.py", tmp_path, kind)
@@ -69,9 +70,8 @@ def test_two_processes_make_the_one_process_step(tmp_path, kind):
     counts = [tokens_mask(samples[s], step.EOS, step.PAD).sum().item() for s in shards]
     assert counts[0] < counts[1]  # unequal shards: the mean of the shards' means would be wrong
     gens = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
-    single = step.steps(Group(), samples, real, lambda engine, reward, each=False: torch.cat(
-        [engine.rewards(samples[s], reward, generator=gen, per_completion=each) for s, gen in zip(shards, gens)]),
-        kind)
+    single = step.steps(Group(), samples, real, lambda engine, reward, **options: torch.cat(
+        [engine.rewards(samples[s], reward, generator=gen, **options) for s, gen in zip(shards, gens)]), kind)
 
     assert_same_tensors(rank0, rank1, "rank 0 vs rank 1")  # every process made the same update
     for key in ("generator", "g_optimizer", "rollout_policy", "discriminator", "d_optimizer", "losses"):
