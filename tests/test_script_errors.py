@@ -153,6 +153,7 @@ CASES = [
     ("train_leakgan", [*TINY, "--init-from", "runs/seqgan"], "LeakGAN's pretraining interleaves D rounds"),
     ("train_leakgan", [*TINY, "--pretrain-epochs", "5"], "--pretrain-epochs 5 does not split into --pretrain-cycles 2"),
     ("train_leakgan", [*TINY, "--rescale", "rank"], "--rescale: invalid choice: 'rank'"),
+    ("train_leakgan", [*TINY, "--kl-coef", "0.1"], "--kl-coef: LeakGAN's manager and worker losses take no KL"),
     ("train_scratchgan", [*TINY, "--loss-positions", "tokens"], "--loss-positions: invalid choice: 'tokens'"),
     ("train_scratchgan", [*TINY, "--adv-grad-clip", "-1"], "--adv-grad-clip must not be negative, got -1.0"),
     ("train_scratchgan", [*TINY, "--embeddings", "glove.txt"], "--embeddings starts ScratchGAN's generator and D"),

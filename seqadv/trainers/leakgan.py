@@ -117,6 +117,8 @@ class LeakGANConfig(RolloutGANConfig):
         if self.generator != "lstm":
             raise ValueError(f"--generator {self.generator}: LeakGAN trains its own generator (a manager and a "
                              f"worker reading D's features); leave --generator out")
+        if self.kl_coef:
+            raise ValueError("--kl-coef: LeakGAN's manager and worker losses take no KL penalty here")
         if self.init_from is not None:
             raise ValueError("--init-from: LeakGAN's pretraining interleaves D rounds with its own generator's "
                              "MLE epochs; it starts from scratch")
