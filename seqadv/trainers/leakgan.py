@@ -215,6 +215,8 @@ class LeakGANTrainer(SeqGANTrainer):
         rewards = self.engine.rewards(samples, self.reward_fn, generator=self.rng, prefixes=ends[:-1])  # (b, T)
         self.split["leaked_features_s"] += self.g.leak_seconds - leak_before
         self.count_rollouts()
+        # the prefixes inside a block were never asked for: not counted as skipped
+        self.split["rollout_rows_skipped"] -= len(samples) * (T - len(ends)) * c.num_rollouts
         blocks = rewards[:, [e - 1 for e in ends]]  # (b, K)
         all_blocks = group.all_gather(blocks.contiguous())
         check_finite(all_blocks, "a rollout reward", where)
@@ -251,7 +253,7 @@ class LeakGANTrainer(SeqGANTrainer):
         super().adversarial(epoch)
         c = self.config
         if c.adv_mle_every and epoch % c.adv_mle_every == 0:  # the COCO code's interleaved MLE epoch
-            losses = [self.mle_step(self.g, self.g_adv_opt, self.group.shard(batch), f"adversarial epoch {epoch} MLE")
+            losses = [self.mle_step(self.g, self.g_opt, self.group.shard(batch), f"adversarial epoch {epoch} MLE")
                       for batch in batches(self.train_data, self.mle_batch_size(), self.order_rng)]
             self.writer.add_scalar("losses/g_mle_interleaved", float(np.mean(losses)), epoch)
 
