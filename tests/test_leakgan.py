@@ -139,3 +139,15 @@ def test_the_manager_and_worker_cosines_are_the_feature_changes_against_the_goal
     for t, since in [(0, 0), (2, 0), (3, 0), (4, 4), (5, 4)]:  # token t: the change since its block began
         assert_close(worker[:, t], cos(features[:, t + 1] - features[:, since], goals[:, t], dim=1))
     assert block_ends(6, 4) == [4, 6] and block_ends(20, 4) == [4, 8, 12, 16, 20]
+
+
+def test_the_workers_logits_are_its_matrix_times_the_normalised_goal():
+    """logits = O w, O = (W h + b) viewed as V x k, w = normalize(G W_g): the module's regrouped sums."""
+    g, _ = tiny()
+    state = g.initial_state(4)
+    tokens = torch.tensor([0, 1, 2, 1])
+    logits, new = g.step(tokens, state)
+    h = g.worker(g.embedding(tokens), state[0])[0]
+    o = g.worker_out(h).view(4, V, g.goal_size)
+    w = torch.nn.functional.normalize(new[3] @ g.goal_projection, dim=1)
+    assert_close(logits, (o @ w.unsqueeze(2)).squeeze(2))
