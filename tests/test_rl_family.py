@@ -9,9 +9,11 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
+import seqadv
 from seqadv import LeakGANConfig, LeakGANTrainer, MaliGANConfig, MaliGANTrainer, RankGANConfig, RankGANTrainer
 from seqadv.core.modules import eval_mode
 from seqadv.models.discriminator import Ranker
+from seqadv.models.leakgan import LeakGANGenerator
 from seqadv.models.generator import Generator
 from seqadv.rl.advantages import maligan_weights, rank_probabilities
 from seqadv.rl.losses import rank_loss
@@ -229,3 +231,8 @@ def test_leakgans_manager_aims_its_goals_at_what_d_prefers(toy, tmp_path):
         assert math.isfinite(results["models"]["leakgan"]["nll_test"])
         assert results["timings"]["adversarial_epoch_leaked_features_s"] > 0
     assert aim[6.0] > aim[-6.0] + 0.1, aim
+    # the saved model carries D's layers it reads: loaded, it samples as the trained G does
+    model, _ = seqadv.load(tmp_path / "-6.0")
+    assert isinstance(model, LeakGANGenerator)
+    same = lambda g: g.sample(50, trainer.data.length, generator=torch.Generator().manual_seed(3))  # noqa: E731
+    assert torch.equal(same(model), same(trainer.g))

@@ -40,11 +40,11 @@ from seqadv.core.masks import mask_after_eos
 from seqadv.core.registry import register_model
 from seqadv.core.sampling import generate
 from seqadv.models.discriminator import PAPER_FILTER_SIZES, PAPER_NUM_FILTERS, Discriminator
-from seqadv.models.generator import init_normal_
+from seqadv.models.generator import LanguageModel, init_normal_
 
 
 @register_model
-class LeakGANGenerator(nn.Module):
+class LeakGANGenerator(LanguageModel, nn.Module):
     """Shapes: B rows, T `max_length` positions, V `vocab_size`, F `feature_dim` (D's features),
     H `hidden_dim`, k `goal_size`, c `step_size`.
 
@@ -176,15 +176,15 @@ class LeakGANGenerator(nn.Module):
 
     @torch.no_grad()
     def sample(self, num: int, length: int, temperature: float = 1.0, generator: Optional[torch.Generator] = None,
-               batch_size: int = 4096, first_steps_scale: float = 1.0) -> Tensor:
+               batch_size: int = 4096, top_k: Optional[int] = None, first_steps_scale: float = 1.0) -> Tensor:
         """Draw `num` sequences of `length` (at most `max_length`) tokens -> (num, length) int64.
         `first_steps_scale`: the first two tokens' logits multiplied by it (the official code's
         1.5 for G's training samples; 1: G's own distribution)."""
         if length > self.max_length:
             raise ValueError(f"length {length} is longer than the generator's max_length {self.max_length}")
         policy = self if first_steps_scale == 1.0 else _FirstStepsScaled(self, first_steps_scale)
-        chunks = [generate(policy, min(batch_size, num - begin), length, temperature=temperature, generator=generator,
-                           device=self.device) for begin in range(0, num, batch_size)]
+        chunks = [generate(policy, min(batch_size, num - begin), length, temperature=temperature, top_k=top_k,
+                           generator=generator, device=self.device) for begin in range(0, num, batch_size)]
         return mask_after_eos(torch.cat(chunks) if chunks else torch.empty(0, length, dtype=torch.long),
                               self.eos_token, self.pad_token)
 
