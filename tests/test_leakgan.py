@@ -151,3 +151,16 @@ def test_the_workers_logits_are_its_matrix_times_the_normalised_goal():
     o = g.worker_out(h).view(4, V, g.goal_size)
     w = torch.nn.functional.normalize(new[3] @ g.goal_projection, dim=1)
     assert_close(logits, (o @ w.unsqueeze(2)).squeeze(2))
+
+
+def test_every_prefixs_features_in_one_pass_equal_each_prefix_convolved():
+    """`prefix_features`: the CNN's features of each prefix filled with D's own row, for texts
+    shorter and longer than the widest filter, equal to convolving each filled prefix."""
+    torch.manual_seed(0)
+    for T, widths in [(7, (1, 2, 3, 5, 9)), (20, (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20)), (4, (1, 2, 6))]:
+        d = new_leakgan_discriminator(10, 5, widths, [3] * len(widths)).eval()
+        x = torch.randint(0, 10, (4, T))
+        filled = torch.full((4, T + 1, T), 10)
+        for j in range(T + 1):
+            filled[:, j, :j] = x[:, :j]
+        assert_close(d.prefix_features(x), d.features(filled.flatten(0, 1)).view(4, T + 1, -1))

@@ -113,6 +113,40 @@ class TextCNN(nn.Module):
                 row += (end - begin) * N
         return logits
 
+    def prefix_features(self, tokens: Tensor) -> Tensor:
+        """`self.features` of every prefix of `tokens`, each filled with `pad_token` to the full
+        length, all in one pass: row j the features of tokens[:, :j] then padding (j = 0..T).
+
+        A window's convolution is a sum over its offsets, so the value of window s for prefix
+        length j is the bias, the sums of its first min(j - s, w) offsets over the text (a
+        cumulative sum, computed once) and of its remaining offsets over the padding (a
+        constant). One convolution's work, where convolving each prefix costs T + 1 of them
+        (LeakGAN's teacher forcing reads every prefix).
+
+        Shape: tokens (B, T) -> (B, T + 1, sum F), before ReLU-max's successors (highway, dropout)
+        """
+        B, T = tokens.shape
+        x = self._embed(tokens).transpose(1, 2)  # (B, L, E), padding after the text
+        L = x.shape[1]
+        fill = self.embedding.weight[self.pad_token]  # (E,)
+        j = torch.arange(T + 1, device=tokens.device)
+        banks = []
+        for conv in self.convs:
+            w = conv.kernel_size[0]
+            S = L - w + 1
+            weight = conv.weight  # (n, E, w)
+            terms = torch.einsum("ble,nei->bnil", x, weight)  # (B, n, w, L): offset i's term at each position
+            windows = terms.unfold(3, w, 1)  # (B, n, w, S, w'): offset i at s + i'
+            inside = torch.diagonal(windows, dim1=2, dim2=4)  # (B, n, S, w): offset i of window s
+            cumulative = torch.cat([torch.zeros_like(inside[..., :1]), inside.cumsum(dim=3)], dim=3)  # (B, n, S, w+1)
+            padding = torch.einsum("e,nei->ni", fill, weight)  # (n, w): offset i's term on padding
+            suffix = torch.cat([padding.flip(1).cumsum(1).flip(1), torch.zeros_like(padding[:, :1])], dim=1)  # (n, w+1)
+            m = (j[None, :] - torch.arange(S, device=tokens.device)[:, None]).clamp(0, w)  # (S, J): text offsets
+            text = torch.gather(cumulative, 3, m.expand(B, weight.shape[0], S, T + 1))  # (B, n, S, J)
+            value = text + suffix[:, m] + conv.bias[None, :, None, None]  # (B, n, S, J)
+            banks.append(F.relu(value.amax(dim=2)))  # (B, n, J)
+        return torch.cat(banks, dim=1).transpose(1, 2)  # (B, J, sum F)
+
     def _embed(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) -> (B, E, L), L = max(T, widest filter)."""
         if tokens.shape[1] < self.max_width:
@@ -156,6 +190,11 @@ class Discriminator(TextCNN):
         output layer reads (after the highway layer and dropout, as the official code's
         `FeatureExtractor_unit`)."""
         return self.leak(self.features(tokens))
+
+    def prefix_leaked_features(self, tokens: Tensor) -> Tensor:
+        """`leaked_features` of every prefix of `tokens` filled with `pad_token` (`prefix_features`).
+        Shape: (B, T) -> (B, T + 1, sum F)"""
+        return self.leak(self.prefix_features(tokens))
 
     def l2_penalty(self) -> Tensor:
         """0.5 * ||W_out||^2 + 0.5 * ||b_out||^2: the official code's L2 term (weighted by 0.2 there)."""

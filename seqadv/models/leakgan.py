@@ -148,6 +148,14 @@ class LeakGANGenerator(LanguageModel, nn.Module):
         self.leak_seconds += time.perf_counter() - start
         return features
 
+    @torch.no_grad()
+    def prefix_leaked_features(self, tokens: Tensor) -> Tensor:
+        """`leaked_features` of every prefix of tokens (B, T) -> (B, T + 1, F), in one pass."""
+        start = time.perf_counter()
+        features = self.leak.prefix_leaked_features(tokens).float()
+        self.leak_seconds += time.perf_counter() - start
+        return features
+
     # --- teacher forcing and sampling -------------------------------------------------------------
     def target_logits(self, targets: Tensor) -> Tensor:
         """targets (B, T) -> logits (B, T, V) of each token given the ones before it."""
@@ -161,10 +169,11 @@ class LeakGANGenerator(LanguageModel, nn.Module):
           goals (B, T, F): the goal G each token was generated under;
           sub_goals (B, T + 1, F): the manager's sub-goal at each j (j = 0: unused)."""
         B, T = targets.shape
-        prefixes = torch.full((B, T + 1, self.max_length), self.fill_token, dtype=torch.long, device=targets.device)
-        for j in range(1, T + 1):
-            prefixes[:, j, :j] = targets[:, :j]
-        features = self.leaked_features(prefixes.flatten(0, 1)).view(B, T + 1, -1)
+        if T < self.max_length:  # the prefixes D reads are max_length long, filled after the text
+            targets_full = torch.cat([targets, targets.new_full((B, self.max_length - T), self.fill_token)], dim=1)
+        else:
+            targets_full = targets
+        features = self.prefix_leaked_features(targets_full)[:, : T + 1]  # (B, T + 1, F), all prefixes in one pass
         state = self.initial_state(B)
         inputs = torch.cat([torch.full_like(targets[:, :1], self.start_token), targets], dim=1)
         logits, goals = [], []

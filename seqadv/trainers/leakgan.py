@@ -101,8 +101,10 @@ class LeakGANConfig(RolloutGANConfig):
     PRESETS: ClassVar[dict] = {
         "tiny": {**RolloutGANConfig.PRESETS["tiny"], "pretrain_epochs": 4, "pretrain_cycles": 2, "adv_epochs": 3,
                  "num_rollouts": 2, "goal_size": 4, "g_lr": 0.01},
-        # SeqGAN's cpu budget: 40 MLE epochs and 20 D rounds of 2 epochs in 10 cycles, 80 adversarial epochs
-        "cpu": {**RolloutGANConfig.PRESETS["cpu"], "adv_epochs": 80, "num_rollouts": 4},
+        # SeqGAN's cpu D and adversarial schedule; a worker of goal size 4 and half the MLE epochs (20, and
+        # 10 D rounds, in 10 cycles): the worker's V x k output makes each MLE step k times an LSTM's
+        "cpu": {**RolloutGANConfig.PRESETS["cpu"], "pretrain_epochs": 20, "d_pretrain_rounds": 10, "goal_size": 4,
+                "adv_epochs": 80, "num_rollouts": 4},
         "paper": {},
     }
     CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "rescale": list(RESCALE_MODES), "cosine": list(COSINES)}
