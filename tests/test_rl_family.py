@@ -236,3 +236,28 @@ def test_leakgans_manager_aims_its_goals_at_what_d_prefers(toy, tmp_path):
     assert isinstance(model, LeakGANGenerator)
     same = lambda g: g.sample(50, trainer.data.length, generator=torch.Generator().manual_seed(3))  # noqa: E731
     assert torch.equal(same(model), same(trainer.g))
+
+
+def test_leakgans_coco_options_add_real_rows_to_the_rank_pool_and_interleave_mle(toy, tmp_path):
+    """`reward_real`: after e adversarial epochs, min(B, int(10 e / 20)) real rows join the rank
+    pool (so G's rewards rank among B + P rows); `adv_mle_every 1`: an MLE epoch with the
+    pretraining optimiser after every adversarial epoch."""
+    config = LeakGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=2, pretrain_cycles=1,
+                           d_pretrain_rounds=1, adv_epochs=3, eval_every=3, reward_real=True, adv_mle_every=1,
+                           d_embedding_dim=3, d_filter_sizes=(1,), d_num_filters=(3,))
+    trainer = LeakGANTrainer(config)
+    trainer.train()
+    per_epoch = len(trainer.data.train) // config.batch_size
+    assert trainer.g_opt.state_dict()["state"][0]["step"] == (2 + 3) * per_epoch  # pretraining, then 3 interleaved
+    trainer.progress["done"] = 4
+    assert trainer.real_rows_scores().shape == (2,)  # int(10 * 4 / 20)
+    trainer.progress["done"] = 1
+    assert trainer.real_rows_scores().shape == (0,)
+    samples = trainer.g.sample(8, trainer.data.length, generator=torch.Generator().manual_seed(0))
+    trainer.progress["done"] = 400  # 64 real rows: the samples' ranks spread over B + 64 rows
+    rewards, _ = trainer.generator_rewards(samples, "test")
+    assert rewards.shape == (8, math.ceil(trainer.data.length / config.step_size))
+    ranks = (torch.logit(rewards.double() * config.num_rollouts) + 8) * (8 + 64) / 16  # sigmoid(16 rank / 72 - 8)
+    assert_close(ranks, ranks.round(), atol=1e-3, rtol=0)
+    assert ranks.max() <= 72 and ranks.min() >= 1
+    assert (ranks.round() % 9 != 0).any()  # ranks among 72, not among the 8 samples (which would be 9, 18, ...)
