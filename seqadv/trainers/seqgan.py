@@ -15,6 +15,11 @@ G's samples drawn colder (`sample_temperature`), importance-weighted in the upda
 (`importance_weight`, `importance_clip`, `importance_normalize`: what each estimates
 is in `policy_gradient_step`), and colder rollouts (`rollout_temperature`).
 
+The family built on SeqGAN's code (MaliGAN, RankGAN, LeakGAN) shares this loop: its options
+are `RolloutGANConfig`'s, and each recipe replaces only the hooks its paper changes
+(`new_discriminator`, `discriminator_batch`, `generator_samples`, `generator_rewards`,
+`policy_gradient_step`, `adversarial_batch_size`, `adversarial_d_epochs`).
+
     from seqadv import SeqGANConfig, SeqGANTrainer
     results = SeqGANTrainer(SeqGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
 
