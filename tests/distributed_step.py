@@ -93,44 +93,40 @@ def steps(group: Group, samples: torch.Tensor, real: torch.Tensor, rewards_of, k
     losses = []
     for step in range(STEPS):
         d.eval()
+        # G's update, the recipe's own
         if kind == "leakgan":
             ends = block_ends(T, g.step_size)
             blocks = rewards_of(engine, discriminator_reward(d), prefixes=ends[:-1])[:, [e - 1 for e in ends]]
             start = group.rank * len(samples)
             rewards = leakgan_rescale(group.all_gather(blocks))[start : start + len(samples)] / args.num_rollouts
             losses.append(leakgan_step(g, g_opt, samples, rewards, args.grad_clip, "test", group))
-            d.train()
-            sequences, labels = torch.cat([real, samples]), torch.cat([torch.ones(len(real)), torch.zeros(len(samples))])
-            losses.append(discriminator_step(d, d_opt, sequences, labels, args.d_l2, "test", group)[0])
-            g.load_leak(d)
-            continue
-        if kind == "rankgan":  # `real` is the whole batch's: every process updates the ranker on all of it
-            scores = rewards_of(engine, RankerReward(d, real[:3]), per_completion=True)  # (b, T, N)
-            rewards = rank_rewards(scores, "test", group)[0]
+        elif kind in ("maligan", "rankgan"):
+            if kind == "maligan":
+                logits = rewards_of(engine, discriminator_reward(d, logits=True), per_completion=True)  # (b, T, N)
+                rewards = maligan_rewards(logits, "paper", "test", group)[0]
+            else:
+                scores = rewards_of(engine, RankerReward(d, real[:3]), per_completion=True)  # (b, T, N)
+                rewards = rank_rewards(scores, "test", group)[0]
             losses.append(summed_policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, 0.0,
                                                       "test", group))
-            d.train()
+        else:
+            rewards = rewards_of(engine, discriminator_reward(d))
+            # the second step as if the samples were drawn colder, with self-normalised prefix weights:
+            # their per-position means are the whole batch's on every process
+            cold = dict(sample_temperature=0.7, importance_weight="prefix", importance_normalize=True) if step else {}
+            losses.append(policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip,
+                                               args.rollout_rate, "test", group, **cold, **kl))
+        # D's update: the ranker's on the whole batch (`real` is the whole batch's), else D's on this process's rows
+        d.train()
+        if kind == "rankgan":
             rows = torch.cat([real, group.all_gather(samples)])
             labels = torch.cat([torch.ones(len(real)), torch.zeros(len(rows) - len(real))])
             losses.append(discriminator_update(d, d_opt, rank_loss(d(rows, real[3:6]), labels), 0.0, "test", group))
-            continue
-        if kind == "maligan":
-            logits = rewards_of(engine, discriminator_reward(d, logits=True), per_completion=True)  # (b, T, N)
-            rewards = maligan_rewards(logits, "paper", "test", group)[0]
-            losses.append(summed_policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, 0.0, "test", group))
-            d.train()
+        else:
             sequences, labels = torch.cat([real, samples]), torch.cat([torch.ones(len(real)), torch.zeros(len(samples))])
             losses.append(discriminator_step(d, d_opt, sequences, labels, args.d_l2, "test", group)[0])
-            continue
-        rewards = rewards_of(engine, discriminator_reward(d))
-        # the second step as if the samples were drawn colder, with self-normalised prefix weights:
-        # their per-position means are the whole batch's on every process
-        cold = dict(sample_temperature=0.7, importance_weight="prefix", importance_normalize=True) if step else {}
-        losses.append(policy_gradient_step(g, g_opt, rollout_policy, samples, rewards, args.grad_clip, args.rollout_rate,
-                                           "test", group, **cold, **kl))
-        d.train()
-        sequences, labels = torch.cat([real, samples]), torch.cat([torch.ones(len(real)), torch.zeros(len(samples))])
-        losses.append(discriminator_step(d, d_opt, sequences, labels, args.d_l2, "test", group)[0])
+        if kind == "leakgan":
+            g.load_leak(d)
     return {"generator": g.state_dict(), "g_optimizer": g_opt.state_dict(), "rollout_policy": rollout_policy.state_dict(),
             "discriminator": d.state_dict(), "d_optimizer": d_opt.state_dict(), "losses": torch.tensor(losses)}
 

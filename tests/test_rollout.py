@@ -701,6 +701,11 @@ def ended_sequences():
     return torch.tensor([[1, 2, 3, 0, 0], [3, 0, 0, 0, 0], [2, 1, 2, 1, 2], [1, 1, 2, 2, 3]])
 
 
+def ended_kept():
+    """Positions of `ended_sequences` that rollouts keep, before and after their ends."""
+    return torch.tensor([[0, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=torch.bool)
+
+
 @pytest.mark.parametrize("policy_name, options", [
     ("lstm", {}),
     ("lstm", {"max_batch_rows": 1}),        # a sequence per chunk
@@ -721,7 +726,7 @@ def test_finished_prefixes_are_not_rolled_out_and_rewards_stay_exact(policy_name
     options = dict(options)
     fixed = None
     if options.pop("fixed", False):
-        fixed = torch.tensor([[0, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=torch.bool)
+        fixed = ended_kept()
     reward = PrefixChecking(reward_fn) if options.pop("prefix_aware", False) else reward_fn
     seqs = ended_sequences()
     mean, var = exact_rewards(policy, seqs, reward_fn, 4, fixed, eos=EOS, pad=PAD)
@@ -872,7 +877,7 @@ def test_per_completion_rewards_are_the_completions_scores_and_average_to_the_re
     options = dict(options)
     fixed = None
     if options.pop("fixed", False):
-        fixed = torch.tensor([[0, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 1, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=torch.bool)
+        fixed = ended_kept()
     prefix_aware = options.pop("prefix_aware", False)
     reward = PrefixChecking(completion_code) if prefix_aware else completion_code
     seqs, N = ended_sequences(), 6

@@ -59,18 +59,18 @@ import torch
 from torch import Tensor, nn
 
 from seqadv.core.masks import tokens_mask
-from seqadv.data.dataset import SequenceData, batches
+from seqadv.data.dataset import SequenceData
 from seqadv.models.leakgan import LeakGANGenerator, new_leakgan_discriminator
 from seqadv.rl.advantages import (RESCALE_MODES, block_ends, leakgan_block_cosines, leakgan_rescale,
                                   leakgan_worker_rewards)
 from seqadv.rl.losses import mle_loss, policy_gradient_loss
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.rl.rollout import RolloutEngine
-from seqadv.rl.update import check_finite, clip_and_step
+from seqadv.rl.update import clip_and_step
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import Phase, own_model, preset_config
-from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer
+from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, gathered_credit
 from seqadv.trainers.text import TextGANConfig
 
 COSINES = ("paper", "official")
@@ -220,15 +220,17 @@ class LeakGANTrainer(SeqGANTrainer):
         # the prefixes inside a block were never asked for: not counted as skipped
         self.split["rollout_rows_skipped"] -= len(samples) * (T - len(ends)) * c.num_rollouts
         blocks = rewards[:, [e - 1 for e in ends]]  # (b, K)
-        all_blocks = group.all_gather(blocks.contiguous())
-        check_finite(all_blocks, "a rollout reward", where)
-        pool = all_blocks
+        return gathered_credit(blocks, self.rescaled, "a rollout reward", where, group)
+
+    def rescaled(self, blocks: Tensor) -> Tensor:
+        """The whole batch's block rewards ranked over it (and over real rows, `reward_real`),
+        over the rollouts. Shape: blocks (B, K) -> (B, K)"""
+        c = self.config
+        pool = blocks
         if c.reward_real:
             real = self.real_rows_scores()  # (P,): the same at every block
-            pool = torch.cat([all_blocks, real[:, None].expand(-1, all_blocks.shape[1])])
-        all_rewards = leakgan_rescale(pool, c.rescale_delta, c.rescale)[: len(all_blocks)] / c.num_rollouts
-        start = group.rank * len(samples)
-        return all_rewards[start : start + len(samples)], all_rewards
+            pool = torch.cat([blocks, real[:, None].expand(-1, blocks.shape[1])])
+        return leakgan_rescale(pool, c.rescale_delta, c.rescale)[: len(blocks)] / c.num_rollouts
 
     def real_rows_scores(self) -> Tensor:
         """The COCO code's real sentences in the rank pool: min(B, int(10 epoch / 20)) of them, a
@@ -255,8 +257,7 @@ class LeakGANTrainer(SeqGANTrainer):
         super().adversarial(epoch)
         c = self.config
         if c.adv_mle_every and epoch % c.adv_mle_every == 0:  # the COCO code's interleaved MLE epoch
-            losses = [self.mle_step(self.g, self.g_opt, self.group.shard(batch), f"adversarial epoch {epoch} MLE")
-                      for batch in batches(self.train_data, self.mle_batch_size(), self.order_rng)]
+            losses = self.mle_epoch(f"adversarial epoch {epoch} MLE")
             self.writer.add_scalar("losses/g_mle_interleaved", float(np.mean(losses)), epoch)
 
     def print_table(self, results: dict) -> None:

@@ -48,10 +48,9 @@ from torch import Tensor
 
 from seqadv.rl.advantages import MALIGAN_WEIGHTS, maligan_weights
 from seqadv.rl.rewards import discriminator_reward
-from seqadv.rl.update import check_finite
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import preset_config
-from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, summed_policy_gradient_step
+from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, gathered_credit, summed_policy_gradient_step
 from seqadv.trainers.text import TextGANConfig
 
 CREDITS = ("mc", "sequence")
@@ -118,8 +117,5 @@ def maligan_rewards(logits: Tensor, weights: str = "paper", where: str = "", gro
 
     Shape: logits (b, T, N) -> rewards (b, T), all_rewards (B, T)
     """
-    all_logits = group.all_gather(logits.contiguous())  # (B, T, N)
-    check_finite(all_logits, "a discriminator logit", where)
-    all_rewards = maligan_weights(all_logits, weights).mean(dim=2)  # (B, T)
-    start = group.rank * len(logits)
-    return all_rewards[start : start + len(logits)], all_rewards
+    return gathered_credit(logits, lambda all_logits: maligan_weights(all_logits, weights).mean(dim=2),
+                           "a discriminator logit", where, group)

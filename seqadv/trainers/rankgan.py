@@ -49,11 +49,11 @@ from seqadv.models.discriminator import RANK_AGGREGATES, Ranker
 from seqadv.rl.advantages import rank_probabilities
 from seqadv.rl.losses import rank_loss
 from seqadv.rl.rewards import RankerReward
-from seqadv.rl.update import check_finite, discriminator_update
+from seqadv.rl.update import discriminator_update
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import preset_config
-from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, summed_policy_gradient_step
+from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, gathered_credit, summed_policy_gradient_step
 from seqadv.trainers.text import TextGANConfig
 
 
@@ -153,8 +153,5 @@ def rank_rewards(scores: Tensor, where: str = "", group: Group = Group()) -> tup
 
     Shape: scores (b, T, N) -> rewards (b, T), all_rewards (B, T)
     """
-    all_scores = group.all_gather(scores.contiguous())  # (B, T, N)
-    check_finite(all_scores, "a ranker score", where)
-    all_rewards = rank_probabilities(all_scores).mean(dim=2)  # (B, T)
-    start = group.rank * len(scores)
-    return all_rewards[start : start + len(scores)], all_rewards
+    return gathered_credit(scores, lambda all_scores: rank_probabilities(all_scores).mean(dim=2), "a ranker score",
+                           where, group)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import ClassVar, Optional
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 import torch
@@ -401,6 +401,21 @@ def discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, sequences: Tens
     logits = d(sequences)
     value = discriminator_update(d, opt, discriminator_loss(logits, labels), l2, where, group)
     return value, int(correct_guesses(logits, labels).item())
+
+
+def gathered_credit(local: Tensor, transform: Callable[[Tensor], Tensor], what: str, where: str = "",
+                    group: Group = Group()) -> tuple[Tensor, Tensor]:
+    """Credit that compares the whole batch's rows (MaliGAN's weights, RankGAN's ranking scores,
+    LeakGAN's ranks): every process gathers its rows' scores, checks them, transforms the whole
+    batch alike, and keeps its own rows. Returns (this process's rows, the whole batch's).
+
+    Shape: local (b, ...) -> transform (B, ...) -> (B, ...'): rewards (b, ...'), all_rewards (B, ...')
+    """
+    everything = group.all_gather(local.contiguous())
+    check_finite(everything, what, where)
+    all_rewards = transform(everything)
+    start = group.rank * len(local)
+    return all_rewards[start : start + len(local)], all_rewards
 
 
 def summed_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_policy: nn.Module, samples: Tensor,

@@ -318,10 +318,14 @@ class TextGANTrainer(GANTrainer):
         raise NotImplementedError
 
     # --- the phases every recipe of this family has -------------------------------------------------
+    def mle_epoch(self, where: str) -> list[float]:
+        """One shuffled epoch of MLE updates of G with its pretraining optimiser; the losses."""
+        return [self.mle_step(self.g, self.g_opt, self.group.shard(batch), where)
+                for batch in batches(self.train_data, self.mle_batch_size(), self.order_rng)]
+
     def pretrain_g(self, epoch: int) -> None:
         c = self.config
-        losses = [self.mle_step(self.g, self.g_opt, self.group.shard(batch), f"pretrain G epoch {epoch}")
-                  for batch in batches(self.train_data, self.mle_batch_size(), self.order_rng)]
+        losses = self.mle_epoch(f"pretrain G epoch {epoch}")
         self.progress["g_step"] = self.progress.get("g_step", 0) + len(losses)
         self.writer.add_scalar("losses/g_mle", float(np.mean(losses)), self.progress["g_step"])
         if self.group.is_main and (epoch % c.pretrain_eval_every == 0 or epoch == c.pretrain_epochs):
