@@ -141,6 +141,10 @@ def test_ema_update():
     expected = 0.8 * a.weight.detach().clone() + 0.2 * b.weight.detach()
     ema_update(a, b, 0.8)
     assert_close(a.weight.detach(), expected)
+    # a model averaged with itself is itself (in place, mul_ then add_ would zero it)
+    before = b.weight.detach().clone()
+    ema_update(b, b, 0.0)
+    assert_close(b.weight.detach(), before)
 
 
 def official_cell_logits(params, seqs):

@@ -35,6 +35,8 @@ def ema_update(target: nn.Module, source: nn.Module, rate: float) -> None:
     """
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"ema rate must be in [0, 1], got {rate}")
+    if target is source:  # a policy that is G itself (LeakGAN's, or a caller's): in place, mul_ then add_ would zero it
+        return
     for t, s in zip(target.parameters(), source.parameters()):
         t.mul_(rate).add_(s.detach(), alpha=1.0 - rate)
     for t, s in zip(target.buffers(), source.buffers()):
