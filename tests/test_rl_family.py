@@ -21,7 +21,7 @@ from seqadv.rl.advantages import maligan_weights, rank_probabilities
 from seqadv.rl.losses import rank_loss, token_log_probs
 from seqadv.rl.rewards import RankerReward
 from seqadv.rl.rollout import RolloutEngine
-from seqadv.trainers.maligan import maligan_rewards
+from seqadv.trainers.maligan import effective_sample_size, maligan_rewards
 from seqadv.trainers.rankgan import rank_rewards
 from seqadv.trainers.seqgan import summed_policy_gradient_step
 
@@ -40,6 +40,10 @@ def test_maligan_weights_are_the_papers_and_texygens():
     assert torch.isfinite(w).all() and w[0] > 0.66 - 1e-6 and abs(float(w.sum())) < 1e-6
     with pytest.raises(ValueError, match="choose one of paper, texygen"):
         maligan_weights(logits, "seqgan")
+    # the weights' effective sample size: B when equal, 1 when one sample has them all, 1 / sum w^2 between
+    assert effective_sample_size(torch.full((16,), 1 / 16)) == pytest.approx(16)
+    assert effective_sample_size(torch.tensor([1.0, 0.0, 0.0])) == pytest.approx(1)
+    assert effective_sample_size(torch.tensor([0.5, 0.25, 0.25])) == pytest.approx(1 / 0.375)
 
 
 class FirstToken(nn.Module):
@@ -195,6 +199,9 @@ def test_g_moves_toward_what_its_reward_prefers(toy, tmp_path, recipe, options):
 
     before, after = share(trainer.mle), share(trainer.g)  # the baseline moved by MLE only, as much
     assert after > before + 0.02, (before, after)
+    if recipe == "maligan":  # the last update's weights, in the history: those of a D that favours w3-rich samples
+        B, ess = config.batch_size, results["history"]["maligan"][-1]["weights_ess"]
+        assert ess == pytest.approx(trainer.weights_ess) and 1 < ess < B - 1, (ess, B)
     assert math.isfinite(results["models"][recipe]["nll_test"])
 
 

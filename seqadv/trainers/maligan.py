@@ -100,12 +100,25 @@ class MaliGANTrainer(SeqGANTrainer):
             self.count_rollouts()
         else:
             logits = self.reward_fn(samples)[:, None, None].expand(-1, samples.shape[1], 1)  # (b, T, 1)
-        return maligan_rewards(logits, self.config.weights, where, self.group)
+        rewards, all_rewards = maligan_rewards(logits, self.config.weights, where, self.group)
+        self.weights_ess = effective_sample_size(all_rewards[:, -1] + 1.0 / len(all_rewards))
+        return rewards, all_rewards
+
+    def credit_statistics(self) -> dict:
+        # of the whole samples' weights: near B while D cannot tell G's samples apart, near 1 when
+        # one sample takes the whole update (a D far from optimal, sure of itself)
+        return {"weights_ess": self.weights_ess}
 
     def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
         c = self.config
         return summed_policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards, c.grad_clip,
                                            c.rollout_rate, where, self.group, self.kl_reference(), c.kl_coef)
+
+
+def effective_sample_size(weights: Tensor) -> float:
+    """Kish's effective sample size of normalised weights, 1 / sum w^2: B for equal weights, 1
+    for one sample with all of it. Shape: weights (B,), summing to 1"""
+    return float(1.0 / weights.double().square().sum())
 
 
 def maligan_rewards(logits: Tensor, weights: str = "paper", where: str = "", group: Group = Group()

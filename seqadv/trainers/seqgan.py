@@ -224,9 +224,12 @@ class SeqGANTrainer(TextGANTrainer):
             self.writer.add_scalar("charts/d_accuracy", d_acc, step)
         for name, seconds in split.items():
             self.writer.add_scalar(f"charts/{name}_per_epoch", seconds / epoch, step)
+        credit = self.credit_statistics()
+        for name, value in credit.items():
+            self.writer.add_scalar(f"charts/{name}", value, step)
         if group.is_main and (epoch % c.eval_every == 0 or epoch == c.adv_epochs):
             metrics, samples = self.evaluate(self.g)
-            self.record(self.adversarial_model, metrics, g_updates=step)
+            self.record(self.adversarial_model, {**metrics, **credit}, g_updates=step)
             self.writer.add_text(f"samples/{self.adversarial_model}", "\n\n".join(self.data.text(s) for s in samples[:5].cpu()), step)
 
     # --- the updates ---------------------------------------------------------------------------------
@@ -255,6 +258,11 @@ class SeqGANTrainer(TextGANTrainer):
         all_rewards = self.group.all_gather(rewards)  # (B, T): checked and charted alike on every process
         check_finite(all_rewards, "a rollout reward", where)
         return rewards, all_rewards
+
+    def credit_statistics(self) -> dict:
+        """What the recipe reports of its last update's credit, charted every epoch and kept in
+        the history at each evaluation (MaliGAN's weights' effective sample size); none here."""
+        return {}
 
     def count_rollouts(self) -> None:
         """Completions rolled out, and those a finished prefix made unnecessary (this process's rows)."""
