@@ -2,10 +2,12 @@
 its state."""
 import math
 
+import pytest
 import torch
 from test_rollout import exact_rewards, reward_fn, within_mc_error
 from torch.testing import assert_close
 
+from seqadv.models.discriminator import Discriminator
 from seqadv.models.leakgan import LeakGANGenerator, new_leakgan_discriminator
 from seqadv.rl.advantages import block_ends, leakgan_block_cosines, leakgan_rescale, leakgan_worker_rewards
 from seqadv.rl.rollout import RolloutEngine
@@ -36,8 +38,18 @@ def test_teacher_forcing_is_the_step_and_the_prefix_reaches_the_manager():
         stepped.append(out)
         tokens = targets[:, j]
     assert_close(logits, torch.stack(stepped, 1))
-    # the prefix D reads is the text consumed so far: all but the last token, then D's fill row
-    assert torch.equal(state[4][:, : T - 1], targets[:, : T - 1]) and (state[4][:, -1] == V).all()
+    # the features the step carries are D's of the text consumed so far, then D's fill row,
+    # the whole filled prefix convolved (per row: the rows' positions may differ in rollouts)
+    for j in range(T + 1):
+        filled = torch.full((3, T), V)
+        filled[:, :j] = targets[:, :j]
+        windows, _ = g.leak.extend_prefix(g.leak.prefix_window_state(3), torch.zeros(3, dtype=torch.long),
+                                          torch.full((3,), -1), T)
+        for i in range(j):
+            windows, features = g.extend_leak(windows, targets[:, i], torch.full((3,), i))
+        if j:
+            assert_close(features, d.leaked_features(filled))
+    assert state[4][0].shape == (3, 3 * 1 + 3 * 2) and state[4][1].shape == (3, 2 * 3)
     # f_j is D's feature of the first j tokens, the rest filled with D's own row
     filled = torch.full((3, T), V)
     filled[:, :2] = targets[:, :2]
@@ -51,6 +63,28 @@ def test_teacher_forcing_is_the_step_and_the_prefix_reaches_the_manager():
     g2.load_leak(new_leakgan_discriminator(V, 4, (1, 2), (3, 3)))
     assert not torch.allclose(g2.target_logits(targets)[:, 2:], logits[:, 2:])
     assert_close(g2.target_logits(targets)[:, :2], logits[:, :2])  # the first block reads goal_init only
+
+
+@pytest.mark.parametrize("length, widths", [(9, (1, 2, 3, 5)), (3, (1, 2, 4))])
+def test_a_prefix_grown_a_token_at_a_time_has_the_features_of_the_whole_filled_prefix(length, widths):
+    """`extend_prefix`'s window sums against convolving each filled prefix, rows at different
+    lengths in one call (as in rollouts), and a filter wider than the text (L = 4 > 3)."""
+    torch.manual_seed(0)
+    fill = 6
+    d = Discriminator(7, 4, widths, (3, 2, 4, 2)[: len(widths)], 0.0, pad_token=fill)
+    tokens = torch.randint(0, fill, (4, length))
+    lag = torch.tensor([0, 1, 3, 2])  # row r starts r's lag steps late: its position is step - lag
+    windows = d.prefix_window_state(4)
+    for step in range(length + 3):
+        position = step - 1 - lag  # the position this step's token lands at; -1 and below: nothing yet
+        keep = position < length  # rows not yet past their text
+        position = torch.where(keep, position, -1).clamp(min=-1)
+        token = tokens[torch.arange(4), position.clamp(min=0)]
+        windows, features = d.extend_prefix(windows, token, position, length)
+        filled = torch.full((4, length), fill)
+        for r, p in enumerate(position.tolist()):
+            filled[r, : p + 1] = tokens[r, : p + 1]
+        assert_close(features[keep], d.features(filled)[keep])
 
 
 def test_the_engine_gives_leakgans_exact_rewards():

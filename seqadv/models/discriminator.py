@@ -147,6 +147,80 @@ class TextCNN(nn.Module):
             banks.append(F.relu(value.amax(dim=2)))  # (B, n, J)
         return torch.cat(banks, dim=1).transpose(1, 2)  # (B, J, sum F)
 
+    # --- a prefix growing one token at a time (LeakGAN's sampling and rollouts) ----------------------
+    def prefix_window_state(self, batch: int) -> tuple[Tensor, Tensor]:
+        """The state `extend_prefix` carries, for empty prefixes: for each filter of width w,
+        the sums over the text of its w windows that cover the last token (slot r: the window
+        starting r before it), all filters' slots side by side (K = sum over filters of w); and
+        each filter's max over its windows already complete.
+
+        Shape: -> (batch, K) zeros, (batch, sum F) -inf
+        """
+        slots = sum(conv.out_channels * conv.kernel_size[0] for conv in self.convs)
+        filters = sum(conv.out_channels for conv in self.convs)
+        weight = self.embedding.weight
+        return weight.new_zeros(batch, slots), weight.new_full((batch, filters), float("-inf"))
+
+    def _window_tables(self) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Per filter bank: its weights as (E, n w), each slot's fill terms from offset r + 1 on
+        (n, w), and all w of them (n,). Kept while D's weights are unchanged (their storage and
+        version)."""
+        params = [self.embedding.weight] + [p for conv in self.convs for p in (conv.weight, conv.bias)]
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+        cached = getattr(self, "_tables", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            fill = self.embedding.weight[self.pad_token]
+            tables = []
+            for conv in self.convs:
+                terms = torch.einsum("e,nei->ni", fill, conv.weight)  # (n, w): offset i's term on the fill
+                after = torch.cat([terms.flip(1).cumsum(1).flip(1)[:, 1:], terms.new_zeros(len(terms), 1)], dim=1)
+                tables.append((conv.weight.permute(1, 0, 2).reshape(conv.weight.shape[1], -1), after, terms.sum(1)))
+        self._tables = (key, tables)
+        return tables
+
+    @torch.no_grad()
+    def extend_prefix(self, state: tuple[Tensor, Tensor], tokens: Tensor, position: Tensor, length: int
+                      ) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        """Append each row's token at its position (-1: none, the empty prefix) and give the
+        features of the prefixes, position + 1 tokens, filled with `pad_token` to
+        L = max(length, widest filter): what `features` gives for the filled sequences, in
+        O(sum n w) a row where `features` convolves all of L. Only a filter's w windows that
+        cover the new token change, each by the token's term at its offset; the one that
+        stops covering it is complete and joins the running max. A window's value is its
+        text sum, its remaining offsets' terms on the fill (a suffix sum, fixed while D is) and
+        the bias; the windows wholly on the fill all have the fill's value.
+
+        Shape: state ((B, K), (B, sum F)), tokens (B,), position (B,) -> state, features (B, sum F)
+        """
+        sums, done = state
+        B, L = len(tokens), max(length, self.max_width)
+        grows = (position >= 0)[:, None, None]
+        embedded = self.embedding(tokens)  # (B, E)
+        new_sums, new_done, pooled, slot, filt = [], [], [], 0, 0
+        for conv, (weight, after, on_fill_sum) in zip(self.convs, self._window_tables()):
+            n, w = conv.out_channels, conv.kernel_size[0]
+            old = sums[:, slot: slot + n * w].view(B, n, w)
+            # the window starting w before the new token (slot w - 1 before it) is complete
+            best = done[:, filt: filt + n]
+            best = torch.where((position >= w)[:, None], torch.maximum(best, old[:, :, w - 1] + conv.bias), best)
+            terms = (embedded @ weight).view(B, n, w)  # the token at each offset
+            now = torch.where(grows, F.pad(old[:, :, :-1], (1, 0)) + terms, old)
+            # slot r's window starts at position - r: it exists from 0 on, and where it fits in L
+            start = position[:, None] - torch.arange(w, device=sums.device)  # (B, w)
+            exists = ((start >= 0) & (start <= L - w))[:, None, :]
+            value = (now + after + conv.bias[:, None]).masked_fill(~exists, float("-inf")).amax(dim=2)
+            top = torch.maximum(best, value)
+            # the windows wholly on the fill start after the token: any that fits in L
+            on_fill = (position + 1 <= L - w)[:, None]
+            top = torch.where(on_fill, torch.maximum(top, conv.bias + on_fill_sum), top)
+            new_sums.append(now.reshape(B, n * w))
+            new_done.append(best)
+            pooled.append(F.relu(top))
+            slot, filt = slot + n * w, filt + n
+        return (torch.cat(new_sums, dim=1), torch.cat(new_done, dim=1)), torch.cat(pooled, dim=1)
+
     def _embed(self, tokens: Tensor) -> Tensor:
         """tokens (B, T) -> (B, E, L), L = max(T, widest filter)."""
         if tokens.shape[1] < self.max_width:
