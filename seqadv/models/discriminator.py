@@ -202,7 +202,7 @@ class TextCNN(nn.Module):
         for conv, (weight, after, on_fill_sum) in zip(self.convs, self._window_tables()):
             n, w = conv.out_channels, conv.kernel_size[0]
             old = sums[:, slot: slot + n * w].view(B, n, w)
-            # the window starting w before the new token (slot w - 1 before it) is complete
+            # slot w - 1's window started w - 1 before the last token: the new one is past it, it is complete
             best = done[:, filt: filt + n]
             best = torch.where((position >= w)[:, None], torch.maximum(best, old[:, :, w - 1] + conv.bias), best)
             terms = (embedded @ weight).view(B, n, w)  # the token at each offset
