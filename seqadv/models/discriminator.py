@@ -120,31 +120,43 @@ class TextCNN(nn.Module):
         A window's convolution is a sum over its offsets, so the value of window s for prefix
         length j is the bias, the sums of its first min(j - s, w) offsets over the text (a
         cumulative sum, computed once) and of its remaining offsets over the padding (a
-        constant). One convolution's work, where convolving each prefix costs T + 1 of them
+        constant). The windows wholly inside the prefix (s <= j - w) enter through a running
+        max over s of the full windows; only the w - 1 windows that reach past the prefix's end
+        are evaluated per prefix; those wholly on the padding all have the padding's value.
+        About one convolution's work, where convolving each prefix costs T + 1 of them
         (LeakGAN's teacher forcing reads every prefix).
 
         Shape: tokens (B, T) -> (B, T + 1, sum F), before ReLU-max's successors (highway, dropout)
         """
         B, T = tokens.shape
         x = self._embed(tokens).transpose(1, 2)  # (B, L, E), padding after the text
-        L = x.shape[1]
+        L, device = x.shape[1], tokens.device
         fill = self.embedding.weight[self.pad_token]  # (E,)
-        j = torch.arange(T + 1, device=tokens.device)
+        j = torch.arange(T + 1, device=device)
         banks = []
         for conv in self.convs:
             w = conv.kernel_size[0]
             S = L - w + 1
-            weight = conv.weight  # (n, E, w)
+            weight, bias = conv.weight, conv.bias  # (n, E, w), (n,)
             terms = torch.einsum("ble,nei->bnil", x, weight)  # (B, n, w, L): offset i's term at each position
             windows = terms.unfold(3, w, 1)  # (B, n, w, S, w'): offset i at s + i'
             inside = torch.diagonal(windows, dim1=2, dim2=4)  # (B, n, S, w): offset i of window s
             cumulative = torch.cat([torch.zeros_like(inside[..., :1]), inside.cumsum(dim=3)], dim=3)  # (B, n, S, w+1)
             padding = torch.einsum("e,nei->ni", fill, weight)  # (n, w): offset i's term on padding
             suffix = torch.cat([padding.flip(1).cumsum(1).flip(1), torch.zeros_like(padding[:, :1])], dim=1)  # (n, w+1)
-            m = (j[None, :] - torch.arange(S, device=tokens.device)[:, None]).clamp(0, w)  # (S, J): text offsets
-            text = torch.gather(cumulative, 3, m.expand(B, weight.shape[0], S, T + 1))  # (B, n, S, J)
-            value = text + suffix[:, m] + conv.bias[None, :, None, None]  # (B, n, S, J)
-            banks.append(F.relu(value.amax(dim=2)))  # (B, n, J)
+            # the windows inside the prefix, s <= j - w: the running max of the full windows
+            whole = (cumulative[..., w] + bias[:, None]).cummax(dim=2).values  # (B, n, S)
+            best = whole[:, :, (j - w).clamp(min=0)].masked_fill(j < w, float("-inf"))  # (B, n, J)
+            if w > 1:  # the windows holding k = 1..w-1 of the prefix's tokens, at s = j - k
+                k = torch.arange(1, w, device=device)
+                start = j[:, None] - k  # (J, w - 1)
+                part = cumulative[:, :, start.clamp(0, S - 1), k]  # (B, n, J, w - 1)
+                part = (part + (suffix[:, k] + bias[:, None])[:, None, :])
+                part = part.masked_fill(~((start >= 0) & (start < S)), float("-inf"))
+                best = torch.maximum(best, part.amax(dim=3))
+            on_padding = (j <= S - 1)  # a window starting at j or later fits in L
+            best = torch.where(on_padding, torch.maximum(best, (suffix[:, 0] + bias)[:, None]), best)
+            banks.append(F.relu(best))  # (B, n, J)
         return torch.cat(banks, dim=1).transpose(1, 2)  # (B, J, sum F)
 
     # --- a prefix growing one token at a time (LeakGAN's sampling and rollouts) ----------------------
