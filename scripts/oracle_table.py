@@ -4,6 +4,7 @@ beside it, and each paper's own figure, from committed per-seed JSON.
 
     python scripts/oracle_table.py                          # the table, from results/oracle/
     python scripts/oracle_table.py --collect runs/oracle    # first copy the finished seeds there
+    python scripts/oracle_table.py --todo                   # the commands of the seeds not yet committed
 
 Each seed is one run of a recipe's script at the `cpu` preset (the commands are in each
 JSON's "command"), SeqGAN's from scratch and the others from SeqGAN's pretrained G of the same
@@ -34,6 +35,7 @@ from seqadv.runtime.cli import OneLineParser, guarded
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results" / "oracle"
 ORDER = ["seqgan", "scratchgan", "maligan", "rankgan", "leakgan"]
+SEEDS = (88, 89, 90)
 LABELS = {"seqgan": "SeqGAN", "scratchgan": "ScratchGAN-style", "maligan": "MaliGAN", "rankgan": "RankGAN",
           "leakgan": "LeakGAN"}
 # each paper's own NLL-oracle on this oracle (length 20), where it reports one, and where from
@@ -70,6 +72,23 @@ def collect(runs: Path) -> list[Path]:
     return written
 
 
+def todo(root: Path = RESULTS) -> list[str]:
+    """The command of every (recipe, seed) of the table without its JSON under `root`, SeqGAN's
+    first (the others start from its pretrained G), then SeqGAN's `--preset paper` seed."""
+    lines = []
+    for recipe in ORDER:
+        for seed in SEEDS:
+            if (root / recipe / f"seed-{seed}.json").exists():
+                continue
+            out = f"runs/oracle/{recipe}/seed-{seed}"
+            init = "" if recipe in ("seqgan", "leakgan") else f" --init-from runs/oracle/seqgan/seed-{seed}"
+            lines.append(f"python scripts/train_{recipe}.py --corpus oracle --oracle paper --seed {seed} --out {out}{init}")
+    if not (root / "seqgan-paper" / f"seed-{SEEDS[0]}.json").exists():
+        lines.append(f"python scripts/train_seqgan.py --corpus oracle --oracle paper --preset paper --seed {SEEDS[0]} "
+                     f"--out runs/oracle/seqgan-paper/seed-{SEEDS[0]}")
+    return lines
+
+
 def mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
@@ -94,9 +113,14 @@ def table(root: Path = RESULTS) -> list[str]:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--collect", default=None, help="a folder of runs (<recipe>/seed-<s>/) to copy the finished ones from")
+    parser.add_argument("--todo", action="store_true", help="print the commands of the seeds without committed JSON "
+                        "(a stopped one goes on with --resume OUT), then stop")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     def run():
+        if args.todo:
+            print("\n".join(todo()) or "every seed is committed")
+            return
         if args.collect is not None:
             runs = Path(args.collect)
             if not runs.is_dir():

@@ -248,6 +248,12 @@ def test_the_oracle_table_is_mean_and_std_over_seeds_with_the_paired_difference(
     assert "8.247" in row
     assert oracle_table.command(result) == ("python scripts/train_rankgan.py --corpus oracle --oracle paper --seed 89 "
                                             "--out runs/oracle/rankgan/seed-89 --init-from runs/oracle/seqgan/seed-89")
+    # what is left: every other (recipe, seed), each as the command that --collect would record, and the paper seed
+    todo = oracle_table.todo(tmp_path)
+    seed_90 = {**result, "config": {k: str(v).replace("89", "90") if k != "seed" else 90 for k, v in result["config"].items()}}
+    assert [line for line in todo if "rankgan" in line] == [oracle_table.command(seed_90)]
+    assert len(todo) == 5 * 3 - 2 + 1 and todo[0].startswith("python scripts/train_seqgan.py")
+    assert todo[-1].endswith("--preset paper --seed 88 --out runs/oracle/seqgan-paper/seed-88")
 
 
 def presence_discriminator(vocab: int, like: int, other: int, scale: float):
