@@ -27,8 +27,8 @@ snapshot and the MLE baseline each carry the features they were trained with. Th
 copies D into it after D's rounds (`load_leak`, the official `update_feature_function`).
 The manager reads it without gradients, in eval mode. Sampling and rollouts keep D's window
 sums over the prefix in the policy state and add each new token's terms to the windows that
-cover it (the official code, and `leaked_features`, convolve the whole filled prefix at every
-step: about 80% of sampling time at COCO's length and the `cpu` preset's D).
+cover it, where the official code (and `leaked_features`) convolves the whole filled prefix
+at every step: a third of the time per step at COCO's length and the `cpu` preset's D.
 """
 from __future__ import annotations
 
@@ -53,10 +53,10 @@ class LeakGANGenerator(LanguageModel, nn.Module):
 
     State (the policy protocol's, batch first): worker (h, c) (B, H) each, manager (h, c) (B, H)
     each, the sub-goals summed so far in this block (B, F), the block's goal (B, F), D's
-    convolution windows over the prefix so far ((B, F, W) sums of the windows the next tokens
-    can still reach, W the widest filter, and (B, F) the max of those complete), from which
-    each step's leaked feature follows without convolving the prefix again
-    (`TextCNN.extend_prefix`), and the step (B, 1).
+    convolution windows over the prefix so far ((B, K) sums of each filter's windows that cover
+    the last token, K the filters' widths summed, and (B, F) each filter's max over the windows
+    complete), from which each step's leaked feature follows without convolving the prefix
+    again (`TextCNN.extend_prefix`), and the step (B, 1).
     """
 
     def __init__(self, vocab_size: int, max_length: int, embedding_dim: int = 32, hidden_dim: int = 32,
@@ -157,7 +157,7 @@ class LeakGANGenerator(LanguageModel, nn.Module):
         (`TextCNN.extend_prefix`, then the highway layer): per step, the windows that cover the
         new token, not a convolution of the whole prefix.
 
-        Shape: windows ((B, F, W), (B, F)), tokens (B,), position (B,) -> windows, features (B, F)
+        Shape: windows ((B, K), (B, F)), tokens (B,), position (B,) -> windows, features (B, F)
         """
         start = time.perf_counter()
         windows, pooled = self.leak.extend_prefix(windows, tokens, position, self.max_length)
