@@ -131,7 +131,6 @@ class TextCNN(nn.Module):
         B, T = tokens.shape
         x = self._embed(tokens).transpose(1, 2)  # (B, L, E), padding after the text
         L, device = x.shape[1], tokens.device
-        fill = self.embedding.weight[self.pad_token]  # (E,)
         j = torch.arange(T + 1, device=device)
         banks = []
         for conv in self.convs:
@@ -142,8 +141,7 @@ class TextCNN(nn.Module):
             windows = terms.unfold(3, w, 1)  # (B, n, w, S, w'): offset i at s + i'
             inside = torch.diagonal(windows, dim1=2, dim2=4)  # (B, n, S, w): offset i of window s
             cumulative = torch.cat([torch.zeros_like(inside[..., :1]), inside.cumsum(dim=3)], dim=3)  # (B, n, S, w+1)
-            padding = torch.einsum("e,nei->ni", fill, weight)  # (n, w): offset i's term on padding
-            suffix = torch.cat([padding.flip(1).cumsum(1).flip(1), torch.zeros_like(padding[:, :1])], dim=1)  # (n, w+1)
+            suffix = self._padding_suffix(conv)  # (n, w + 1)
             # the windows inside the prefix, s <= j - w: the running max of the full windows
             whole = (cumulative[..., w] + bias[:, None]).cummax(dim=2).values  # (B, n, S)
             best = whole[:, :, (j - w).clamp(min=0)].masked_fill(j < w, float("-inf"))  # (B, n, J)
@@ -158,6 +156,12 @@ class TextCNN(nn.Module):
             best = torch.where(on_padding, torch.maximum(best, (suffix[:, 0] + bias)[:, None]), best)
             banks.append(F.relu(best))  # (B, n, J)
         return torch.cat(banks, dim=1).transpose(1, 2)  # (B, J, sum F)
+
+    def _padding_suffix(self, conv: nn.Conv1d) -> Tensor:
+        """A filter bank's terms on `pad_token` summed from offset k on, k = 0..w (w: zero).
+        Shape: -> (n, w + 1)"""
+        terms = torch.einsum("e,nei->ni", self.embedding.weight[self.pad_token], conv.weight)  # (n, w)
+        return torch.cat([terms.flip(1).cumsum(1).flip(1), terms.new_zeros(len(terms), 1)], dim=1)
 
     # --- a prefix growing one token at a time (LeakGAN's sampling and rollouts) ----------------------
     def prefix_window_state(self, batch: int) -> tuple[Tensor, Tensor]:
@@ -183,12 +187,10 @@ class TextCNN(nn.Module):
         if cached is not None and cached[0] == key:
             return cached[1]
         with torch.no_grad():
-            fill = self.embedding.weight[self.pad_token]
             tables = []
             for conv in self.convs:
-                terms = torch.einsum("e,nei->ni", fill, conv.weight)  # (n, w): offset i's term on the fill
-                after = torch.cat([terms.flip(1).cumsum(1).flip(1)[:, 1:], terms.new_zeros(len(terms), 1)], dim=1)
-                tables.append((conv.weight.permute(1, 0, 2).reshape(conv.weight.shape[1], -1), after, terms.sum(1)))
+                suffix = self._padding_suffix(conv)
+                tables.append((conv.weight.permute(1, 0, 2).reshape(conv.weight.shape[1], -1), suffix[:, 1:], suffix[:, 0]))
         self._tables = (key, tables)
         return tables
 
