@@ -28,7 +28,8 @@ copies D into it after D's rounds (`load_leak`, the official `update_feature_fun
 The manager reads it without gradients, in eval mode. Sampling and rollouts keep D's window
 sums over the prefix in the policy state and add each new token's terms to the windows that
 cover it, where the official code (and `leaked_features`) convolves the whole filled prefix
-at every step: a third of the time per step at COCO's length and the `cpu` preset's D.
+at every step: about a quarter of the time per step at COCO's length and the `cpu` preset's D
+(`OMP_NUM_THREADS=1 python tools/bench_leak.py`).
 """
 from __future__ import annotations
 
