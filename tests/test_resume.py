@@ -1,4 +1,5 @@
 """Crash, resume, Ctrl-C and the numerical guard of train_seqgan.py, as a user meets them."""
+import json
 import os
 import signal
 import subprocess
@@ -67,9 +68,15 @@ def test_killed_then_resumed_run_ends_bitwise_equal(uninterrupted, tmp_path, cra
     out = tmp_path / "run"
     killed = train("--corpus", str(corpus), "--preset", "tiny", "--out", str(out), crash_at=crash_at)
     assert killed.returncode == -signal.SIGKILL
+    phase, saved = crash_at.split(":")[0], load_checkpoint(out / "checkpoint.pt")
+    kept = saved["timings"][f"{phase}_s"] if saved["progress"]["phase"] == phase else 0.0
+    if crash_at in ("pretrain_g:2", "mle_baseline:3"):  # stopped after a checkpoint inside the phase
+        assert kept > 0, saved["timings"]
     resumed = train("--resume", str(out))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stdout
+    # the time of the work kept from before the stop is counted: the resumed run's is added to it
+    assert json.loads((out / "results.json").read_text())["timings"][f"{phase}_s"] > kept
     final, reference = load_checkpoint(out / "checkpoint.pt"), load_checkpoint(whole / "checkpoint.pt")
     for name in MODELS:
         assert_same_tensors(final[name], reference[name], name)

@@ -402,6 +402,10 @@ class Trainer:
                                  disable=not self.group.is_main):
                     self.run_unit(phase.name, unit)
                     if unit % phase.checkpoint_every == 0 or unit == phase.units:
+                        # the phase's time so far goes into the checkpoint: a resumed run's
+                        # timings count the work it kept from before the stop
+                        self.add_time(f"{phase.name}_s", t0)
+                        t0 = time.time()
                         self._checkpoint(phase.name, unit)
                 self.add_time(f"{phase.name}_s", t0)
             self.end_phase(phase.name)
