@@ -27,7 +27,7 @@ snapshot and the MLE baseline each carry the features they were trained with. Th
 copies D into it after D's rounds (`load_leak`, the official `update_feature_function`).
 The manager reads it without gradients, in eval mode. Sampling and rollouts keep D's window
 sums over the prefix in the policy state and add each new token's terms to the windows that
-cover it, where the official code (and `leaked_features`) convolves the whole filled prefix
+cover it, where the official code (and `Discriminator.leaked_features`) convolves the whole filled prefix
 at every step: about a quarter of the time per step at COCO's length and the `cpu` preset's D
 (`OMP_NUM_THREADS=1 python tools/bench_leak.py`).
 """
@@ -145,14 +145,6 @@ class LeakGANGenerator(LanguageModel, nn.Module):
         return logits, ((h_w, c_w), (h_m, c_m), summed, goal, windows, j + 1)
 
     @torch.no_grad()
-    def leaked_features(self, prefix: Tensor) -> Tensor:
-        """D's features of prefixes (B, T) (`fill_token` where not generated) -> (B, F)."""
-        start = time.perf_counter()
-        features = self.leak.leaked_features(prefix).float()
-        self.leak_seconds += time.perf_counter() - start
-        return features
-
-    @torch.no_grad()
     def extend_leak(self, windows: tuple, tokens: Tensor, position: Tensor) -> tuple[tuple, Tensor]:
         """D's convolution window sums and leaked features after one more token of each prefix
         (`TextCNN.extend_prefix`, then the highway layer): per step, the windows that cover the
@@ -168,7 +160,8 @@ class LeakGANGenerator(LanguageModel, nn.Module):
 
     @torch.no_grad()
     def prefix_leaked_features(self, tokens: Tensor) -> Tensor:
-        """`leaked_features` of every prefix of tokens (B, T) -> (B, T + 1, F), in one pass."""
+        """D's leaked features of every prefix of tokens (B, T), each filled with `fill_token`
+        -> (B, T + 1, F), in one pass."""
         start = time.perf_counter()
         features = self.leak.prefix_leaked_features(tokens).float()
         self.leak_seconds += time.perf_counter() - start

@@ -101,10 +101,10 @@ class LeakGANConfig(RolloutGANConfig):
     PRESETS: ClassVar[dict] = {
         "tiny": {**RolloutGANConfig.PRESETS["tiny"], "pretrain_epochs": 4, "pretrain_cycles": 2, "adv_epochs": 3,
                  "num_rollouts": 2, "goal_size": 4, "g_lr": 0.01},
-        # a COCO seed in 45 minutes on one thread (measured: docs/recipes.md): SeqGAN's cpu D, a worker
-        # of goal size 4, 5 cycles of 1 D round and 1 MLE epoch, 30 adversarial epochs with D rounds
-        # of 1,024 samples. An MLE epoch on COCO costs about 250 s here (the worker's V x k output
-        # and every prefix's leaked feature), 6x SeqGAN's
+        # a COCO seed within 45 minutes (measured: 24 minutes on one thread, docs/recipes.md): SeqGAN's
+        # cpu D, a worker of goal size 4, 5 cycles of 1 D round and 1 MLE epoch, 30 adversarial epochs
+        # with D rounds of 1,024 samples. An MLE epoch costs several of SeqGAN's (the worker's V x k
+        # output and every prefix's leaked feature), so it gets fewer
         "cpu": {**RolloutGANConfig.PRESETS["cpu"], "pretrain_epochs": 5, "pretrain_cycles": 5, "d_pretrain_rounds": 5,
                 "goal_size": 4, "adv_epochs": 30, "d_samples": 1024, "num_rollouts": 4},
         "paper": {},
