@@ -20,6 +20,11 @@ results/oracle/<recipe>/seed-<s>.json with the command that made it; DIR/seqgan-
 (`--preset paper`, one seed) is the paper preset's row. The table is mean ± std over the
 seeds of the final models (sample std); "vs MLE" is the mean ± std of each seed's recipe
 minus its own MLE (the pairs share the pretrained G).
+
+A pretrained G made again on another machine is not the same G: the same command, seed and
+thread count give other float sums on another CPU. The table says under it which (recipe, seed)
+started from a pretrained G other than SeqGAN's of that seed (its NLL-oracle differs): their
+"vs MLE" is still paired, a comparison with SeqGAN's row in that seed is not.
 """
 from __future__ import annotations
 
@@ -110,6 +115,25 @@ def table(root: Path = RESULTS) -> list[str]:
     return lines
 
 
+def unpaired(root: Path = RESULTS) -> list[str]:
+    """A line per recipe naming the seeds whose pretrained G is not SeqGAN's of the seed (as
+    its pretrained NLL-oracle and NLL-test tell), or none when every seed shares it."""
+    def pretrained(recipe: str, seed: int) -> Optional[dict]:
+        path = root / recipe / f"seed-{seed}.json"
+        return json.loads(path.read_text())["models"]["pretrained"] if path.exists() else None
+
+    lines = []
+    for recipe in ORDER:
+        if recipe in ("seqgan", "leakgan"):  # SeqGAN's is the reference; LeakGAN pretrains its own generator
+            continue
+        seeds = [s for s in SEEDS if pretrained(recipe, s) is not None and pretrained("seqgan", s) is not None
+                 and pretrained(recipe, s) != pretrained("seqgan", s)]
+        if seeds:
+            lines.append(f"{LABELS[recipe]}: seed {', '.join(map(str, seeds))} started from a pretrained G other "
+                         f"than SeqGAN's of the seed (their pretrained NLLs differ)")
+    return lines
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--collect", default=None, help="a folder of runs (<recipe>/seed-<s>/) to copy the finished ones from")
@@ -132,6 +156,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error(f"no per-seed JSON under {RESULTS.relative_to(REPO)}: run the recipes and --collect them")
         print("NLL-oracle (lower is better), cpu preset, mean ± std over seeds")
         print("\n".join(lines))
+        for line in unpaired():
+            print(line)
     return guarded("oracle_table.py", run, argv)
 
 

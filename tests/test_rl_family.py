@@ -254,6 +254,14 @@ def test_the_oracle_table_is_mean_and_std_over_seeds_with_the_paired_difference(
     assert [line for line in todo if "rankgan" in line] == [oracle_table.command(seed_90)]
     assert len(todo) == 5 * 3 - 2 + 1 and todo[0].startswith("python scripts/train_seqgan.py")
     assert todo[-1].endswith("--preset paper --seed 88 --out runs/oracle/seqgan-paper/seed-88")
+    # a recipe whose pretrained G is not SeqGAN's of the seed is named under the table; a shared one is not
+    assert oracle_table.unpaired(tmp_path) == []
+    for seed, pre in ((88, 9.0), (89, 9.25)):
+        seqgan = {"recipe": "seqgan", "models": {"pretrained": {"nll_oracle": pre}}}
+        (tmp_path / "seqgan").mkdir(exist_ok=True)
+        (tmp_path / "seqgan" / f"seed-{seed}.json").write_text(json.dumps(seqgan))
+    assert oracle_table.unpaired(tmp_path) == ["RankGAN: seed 89 started from a pretrained G other than SeqGAN's "
+                                               "of the seed (their pretrained NLLs differ)"]
 
 
 def presence_discriminator(vocab: int, like: int, other: int, scale: float):
