@@ -115,7 +115,7 @@ def test_a_two_process_run_resumes_to_the_same_end(two_process_run, tmp_path):
     progress = load_checkpoint(out / "checkpoint.pt")["progress"]
     assert (progress["phase"], progress["done"]) == ("adversarial", 1)
 
-    plain = subprocess.run([sys.executable, str(SCRIPT), "--resume", str(out)], capture_output=True, text=True, timeout=120)
+    plain = subprocess.run([sys.executable, str(SCRIPT), "--resume", str(out)], capture_output=True, text=True, timeout=240)
     assert plain.returncode == 2
     assert plain.stderr.strip().splitlines()[-1].endswith("resume it with torchrun --nproc-per-node 2")
 
@@ -133,7 +133,7 @@ def test_one_process_under_torchrun_is_the_plain_run(two_process_run, tmp_path):
     launched = torchrun(1, SCRIPT, *args, "--out", tmp_path / "torchrun")
     assert launched.returncode == 0, launched.stderr[-3000:]
     plain = subprocess.run([sys.executable, str(SCRIPT), *map(str, args), "--out", str(tmp_path / "plain")],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=240)
     assert plain.returncode == 0, plain.stderr[-3000:]
     a, b = (load_checkpoint(tmp_path / name / "checkpoint.pt") for name in ("torchrun", "plain"))
     for name in MODELS:
