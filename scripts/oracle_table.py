@@ -19,7 +19,9 @@ baselines are alike:
 results/oracle/<recipe>/seed-<s>.json with the command that made it; DIR/seqgan-paper/
 (`--preset paper`, one seed) is the paper preset's row. The table is mean ± std over the
 seeds of the final models (sample std); "vs MLE" is the mean ± std of each seed's recipe
-minus its own MLE (the pairs share the pretrained G).
+minus its own MLE (the pairs share the pretrained G). NLL-oracle rewards a G that keeps to the
+oracle's likely sequences and drops the rest, so "NLL-test vs MLE" gives the other direction,
+the same paired difference of the NLL of the held-out oracle samples under G.
 
 A pretrained G made again on another machine is not the same G: the same command, seed and
 thread count give other float sums on another CPU. The table says under it which (recipe, seed)
@@ -101,7 +103,8 @@ def mean_std(values: list[float]) -> str:
 
 
 def table(root: Path = RESULTS) -> list[str]:
-    lines = [f"{'recipe':<18}{'seeds':>6}{'pretrained':>16}{'MLE':>16}{'recipe':>16}{'vs MLE':>17}   paper's figure"]
+    lines = [f"{'recipe':<18}{'seeds':>6}{'pretrained':>16}{'MLE':>16}{'recipe':>16}{'vs MLE':>17}"
+             f"{'NLL-test vs MLE':>18}   paper's figure"]
     for recipe in ORDER + ["seqgan-paper"]:
         runs = [json.loads(p.read_text()) for p in sorted((root / recipe).glob("seed-*.json"))]
         if not runs:
@@ -109,9 +112,11 @@ def table(root: Path = RESULTS) -> list[str]:
         name = recipe if recipe in LABELS else "seqgan"
         values = {m: [r["models"][m]["nll_oracle"] for r in runs] for m in ("pretrained", "mle", name)}
         diffs = [a - b for a, b in zip(values[name], values["mle"])]
+        # the other direction: NLL of held-out oracle samples under G (a G that drops modes pays here)
+        test_diffs = [r["models"][name]["nll_test"] - r["models"]["mle"]["nll_test"] for r in runs]
         label = LABELS[name] + (" (paper preset)" if recipe == "seqgan-paper" else "")
         lines.append(f"{label:<18}{len(runs):>6}{mean_std(values['pretrained']):>16}{mean_std(values['mle']):>16}"
-                     f"{mean_std(values[name]):>16}{mean_std(diffs):>17}   {PAPER[name]}")
+                     f"{mean_std(values[name]):>16}{mean_std(diffs):>17}{mean_std(test_diffs):>18}   {PAPER[name]}")
     return lines
 
 
@@ -154,7 +159,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         lines = table()
         if len(lines) == 1:
             parser.error(f"no per-seed JSON under {RESULTS.relative_to(REPO)}: run the recipes and --collect them")
-        print("NLL-oracle (lower is better), cpu preset, mean ± std over seeds")
+        print("NLL-oracle of G's samples; last, NLL-test of held-out oracle samples under G (lower is better "
+              "for both), cpu preset, mean ± std over seeds")
         print("\n".join(lines))
         for line in unpaired():
             print(line)

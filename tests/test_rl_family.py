@@ -235,16 +235,18 @@ def test_the_oracle_table_is_mean_and_std_over_seeds_with_the_paired_difference(
     oracle_table = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(oracle_table)
     for seed, (pre, mle, gan) in zip((88, 89), [(9.0, 8.9, 8.7), (9.2, 9.1, 8.7)]):
-        result = {"recipe": "rankgan", "models": {"pretrained": {"nll_oracle": pre}, "mle": {"nll_oracle": mle},
-                                                  "rankgan": {"nll_oracle": gan}},
+        result = {"recipe": "rankgan", "models": {"pretrained": {"nll_oracle": pre},
+                                                  "mle": {"nll_oracle": mle, "nll_test": 7.0},
+                                                  "rankgan": {"nll_oracle": gan, "nll_test": 7.0 + seed - 88}},
                   "config": {"oracle": "paper", "seed": seed, "preset": "cpu", "out": f"runs/oracle/rankgan/seed-{seed}",
                              "init_from": f"runs/oracle/seqgan/seed-{seed}"}}
         (tmp_path / "rankgan").mkdir(exist_ok=True)
         (tmp_path / "rankgan" / f"seed-{seed}.json").write_text(json.dumps(result))
     header, row = oracle_table.table(tmp_path)
-    # pretrained 9.1 ± 0.141, MLE 9.0 ± 0.141, RankGAN 8.7 ± 0, RankGAN - MLE: -0.2, -0.4 -> -0.3 ± 0.141
-    assert row.split()[:12] == ["RankGAN", "2", "9.100", "±", "0.141", "9.000", "±", "0.141", "8.700", "±", "0.000",
-                                "-0.300"]
+    # pretrained 9.1 ± 0.141, MLE 9.0 ± 0.141, RankGAN 8.7 ± 0, RankGAN - MLE: -0.2, -0.4 -> -0.3 ± 0.141;
+    # NLL-test, RankGAN - MLE: 0, 1 -> 0.5 ± 0.707
+    assert row.split()[:17] == ["RankGAN", "2", "9.100", "±", "0.141", "9.000", "±", "0.141", "8.700", "±", "0.000",
+                                "-0.300", "±", "0.141", "0.500", "±", "0.707"]
     assert "8.247" in row
     assert oracle_table.command(result) == ("python scripts/train_rankgan.py --corpus oracle --oracle paper --seed 89 "
                                             "--out runs/oracle/rankgan/seed-89 --init-from runs/oracle/seqgan/seed-89")
