@@ -7,9 +7,9 @@ beside it, and each paper's own figure, from committed per-seed JSON.
     python scripts/oracle_table.py --todo                   # the commands of the seeds not yet committed
 
 Each seed is one run of a recipe's script at the `cpu` preset (the commands are in each
-JSON's "command"), SeqGAN's from scratch and the others from SeqGAN's pretrained G of the same
-seed (`--init-from`), so every recipe of a seed starts from one generator and the MLE
-baselines are alike:
+JSON's "command"), SeqGAN's and LeakGAN's (which pretrains its own generator) from scratch,
+the others from SeqGAN's pretrained G of the same seed (`--init-from`), so those recipes of a
+seed start from one generator and their MLE baselines are alike:
 
     python scripts/train_seqgan.py --corpus oracle --oracle paper --seed S --out runs/oracle/seqgan/seed-S
     python scripts/train_maligan.py --corpus oracle --oracle paper --seed S --out runs/oracle/maligan/seed-S \\
@@ -25,7 +25,7 @@ the same paired difference of the NLL of the held-out oracle samples under G.
 
 A pretrained G made again on another machine is not the same G: the same command, seed and
 thread count give other float sums on another CPU. The table says under it which (recipe, seed)
-started from a pretrained G other than SeqGAN's of that seed (its NLL-oracle differs): their
+started from a pretrained G other than SeqGAN's of that seed (its pretrained NLLs differ): their
 "vs MLE" is still paired, a comparison with SeqGAN's row in that seed is not.
 """
 from __future__ import annotations
