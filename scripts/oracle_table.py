@@ -123,16 +123,16 @@ def table(root: Path = RESULTS) -> list[str]:
 def unpaired(root: Path = RESULTS) -> list[str]:
     """A line per recipe naming the seeds whose pretrained G is not SeqGAN's of the seed (as
     its pretrained NLL-oracle and NLL-test tell), or none when every seed shares it."""
-    def pretrained(recipe: str, seed: int) -> Optional[dict]:
-        path = root / recipe / f"seed-{seed}.json"
-        return json.loads(path.read_text())["models"]["pretrained"] if path.exists() else None
+    def pretrained(recipe: str) -> dict[int, dict]:
+        return {seed: json.loads(path.read_text())["models"]["pretrained"]
+                for seed in SEEDS if (path := root / recipe / f"seed-{seed}.json").exists()}
 
+    reference = pretrained("seqgan")
     lines = []
     for recipe in ORDER:
         if recipe in ("seqgan", "leakgan"):  # SeqGAN's is the reference; LeakGAN pretrains its own generator
             continue
-        seeds = [s for s in SEEDS if pretrained(recipe, s) is not None and pretrained("seqgan", s) is not None
-                 and pretrained(recipe, s) != pretrained("seqgan", s)]
+        seeds = [seed for seed, models in pretrained(recipe).items() if seed in reference and models != reference[seed]]
         if seeds:
             lines.append(f"{LABELS[recipe]}: seed {', '.join(map(str, seeds))} started from a pretrained G other "
                          f"than SeqGAN's of the seed (their pretrained NLLs differ)")
