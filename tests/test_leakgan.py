@@ -198,3 +198,24 @@ def test_every_prefixs_features_in_one_pass_equal_each_prefix_convolved():
         for j in range(T + 1):
             filled[:, j, :j] = x[:, :j]
         assert_close(d.prefix_features(x), d.features(filled.flatten(0, 1)).view(4, T + 1, -1))
+
+
+@pytest.mark.parametrize("rewarded", [False, True])
+def test_the_worker_loss_trains_the_worker_only_and_the_goal_loss_the_manager_only(rewarded):
+    """The paper's two objectives, as the official code applies them (each loss's gradients w.r.t.
+    its own parameters): the worker's likelihood or REINFORCE reaches no manager parameter (the
+    goal is the worker's input), the manager's goal loss no worker parameter."""
+    from seqadv.runtime.distributed import Group
+    from seqadv.trainers.leakgan import leakgan_losses
+
+    g, _ = tiny()
+    samples = torch.tensor([[1, 2, 0, 1, 1], [2, 2, 2, 0, 1], [0, 1, 1, 2, 0]])
+    rewards = torch.tensor([[0.2, 0.9, 0.5], [0.7, 0.1, 0.3], [0.4, 0.6, 0.8]]) if rewarded else None
+    manager_params, worker_params = g.manager_parameters(), g.worker_parameters()
+    assert {id(p) for p in manager_params} | {id(p) for p in worker_params} == {id(p) for p in g.parameters()
+                                                                                 if p.requires_grad}
+    for loss_index, own, other in [(0, manager_params, worker_params), (1, worker_params, manager_params)]:
+        g.zero_grad(set_to_none=True)
+        leakgan_losses(g, samples, rewards, Group())[loss_index].backward()
+        assert all(p.grad is None or not p.grad.any() for p in other)
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in own)

@@ -136,7 +136,11 @@ class LeakGANGenerator(LanguageModel, nn.Module):
         summed = torch.where(first | ends, torch.zeros_like(summed), summed + sub_goal)
         # the worker
         h_w, c_w = self.worker(self.embedding(tokens), (h_w, c_w))
-        w = F.normalize(goal @ self.goal_projection, dim=1)  # (B, k)
+        # the goal reaches the worker as an input: the worker's losses train the worker only, the
+        # manager learns from its goal loss alone (the paper's two objectives; the official code
+        # takes each loss's gradients w.r.t. its own parameters). Without the detach the worker's
+        # REINFORCE noise also turns every block's goal, and G drifts off the data
+        w = F.normalize(goal.detach() @ self.goal_projection, dim=1)  # (B, k)
         # logits = O w with O = (W h + b).view(V, k), taken as (w (x) h) against W's rows regrouped:
         # the same sums without the (B, V, k) matrix (half the time at V = 5,000, k = 16)
         V, k = self.vocab_size, self.goal_size

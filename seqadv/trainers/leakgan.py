@@ -20,8 +20,10 @@ What makes it LeakGAN's:
     divided by the rollouts (the official code rescales their sum);
   * the manager's update: -sum_k R_k cos(f_{end of block k} - f_{start of block k}, G_k) / (B K);
     the worker's: REINFORCE with the intrinsic reward cos(feature change since its block began,
-    the block's goal) at each token, a mean over the B x T positions; one Adam each (here one
-    Adam over both, the same thing), each gradient clipped at 5 on its own;
+    the block's goal) at each token, a mean over the B x T positions; each loss trains its own
+    part only (the goal is the worker's input: no worker gradient reaches the manager), one Adam
+    each (here one Adam over both, the same thing, the parts being disjoint), each gradient
+    clipped at 5 on its own;
   * G's training samples drawn with the first two tokens' logits x 1.5 (`first_steps_scale`),
     as the official sampler does;
   * `paper` preset: the synthetic experiment's settings (80 MLE epochs and 50 D rounds of 3
