@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from seqadv.core.errors import NumericalError
+from seqadv.core.masks import mask_after_eos, tokens_mask
 from seqadv.core.policy import Policy, State, state_tensors
 
 # Below this vocabulary size one running sum over the row is as fast as two levels.
@@ -186,3 +187,35 @@ def generate(
         raise NumericalError("sampling: the policy's logits are NaN or infinite (its weights diverged); "
                              "nothing was sampled")
     return out
+
+
+def gumbel_generate(policy: Policy, batch_size: int, length: int, beta: float, *,
+                    generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None,
+                    eos_token: Optional[int] = None, pad_token: Optional[int] = None) -> tuple[Tensor, Tensor]:
+    """Sample sequences by the Gumbel-max trick, with their relaxed one-hots and the policy's
+    gradient (RelGAN's adversarial rollout): y_t = argmax(logits_t + g_t), an exact sample
+    of softmax(logits_t), fed to the next step, and softmax(beta (logits_t + g_t)), the same
+    noise, for a discriminator to read. No gradient passes through the token choice. With
+    `eos_token` and `pad_token`, the positions after a text's end are padding, and their
+    one-hots exact ones of `pad_token`, as real text's are.
+
+    Shape: -> tokens (batch_size, length) int64, soft (batch_size, length, V) float
+    """
+    state = policy.initial_state(batch_size)
+    if device is None:
+        device = next(state_tensors(state)).device
+    tokens = torch.full((batch_size,), policy.start_token, dtype=torch.long, device=device)
+    hard, soft = [], []
+    for _ in range(length):
+        logits, state = policy.step(tokens, state)
+        u = torch.rand(logits.shape, generator=generator, device=device)
+        noisy = logits - torch.log(-torch.log(u + 1e-10) + 1e-10)  # Gumbel(0, 1), as RelGAN's code draws it
+        tokens = noisy.detach().argmax(dim=1)
+        hard.append(tokens)
+        soft.append(torch.softmax(beta * noisy, dim=1))
+    hard, soft = torch.stack(hard, 1), torch.stack(soft, 1)
+    if eos_token is None or pad_token is None:
+        return hard, soft
+    after = tokens_mask(hard, eos_token, pad_token) == 0  # (B, T)
+    pad = torch.nn.functional.one_hot(torch.tensor(pad_token, device=device), soft.shape[2]).to(soft.dtype)
+    return mask_after_eos(hard, eos_token, pad_token), torch.where(after.unsqueeze(2), pad, soft)

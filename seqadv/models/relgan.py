@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqadv.core.masks import mask_after_eos, tokens_mask
 from seqadv.core.registry import register_model
+from seqadv.core.sampling import gumbel_generate
 from seqadv.models.generator import LanguageModel
 from seqadv.models.lstm import truncated_normal_
 
@@ -158,30 +158,10 @@ class RelGANGenerator(LanguageModel, nn.Module):
 
     def gumbel_sample(self, num: int, length: int, beta: float, generator: Optional[torch.Generator] = None
                       ) -> tuple[Tensor, Tensor]:
-        """G's text for the adversarial phase, with gradients: tokens by the Gumbel-max trick
-        (an exact sample of G) and their soft one-hots softmax(beta (logits + the same noise)).
-        After a text's end token its positions are padding, as `sample` gives, and D sees them
-        as exact one-hots of the pad token, as it sees real text.
-
-        Shape: -> tokens (num, length) int64, soft (num, length, V) float with G's gradient
-        """
-        state = self.initial_state(num)
-        tokens = torch.full((num,), self.start_token, dtype=torch.long, device=self.device)
-        hard, soft = [], []
-        for _ in range(length):
-            logits, state = self.step(tokens, state)
-            u = torch.rand(logits.shape, generator=generator, device=self.device if generator is None else
-                           generator.device).to(logits.device, logits.dtype)
-            noisy = logits - torch.log(-torch.log(u + 1e-10) + 1e-10)  # the code's Gumbel noise
-            tokens = noisy.detach().argmax(dim=1)
-            hard.append(tokens)
-            soft.append(torch.softmax(beta * noisy, dim=1))
-        hard, soft = torch.stack(hard, 1), torch.stack(soft, 1)
-        if self.eos_token is None or self.pad_token is None:
-            return hard, soft
-        after = tokens_mask(hard, self.eos_token, self.pad_token) == 0  # (num, length)
-        pad = F.one_hot(torch.tensor(self.pad_token, device=soft.device), self.vocab_size).to(soft.dtype)
-        return mask_after_eos(hard, self.eos_token, self.pad_token), torch.where(after.unsqueeze(2), pad, soft)
+        """G's text for the adversarial phase, with gradients (`core.sampling.gumbel_generate`):
+        tokens (num, length), an exact sample of G, and soft one-hots (num, length, V)."""
+        return gumbel_generate(self, num, length, beta, generator=generator, device=self.device,
+                               eos_token=self.eos_token, pad_token=self.pad_token)
 
 
 class RelGANDiscriminator(nn.Module):

@@ -166,3 +166,36 @@ def critic_loss(values: Tensor, returns: Tensor, mask: Tensor, normalizer: Tenso
     what the sum is divided by (default: mask.sum()), as for `mle_loss`.
     """
     return _masked_mean((values - returns.detach()).square(), mask, normalizer)
+
+
+GAN_LOSSES = ("rsgan", "standard", "js", "kl", "hinge", "tv", "ls")
+
+
+def gan_losses(d_real: Tensor, d_fake: Tensor, kind: str = "rsgan") -> tuple[Tensor, Tensor]:
+    """D's and G's losses from D's logits on a real and a generated batch, as RelGAN's code
+    defines each `--gan-type` (means over every entry; the relativistic ones pair real row i
+    with generated row i):
+      rsgan     D: softplus(-(r - f)),  G: softplus(-(f - r))   (relativistic standard GAN)
+      standard  D: BCE(r, 1) + BCE(f, 0),  G: BCE(f, 1)          (non-saturating)
+      js        D: as standard,  G: -BCE(f, 0)
+      kl        D: as standard,  G: -f
+      hinge     D: relu(1 - r) + relu(1 + f),  G: -f
+      tv        D: tanh(f) - tanh(r),  G: -tanh(f)
+      ls        D: (r - 1)^2 + f^2,  G: (f - 1)^2
+    Shape: d_real, d_fake (B, ...) of the same shape -> (D's loss, G's loss), scalars
+    """
+    bce = F.binary_cross_entropy_with_logits
+    if kind == "rsgan":
+        return F.softplus(-(d_real - d_fake)).mean(), F.softplus(-(d_fake - d_real)).mean()
+    if kind in ("standard", "js", "kl"):
+        d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+        g_loss = {"standard": lambda: bce(d_fake, torch.ones_like(d_fake)),
+                  "js": lambda: -bce(d_fake, torch.zeros_like(d_fake)), "kl": lambda: -d_fake.mean()}[kind]()
+        return d_loss, g_loss
+    if kind == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean(), -d_fake.mean()
+    if kind == "tv":
+        return (torch.tanh(d_fake) - torch.tanh(d_real)).mean(), -torch.tanh(d_fake).mean()
+    if kind == "ls":
+        return ((d_real - 1) ** 2).mean() + (d_fake ** 2).mean(), ((d_fake - 1) ** 2).mean()
+    raise ValueError(f"GAN loss {kind!r}: choose one of {', '.join(GAN_LOSSES)}")

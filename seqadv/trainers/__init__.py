@@ -10,7 +10,8 @@ from seqadv.trainers.maligan import MaliGANConfig, MaliGANTrainer
 from seqadv.trainers.maskgan import MaskGANConfig, MaskGANTrainer
 from seqadv.trainers.mle import MLEConfig, MLETrainer
 from seqadv.trainers.rankgan import RankGANConfig, RankGANTrainer
+from seqadv.trainers.relgan import RelGANConfig, RelGANTrainer
 from seqadv.trainers.scratchgan import ScratchGANConfig, ScratchGANTrainer
 from seqadv.trainers.seqgan import SeqGANConfig, SeqGANTrainer
 
-__all__ = ["IRGANConfig", "IRGANTrainer", "LeakGANConfig", "LeakGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "RankGANConfig", "RankGANTrainer", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
+__all__ = ["IRGANConfig", "IRGANTrainer", "LeakGANConfig", "LeakGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "RankGANConfig", "RankGANTrainer", "RelGANConfig", "RelGANTrainer", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
