@@ -56,7 +56,8 @@ def test_teacher_forcing_is_the_step_and_the_prefix_reaches_the_manager():
     assert_close(parts["features"][:, 2], d.leaked_features(filled))
     # the goal is held within a block of 2 and changes between blocks; the first is goal_init
     goals = parts["goals"]
-    assert_close(goals[:, 0], g.goal_init.expand(3, -1)) and assert_close(goals[:, 1], goals[:, 0])
+    assert_close(goals[:, 0], g.goal_init.expand(3, -1))
+    assert_close(goals[:, 1], goals[:, 0])
     assert torch.equal(goals[:, 2], goals[:, 3]) and not torch.allclose(goals[:, 2], goals[:, 1])
     # a change of the first tokens changes later logits through the leaked feature alone
     g2, _ = tiny()

@@ -235,6 +235,9 @@ RECIPES = {
     "leakgan": ("train_leakgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt")], ".",
                 ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
                  "g_adv_optimizer"]),
+    "relgan": ("train_relgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt")], ".",
+               ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
+                "g_adv_optimizer"]),
     "irgan": ("train_irgan.py", lambda root: ["--data", ratings_file(root / "r.tsv"), "--seeds", "1"], "seed-88",
               ["generator", "bpr_optimizer", "discriminator", "d_optimizer", "g_optimizer"]),
 }
@@ -257,7 +260,7 @@ def uninterrupted_recipes(tmp_path_factory):
                                             ("irgan", "irgan:2:write"), ("scratchgan", "mle_baseline:3"),
                                             ("scratchgan", "adversarial:3:write"), ("maligan", "adversarial:2"),
                                             ("rankgan", "pretrain_d:2:write"), ("leakgan", "pretrain:2"),
-                                            ("leakgan", "adversarial:2:write")])
+                                            ("leakgan", "adversarial:2:write"), ("relgan", "adversarial:3:write")])
 def test_maskgan_and_irgan_killed_then_resumed_end_bitwise_equal(uninterrupted_recipes, tmp_path, name, crash_at):
     script, _, run_dir, models = RECIPES[name]
     args, whole = uninterrupted_recipes[name]
@@ -274,19 +277,21 @@ def test_maskgan_and_irgan_killed_then_resumed_end_bitwise_equal(uninterrupted_r
         assert final["reward_baseline"] == reference["reward_baseline"]
 
 
-@pytest.mark.parametrize("name", ["maskgan", "irgan", "scratchgan"])
+@pytest.mark.parametrize("name", ["maskgan", "irgan", "scratchgan", "relgan"])
 def test_maskgan_and_irgan_stop_on_a_non_finite_update_and_on_ctrl_c(uninterrupted_recipes, tmp_path, name):
     script, _, _, _ = RECIPES[name]
     args, _ = uninterrupted_recipes[name]
-    lr = {"maskgan": ["--g-lr", "1e38"], "irgan": ["--bpr-lr", "1e38"], "scratchgan": ["--adv-g-lr", "1e38"]}[name]
+    lr = {"maskgan": ["--g-lr", "1e38"], "irgan": ["--bpr-lr", "1e38"], "scratchgan": ["--adv-g-lr", "1e38"],
+          "relgan": ["--adv-g-lr", "1e38"]}[name]
     broken = recipe_run(script, *args, *lr, "--out", tmp_path / "nan")
     assert broken.returncode == 3, broken.stderr[-2000:]
     lines = [line for line in broken.stderr.splitlines() if "error" in line]
-    # MaskGAN's and IRGAN's first updates overflow; ScratchGAN's G diverges: its next loss or samples say so
+    # MaskGAN's, IRGAN's and RelGAN's first updates overflow; ScratchGAN's G diverges: its next loss or samples say so
     fragments = ("is nan", "NaN or infinite") if name == "scratchgan" else ("overflowed",)
     assert len(lines) == 1 and any(f in lines[0] for f in fragments) and "Traceback" not in broken.stderr, lines
     longer = {"maskgan": ["--adv-epochs", "400"], "irgan": ["--gan-epochs", "400"],
-              "scratchgan": ["--adv-steps", "4000"]}[name]  # still running at the signal
+              "scratchgan": ["--adv-steps", "4000"],
+              "relgan": ["--adv-steps", "4000", "--temperature-steps", "5000"]}[name]  # still running at the signal
     process = subprocess.Popen([sys.executable, str(SCRIPTS / script), *map(str, args), *longer,
                                 "--out", str(tmp_path / "c")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -105,7 +105,7 @@ REQUIRED = {"compare_recipes": ["--corpus", "poems"], "evaluate": ["run"], "hist
 CASES = [
     # an --out that cannot be created (the path is named, with its option)
     *[(s, [*TINY, "--out", under_a_file], "--out ") for s in
-      ("train_mle", "train_seqgan", "train_scratchgan", "train_maskgan", "train_irgan", "train_maligan", "train_rankgan", "train_leakgan")],
+      ("train_mle", "train_seqgan", "train_scratchgan", "train_maskgan", "train_irgan", "train_maligan", "train_rankgan", "train_leakgan", "train_relgan")],
     ("evaluate", [a_run_with_a_model, "--out", under_a_file], "--out "),
     ("train_seeds", ["--out", under_a_file, "--", *TINY], "--out "),
     ("compare_recipes", ["--corpus", "poems", "--report", "--results", under_a_file], "--results "),
@@ -154,6 +154,11 @@ CASES = [
     ("train_leakgan", [*TINY, "--pretrain-epochs", "5"], "--pretrain-epochs 5 does not split into --pretrain-cycles 2"),
     ("train_leakgan", [*TINY, "--rescale", "rank"], "--rescale: invalid choice: 'rank'"),
     ("train_leakgan", [*TINY, "--kl-coef", "0.1"], "--kl-coef: LeakGAN's manager and worker losses take no KL"),
+    ("train_relgan", [*TINY, "--loss", "wgan-gp"], "--loss: invalid choice: 'wgan-gp'"),
+    ("train_relgan", [*TINY, "--generator", "transformer"], "--generator transformer: choose one of relgan, lstm"),
+    ("train_relgan", [*TINY, "--adv-steps", "6000"], "--adv-steps 6000 runs past the temperature schedule's"),
+    ("train_relgan", [*TINY, "--num-rep", "3"], "--d-embedding-dim 8 does not split into --num-rep 3"),
+    ("train_relgan", [*TINY, "--beta-max", "0"], "--beta-max must be positive"),
     ("train_scratchgan", [*TINY, "--loss-positions", "tokens"], "--loss-positions: invalid choice: 'tokens'"),
     ("train_scratchgan", [*TINY, "--adv-grad-clip", "-1"], "--adv-grad-clip must not be negative, got -1.0"),
     ("train_scratchgan", [*TINY, "--embeddings", "glove.txt"], "--embeddings starts ScratchGAN's generator and D"),
