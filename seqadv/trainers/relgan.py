@@ -126,11 +126,12 @@ class RelGANConfig(TextGANConfig):
         "tiny": dict(g_embedding_dim=8, head_size=8, pretrain_epochs=2, max_train=1024, max_test=256, batch_size=32,
                      d_embedding_dim=8, num_rep=8, d_filter_sizes=(2, 3), d_num_filters=(8, 8), adv_steps=6,
                      d_steps=2, eval_every=3, pretrain_eval_every=1, eval_samples=200, nll_oracle_samples=500),
-        # a COCO seed within 45 minutes on 2 cores (docs/recipes.md): a memory of 2 heads of 64, 30 MLE
-        # epochs, 300 adversarial steps of 1 G and 3 D updates with D's filters at 100 each; beta's
-        # schedule as long against the phase as the code's COCO run (2,000 steps of N = 5,000)
-        "cpu": dict(head_size=64, pretrain_epochs=30, adv_steps=300, d_steps=3, temperature_steps=750,
-                    d_num_filters=(100, 100, 100, 100), eval_every=50),
+        # a COCO seed within 45 minutes on 2 cores (docs/recipes.md): a memory of 2 heads of 64, 20 MLE
+        # epochs, 200 adversarial steps of 1 G and 5 D updates with D's filters at 50 per width (its
+        # highway layer over B x 64 rows costs the square of their sum); beta's schedule as long
+        # against the phase as the code's COCO run (2,000 steps of N = 5,000: beta ends at beta_max^0.4)
+        "cpu": dict(head_size=64, pretrain_epochs=20, adv_steps=200, temperature_steps=500,
+                    d_num_filters=(50, 50, 50, 50), eval_every=50),
         "paper": {},
     }
 
