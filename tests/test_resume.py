@@ -238,6 +238,9 @@ RECIPES = {
     "relgan": ("train_relgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt")], ".",
                ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
                 "g_adv_optimizer"]),
+    "cot": ("train_cot.py", lambda root: ["--corpus", toy_text(root / "toy.txt")], ".",
+            ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
+             "g_adv_optimizer"]),
     "irgan": ("train_irgan.py", lambda root: ["--data", ratings_file(root / "r.tsv"), "--seeds", "1"], "seed-88",
               ["generator", "bpr_optimizer", "discriminator", "d_optimizer", "g_optimizer"]),
 }
@@ -260,7 +263,8 @@ def uninterrupted_recipes(tmp_path_factory):
                                             ("irgan", "irgan:2:write"), ("scratchgan", "mle_baseline:3"),
                                             ("scratchgan", "adversarial:3:write"), ("maligan", "adversarial:2"),
                                             ("rankgan", "pretrain_d:2:write"), ("leakgan", "pretrain:2"),
-                                            ("leakgan", "adversarial:2:write"), ("relgan", "adversarial:3:write")])
+                                            ("leakgan", "adversarial:2:write"), ("relgan", "adversarial:3:write"),
+                                            ("cot", "adversarial:20:write")])
 def test_maskgan_and_irgan_killed_then_resumed_end_bitwise_equal(uninterrupted_recipes, tmp_path, name, crash_at):
     script, _, run_dir, models = RECIPES[name]
     args, whole = uninterrupted_recipes[name]

@@ -105,7 +105,7 @@ REQUIRED = {"compare_recipes": ["--corpus", "poems"], "evaluate": ["run"], "hist
 CASES = [
     # an --out that cannot be created (the path is named, with its option)
     *[(s, [*TINY, "--out", under_a_file], "--out ") for s in
-      ("train_mle", "train_seqgan", "train_scratchgan", "train_maskgan", "train_irgan", "train_maligan", "train_rankgan", "train_leakgan", "train_relgan")],
+      ("train_mle", "train_seqgan", "train_scratchgan", "train_maskgan", "train_irgan", "train_maligan", "train_rankgan", "train_leakgan", "train_relgan", "train_cot")],
     ("evaluate", [a_run_with_a_model, "--out", under_a_file], "--out "),
     ("train_seeds", ["--out", under_a_file, "--", *TINY], "--out "),
     ("compare_recipes", ["--corpus", "poems", "--report", "--results", under_a_file], "--results "),
@@ -154,6 +154,9 @@ CASES = [
     ("train_leakgan", [*TINY, "--pretrain-epochs", "5"], "--pretrain-epochs 5 does not split into --pretrain-cycles 2"),
     ("train_leakgan", [*TINY, "--rescale", "rank"], "--rescale: invalid choice: 'rank'"),
     ("train_leakgan", [*TINY, "--kl-coef", "0.1"], "--kl-coef: LeakGAN's manager and worker losses take no KL"),
+    ("train_cot", [*TINY, "--generator", "transformer"], "CoT's mediator is an LSTM twice G's size"),
+    ("train_cot", [*TINY, "--m-dropout", "1"], "--m-dropout must be below 1"),
+    ("train_cot", [*TINY, "--iterations", "0"], "--iterations must be positive"),
     ("train_relgan", [*TINY, "--loss", "wgan-gp"], "--loss: invalid choice: 'wgan-gp'"),
     ("train_relgan", [*TINY, "--generator", "transformer"], "--generator transformer: choose one of relgan, lstm"),
     ("train_relgan", [*TINY, "--adv-steps", "6000"], "--adv-steps 6000 runs past the temperature schedule's"),

@@ -96,8 +96,10 @@ class Generator(LanguageModel, nn.Module):
         eos_token: Optional[int] = None,
         pad_token: Optional[int] = None,
         init_std: float = 0.1,
+        dropout: float = 0.0,
     ):
         super().__init__()
+        self.dropout = dropout  # on the LSTM's outputs, in training mode (CoT's mediator: 0.5)
         self.vocab_size = vocab_size
         self.start_token = start_token
         self.eos_token = eos_token
@@ -127,13 +129,16 @@ class Generator(LanguageModel, nn.Module):
         rollout engine passes one reused buffer: on CPU a fresh (B, V) matrix per
         step can cost more in page faults than the projection itself.
         """
+        if self.dropout and self.training:
+            logits, state = lstm_step(self.lstm, nn.Identity(), self.embedding(tokens).unsqueeze(1), state)
+            return self.head(nn.functional.dropout(logits, self.dropout, True)), state
         return lstm_step(self.lstm, self.head, self.embedding(tokens).unsqueeze(1), state, out)
 
     # --- teacher forcing (target_logits and sample come from LanguageModel) -------------
     def forward(self, inputs: Tensor) -> Tensor:
         """inputs (B, T) -> logits (B, T, V); position t predicts the token after inputs[:, t]."""
         out, _ = run_lstm(self.lstm, self.embedding(inputs))  # (B, T, H)
-        return self.head(out)
+        return self.head(nn.functional.dropout(out, self.dropout, self.training) if self.dropout else out)
 
 
 @register_model
