@@ -7,8 +7,9 @@ beside it, and each paper's own figure, from committed per-seed JSON.
     python scripts/oracle_table.py --todo                   # the commands of the seeds not yet committed
 
 Each seed is one run of a recipe's script at the `cpu` preset (the commands are in each
-JSON's "command"), SeqGAN's and LeakGAN's (which pretrains its own generator) from scratch,
-the others from SeqGAN's pretrained G of the same seed (`--init-from`), so those recipes of a
+JSON's "command"), SeqGAN's, LeakGAN's, RelGAN's and CoT's (each with a generator of its own)
+from scratch, RelGAN's with the beta_max 1 of its paper's oracle experiment, the others from
+SeqGAN's pretrained G of the same seed (`--init-from`), so those recipes of a
 seed start from one generator and their MLE baselines are alike:
 
     python scripts/train_seqgan.py --corpus oracle --oracle paper --seed S --out runs/oracle/seqgan/seed-S
@@ -41,10 +42,11 @@ from seqadv.runtime.cli import OneLineParser, guarded
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results" / "oracle"
-ORDER = ["seqgan", "scratchgan", "maligan", "rankgan", "leakgan"]
+ORDER = ["seqgan", "scratchgan", "maligan", "rankgan", "leakgan", "relgan", "cot"]
+OWN_G = ("seqgan", "leakgan", "relgan", "cot")  # run from scratch: they pretrain (or start) their own generator
 SEEDS = (88, 89, 90)
 LABELS = {"seqgan": "SeqGAN", "scratchgan": "ScratchGAN-style", "maligan": "MaliGAN", "rankgan": "RankGAN",
-          "leakgan": "LeakGAN"}
+          "leakgan": "LeakGAN", "relgan": "RelGAN", "cot": "CoT"}
 # each paper's own NLL-oracle on this oracle (length 20), where it reports one, and where from
 PAPER = {
     "seqgan": "8.736 (SeqGAN, Table 1; MLE 9.038; the official log: 8.683)",
@@ -52,7 +54,11 @@ PAPER = {
     "maligan": "none (no oracle experiment; Texygen: a curve, no figure)",
     "rankgan": "8.247 (RankGAN, Table 1; its code's README: 8.00-8.50)",
     "leakgan": "7.038 (LeakGAN, Table 1)",
+    "relgan": "6.680 ± 0.343 (RelGAN, Table 1, beta_max 1 as here)",
+    "cot": "not checked (the paper's table could not be read here)",
 }
+# options a recipe's oracle seeds take beyond the preset (RelGAN's Table 1 used beta_max 1 at length 20)
+ORACLE_OPTIONS = {"relgan": " --beta-max 1"}
 
 
 def command(result: dict) -> str:
@@ -61,6 +67,8 @@ def command(result: dict) -> str:
             f"{'' if c['preset'] == 'cpu' else ' --preset ' + c['preset']} --out {c['out']}")
     if c.get("init_from"):
         line += f" --init-from {c['init_from']}"
+    if result["recipe"] == "relgan":
+        line += f" --beta-max {c['beta_max']:g}"
     return line
 
 
@@ -88,8 +96,9 @@ def todo(root: Path = RESULTS) -> list[str]:
             if (root / recipe / f"seed-{seed}.json").exists():
                 continue
             out = f"runs/oracle/{recipe}/seed-{seed}"
-            init = "" if recipe in ("seqgan", "leakgan") else f" --init-from runs/oracle/seqgan/seed-{seed}"
-            lines.append(f"python scripts/train_{recipe}.py --corpus oracle --oracle paper --seed {seed} --out {out}{init}")
+            init = "" if recipe in OWN_G else f" --init-from runs/oracle/seqgan/seed-{seed}"
+            lines.append(f"python scripts/train_{recipe}.py --corpus oracle --oracle paper --seed {seed} --out {out}{init}"
+                         f"{ORACLE_OPTIONS.get(recipe, '')}")
     if not (root / "seqgan-paper" / f"seed-{SEEDS[0]}.json").exists():
         lines.append(f"python scripts/train_seqgan.py --corpus oracle --oracle paper --preset paper --seed {SEEDS[0]} "
                      f"--out runs/oracle/seqgan-paper/seed-{SEEDS[0]}")
@@ -130,7 +139,7 @@ def unpaired(root: Path = RESULTS) -> list[str]:
     reference = pretrained("seqgan")
     lines = []
     for recipe in ORDER:
-        if recipe in ("seqgan", "leakgan"):  # SeqGAN's is the reference; LeakGAN pretrains its own generator
+        if recipe in OWN_G:  # SeqGAN's is the reference; the others of OWN_G pretrain their own generator
             continue
         seeds = [seed for seed, models in pretrained(recipe).items() if seed in reference and models != reference[seed]]
         if seeds:
