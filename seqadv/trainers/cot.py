@@ -15,8 +15,8 @@ minimax game, with no REINFORCE and no rollouts. Per iteration:
     sequences, M's dropout on;
   * G Adam 1e-3 and M Adam 3e-3, both betas (0.9, 0.95) (the code's "two time-scale" rates),
     no gradient clipping; M an LSTM twice G's embedding and width, dropout 0.5 on its outputs;
-  * no MLE pretraining (the code's PRE_EPOCH_NUM 0, "not recommended"); `pretrain_epochs`
-    adds some, as SeqGAN's.
+  * no MLE pretraining (the code's PRE_EPOCH_NUM 0, "not recommended"; the `paper` preset);
+    `pretrain_epochs` adds some, as SeqGAN's (the `cpu` preset: 20 epochs, for its budget).
 
 Where this recipe departs from the official code, and why (also in docs/recipes.md):
   * M's LSTM is this package's (`models.generator.Generator` with `dropout`), every weight
@@ -70,9 +70,10 @@ class CoTConfig(TextGANConfig):
         "tiny": dict(g_embedding_dim=16, g_hidden_dim=16, max_train=1024, max_test=256, batch_size=32,
                      iterations=30, eval_every=10, eval_samples=200, nll_oracle_samples=500, coop_g_lr=1e-2,
                      m_lr=1e-2),
-        # a COCO seed within 45 minutes on 2 cores (docs/recipes.md): from scratch, as the code, for
-        # 10,000 iterations (TextGAN-PyTorch runs 20,000; the code 200,000)
-        "cpu": dict(iterations=10000, eval_every=1000),
+        # a COCO seed within 45 minutes on 2 cores (docs/recipes.md): an iteration costs about 3.5 MLE
+        # steps (0.7 to 1.6 s on COCO, one thread), so from scratch, as the code runs (200,000), it
+        # would not get far; 20 MLE epochs first, then 2,000 iterations
+        "cpu": dict(pretrain_epochs=20, iterations=2000, eval_every=250),
         "paper": {},
     }
 
