@@ -42,7 +42,6 @@ from torch import Tensor, nn
 
 from seqadv.core.masks import tokens_mask
 from seqadv.core.modules import module_mode
-from seqadv.data.dataset import BatchStream
 from seqadv.models.generator import Generator
 from seqadv.rl.losses import kl_to_reference, mle_loss
 from seqadv.rl.update import clip_and_step
@@ -108,13 +107,7 @@ class CoTTrainer(TextGANTrainer):
         self.d = m.to(self.device)
         betas = (0.9, c.adam_beta2)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=c.m_lr, betas=betas)
-        self.build_mle_baseline()
-        self.g_adv_opt = torch.optim.Adam(self.g.parameters(), lr=c.coop_g_lr, betas=betas)
-        self.real_stream = BatchStream(self.train_data, c.batch_size, self.order_rng)
-        self.streams = {**self.streams, "real": self.real_stream}
-        self.modules = {"generator": self.g, "g_optimizer": self.g_opt, "discriminator": self.d,
-                        "d_optimizer": self.d_opt, "mle_generator": self.mle, "mle_optimizer": self.mle_opt,
-                        "g_adv_optimizer": self.g_adv_opt}
+        self.build_step_adversary(c.coop_g_lr, betas)
 
     def adversarial_updates(self) -> int:
         return self.config.iterations

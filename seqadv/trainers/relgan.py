@@ -48,7 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from seqadv.core.sampling import gumbel_generate
-from seqadv.data.dataset import BatchStream, SequenceData
+from seqadv.data.dataset import SequenceData
 from seqadv.models.relgan import PAPER_D_FILTER_SIZES, PAPER_D_NUM_FILTERS, RelGANDiscriminator, RelGANGenerator
 from seqadv.rl.losses import GAN_LOSSES, gan_losses
 from seqadv.rl.update import clip_and_step
@@ -185,13 +185,7 @@ class RelGANTrainer(TextGANTrainer):
         self.d = (RelGANDiscriminator(data.vocab_size, c.d_embedding_dim, c.num_rep, c.d_filter_sizes,
                                       c.d_num_filters, c.d_dropout) if d is None else d).to(self.device)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=c.d_lr)
-        self.build_mle_baseline()
-        self.g_adv_opt = torch.optim.Adam(self.g.parameters(), lr=c.adv_g_lr)
-        self.real_stream = BatchStream(self.train_data, c.batch_size, self.order_rng)
-        self.streams = {**self.streams, "real": self.real_stream}
-        self.modules = {"generator": self.g, "g_optimizer": self.g_opt, "discriminator": self.d,
-                        "d_optimizer": self.d_opt, "mle_generator": self.mle, "mle_optimizer": self.mle_opt,
-                        "g_adv_optimizer": self.g_adv_opt}
+        self.build_step_adversary(c.adv_g_lr)
 
     def adversarial_updates(self) -> int:
         return self.config.adv_steps

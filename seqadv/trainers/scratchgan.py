@@ -48,7 +48,6 @@ from torch import Tensor, nn
 
 from seqadv.core.masks import tokens_mask
 from seqadv.core.modules import module_mode
-from seqadv.data.dataset import BatchStream
 from seqadv.data.word_vectors import known_words, load_word_vectors, start_embedding_
 from seqadv.models.discriminator import INITS, POSITION_SIGNALS, PrefixDiscriminator
 from seqadv.rl.advantages import (POSITIONS, discounted_returns, masked_batch_mean, mean_normalizer,
@@ -182,13 +181,7 @@ class ScratchGANTrainer(TextGANTrainer):
                 start_embedding_(d.embedding.weight, vectors)
         self.d = d.to(self.device)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=c.d_lr, betas=(c.d_beta1, 0.999))
-        self.build_mle_baseline()
-        self.g_adv_opt = torch.optim.Adam(self.g.parameters(), lr=c.adv_g_lr, betas=(c.g_beta1, 0.999))
-        self.real_stream = BatchStream(self.train_data, c.batch_size, self.order_rng)
-        self.streams = {**self.streams, "real": self.real_stream}
-        self.modules = {"generator": self.g, "g_optimizer": self.g_opt, "discriminator": self.d,
-                        "d_optimizer": self.d_opt, "mle_generator": self.mle, "mle_optimizer": self.mle_opt,
-                        "g_adv_optimizer": self.g_adv_opt}
+        self.build_step_adversary(c.adv_g_lr, (c.g_beta1, 0.999))
 
     def adversarial_updates(self) -> int:
         return self.config.adv_steps

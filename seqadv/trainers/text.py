@@ -276,6 +276,20 @@ class TextGANTrainer(GANTrainer):
     def build_adversary(self) -> None:
         raise NotImplementedError
 
+    def build_step_adversary(self, g_adv_lr: float, g_betas: tuple[float, float] = (0.9, 0.999)) -> None:
+        """What the recipes that alternate G and D updates step by step build once their D
+        (`self.d`) and its optimiser (`self.d_opt`) are: the MLE baseline, G's adversarial
+        Adam, a stream of real batches (checkpointed with the others) and the modules a
+        checkpoint holds."""
+        c = self.config
+        self.build_mle_baseline()
+        self.g_adv_opt = torch.optim.Adam(self.g.parameters(), lr=g_adv_lr, betas=g_betas)
+        self.real_stream = BatchStream(self.train_data, c.batch_size, self.order_rng)
+        self.streams = {**self.streams, "real": self.real_stream}
+        self.modules = {"generator": self.g, "g_optimizer": self.g_opt, "discriminator": self.d,
+                        "d_optimizer": self.d_opt, "mle_generator": self.mle, "mle_optimizer": self.mle_opt,
+                        "g_adv_optimizer": self.g_adv_opt}
+
     def save_model(self, name: str, obj: dict) -> None:
         """A model file beside the checkpoint; for a Hugging Face generator also its directory
         (`<name>-hf/`: `save_pretrained` of the model and its tokenizer) that `transformers` loads."""
