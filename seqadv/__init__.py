@@ -17,9 +17,9 @@ from seqadv.models.transformer import TransformerGenerator
 from seqadv.rl.rollout import RolloutEngine
 from seqadv.rl.token_rewards import token_advantages, token_rewards
 from seqadv.runtime.checkpoint import load
-from seqadv.trainers import (CoTConfig, CoTTrainer, IRGANConfig, IRGANTrainer, LeakGANConfig, LeakGANTrainer, MaliGANConfig, MaliGANTrainer, MaskGANConfig, MaskGANTrainer, RankGANConfig, RankGANTrainer, RelGANConfig, RelGANTrainer, ScratchGANConfig,
+from seqadv.trainers import (CoTConfig, CoTTrainer, DPGANConfig, DPGANTrainer, IRGANConfig, IRGANTrainer, LeakGANConfig, LeakGANTrainer, MaliGANConfig, MaliGANTrainer, MaskGANConfig, MaskGANTrainer, RankGANConfig, RankGANTrainer, RelGANConfig, RelGANTrainer, ScratchGANConfig,
                              ScratchGANTrainer, SeqGANConfig, SeqGANTrainer)
 
-__all__ = ["Discriminator", "Generator", "HFGenerator", "CoTConfig", "CoTTrainer", "IRGANConfig", "IRGANTrainer", "LeakGANConfig", "LeakGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "RankGANConfig", "RankGANTrainer", "RelGANConfig", "RelGANTrainer", "ScratchGANConfig", "ScratchGANTrainer", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "TransformerGenerator", "ema_update", "load",
+__all__ = ["Discriminator", "Generator", "HFGenerator", "CoTConfig", "CoTTrainer", "DPGANConfig", "DPGANTrainer", "IRGANConfig", "IRGANTrainer", "LeakGANConfig", "LeakGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "Policy", "RankGANConfig", "RankGANTrainer", "RelGANConfig", "RelGANTrainer", "ScratchGANConfig", "ScratchGANTrainer", "RolloutEngine", "SeqGANConfig", "SeqGANTrainer", "TransformerGenerator", "ema_update", "load",
            "sample_from_logits", "token_advantages", "token_rewards"]
 __version__ = "0.1.0"

@@ -98,7 +98,7 @@ def test_bad_input_gets_one_line(tmp_path):
     # every registered text recipe's sweep files, in the registry's order
     files = sweep_files()
     assert set(files) == {"mle.pt", "seqgan.pt", "scratchgan.pt", "mle_best.pt", "maligan.pt", "rankgan.pt", "leakgan.pt",
-                          "relgan.pt", "cot.pt"}
+                          "relgan.pt", "cot.pt", "dpgan.pt"}
     assert result.returncode == 2 and f"without {', '.join(files[:-1])} or {files[-1]}" in result.stderr
 
 

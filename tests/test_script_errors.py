@@ -105,7 +105,7 @@ REQUIRED = {"compare_recipes": ["--corpus", "poems"], "evaluate": ["run"], "hist
 CASES = [
     # an --out that cannot be created (the path is named, with its option)
     *[(s, [*TINY, "--out", under_a_file], "--out ") for s in
-      ("train_mle", "train_seqgan", "train_scratchgan", "train_maskgan", "train_irgan", "train_maligan", "train_rankgan", "train_leakgan", "train_relgan", "train_cot")],
+      ("train_mle", "train_seqgan", "train_scratchgan", "train_maskgan", "train_irgan", "train_maligan", "train_rankgan", "train_leakgan", "train_relgan", "train_cot", "train_dpgan")],
     ("evaluate", [a_run_with_a_model, "--out", under_a_file], "--out "),
     ("train_seeds", ["--out", under_a_file, "--", *TINY], "--out "),
     ("compare_recipes", ["--corpus", "poems", "--report", "--results", under_a_file], "--results "),
@@ -146,6 +146,9 @@ CASES = [
     ("train_maligan", [*TINY, "--weights", "seqgan"], "--weights: invalid choice: 'seqgan'"),
     ("train_maligan", [*TINY, "--batch-size", "1"], "MaliGAN normalises its weights over the batch, so it needs"),
     ("train_maligan", [*TINY, "--pg-baseline", "loo"], "unrecognized arguments: --pg-baseline loo"),
+    ("train_dpgan", [*TINY, "--num-rollouts", "8"], "unrecognized arguments: --num-rollouts 8"),
+    ("train_dpgan", [*TINY, "--reward", "sentence"], "--reward: invalid choice: 'sentence'"),
+    ("train_dpgan", [*TINY, "--discount", "1.5"], "--discount must be in [0, 1], got 1.5"),
     ("train_rankgan", [*TINY, "--rank-aggregate", "max"], "--rank-aggregate: invalid choice: 'max'"),
     ("train_rankgan", [*TINY, "--ref-size", "0"], "--ref-size must be positive"),
     ("train_rankgan", [*TINY, "--adv-batch-size", "1"], "RankGAN ranks G's samples against each other"),

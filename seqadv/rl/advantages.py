@@ -126,6 +126,41 @@ def rank_probabilities(scores: Tensor) -> Tensor:
     return torch.softmax(scores.double(), dim=0).to(scores.dtype)
 
 
+# DPGAN's credit: the paper's sentence-times-word reward, or the official code's word-level one
+DPGAN_REWARDS = ("paper", "word")
+
+
+def sentence_rewards(token_rewards: Tensor, mask: Tensor) -> Tensor:
+    """DPGAN's sentence-level reward R(y): the mean of the word-level rewards over a row's
+    text (the paper's figure: "average"), 0 for a row without text.
+
+    Shape: token_rewards (B, T), mask (B, T) of 0/1 -> (B,)
+    """
+    return (token_rewards * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
+def dpgan_rewards(token_rewards: Tensor, mask: Tensor, kind: str = "paper", discount: float = 1.0,
+                  clip: float = 12.0) -> Tensor:
+    """DPGAN's credit of each token from its word-level reward r_t, the language-model
+    discriminator's cross-entropy -log D(y_t | y_<t) (high where D, trained on G's text,
+    finds the text novel).
+
+    Shape: token_rewards (B, T) of r_t >= 0, mask (B, T) of 0/1 -> (B, T), 0 where mask is 0
+
+    paper: Q_t = R(y) * sum_{s >= t} discount^(s - t) r_s, the sentence-level reward times
+        the word-level return (TextGAN-PyTorch's DPGAN, discount 1; the paper's figure
+        multiplies the two levels);
+    word: Q_t = min(r_t, clip), the word-level reward alone, as the official code trains its
+        generator (lancopku/DPGAN `main.py`: clipped at 12; its further factor 1e-4, a scale
+        that Adam's update does not see, is left out).
+    """
+    if kind == "paper":
+        return sentence_rewards(token_rewards, mask)[:, None] * discounted_returns(token_rewards, discount, mask)
+    if kind == "word":
+        return token_rewards.clamp(max=clip) * mask
+    raise ValueError(f"DPGAN reward {kind!r}: choose one of {', '.join(DPGAN_REWARDS)}")
+
+
 # LeakGAN's rank rescaling: by value (the paper's), or in the official code's order
 RESCALE_MODES = ("sorted", "official")
 

@@ -144,6 +144,33 @@ def rank_loss(scores: Tensor, labels: Tensor) -> Tensor:
     return loss
 
 
+DPGAN_D_LOSSES = ("paper", "fake")
+
+
+def dpgan_discriminator_loss(sentence_nll: Tensor, labels: Tensor, kind: str = "paper") -> Tensor:
+    """DPGAN's discriminator, a language model, from its sentence-level cross-entropies R(y)
+    (the mean per-token NLL of each row's text):
+      paper: mean R(generated) - mean R(real): D learns G's text and unlearns the real text,
+        so that real text (and G's text unlike G's usual) is rewarded (TextGAN-PyTorch's
+        loss; unbounded below, as the real rows' NLL can grow without end);
+      fake: mean R(generated): maximum likelihood on G's text alone, what the official code
+        computes (its real-text weight of -1e-4 is stored in an int32 array and becomes 0).
+    A batch without rows of one kind leaves that term out.
+
+    Shape: sentence_nll (B,), labels (B,) 1 real / 0 generated -> scalar
+    """
+    real = labels.bool()
+    loss = sentence_nll.new_zeros(())
+    if (~real).any():
+        loss = loss + sentence_nll[~real].mean()
+    if kind == "paper":
+        if real.any():
+            loss = loss - sentence_nll[real].mean()
+    elif kind != "fake":
+        raise ValueError(f"DPGAN discriminator loss {kind!r}: choose one of {', '.join(DPGAN_D_LOSSES)}")
+    return loss
+
+
 def prefix_discriminator_loss(real_logits: Tensor, fake_logits: Tensor, real_mask: Tensor, fake_mask: Tensor,
                               real_normalizer: Tensor | float | None = None,
                               fake_normalizer: Tensor | float | None = None) -> Tensor:

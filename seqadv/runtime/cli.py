@@ -68,13 +68,16 @@ def _show(value) -> str:
 
 def build_parser(cls, description: str, positional: Sequence[str] = ()) -> OneLineParser:
     """An option per field of the config class `cls` (`preset_config`); booleans as
-    --name / --no-name; `positional` fields are positional arguments."""
+    --name / --no-name; `positional` fields are positional arguments; fields the recipe does
+    not use (`cls.UNUSED`, inherited from a family's shared options) get none."""
     hints = typing.get_type_hints(cls)
     comments = field_comments(cls)
     default = cls()
     presets = {name: cls(preset=name) for name in cls.PRESETS}
     parser = OneLineParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(cls):
+        if f.name in getattr(cls, "UNUSED", ()):
+            continue
         kind = hints[f.name]
         if typing.get_origin(kind) is typing.Union:
             kind = typing.get_args(kind)[0]

@@ -5,6 +5,7 @@
 """
 from seqadv.trainers.base import Phase, Trainer, TrainerConfig, preset_config
 from seqadv.trainers.cot import CoTConfig, CoTTrainer
+from seqadv.trainers.dpgan import DPGANConfig, DPGANTrainer
 from seqadv.trainers.irgan import IRGANConfig, IRGANTrainer
 from seqadv.trainers.leakgan import LeakGANConfig, LeakGANTrainer
 from seqadv.trainers.maligan import MaliGANConfig, MaliGANTrainer
@@ -15,4 +16,4 @@ from seqadv.trainers.relgan import RelGANConfig, RelGANTrainer
 from seqadv.trainers.scratchgan import ScratchGANConfig, ScratchGANTrainer
 from seqadv.trainers.seqgan import SeqGANConfig, SeqGANTrainer
 
-__all__ = ["CoTConfig", "CoTTrainer", "IRGANConfig", "IRGANTrainer", "LeakGANConfig", "LeakGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "RankGANConfig", "RankGANTrainer", "RelGANConfig", "RelGANTrainer", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]
+__all__ = ["CoTConfig", "CoTTrainer", "DPGANConfig", "DPGANTrainer", "IRGANConfig", "IRGANTrainer", "LeakGANConfig", "LeakGANTrainer", "MaliGANConfig", "MaliGANTrainer", "MaskGANConfig", "MaskGANTrainer", "MLEConfig", "MLETrainer", "Phase", "RankGANConfig", "RankGANTrainer", "RelGANConfig", "RelGANTrainer", "ScratchGANConfig", "ScratchGANTrainer", "SeqGANConfig", "SeqGANTrainer", "Trainer", "TrainerConfig", "preset_config"]

@@ -1,0 +1,176 @@
+"""DPGAN (Xu, Ren, Lin and Sun, "Diversity-Promoting GAN: A Cross-Entropy Based Generative
+Adversarial Network for Diversified Text Generation", EMNLP 2018; arXiv 1802.01345) against an
+MLE baseline of equal budget, after the official code (lancopku/DPGAN) and TextGAN-PyTorch's
+unconditional DPGAN (`instructor/real_data/dpgan_instructor.py`, `run/run_dpgan.py`).
+
+What makes it DPGAN's rather than SeqGAN's:
+  * the discriminator is a language model (an LSTM of G's sizes, as in both codes), and its
+    cross-entropy is the reward: r_t = -log D(y_t | y_<t), each word's, and
+    R(y) = mean_t r_t, the sentence's (`rl.advantages.sentence_rewards`). D learns G's text,
+    so text G repeats is predictable to it and earns little, and novel text earns much;
+  * D's loss (`rl.losses.dpgan_discriminator_loss`, `d_loss`): paper, mean R(G's text) -
+    mean R(real text), the loss TextGAN-PyTorch computes and the paper's figure describes;
+    or fake, maximum likelihood on G's text alone, what the official code computes in effect
+    (its real-text weight of -1e-4 is cast to 0 in an int32 array);
+  * G's credit (`rl.advantages.dpgan_rewards`, `reward`): paper, Q_t = R(y) times the
+    word-level return sum_{s >= t} discount^(s - t) r_s (TextGAN-PyTorch, discount 1); or
+    word, r_t alone clipped at 12 (the official code);
+  * no Monte Carlo rollouts: the language model scores every prefix directly (neither code
+    has any), so the rollout options of SeqGAN's family do not apply;
+  * G's update: REINFORCE without a baseline, -sum_i sum_t Q_it log p(y_it | y_i<t) over the
+    batch (TextGAN-PyTorch's sum), Adam at G's learning rate, clipped at 5; D Adam 0.01,
+    clipped at 5 (TextGAN-PyTorch's `dis_lr` and `clip_norm`);
+  * its schedule (`paper` preset, TextGAN-PyTorch's `run_dpgan.py`): 120 MLE epochs, 5 D
+    rounds of 3 epochs, then per epoch 1 G step and 4 D rounds of 2 epochs, 200 epochs.
+
+Where this recipe departs, and why (also in docs/recipes.md):
+  * I could not read the paper's text here (only its abstract and the figure TextGAN-PyTorch
+    reproduces): where the two codes differ, the unconditional code (TextGAN-PyTorch) is
+    followed by default and the official code's choice is an option;
+  * G's samples are drawn from G, free-running at temperature 1, as REINFORCE needs: the
+    official code rewards a greedy continuation of one sampled token, TextGAN-PyTorch the
+    argmax at each position given a real prefix, neither of which is G's distribution;
+  * texts end: R(y) is the mean over a row's text (through its end token) and positions after
+    it earn nothing, where TextGAN-PyTorch averages over all 20 positions, padding included;
+  * D's rounds are SeqGAN's (`d_samples` real and as many fresh G sequences, shuffled
+    together, every process scoring the whole batch), where TextGAN-PyTorch pairs batch i of
+    the training file with batch i of G's samples; the official code's review pipeline
+    (an encoder, sentences of reviews, text clean-up) has no counterpart here.
+
+    from seqadv import DPGANConfig, DPGANTrainer
+    results = DPGANTrainer(DPGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
+
+Writes what SeqGAN writes, with dpgan.pt for the adversarial model.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from seqadv.core.masks import tokens_mask
+from seqadv.core.modules import eval_mode
+from seqadv.models.generator import Generator
+from seqadv.rl.advantages import DPGAN_REWARDS, dpgan_rewards, sentence_rewards
+from seqadv.rl.losses import DPGAN_D_LOSSES, dpgan_discriminator_loss, token_log_probs
+from seqadv.rl.update import check_finite, clip_and_step
+from seqadv.runtime.cli import check_ranges
+from seqadv.trainers.base import preset_config
+from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, summed_policy_gradient_step
+from seqadv.trainers.text import TextGANConfig
+
+# SeqGAN's family options DPGAN has no use for: its D is no CNN, its credit takes no rollouts
+_UNUSED = ("d_filter_sizes", "d_num_filters", "d_dropout", "d_l2", "num_rollouts", "rollout_rate",
+           "rollout_memory_mb", "rollout_temperature")
+
+
+def _without_unused(preset: dict) -> dict:
+    return {k: v for k, v in preset.items() if k not in _UNUSED}
+
+
+@preset_config
+class DPGANConfig(RolloutGANConfig):
+    out: str = "runs/dpgan"
+    # the language-model discriminator (both codes: an LSTM of G's sizes; TextGAN-PyTorch: Adam 0.01, clip 5)
+    d_embedding_dim: int = 32  # D's embedding size (the codes: G's)
+    d_hidden_dim: int = 32  # D's LSTM size (the codes: G's)
+    d_lr: float = 0.01  # D's Adam learning rate
+    d_grad_clip: float = 5.0  # D's gradient-norm clip (0: none)
+    d_loss: str = "paper"  # paper (NLL of G's text - NLL of real text: TextGAN-PyTorch) | fake (MLE on G's text only: the official code in effect)
+    reward: str = "paper"  # paper (sentence reward x word-level return: TextGAN-PyTorch) | word (each word's reward, clipped at 12: the official code)
+    discount: float = 1.0  # the word-level return's discount (TextGAN-PyTorch: 1)
+    # schedule (TextGAN-PyTorch's run_dpgan.py: 5 D rounds of 3 epochs; per epoch 1 G step, 4 D rounds of 2 epochs)
+    d_pretrain_rounds: int = 5
+    d_epochs: int = 3  # epochs over each pretraining round's data
+    d_rounds: int = 4
+    d_adv_epochs: int = 2  # epochs over each D round's data in the adversarial phase
+
+    UNUSED: ClassVar[tuple] = _UNUSED
+    PRESETS: ClassVar[dict] = {
+        "tiny": {**_without_unused(RolloutGANConfig.PRESETS["tiny"]), "d_hidden_dim": 16},
+        # SeqGAN's cpu schedule of G (40 MLE epochs, 80 adversarial epochs of one G step: the same
+        # budget), D's rounds in TextGAN-PyTorch's proportions
+        "cpu": {**_without_unused(RolloutGANConfig.PRESETS["cpu"]), "d_pretrain_rounds": 5, "d_epochs": 3,
+                "d_rounds": 4, "d_adv_epochs": 2},
+        "paper": {},
+    }
+    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "d_loss": list(DPGAN_D_LOSSES), "reward": list(DPGAN_REWARDS)}
+
+    def validate(self) -> None:
+        super().validate()
+        defaults = {f.name: f.default for f in dataclasses.fields(RolloutGANConfig)}
+        for name in _UNUSED:
+            if getattr(self, name) != defaults[name]:
+                raise ValueError(f"--{name.replace('_', '-')}: does not apply to DPGAN (its D is a language model "
+                                 f"and its credit takes no rollouts)")
+        check_ranges(self, positive=["d_hidden_dim"], non_negative=["d_grad_clip", "d_adv_epochs"], unit=["discount"])
+        for name in ("d_loss", "reward"):
+            if getattr(self, name) not in self.CHOICES[name]:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: choose one of "
+                                 f"{', '.join(self.CHOICES[name])}")
+
+
+class DPGANTrainer(SeqGANTrainer):
+    """DPGAN and its MLE baseline, as a resumable, data-parallel run: SeqGAN's loop with DPGAN's
+    language-model D (`new_discriminator`, `discriminator_batch`), its credit without rollouts
+    (`generator_rewards`) and its summed update. `generator`: as `SeqGANTrainer`'s;
+    `discriminator`: a language model of one's own, with `target_logits(tokens (B, T)) ->
+    (B, T, V)` over G's vocabulary."""
+
+    recipe, config_class, sweep_files = "dpgan", DPGANConfig, ("mle.pt", "dpgan.pt")
+    baseline, adversarial_model, adversarial_label = "mle", "dpgan", "DPGAN"
+
+    def new_discriminator(self) -> nn.Module:
+        c, data = self.config, self.data
+        return Generator(data.vocab_size, c.d_embedding_dim, c.d_hidden_dim,
+                         start_token=data.start_token, eos_token=data.eos_token, pad_token=data.pad_token)
+
+    def adversarial_d_epochs(self) -> int:
+        return self.config.d_adv_epochs
+
+    def discriminator_batch(self, sequences: Tensor, labels: Tensor, batch: Tensor, where: str
+                            ) -> tuple[float, int, int]:
+        """One D update on a whole batch (every process alike: the loss's two means span the
+        batch). A guess is right where a real row's R(y) is above the batch's mean, a generated
+        row's below it."""
+        rows, truth = sequences[batch], labels[batch]
+        r_s = sentence_rewards(*self.word_rewards(rows))  # (batch,)
+        loss = dpgan_discriminator_loss(r_s, truth, self.config.d_loss)
+        value = clip_and_step(self.d, self.d_opt, loss, self.config.d_grad_clip, where, "the discriminator loss",
+                              self.group.average_gradients)
+        right = int(((r_s > r_s.mean()).float() == truth).sum()) if self.group.is_main else 0
+        return value, right, len(batch) if self.group.is_main else 0
+
+    def word_rewards(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """D's cross-entropy of each token given its prefix, and which tokens are text.
+
+        Shape: tokens (B, T) -> r (B, T), mask (B, T)
+        """
+        mask = tokens_mask(tokens, self.data.eos_token, self.data.pad_token)
+        return -token_log_probs(self.d.target_logits(tokens), tokens), mask
+
+    def generator_rewards(self, samples: Tensor, where: str) -> tuple[Tensor, Tensor]:
+        """Each token's credit from D's cross-entropies of the sample, this process's rows and the
+        whole batch's, checked.
+
+        Shape: samples (b, T) -> rewards (b, T), all_rewards (B, T)
+        """
+        c = self.config
+        with torch.no_grad(), eval_mode(self.d):
+            r, mask = self.word_rewards(samples)
+        self.sentence_reward = float(self.group.all_gather(sentence_rewards(r, mask)).mean())
+        rewards = dpgan_rewards(r, mask, c.reward, c.discount)
+        all_rewards = self.group.all_gather(rewards)
+        check_finite(all_rewards, "a discriminator reward", where)
+        return rewards, all_rewards
+
+    def credit_statistics(self) -> dict:
+        # R(y) of G's last batch: how novel D finds G's text (it rises as G moves away from what D learnt)
+        return {"sentence_reward": self.sentence_reward}
+
+    def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
+        c = self.config
+        return summed_policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards, c.grad_clip,
+                                           0.0, where, self.group, self.kl_reference(), c.kl_coef)

@@ -1,0 +1,160 @@
+"""DPGAN: its credit and its discriminator's loss against their formulas, the language-model
+discriminator rewarding real text above G's after its rounds, and training that moves G toward
+what the discriminator finds novel."""
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from seqadv import DPGANConfig, DPGANTrainer
+from seqadv.core.modules import eval_mode
+from seqadv.models.generator import Generator
+from seqadv.rl.advantages import dpgan_rewards, sentence_rewards
+from seqadv.rl.losses import dpgan_discriminator_loss, token_log_probs
+
+
+def test_the_credit_is_the_sentence_reward_times_the_word_return_over_the_text():
+    r = torch.tensor([[1.0, 2.0, 3.0, 4.0], [20.0, 0.5, 9.0, 9.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 0.0]])  # the second text ends at its 2nd token
+    r_s = torch.tensor([2.5, 10.25])
+    assert_close(sentence_rewards(r, mask), r_s)
+    expected = torch.tensor([[10.0, 9.0, 7.0, 4.0], [20.5, 0.5, 0.0, 0.0]]) * r_s[:, None]
+    assert_close(dpgan_rewards(r, mask, "paper"), expected)
+    # discounted: token t's return counts token s at discount^(s - t)
+    g = 0.5
+    returns = torch.tensor([[1 + g * 2 + g * g * 3 + g ** 3 * 4, 2 + g * 3 + g * g * 4, 3 + g * 4, 4.0],
+                            [20 + g * 0.5, 0.5, 0.0, 0.0]])
+    assert_close(dpgan_rewards(r, mask, "paper", discount=g), returns * r_s[:, None])
+    # the official code's: each word's own reward, clipped at 12, nothing after the end
+    assert_close(dpgan_rewards(r, mask, "word"), torch.tensor([[1.0, 2.0, 3.0, 4.0], [12.0, 0.5, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="choose one of paper, word"):
+        dpgan_rewards(r, mask, "sentence")
+
+
+def test_the_discriminators_loss_learns_gs_text_and_unlearns_the_real_text():
+    nll = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0])
+    labels = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0])
+    assert_close(dpgan_discriminator_loss(nll, labels, "paper"), torch.tensor((2 + 8 + 16) / 3 - (1 + 4) / 2))
+    assert_close(dpgan_discriminator_loss(nll, labels, "fake"), torch.tensor((2 + 8 + 16) / 3))
+    assert_close(dpgan_discriminator_loss(nll[labels == 1], labels[labels == 1]), torch.tensor(-2.5))
+
+
+def test_the_rewards_are_ds_cross_entropy_of_each_token_up_to_the_end_and_carry_no_gradient(toy, tmp_path):
+    config = DPGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=1, d_pretrain_rounds=0,
+                         adv_epochs=0)
+    trainer = DPGANTrainer(config)
+    trainer.train()
+    data = trainer.data
+    samples = trainer.g.sample(16, data.length, generator=torch.Generator().manual_seed(3))
+    ends = (samples == data.eos_token).any(dim=1)
+    assert ends.any() and not ends.all()  # some texts end early: the masks matter here
+    rewards, all_rewards = trainer.generator_rewards(samples, "test")
+    assert not rewards.requires_grad
+    assert_close(all_rewards, rewards)
+    with torch.no_grad():
+        nll = -token_log_probs(trainer.d.target_logits(samples), samples)
+    ended = ((samples == data.eos_token).cumsum(dim=1) - (samples == data.eos_token).long()) > 0
+    nll = nll.masked_fill(ended, 0.0)
+    lengths = (~ended).sum(dim=1, keepdim=True)
+    expected = nll.sum(dim=1, keepdim=True) / lengths * nll.flip(1).cumsum(1).flip(1)
+    assert_close(rewards, expected)
+    assert (rewards[ended] == 0).all() and (rewards[~ended] > 0).all()
+
+
+class Surprised(nn.Module):
+    """A fixed language-model discriminator that finds one token improbable (probability about
+    e^-scale / V), every other token uniform: the token's cross-entropy, its reward, is high.
+    Never trained (`d_rounds` 0); its parameter only gives D's optimiser something to hold."""
+
+    def __init__(self, vocab: int, token: int, scale: float = 6.0):
+        super().__init__()
+        self.vocab, self.token, self.scale = vocab, token, scale
+        self.unused = nn.Parameter(torch.zeros(1))
+
+    def target_logits(self, tokens):
+        logits = torch.zeros(*tokens.shape, self.vocab) + 0 * self.unused
+        logits[..., self.token] = -self.scale
+        return logits
+
+
+@pytest.mark.parametrize("reward", ["paper", "word"])
+def test_g_moves_toward_what_the_discriminator_finds_novel(toy, tmp_path, reward):
+    """Pretrained G, then DPGAN's updates against a language model that finds one token
+    surprising (never trained): G's samples hold more of it than the MLE baseline's of the same
+    number of updates (a sign error, or credit that ignored D, would not), and NLL stays finite."""
+    config = DPGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=4, d_pretrain_rounds=0,
+                         d_rounds=0, adv_epochs=12, eval_every=12, reward=reward)
+    favourite = {}
+
+    def build_d(data):
+        favourite["id"] = data.vocab.stoi["w3"]
+        return Surprised(data.vocab_size, favourite["id"])
+
+    trainer = DPGANTrainer(config, discriminator=build_d)
+    results = trainer.train()
+
+    def share(g):
+        samples = g.sample(2000, trainer.data.length, generator=torch.Generator().manual_seed(7))
+        return (samples == favourite["id"]).float().mean().item()
+
+    before, after = share(trainer.mle), share(trainer.g)
+    assert after > before + 0.02, (before, after)
+    assert math.isfinite(results["models"]["dpgan"]["nll_test"])
+    assert results["history"]["dpgan"][-1]["sentence_reward"] > 0
+
+
+def trained_dpgan(toy, tmp_path, **options):
+    config = DPGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), d_epochs=2, adv_epochs=0, **options)
+    trainer = DPGANTrainer(config)
+    trainer.train()
+    return trainer
+
+
+def sentence_nll(trainer, d, tokens):
+    """D's mean sentence-level cross-entropy R(y) of the rows of `tokens`."""
+    trainer.d = d
+    with torch.no_grad(), eval_mode(d):
+        return float(sentence_rewards(*trainer.word_rewards(tokens)).mean())
+
+
+def untrained_d(data):
+    return Generator(data.vocab_size, 16, 16, start_token=data.start_token, eos_token=data.eos_token,
+                     pad_token=data.pad_token)
+
+
+def test_the_discriminators_rounds_make_it_reward_real_text_above_gs(toy, tmp_path):
+    """DPGAN's language model after its pretraining rounds (the paper's loss) against a weakly
+    pretrained G: its sentence-level reward (cross-entropy) of held-out real sentences is above
+    that of fresh samples from G, by far more than an untrained one's."""
+    trainer = trained_dpgan(toy, tmp_path, pretrain_epochs=1, d_pretrain_rounds=6)
+    data, trained = trainer.data, trainer.d
+    fake = trainer.g.sample(len(data.test), data.length, generator=torch.Generator().manual_seed(5))
+
+    def gap(d):
+        return sentence_nll(trainer, d, data.test) - sentence_nll(trainer, d, fake)
+
+    before, after = gap(untrained_d(data)), gap(trained)
+    assert after > 0.5 and after > 10 * abs(before), (before, after)
+
+
+def test_the_official_codes_discriminator_becomes_a_model_of_gs_text(toy, tmp_path):
+    """With `d_loss` fake (the official code in effect: MLE on G's text alone), D's cross-entropy
+    of fresh samples from G falls from an untrained D's to near G's own (D has G's sizes): it
+    rewards what G does not usually write, real or not."""
+    trainer = trained_dpgan(toy, tmp_path, pretrain_epochs=4, d_pretrain_rounds=6, d_loss="fake")
+    data, trained = trainer.data, trainer.d
+    fake = trainer.g.sample(len(data.test) * 10, data.length, generator=torch.Generator().manual_seed(5))
+    before, after = sentence_nll(trainer, untrained_d(data), fake), sentence_nll(trainer, trained, fake)
+    with torch.no_grad():
+        own = float(sentence_rewards(-token_log_probs(trainer.g.target_logits(fake), fake),
+                                     trainer.word_rewards(fake)[1]).mean())
+    assert after < before - 0.2 and abs(after - own) < 0.15, (before, after, own)
+
+
+def test_options_that_do_not_apply_are_refused_from_python_too(tmp_path):
+    with pytest.raises(ValueError, match="--num-rollouts: does not apply to DPGAN"):
+        DPGANConfig(preset="tiny", out=str(tmp_path), num_rollouts=8)
+    with pytest.raises(ValueError, match="--d-loss hinge: choose one of paper, fake"):
+        DPGANConfig(preset="tiny", out=str(tmp_path), d_loss="hinge")
