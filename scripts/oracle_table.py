@@ -42,11 +42,11 @@ from seqadv.runtime.cli import OneLineParser, guarded
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results" / "oracle"
-ORDER = ["seqgan", "scratchgan", "maligan", "rankgan", "leakgan", "relgan", "cot"]
+ORDER = ["seqgan", "scratchgan", "maligan", "rankgan", "leakgan", "dpgan", "relgan", "cot"]
 OWN_G = ("seqgan", "leakgan", "relgan", "cot")  # run from scratch: they pretrain (or start) their own generator
 SEEDS = (88, 89, 90)
 LABELS = {"seqgan": "SeqGAN", "scratchgan": "ScratchGAN-style", "maligan": "MaliGAN", "rankgan": "RankGAN",
-          "leakgan": "LeakGAN", "relgan": "RelGAN", "cot": "CoT"}
+          "leakgan": "LeakGAN", "dpgan": "DPGAN", "relgan": "RelGAN", "cot": "CoT"}
 # each paper's own NLL-oracle on this oracle (length 20), where it reports one, and where from
 PAPER = {
     "seqgan": "8.736 (SeqGAN, Table 1; MLE 9.038; the official log: 8.683)",
@@ -54,6 +54,7 @@ PAPER = {
     "maligan": "none (no oracle experiment; Texygen: a curve, no figure)",
     "rankgan": "8.247 (RankGAN, Table 1; its code's README: 8.00-8.50)",
     "leakgan": "7.038 (LeakGAN, Table 1)",
+    "dpgan": "none (no oracle experiment: review and dialogue generation)",
     "relgan": "6.680 ± 0.343 (RelGAN, Table 1, beta_max 1 as here)",
     "cot": "not checked (the paper's table could not be read here)",
 }

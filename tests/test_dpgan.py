@@ -36,9 +36,10 @@ def test_the_credit_is_the_sentence_reward_times_the_word_return_over_the_text()
 def test_the_discriminators_loss_learns_gs_text_and_unlearns_the_real_text():
     nll = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0])
     labels = torch.tensor([1.0, 0.0, 1.0, 0.0, 0.0])
-    assert_close(dpgan_discriminator_loss(nll, labels, "paper"), torch.tensor((2 + 8 + 16) / 3 - (1 + 4) / 2))
-    assert_close(dpgan_discriminator_loss(nll, labels, "fake"), torch.tensor((2 + 8 + 16) / 3))
-    assert_close(dpgan_discriminator_loss(nll[labels == 1], labels[labels == 1]), torch.tensor(-2.5))
+    assert_close(dpgan_discriminator_loss(nll, labels, 1.0), torch.tensor((2 + 8 + 16) / 3 - (1 + 4) / 2))
+    assert_close(dpgan_discriminator_loss(nll, labels), torch.tensor((2 + 8 + 16) / 3 - 1e-4 * (1 + 4) / 2))
+    assert_close(dpgan_discriminator_loss(nll, labels, 0.0), torch.tensor((2 + 8 + 16) / 3))
+    assert_close(dpgan_discriminator_loss(nll[labels == 1], labels[labels == 1], 1.0), torch.tensor(-2.5))
 
 
 def test_the_rewards_are_ds_cross_entropy_of_each_token_up_to_the_end_and_carry_no_gradient(toy, tmp_path):
@@ -124,11 +125,13 @@ def untrained_d(data):
                      pad_token=data.pad_token)
 
 
-def test_the_discriminators_rounds_make_it_reward_real_text_above_gs(toy, tmp_path):
-    """DPGAN's language model after its pretraining rounds (the paper's loss) against a weakly
-    pretrained G: its sentence-level reward (cross-entropy) of held-out real sentences is above
-    that of fresh samples from G, by far more than an untrained one's."""
-    trainer = trained_dpgan(toy, tmp_path, pretrain_epochs=1, d_pretrain_rounds=6)
+@pytest.mark.parametrize("real_weight", [1e-4, 1.0])
+def test_the_discriminators_rounds_make_it_reward_real_text_above_gs(toy, tmp_path, real_weight):
+    """DPGAN's language model after its pretraining rounds against a pretrained G, with the
+    official code's weights and TextGAN-PyTorch's: its sentence-level reward (cross-entropy)
+    of held-out real sentences is above that of fresh samples from G (which it has learnt), by
+    far more than an untrained one's."""
+    trainer = trained_dpgan(toy, tmp_path, pretrain_epochs=4, d_pretrain_rounds=6, d_real_weight=real_weight)
     data, trained = trainer.data, trainer.d
     fake = trainer.g.sample(len(data.test), data.length, generator=torch.Generator().manual_seed(5))
 
@@ -136,14 +139,14 @@ def test_the_discriminators_rounds_make_it_reward_real_text_above_gs(toy, tmp_pa
         return sentence_nll(trainer, d, data.test) - sentence_nll(trainer, d, fake)
 
     before, after = gap(untrained_d(data)), gap(trained)
-    assert after > 0.5 and after > 10 * abs(before), (before, after)
+    assert after > 0.1 and after > 5 * abs(before), (before, after)
 
 
 def test_the_official_codes_discriminator_becomes_a_model_of_gs_text(toy, tmp_path):
-    """With `d_loss` fake (the official code in effect: MLE on G's text alone), D's cross-entropy
+    """With `d_real_weight` 0 (the official code in effect: MLE on G's text alone), D's cross-entropy
     of fresh samples from G falls from an untrained D's to near G's own (D has G's sizes): it
     rewards what G does not usually write, real or not."""
-    trainer = trained_dpgan(toy, tmp_path, pretrain_epochs=4, d_pretrain_rounds=6, d_loss="fake")
+    trainer = trained_dpgan(toy, tmp_path, pretrain_epochs=4, d_pretrain_rounds=6, d_real_weight=0.0)
     data, trained = trainer.data, trainer.d
     fake = trainer.g.sample(len(data.test) * 10, data.length, generator=torch.Generator().manual_seed(5))
     before, after = sentence_nll(trainer, untrained_d(data), fake), sentence_nll(trainer, trained, fake)
@@ -156,5 +159,5 @@ def test_the_official_codes_discriminator_becomes_a_model_of_gs_text(toy, tmp_pa
 def test_options_that_do_not_apply_are_refused_from_python_too(tmp_path):
     with pytest.raises(ValueError, match="--num-rollouts: does not apply to DPGAN"):
         DPGANConfig(preset="tiny", out=str(tmp_path), num_rollouts=8)
-    with pytest.raises(ValueError, match="--d-loss hinge: choose one of paper, fake"):
-        DPGANConfig(preset="tiny", out=str(tmp_path), d_loss="hinge")
+    with pytest.raises(ValueError, match="--reward sentence: choose one of paper, word"):
+        DPGANConfig(preset="tiny", out=str(tmp_path), reward="sentence")

@@ -144,17 +144,13 @@ def rank_loss(scores: Tensor, labels: Tensor) -> Tensor:
     return loss
 
 
-DPGAN_D_LOSSES = ("paper", "fake")
-
-
-def dpgan_discriminator_loss(sentence_nll: Tensor, labels: Tensor, kind: str = "paper") -> Tensor:
+def dpgan_discriminator_loss(sentence_nll: Tensor, labels: Tensor, real_weight: float = 1e-4) -> Tensor:
     """DPGAN's discriminator, a language model, from its sentence-level cross-entropies R(y)
-    (the mean per-token NLL of each row's text):
-      paper: mean R(generated) - mean R(real): D learns G's text and unlearns the real text,
-        so that real text (and G's text unlike G's usual) is rewarded (TextGAN-PyTorch's
-        loss; unbounded below, as the real rows' NLL can grow without end);
-      fake: mean R(generated): maximum likelihood on G's text alone, what the official code
-        computes (its real-text weight of -1e-4 is stored in an int32 array and becomes 0).
+    (the mean per-token NLL of each row's text): mean R(generated) - real_weight * mean R(real).
+    D learns G's text and, by `real_weight`, unlearns the real text:
+      1e-4: the official code's weights (lancopku/DPGAN: +1 on generated tokens, -1e-4 on real);
+      0: what the official code computes in effect (its -1e-4 is stored in an int32 array);
+      1: TextGAN-PyTorch's loss, which has no minimum: D can raise the real rows' NLL without end.
     A batch without rows of one kind leaves that term out.
 
     Shape: sentence_nll (B,), labels (B,) 1 real / 0 generated -> scalar
@@ -163,11 +159,8 @@ def dpgan_discriminator_loss(sentence_nll: Tensor, labels: Tensor, kind: str = "
     loss = sentence_nll.new_zeros(())
     if (~real).any():
         loss = loss + sentence_nll[~real].mean()
-    if kind == "paper":
-        if real.any():
-            loss = loss - sentence_nll[real].mean()
-    elif kind != "fake":
-        raise ValueError(f"DPGAN discriminator loss {kind!r}: choose one of {', '.join(DPGAN_D_LOSSES)}")
+    if real_weight and real.any():
+        loss = loss - real_weight * sentence_nll[real].mean()
     return loss
 
 

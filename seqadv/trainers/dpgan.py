@@ -8,10 +8,12 @@ What makes it DPGAN's rather than SeqGAN's:
     cross-entropy is the reward: r_t = -log D(y_t | y_<t), each word's, and
     R(y) = mean_t r_t, the sentence's (`rl.advantages.sentence_rewards`). D learns G's text,
     so text G repeats is predictable to it and earns little, and novel text earns much;
-  * D's loss (`rl.losses.dpgan_discriminator_loss`, `d_loss`): paper, mean R(G's text) -
-    mean R(real text), the loss TextGAN-PyTorch computes and the paper's figure describes;
-    or fake, maximum likelihood on G's text alone, what the official code computes in effect
-    (its real-text weight of -1e-4 is cast to 0 in an int32 array);
+  * D's loss (`rl.losses.dpgan_discriminator_loss`): mean R(G's text) - `d_real_weight` *
+    mean R(real text), D learning G's text and, a little, unlearning the real text: the
+    official code's weights (+1 and -1e-4). In effect the code's real weight is 0 (stored in
+    an int32 array), an option; TextGAN-PyTorch's weight of 1 is one too, but that loss has
+    no minimum: on COCO its D raised the NLL of G's text from about 6 to 143 nats a token
+    within 12 rounds (docs/recipes.md);
   * G's credit (`rl.advantages.dpgan_rewards`, `reward`): paper, Q_t = R(y) times the
     word-level return sum_{s >= t} discount^(s - t) r_s (TextGAN-PyTorch, discount 1); or
     word, r_t alone clipped at 12 (the official code);
@@ -25,8 +27,9 @@ What makes it DPGAN's rather than SeqGAN's:
 
 Where this recipe departs, and why (also in docs/recipes.md):
   * I could not read the paper's text here (only its abstract and the figure TextGAN-PyTorch
-    reproduces): where the two codes differ, the unconditional code (TextGAN-PyTorch) is
-    followed by default and the official code's choice is an option;
+    reproduces): G's credit follows TextGAN-PyTorch's unconditional DPGAN (the figure's
+    sentence-level reward times word-level rewards), D's loss the official code's weights,
+    and the other code's choice of each is an option;
   * G's samples are drawn from G, free-running at temperature 1, as REINFORCE needs: the
     official code rewards a greedy continuation of one sampled token, TextGAN-PyTorch the
     argmax at each position given a real prefix, neither of which is G's distribution;
@@ -54,7 +57,7 @@ from seqadv.core.masks import tokens_mask
 from seqadv.core.modules import eval_mode
 from seqadv.models.generator import Generator
 from seqadv.rl.advantages import DPGAN_REWARDS, dpgan_rewards, sentence_rewards
-from seqadv.rl.losses import DPGAN_D_LOSSES, dpgan_discriminator_loss, token_log_probs
+from seqadv.rl.losses import dpgan_discriminator_loss, token_log_probs
 from seqadv.rl.update import check_finite, clip_and_step
 from seqadv.runtime.cli import check_ranges
 from seqadv.trainers.base import preset_config
@@ -78,7 +81,7 @@ class DPGANConfig(RolloutGANConfig):
     d_hidden_dim: int = 32  # D's LSTM size (the codes: G's)
     d_lr: float = 0.01  # D's Adam learning rate
     d_grad_clip: float = 5.0  # D's gradient-norm clip (0: none)
-    d_loss: str = "paper"  # paper (NLL of G's text - NLL of real text: TextGAN-PyTorch) | fake (MLE on G's text only: the official code in effect)
+    d_real_weight: float = 1e-4  # D's loss: NLL of G's text - this x NLL of real text (the official code's 1e-4; 0: the code in effect; 1: TextGAN-PyTorch's, unbounded)
     reward: str = "paper"  # paper (sentence reward x word-level return: TextGAN-PyTorch) | word (each word's reward, clipped at 12: the official code)
     discount: float = 1.0  # the word-level return's discount (TextGAN-PyTorch: 1)
     # schedule (TextGAN-PyTorch's run_dpgan.py: 5 D rounds of 3 epochs; per epoch 1 G step, 4 D rounds of 2 epochs)
@@ -90,13 +93,15 @@ class DPGANConfig(RolloutGANConfig):
     UNUSED: ClassVar[tuple] = _UNUSED
     PRESETS: ClassVar[dict] = {
         "tiny": {**_without_unused(RolloutGANConfig.PRESETS["tiny"]), "d_hidden_dim": 16},
-        # SeqGAN's cpu schedule of G (40 MLE epochs, 80 adversarial epochs of one G step: the same
-        # budget), D's rounds in TextGAN-PyTorch's proportions
+        # SeqGAN's cpu schedule (40 MLE epochs, 80 adversarial epochs of one G step and one D round of
+        # 2 epochs over 2,048 + 2,048 sequences: the same budget); TextGAN-PyTorch's 4 rounds of 2 epochs
+        # over the whole training set per G step would be 10x the D updates (an LM over COCO's 5,433
+        # words costs about 0.1 s an update on one thread), past 45 minutes
         "cpu": {**_without_unused(RolloutGANConfig.PRESETS["cpu"]), "d_pretrain_rounds": 5, "d_epochs": 3,
-                "d_rounds": 4, "d_adv_epochs": 2},
+                "d_rounds": 1, "d_adv_epochs": 2},
         "paper": {},
     }
-    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "d_loss": list(DPGAN_D_LOSSES), "reward": list(DPGAN_REWARDS)}
+    CHOICES: ClassVar[dict] = {**TextGANConfig.CHOICES, "reward": list(DPGAN_REWARDS)}
 
     def validate(self) -> None:
         super().validate()
@@ -105,11 +110,10 @@ class DPGANConfig(RolloutGANConfig):
             if getattr(self, name) != defaults[name]:
                 raise ValueError(f"--{name.replace('_', '-')}: does not apply to DPGAN (its D is a language model "
                                  f"and its credit takes no rollouts)")
-        check_ranges(self, positive=["d_hidden_dim"], non_negative=["d_grad_clip", "d_adv_epochs"], unit=["discount"])
-        for name in ("d_loss", "reward"):
-            if getattr(self, name) not in self.CHOICES[name]:
-                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: choose one of "
-                                 f"{', '.join(self.CHOICES[name])}")
+        check_ranges(self, positive=["d_hidden_dim"], non_negative=["d_grad_clip", "d_adv_epochs", "d_real_weight"],
+                     unit=["discount"])
+        if self.reward not in DPGAN_REWARDS:
+            raise ValueError(f"--reward {self.reward}: choose one of {', '.join(DPGAN_REWARDS)}")
 
 
 class DPGANTrainer(SeqGANTrainer):
@@ -137,7 +141,7 @@ class DPGANTrainer(SeqGANTrainer):
         row's below it."""
         rows, truth = sequences[batch], labels[batch]
         r_s = sentence_rewards(*self.word_rewards(rows))  # (batch,)
-        loss = dpgan_discriminator_loss(r_s, truth, self.config.d_loss)
+        loss = dpgan_discriminator_loss(r_s, truth, self.config.d_real_weight)
         value = clip_and_step(self.d, self.d_opt, loss, self.config.d_grad_clip, where, "the discriminator loss",
                               self.group.average_gradients)
         right = int(((r_s > r_s.mean()).float() == truth).sum()) if self.group.is_main else 0
