@@ -156,6 +156,24 @@ def test_the_official_codes_discriminator_becomes_a_model_of_gs_text(toy, tmp_pa
     assert after < before - 0.2 and abs(after - own) < 0.15, (before, after, own)
 
 
+def test_textgan_pytorchs_weight_has_no_minimum_and_the_official_one_keeps_d_near_gs_text(toy, tmp_path):
+    """With `d_real_weight` 1 D's loss has no minimum: its NLL of real text keeps growing, round
+    after round (why it is not the default). With the official code's 1e-4, D's NLL of real
+    text stays near G's own NLL of it (D is a model of G's text)."""
+    nll = {}
+    for weight in (1.0, 1e-4):
+        for rounds in (4, 12):
+            trainer = trained_dpgan(toy, tmp_path / f"{weight}-{rounds}", pretrain_epochs=4, d_pretrain_rounds=rounds,
+                                    d_real_weight=weight)
+            nll[weight, rounds] = sentence_nll(trainer, trainer.d, trainer.data.test)
+    with torch.no_grad():
+        data = trainer.data
+        own = float(sentence_rewards(-token_log_probs(trainer.g.target_logits(data.test), data.test),
+                                     trainer.word_rewards(data.test)[1]).mean())
+    assert nll[1.0, 12] > 2 * nll[1.0, 4] > 4 * own, (nll, own)
+    assert abs(nll[1e-4, 4] - own) < 0.3 and abs(nll[1e-4, 12] - own) < 0.3, (nll, own)
+
+
 def test_options_that_do_not_apply_are_refused_from_python_too(tmp_path):
     with pytest.raises(ValueError, match="--num-rollouts: does not apply to DPGAN"):
         DPGANConfig(preset="tiny", out=str(tmp_path), num_rollouts=8)

@@ -12,8 +12,7 @@ What makes it DPGAN's rather than SeqGAN's:
     mean R(real text), D learning G's text and, a little, unlearning the real text: the
     official code's weights (+1 and -1e-4). In effect the code's real weight is 0 (stored in
     an int32 array), an option; TextGAN-PyTorch's weight of 1 is one too, but that loss has
-    no minimum: on COCO its D raised the NLL of G's text from about 6 to 143 nats a token
-    within 12 rounds (docs/recipes.md);
+    no minimum: D raises its NLL of real text round after round (tests/test_dpgan.py);
   * G's credit (`rl.advantages.dpgan_rewards`, `reward`): paper, Q_t = R(y) times the
     word-level return sum_{s >= t} discount^(s - t) r_s (TextGAN-PyTorch, discount 1); or
     word, r_t alone clipped at 12 (the official code);
