@@ -159,7 +159,8 @@ def test_a_batch_that_does_not_split_is_one_line(two_process_run, tmp_path):
     assert result.stderr.count("does not split evenly") == 1  # rank 0 says it, once
 
 
-@pytest.mark.parametrize("name, crash_at", [("maskgan", "adversarial:2"), ("irgan", "irgan:1"), ("relgan", "adversarial:3")])
+@pytest.mark.parametrize("name, crash_at", [("maskgan", "adversarial:2"), ("irgan", "irgan:1"), ("relgan", "adversarial:3"),
+                                            ("dpgan", "adversarial:2")])
 def test_maskgan_and_irgan_on_two_processes_resume_to_the_same_end(tmp_path, name, crash_at):
     script, options, run_dir, models = RECIPES[name]
     args = [*options(tmp_path), "--preset", "tiny", "--device", "cpu"]
