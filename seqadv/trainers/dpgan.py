@@ -25,10 +25,14 @@ What makes it DPGAN's rather than SeqGAN's:
     rounds of 3 epochs, then per epoch 1 G step and 4 D rounds of 2 epochs, 200 epochs.
 
 Where this recipe departs, and why (also in docs/recipes.md):
-  * I could not read the paper's text here (only its abstract and the figure TextGAN-PyTorch
-    reproduces): G's credit follows TextGAN-PyTorch's unconditional DPGAN (the figure's
-    sentence-level reward times word-level rewards), D's loss the official code's weights,
-    and the other code's choice of each is an option;
+  * I could not read the paper's text here, only its abstract, the figure TextGAN-PyTorch
+    reproduces and a student report that quotes its equations (jsbaan/DPAC-DialogueGAN,
+    DP_DialogueGAN.pdf): D's objective there is -(E_real R(y) - E_G R(y)), real weight 1,
+    as TextGAN-PyTorch's. The default follows the official code's 1e-4 instead, since the
+    paper's loss has no minimum (above) and its authors' code weights the real text so;
+    `--d-real-weight 1` is the paper's. G's credit follows TextGAN-PyTorch's unconditional
+    DPGAN (the figure's sentence-level reward times word-level rewards; the report: a return
+    of all the rewards after t, no discount); the official code's is an option;
   * G's samples are drawn from G, free-running at temperature 1, as REINFORCE needs: the
     official code rewards a greedy continuation of one sampled token, TextGAN-PyTorch the
     argmax at each position given a real prefix, neither of which is G's distribution;
