@@ -11,7 +11,7 @@ from torch.testing import assert_close
 from seqadv import DPGANConfig, DPGANTrainer
 from seqadv.core.modules import eval_mode
 from seqadv.models.generator import Generator
-from seqadv.rl.advantages import dpgan_rewards, sentence_rewards
+from seqadv.rl.advantages import dpgan_rewards, dpgan_teacher_weights, sentence_rewards
 from seqadv.rl.losses import dpgan_discriminator_loss, token_log_probs
 
 
@@ -29,7 +29,12 @@ def test_the_credit_is_the_sentence_reward_times_the_word_return_over_the_text()
     assert_close(dpgan_rewards(r, mask, "paper", discount=g), returns * r_s[:, None])
     # the official code's: each word's own reward, clipped at 12, nothing after the end
     assert_close(dpgan_rewards(r, mask, "word"), torch.tensor([[1.0, 2.0, 3.0, 4.0], [12.0, 0.5, 0.0, 0.0]]))
-    with pytest.raises(ValueError, match="choose one of paper, word"):
+    # ... and at its scale, for its whole update
+    assert_close(dpgan_rewards(r, mask, "official"), torch.tensor([[1e-4, 2e-4, 3e-4, 4e-4], [12e-4, 0.5e-4, 0.0, 0.0]]))
+    # its teacher-forcing step's weights of real tokens: r / 10, and 1 above 12
+    assert_close(dpgan_teacher_weights(r, mask), torch.tensor([[0.1, 0.2, 0.3, 0.4], [1.0, 0.05, 0.0, 0.0]]))
+    assert_close(dpgan_teacher_weights(torch.tensor([[12.0, 12.5]]), torch.ones(1, 2)), torch.tensor([[1.2, 1.0]]))
+    with pytest.raises(ValueError, match="choose one of paper, word, official"):
         dpgan_rewards(r, mask, "sentence")
 
 
@@ -80,11 +85,13 @@ class Surprised(nn.Module):
         return logits
 
 
-@pytest.mark.parametrize("reward", ["paper", "word"])
+@pytest.mark.parametrize("reward", ["paper", "word", "official"])
 def test_g_moves_toward_what_the_discriminator_finds_novel(toy, tmp_path, reward):
     """Pretrained G, then DPGAN's updates against a language model that finds one token
     surprising (never trained): G's samples hold more of it than the MLE baseline's of the same
-    number of updates (a sign error, or credit that ignored D, would not), and NLL stays finite."""
+    number of updates (a sign error, or credit that ignored D, would not), and NLL stays finite.
+    With the official update the move comes from its teacher-forcing step, which weighs the real
+    text's surprising token most (its policy-gradient step is 1e-4 of that)."""
     config = DPGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=4, d_pretrain_rounds=0,
                          d_rounds=0, adv_epochs=12, eval_every=12, reward=reward)
     favourite = {}
@@ -179,3 +186,16 @@ def test_options_that_do_not_apply_are_refused_from_python_too(tmp_path):
         DPGANConfig(preset="tiny", out=str(tmp_path), num_rollouts=8)
     with pytest.raises(ValueError, match="--reward sentence: choose one of paper, word"):
         DPGANConfig(preset="tiny", out=str(tmp_path), reward="sentence")
+
+
+def test_the_official_update_takes_two_g_steps_and_the_baseline_as_many(toy, tmp_path):
+    """The official code's G step is a policy-gradient update and a teacher-forcing update on
+    real text, both with G's adversarial optimiser: the MLE baseline's budget counts both, and
+    the teacher-forcing loss is G's weighted NLL of real text (finite, positive, recorded)."""
+    config = DPGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=2, d_pretrain_rounds=1,
+                         adv_epochs=3, eval_every=3, reward="official")
+    trainer = DPGANTrainer(config)
+    results = trainer.train()
+    assert trainer.g_adv_opt.state[next(trainer.g.parameters())]["step"] == 2 * 3 * config.g_steps
+    assert results["history"]["mle"][-1]["g_updates"] == results["history"]["dpgan"][-1]["g_updates"] == 6 * config.g_steps
+    assert 0 < results["history"]["dpgan"][-1]["g_teacher_forcing"] < 10

@@ -126,8 +126,12 @@ def rank_probabilities(scores: Tensor) -> Tensor:
     return torch.softmax(scores.double(), dim=0).to(scores.dtype)
 
 
-# DPGAN's credit: the paper's sentence-times-word reward, or the official code's word-level one
-DPGAN_REWARDS = ("paper", "word")
+# DPGAN's credit: the paper's sentence-times-word reward; the official code's word-level one
+# alone; or the official code's whole update (its word-level reward at its scale, then a
+# teacher-forcing step on real text weighted by D's rewards)
+DPGAN_REWARDS = ("paper", "word", "official")
+# the official code's scale of G's word-level rewards (lancopku/DPGAN main.py: r / 10000)
+DPGAN_OFFICIAL_SCALE = 1e-4
 
 
 def sentence_rewards(token_rewards: Tensor, mask: Tensor) -> Tensor:
@@ -150,15 +154,30 @@ def dpgan_rewards(token_rewards: Tensor, mask: Tensor, kind: str = "paper", disc
     paper: Q_t = R(y) * sum_{s >= t} discount^(s - t) r_s, the sentence-level reward times
         the word-level return (TextGAN-PyTorch's DPGAN, discount 1; the paper's figure
         multiplies the two levels);
-    word: Q_t = min(r_t, clip), the word-level reward alone, as the official code trains its
-        generator (lancopku/DPGAN `main.py`: clipped at 12; its further factor 1e-4, a scale
-        that Adam's update does not see, is left out).
+    word: Q_t = min(r_t, clip), the word-level reward alone, as the official code rewards G's
+        samples (lancopku/DPGAN `main.py`: clipped at 12), without the scale 1e-4 that a lone
+        Adam step does not see;
+    official: the same at the official code's scale, min(r_t, clip) * 1e-4, which matters there:
+        the same optimiser then takes a teacher-forcing step on real text weighted by
+        `dpgan_teacher_weights`, of order 1.
     """
     if kind == "paper":
         return sentence_rewards(token_rewards, mask)[:, None] * discounted_returns(token_rewards, discount, mask)
     if kind == "word":
         return token_rewards.clamp(max=clip) * mask
+    if kind == "official":
+        return token_rewards.clamp(max=clip) * DPGAN_OFFICIAL_SCALE * mask
     raise ValueError(f"DPGAN reward {kind!r}: choose one of {', '.join(DPGAN_REWARDS)}")
+
+
+def dpgan_teacher_weights(token_rewards: Tensor, mask: Tensor, clip: float = 12.0, scale: float = 0.1) -> Tensor:
+    """The weight of each real token in the official DPGAN's teacher-forcing step (lancopku/DPGAN
+    `main.py`, the second update of each G step): D's cross-entropy of the token times 1/10, and
+    1 where it is above 12. D learns G's text, so the real text G seldom writes weighs most.
+
+    Shape: token_rewards (B, T) of D's cross-entropies of real text, mask (B, T) of 0/1 -> (B, T)
+    """
+    return torch.where(token_rewards > clip, torch.ones_like(token_rewards), token_rewards * scale) * mask
 
 
 # LeakGAN's rank rescaling: by value (the paper's), or in the official code's order

@@ -14,13 +14,20 @@ What makes it DPGAN's rather than SeqGAN's:
     an int32 array), an option; TextGAN-PyTorch's weight of 1 is one too, but that loss has
     no minimum: D raises its NLL of real text round after round (tests/test_dpgan.py);
   * G's credit (`rl.advantages.dpgan_rewards`, `reward`): paper, Q_t = R(y) times the
-    word-level return sum_{s >= t} discount^(s - t) r_s (TextGAN-PyTorch, discount 1); or
-    word, r_t alone clipped at 12 (the official code);
+    word-level return sum_{s >= t} discount^(s - t) r_s (TextGAN-PyTorch, discount 1); word,
+    r_t alone clipped at 12 (the official code's credit of G's samples); or official, the
+    official code's whole G step (`official_step`): that credit at its scale 1e-4, then a
+    teacher-forcing step on a real batch, each real token weighted by D's reward of it / 10
+    (`rl.advantages.dpgan_teacher_weights`), both with G's one optimiser. At that scale the
+    real-text step does nearly all the moving: G is trained towards the real text D finds
+    novel, the "fluent" half of the abstract's "novel and fluent". The MLE baseline then gets
+    two updates per G step, as G does;
   * no Monte Carlo rollouts: the language model scores every prefix directly (neither code
     has any), so the rollout options of SeqGAN's family do not apply;
   * G's update: REINFORCE without a baseline, -sum_i sum_t Q_it log p(y_it | y_i<t) over the
-    batch (TextGAN-PyTorch's sum), Adam at G's learning rate, clipped at 5; D Adam 0.01,
-    clipped at 5 (TextGAN-PyTorch's `dis_lr` and `clip_norm`);
+    batch (TextGAN-PyTorch's sum; the official update: the mean over all b x T positions, as
+    its code), Adam at G's learning rate, clipped at 5; D Adam 0.01, clipped at 5
+    (TextGAN-PyTorch's `dis_lr` and `clip_norm`);
   * its schedule (`paper` preset, TextGAN-PyTorch's `run_dpgan.py`): 120 MLE epochs, 5 D
     rounds of 3 epochs, then per epoch 1 G step and 4 D rounds of 2 epochs, 200 epochs.
 
@@ -32,7 +39,12 @@ Where this recipe departs, and why (also in docs/recipes.md):
     paper's loss has no minimum (above) and its authors' code weights the real text so;
     `--d-real-weight 1` is the paper's. G's credit follows TextGAN-PyTorch's unconditional
     DPGAN (the figure's sentence-level reward times word-level rewards; the report: a return
-    of all the rewards after t, no discount); the official code's is an option;
+    of all the rewards after t, no discount); the official code's is an option (`--reward
+    official`, with its teacher-forcing step; Adam where it uses Adagrad at 0.6, clip 2);
+  * with the default credit on text that ends, a text's return grows with its length (every
+    word's reward is positive and ending forfeits the rest): on COCO G learns to run to the
+    length limit (docs/results.md). TextGAN-PyTorch has the same pull, its padding scored
+    near 0 by a D that has learnt it. `--reward official` has no return to grow;
   * G's samples are drawn from G, free-running at temperature 1, as REINFORCE needs: the
     official code rewards a greedy continuation of one sampled token, TextGAN-PyTorch the
     argmax at each position given a real prefix, neither of which is G's distribution;
@@ -58,10 +70,11 @@ from torch import Tensor, nn
 
 from seqadv.core.masks import tokens_mask
 from seqadv.core.modules import eval_mode
+from seqadv.data.dataset import BatchStream
 from seqadv.models.generator import Generator
-from seqadv.rl.advantages import DPGAN_REWARDS, dpgan_rewards, sentence_rewards
+from seqadv.rl.advantages import DPGAN_REWARDS, dpgan_rewards, dpgan_teacher_weights, sentence_rewards
 from seqadv.rl.losses import dpgan_discriminator_loss, token_log_probs
-from seqadv.rl.update import check_finite, clip_and_step
+from seqadv.rl.update import check_finite, clip_and_step, policy_gradient_update, reference_logits
 from seqadv.runtime.cli import check_ranges
 from seqadv.trainers.base import preset_config
 from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, summed_policy_gradient_step
@@ -85,7 +98,7 @@ class DPGANConfig(RolloutGANConfig):
     d_lr: float = 0.01  # D's Adam learning rate
     d_grad_clip: float = 5.0  # D's gradient-norm clip (0: none)
     d_real_weight: float = 1e-4  # D's loss: NLL of G's text - this x NLL of real text (the official code's 1e-4; 0: the code in effect; 1: TextGAN-PyTorch's, unbounded)
-    reward: str = "paper"  # paper (sentence reward x word-level return: TextGAN-PyTorch) | word (each word's reward, clipped at 12: the official code)
+    reward: str = "paper"  # paper (sentence reward x word-level return: TextGAN-PyTorch) | word (each word's reward, clipped at 12: the official code's credit) | official (the official code's whole G step: that credit x 1e-4, then a teacher-forcing step on real text weighted by D)
     discount: float = 1.0  # the word-level return's discount (TextGAN-PyTorch: 1)
     # schedule (TextGAN-PyTorch's run_dpgan.py: 5 D rounds of 3 epochs; per epoch 1 G step, 4 D rounds of 2 epochs)
     d_pretrain_rounds: int = 5
@@ -128,6 +141,15 @@ class DPGANTrainer(SeqGANTrainer):
 
     recipe, config_class, sweep_files = "dpgan", DPGANConfig, ("mle.pt", "dpgan.pt")
     baseline, adversarial_model, adversarial_label = "mle", "dpgan", "DPGAN"
+
+    def build_adversary(self) -> None:
+        super().build_adversary()
+        if self.config.reward == "official":  # the teacher-forcing step's real batches, checkpointed
+            self.real_stream = BatchStream(self.train_data, self.config.batch_size, self.order_rng)
+            self.streams = {**self.streams, "real": self.real_stream}
+
+    def g_updates_per_step(self) -> int:
+        return 2 if self.config.reward == "official" else 1
 
     def new_discriminator(self) -> nn.Module:
         c, data = self.config, self.data
@@ -174,10 +196,40 @@ class DPGANTrainer(SeqGANTrainer):
         return rewards, all_rewards
 
     def credit_statistics(self) -> dict:
-        # R(y) of G's last batch: how novel D finds G's text (it rises as G moves away from what D learnt)
+        # R(y) of G's last batch: how novel D finds G's text (it rises as G moves away from what D learnt);
+        # with the official update, also its teacher-forcing step's loss
+        if self.config.reward == "official":
+            return {"sentence_reward": self.sentence_reward, "g_teacher_forcing": self.teacher_loss}
         return {"sentence_reward": self.sentence_reward}
 
     def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
         c = self.config
+        if c.reward == "official":
+            return self.official_step(samples, rewards, where)
         return summed_policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards, c.grad_clip,
                                            0.0, where, self.group, self.kl_reference(), c.kl_coef)
+
+    def official_step(self, samples: Tensor, rewards: Tensor, where: str) -> float:
+        """The official code's G step (lancopku/DPGAN `main.py`, `run_train_generator`): a
+        REINFORCE update on G's samples with their word-level rewards at its scale, then a
+        teacher-forcing update on a batch of real text, each token weighted by D's reward of it
+        (`dpgan_teacher_weights`); both losses the mean over all b x T positions, as its
+        `sequence_loss` without averaging and `reduce_mean` take them. Returns the first loss;
+        the second is charted and recorded (`g_teacher_forcing`).
+
+        Shape: samples (b, T), rewards (b, T)
+        """
+        c, group = self.config, self.group
+        reference = self.kl_reference()
+        pg = policy_gradient_update(self.g, self.g_adv_opt, self.g.target_logits(samples), samples, rewards,
+                                    tokens_mask(samples, self.g.eos_token, self.g.pad_token), samples.numel(),
+                                    c.grad_clip, where, group, reference_logits=reference_logits(reference, samples),
+                                    kl_coef=c.kl_coef)
+        real = group.shard(self.real_stream.next())  # (b, T)
+        with torch.no_grad(), eval_mode(self.d):
+            r, mask = self.word_rewards(real)
+        self.teacher_loss = policy_gradient_update(
+            self.g, self.g_adv_opt, self.g.target_logits(real), real, dpgan_teacher_weights(r, mask), mask,
+            real.numel(), c.grad_clip, where, group, what="the teacher-forcing loss",
+            reference_logits=reference_logits(reference, real), kl_coef=c.kl_coef)
+        return pg

@@ -178,10 +178,15 @@ class SeqGANTrainer(TextGANTrainer):
                              pad_token=data.pad_token or 0)
 
     def adversarial_updates(self) -> int:
-        return self.config.adv_epochs * self.config.g_steps
+        return self.config.adv_epochs * self.config.g_steps * self.g_updates_per_step()
 
     def eval_every_updates(self) -> int:
-        return self.config.eval_every * self.config.g_steps
+        return self.config.eval_every * self.config.g_steps * self.g_updates_per_step()
+
+    def g_updates_per_step(self) -> int:
+        """G's optimiser steps in one `policy_gradient_step` (DPGAN's official update: 2), which
+        the MLE baseline's budget counts."""
+        return 1
 
     def phases(self) -> list[Phase]:
         c = self.config
@@ -215,7 +220,7 @@ class SeqGANTrainer(TextGANTrainer):
         for _ in range(c.d_rounds):
             d_loss, d_acc = self.train_discriminator_round(where, self.adversarial_d_epochs())
         split["d_train_s"] += time.time() - t
-        step = epoch * c.g_steps
+        step = epoch * c.g_steps * self.g_updates_per_step()
         self.writer.add_scalar("losses/g_pg", pg_loss, step)
         self.writer.add_scalar("charts/reward_mean", all_rewards.mean().item(), step)
         self.writer.add_scalar("charts/reward_last_token", all_rewards[:, -1].mean().item(), step)
