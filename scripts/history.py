@@ -33,10 +33,11 @@ def results_files(run: Path) -> list[Path]:
 def table(name: str, rows: list[dict], metrics: Optional[list[str]], start: Optional[dict] = None) -> list[str]:
     step = next(k for k in ("g_updates", "epoch") if k in rows[0])
     shown = [m for m in rows[0] if m != step and (metrics is None or m in metrics)]
-    lines = [f"{name}", f"{step:>10}" + "".join(f"{m:>12}" for m in shown)]
+    width = {m: max(12, len(m) + 2) for m in shown}  # a long metric's name keeps a space before it
+    lines = [f"{name}", f"{step:>10}" + "".join(f"{m:>{width[m]}}" for m in shown)]
     if start is not None:
-        lines.append(f"{'start':>10}" + "".join(f"{start[m]:>12.4f}" for m in shown))
-    lines += [f"{row[step]:>10}" + "".join(f"{row[m]:>12.4f}" for m in shown) for row in rows]
+        lines.append(f"{'start':>10}" + "".join(f"{start[m]:>{width[m]}.4f}" for m in shown))
+    lines += [f"{row[step]:>10}" + "".join(f"{row[m]:>{width[m]}.4f}" for m in shown) for row in rows]
     return lines
 
 
