@@ -13,6 +13,7 @@ from seqadv.core.modules import eval_mode
 from seqadv.models.generator import Generator
 from seqadv.rl.advantages import dpgan_rewards, dpgan_teacher_weights, sentence_rewards
 from seqadv.rl.losses import dpgan_discriminator_loss, token_log_probs
+from seqadv.runtime.checkpoint import load_checkpoint
 
 
 def test_the_credit_is_the_sentence_reward_times_the_word_return_over_the_text():
@@ -199,3 +200,16 @@ def test_the_official_update_takes_two_g_steps_and_the_baseline_as_many(toy, tmp
     assert trainer.g_adv_opt.state[next(trainer.g.parameters())]["step"] == 2 * 3 * config.g_steps
     assert results["history"]["mle"][-1]["g_updates"] == results["history"]["dpgan"][-1]["g_updates"] == 6 * config.g_steps
     assert 0 < results["history"]["dpgan"][-1]["g_teacher_forcing"] < 10
+
+
+def test_no_rollout_machinery_is_built_or_checkpointed(toy, tmp_path, capsys):
+    """DPGAN's language model scores every prefix itself: the trainer holds no rollout engine
+    or rollout policy, its checkpoint none, and the printed split names rewards, not rollouts."""
+    config = DPGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=1, d_pretrain_rounds=1,
+                         adv_epochs=1, eval_every=1)
+    trainer = DPGANTrainer(config)
+    trainer.train()
+    assert trainer.rollout_policy is None and not hasattr(trainer, "engine")
+    assert "rollout_policy" not in load_checkpoint(tmp_path / "checkpoint.pt")
+    split = [line for line in capsys.readouterr().out.splitlines() if line.startswith("one adversarial epoch")]
+    assert len(split) == 1 and ": rewards " in split[0] and "rollout" not in split[0], split

@@ -243,11 +243,11 @@ RECIPES = {
              "g_adv_optimizer"]),
     "dpgan": ("train_dpgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt")], ".",
               ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
-               "rollout_policy", "g_adv_optimizer"]),
+               "g_adv_optimizer"]),
     # DPGAN's official update: a second, teacher-forcing step on a stream of real batches
     "dpgan-official": ("train_dpgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt"), "--reward", "official"],
                        ".", ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator",
-                             "mle_optimizer", "rollout_policy", "g_adv_optimizer"]),
+                             "mle_optimizer", "g_adv_optimizer"]),
     "irgan": ("train_irgan.py", lambda root: ["--data", ratings_file(root / "r.tsv"), "--seeds", "1"], "seed-88",
               ["generator", "bpr_optimizer", "discriminator", "d_optimizer", "g_optimizer"]),
 }

@@ -77,7 +77,7 @@ from seqadv.rl.losses import dpgan_discriminator_loss, token_log_probs
 from seqadv.rl.update import check_finite, clip_and_step, policy_gradient_update, reference_logits
 from seqadv.runtime.cli import check_ranges
 from seqadv.trainers.base import preset_config
-from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, summed_policy_gradient_step
+from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer
 from seqadv.trainers.text import TextGANConfig
 
 # SeqGAN's family options DPGAN has no use for: its D is no CNN, its credit takes no rollouts
@@ -141,6 +141,8 @@ class DPGANTrainer(SeqGANTrainer):
 
     recipe, config_class, sweep_files = "dpgan", DPGANConfig, ("mle.pt", "dpgan.pt")
     baseline, adversarial_model, adversarial_label = "mle", "dpgan", "DPGAN"
+    # its language model scores every prefix itself; G's loss sums the credit over the batch (TextGAN-PyTorch)
+    takes_rollouts, summed_update = False, True
 
     def build_adversary(self) -> None:
         super().build_adversary()
@@ -206,8 +208,7 @@ class DPGANTrainer(SeqGANTrainer):
         c = self.config
         if c.reward == "official":
             return self.official_step(samples, rewards, where)
-        return summed_policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards, c.grad_clip,
-                                           0.0, where, self.group, self.kl_reference(), c.kl_coef)
+        return super().policy_gradient_step(samples, rewards, all_rewards, where)
 
     def official_step(self, samples: Tensor, rewards: Tensor, where: str) -> float:
         """The official code's G step (lancopku/DPGAN `main.py`, `run_train_generator`): a

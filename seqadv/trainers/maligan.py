@@ -50,7 +50,7 @@ from seqadv.rl.advantages import MALIGAN_WEIGHTS, maligan_weights
 from seqadv.rl.rewards import discriminator_reward
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import preset_config
-from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, gathered_credit, summed_policy_gradient_step
+from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, gathered_credit
 from seqadv.trainers.text import TextGANConfig
 
 CREDITS = ("mc", "sequence")
@@ -84,6 +84,7 @@ class MaliGANTrainer(SeqGANTrainer):
 
     recipe, config_class, sweep_files = "maligan", MaliGANConfig, ("mle.pt", "maligan.pt")
     baseline, adversarial_model, adversarial_label = "mle", "maligan", "MaliGAN"
+    summed_update = True  # G's loss sums the credit over the batch, as its code does
 
     def build_adversary(self) -> None:
         super().build_adversary()
@@ -109,10 +110,6 @@ class MaliGANTrainer(SeqGANTrainer):
         # one sample takes the whole update (a D far from optimal, sure of itself)
         return {"weights_ess": self.weights_ess}
 
-    def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
-        c = self.config
-        return summed_policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards, c.grad_clip,
-                                           c.rollout_rate, where, self.group, self.kl_reference(), c.kl_coef)
 
 
 def effective_sample_size(weights: Tensor) -> float:

@@ -53,7 +53,7 @@ from seqadv.rl.update import discriminator_update
 from seqadv.runtime.cli import check_ranges
 from seqadv.runtime.distributed import Group
 from seqadv.trainers.base import preset_config
-from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, gathered_credit, summed_policy_gradient_step
+from seqadv.trainers.seqgan import RolloutGANConfig, SeqGANTrainer, gathered_credit
 from seqadv.trainers.text import TextGANConfig
 
 
@@ -97,6 +97,7 @@ class RankGANTrainer(SeqGANTrainer):
 
     recipe, config_class, sweep_files = "rankgan", RankGANConfig, ("mle.pt", "rankgan.pt")
     baseline, adversarial_model, adversarial_label = "mle", "rankgan", "RankGAN"
+    summed_update = True  # G's loss sums the credit over the batch, as its code does
 
     def new_discriminator(self) -> nn.Module:
         c, data = self.config, self.data
@@ -139,10 +140,6 @@ class RankGANTrainer(SeqGANTrainer):
         self.count_rollouts()
         return rank_rewards(scores, where, self.group)
 
-    def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
-        c = self.config
-        return summed_policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards, c.grad_clip,
-                                           c.rollout_rate, where, self.group, self.kl_reference(), c.kl_coef)
 
 
 def rank_rewards(scores: Tensor, where: str = "", group: Group = Group()) -> tuple[Tensor, Tensor]:

@@ -151,6 +151,11 @@ class SeqGANTrainer(TextGANTrainer):
     recipe, config_class, sweep_files = "seqgan", SeqGANConfig, ("mle.pt", "seqgan.pt")
     baseline, adversarial_model, adversarial_label = "mle", "seqgan", "SeqGAN"
     state_attributes = GANTrainer.state_attributes + ("split",)
+    # False: D scores every prefix itself (DPGAN's language model), so no rollout engine or policy is built
+    takes_rollouts: ClassVar[bool] = True
+    # True: G's update is `summed_policy_gradient_step` on credit normalised over the batch (MaliGAN,
+    # RankGAN, DPGAN), not SeqGAN's per-token mean with its baseline and importance options
+    summed_update: ClassVar[bool] = False
 
     # --- building ------------------------------------------------------------------------------
     def build_adversary(self) -> None:
@@ -159,12 +164,16 @@ class SeqGANTrainer(TextGANTrainer):
         self.d = (self.new_discriminator() if d is None else d).to(self.device)
         self.d_opt = torch.optim.Adam(self.d.parameters(), lr=c.d_lr)
         self.build_mle_baseline()
-        self.rollout_policy = copy.deepcopy(self.g).requires_grad_(False)  # SeqGAN's delayed policy of the rollouts
+        # SeqGAN's delayed policy of the rollouts (none for a recipe whose D scores every prefix itself)
+        self.rollout_policy = copy.deepcopy(self.g).requires_grad_(False) if self.takes_rollouts else None
         self.g_adv_opt = torch.optim.Adam(self.g.parameters(), lr=c.g_lr)  # the official code's separate optimizer
         self.modules = {"generator": self.g, "g_optimizer": self.g_opt, "discriminator": self.d,
                         "d_optimizer": self.d_opt, "mle_generator": self.mle, "mle_optimizer": self.mle_opt,
                         "rollout_policy": self.rollout_policy, "g_adv_optimizer": self.g_adv_opt}
         self.split = {"rollout_s": 0.0, "g_update_s": 0.0, "d_train_s": 0.0}
+        if not self.takes_rollouts:
+            del self.modules["rollout_policy"]
+            return
         self.engine = RolloutEngine(self.rollout_policy, c.num_rollouts, temperature=c.rollout_temperature,
                                     memory_budget_mb=c.rollout_memory_mb, eos_token=data.eos_token,
                                     pad_token=data.pad_token)
@@ -205,7 +214,7 @@ class SeqGANTrainer(TextGANTrainer):
     def adversarial(self, epoch: int) -> None:
         c, group, split = self.config, self.group, self.split
         where = f"adversarial epoch {epoch}"
-        if epoch == 1:
+        if epoch == 1 and self.rollout_policy is not None:
             self.rollout_policy.load_state_dict(self.g.state_dict())
         for _ in range(c.g_steps):
             t = time.time()
@@ -277,6 +286,10 @@ class SeqGANTrainer(TextGANTrainer):
 
     def policy_gradient_step(self, samples: Tensor, rewards: Tensor, all_rewards: Tensor, where: str) -> float:
         c = self.config
+        if self.summed_update:
+            return summed_policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, rewards,
+                                               c.grad_clip, c.rollout_rate, where, self.group, self.kl_reference(),
+                                               c.kl_coef)
         start = self.group.rank * len(samples)  # this process's rows of the batch
         advantages = rewards - batch_baseline(all_rewards, c.pg_baseline)[start : start + len(samples)]
         return policy_gradient_step(self.g, self.g_adv_opt, self.rollout_policy, samples, advantages, c.grad_clip,
@@ -339,7 +352,8 @@ class SeqGANTrainer(TextGANTrainer):
         t = results["timings"]
         if "adversarial_epoch_s" in t:
             e = t["adversarial_epoch_s"]
-            print(f"one adversarial epoch {e:.2f} s: rollouts {t['adversarial_epoch_rollout_s'] / e:.0%}, "
+            credit = "rollouts" if self.takes_rollouts else "rewards"  # the credit's share, with or without rollouts
+            print(f"one adversarial epoch {e:.2f} s: {credit} {t['adversarial_epoch_rollout_s'] / e:.0%}, "
                   f"G update {t['adversarial_epoch_g_update_s'] / e:.0%}, "
                   f"D training {t['adversarial_epoch_d_train_s'] / e:.0%}")
             if "adversarial_epoch_rollout_rows" in t:
@@ -431,7 +445,7 @@ def gathered_credit(local: Tensor, transform: Callable[[Tensor], Tensor], what: 
     return all_rewards[start : start + len(local)], all_rewards
 
 
-def summed_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_policy: nn.Module, samples: Tensor,
+def summed_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollout_policy: Optional[nn.Module], samples: Tensor,
                                 rewards: Tensor, clip: float, rate: float, where: str, group: Group = Group(),
                                 reference: Optional[nn.Module] = None, kl_coef: float = 0.0) -> float:
     """One update of G from this process's rows with credit already normalised over the batch
@@ -440,7 +454,7 @@ def summed_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollou
 
     The loss is -sum_i sum_t r_it log p(y_it | y_i<t) over the batch: the sum those papers'
     codes take, not SeqGAN's mean over tokens, as the credit sums to a constant over the
-    batch already. Under torchrun each process's share of the sum is scaled so that the
+    batch already. Without a rollout policy (None) there is no average to move. Under torchrun each process's share of the sum is scaled so that the
     averaged gradient is the whole batch's sum. `--kl-coef`'s KL is a mean over tokens, as
     in the other recipes.
 
@@ -452,5 +466,6 @@ def summed_policy_gradient_step(g: nn.Module, opt: torch.optim.Optimizer, rollou
     kl = kl_coef * kl_to_reference(logits, ref, mask, group.token_normalizer(mask)) if ref is not None and kl_coef else None
     value = policy_gradient_update(g, opt, logits, samples, rewards, mask, 1.0 / group.world_size, clip, where, group,
                                    extra_loss=kl)
-    ema_update(rollout_policy, g, rate)
+    if rollout_policy is not None:
+        ema_update(rollout_policy, g, rate)
     return value
