@@ -50,7 +50,7 @@ def test_the_discriminators_loss_learns_gs_text_and_unlearns_the_real_text():
 
 def test_the_rewards_are_ds_cross_entropy_of_each_token_up_to_the_end_and_carry_no_gradient(toy, tmp_path):
     config = DPGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=1, d_pretrain_rounds=0,
-                         adv_epochs=0)
+                         adv_epochs=0, reward="paper")
     trainer = DPGANTrainer(config)
     trainer.train()
     data = trainer.data
@@ -185,7 +185,7 @@ def test_textgan_pytorchs_weight_has_no_minimum_and_the_official_one_keeps_d_nea
 def test_options_that_do_not_apply_are_refused_from_python_too(tmp_path):
     with pytest.raises(ValueError, match="--num-rollouts: does not apply to DPGAN"):
         DPGANConfig(preset="tiny", out=str(tmp_path), num_rollouts=8)
-    with pytest.raises(ValueError, match="--reward sentence: choose one of paper, word"):
+    with pytest.raises(ValueError, match="--reward sentence: choose one of paper, word, official"):
         DPGANConfig(preset="tiny", out=str(tmp_path), reward="sentence")
 
 
@@ -194,7 +194,7 @@ def test_the_official_update_takes_two_g_steps_and_the_baseline_as_many(toy, tmp
     real text, both with G's adversarial optimiser: the MLE baseline's budget counts both, and
     the teacher-forcing loss is G's weighted NLL of real text (finite, positive, recorded)."""
     config = DPGANConfig(corpus=str(toy), preset="tiny", out=str(tmp_path), pretrain_epochs=2, d_pretrain_rounds=1,
-                         adv_epochs=3, eval_every=3, reward="official")
+                         adv_epochs=3, eval_every=3)  # the default: the official code's step
     trainer = DPGANTrainer(config)
     results = trainer.train()
     assert trainer.g_adv_opt.state[next(trainer.g.parameters())]["step"] == 2 * 3 * config.g_steps

@@ -244,8 +244,8 @@ RECIPES = {
     "dpgan": ("train_dpgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt")], ".",
               ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator", "mle_optimizer",
                "g_adv_optimizer"]),
-    # DPGAN's official update: a second, teacher-forcing step on a stream of real batches
-    "dpgan-official": ("train_dpgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt"), "--reward", "official"],
+    # DPGAN with TextGAN-PyTorch's credit: no teacher-forcing step, no stream of real batches
+    "dpgan-paper": ("train_dpgan.py", lambda root: ["--corpus", toy_text(root / "toy.txt"), "--reward", "paper"],
                        ".", ["generator", "g_optimizer", "discriminator", "d_optimizer", "mle_generator",
                              "mle_optimizer", "g_adv_optimizer"]),
     "irgan": ("train_irgan.py", lambda root: ["--data", ratings_file(root / "r.tsv"), "--seeds", "1"], "seed-88",
@@ -272,7 +272,7 @@ def uninterrupted_recipes(tmp_path_factory):
                                             ("rankgan", "pretrain_d:2:write"), ("leakgan", "pretrain:2"),
                                             ("leakgan", "adversarial:2:write"), ("relgan", "adversarial:3:write"),
                                             ("cot", "adversarial:20:write"), ("dpgan", "adversarial:2:write"),
-                                            ("dpgan-official", "adversarial:3:write")])
+                                            ("dpgan-paper", "adversarial:3:write")])
 def test_maskgan_and_irgan_killed_then_resumed_end_bitwise_equal(uninterrupted_recipes, tmp_path, name, crash_at):
     script, _, run_dir, models = RECIPES[name]
     args, whole = uninterrupted_recipes[name]

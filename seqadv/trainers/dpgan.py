@@ -13,21 +13,22 @@ What makes it DPGAN's rather than SeqGAN's:
     official code's weights (+1 and -1e-4). In effect the code's real weight is 0 (stored in
     an int32 array), an option; TextGAN-PyTorch's weight of 1 is one too, but that loss has
     no minimum: D raises its NLL of real text round after round (tests/test_dpgan.py);
-  * G's credit (`rl.advantages.dpgan_rewards`, `reward`): paper, Q_t = R(y) times the
-    word-level return sum_{s >= t} discount^(s - t) r_s (TextGAN-PyTorch, discount 1); word,
-    r_t alone clipped at 12 (the official code's credit of G's samples); or official, the
-    official code's whole G step (`official_step`): that credit at its scale 1e-4, then a
-    teacher-forcing step on a real batch, each real token weighted by D's reward of it / 10
-    (`rl.advantages.dpgan_teacher_weights`), both with G's one optimiser. At that scale the
-    real-text step does nearly all the moving: G is trained towards the real text D finds
-    novel, the "fluent" half of the abstract's "novel and fluent". The MLE baseline then gets
-    two updates per G step, as G does;
+  * G's step (`reward`): official, the default, the authors' code's (`official_step`): a
+    REINFORCE update on G's samples with each word's reward clipped at 12 and scaled by 1e-4
+    (`rl.advantages.dpgan_rewards`), then a teacher-forcing update on a real batch, each real
+    token weighted by D's reward of it / 10 (`rl.advantages.dpgan_teacher_weights`), both
+    with G's one optimiser. At that scale the real-text update does nearly all the moving: G
+    is trained towards the real text D finds novel, the "fluent" half of the abstract's
+    "novel and fluent". The MLE baseline gets two updates per G step, as G does. paper,
+    TextGAN-PyTorch's credit: Q_t = R(y) times the word-level return sum_{s >= t}
+    discount^(s - t) r_s (discount 1), no real-text update. word: the official code's credit
+    of G's samples alone, unscaled;
   * no Monte Carlo rollouts: the language model scores every prefix directly (neither code
     has any), so the rollout options of SeqGAN's family do not apply;
-  * G's update: REINFORCE without a baseline, -sum_i sum_t Q_it log p(y_it | y_i<t) over the
-    batch (TextGAN-PyTorch's sum; the official update: the mean over all b x T positions, as
-    its code), Adam at G's learning rate, clipped at 5; D Adam 0.01, clipped at 5
-    (TextGAN-PyTorch's `dis_lr` and `clip_norm`);
+  * G's updates: REINFORCE without a baseline, both losses the mean over all b x T positions
+    as the official code takes them (paper and word: -sum_i sum_t Q_it log p(y_it | y_i<t)
+    over the batch, TextGAN-PyTorch's sum), Adam at G's learning rate, clipped at 5; D Adam
+    0.01, clipped at 5 (TextGAN-PyTorch's `dis_lr` and `clip_norm`);
   * its schedule (`paper` preset, TextGAN-PyTorch's `run_dpgan.py`): 120 MLE epochs, 5 D
     rounds of 3 epochs, then per epoch 1 G step and 4 D rounds of 2 epochs, 200 epochs.
 
@@ -37,14 +38,14 @@ Where this recipe departs, and why (also in docs/recipes.md):
     DP_DialogueGAN.pdf): D's objective there is -(E_real R(y) - E_G R(y)), real weight 1,
     as TextGAN-PyTorch's. The default follows the official code's 1e-4 instead, since the
     paper's loss has no minimum (above) and its authors' code weights the real text so;
-    `--d-real-weight 1` is the paper's. G's credit follows TextGAN-PyTorch's unconditional
-    DPGAN (the figure's sentence-level reward times word-level rewards; the report: a return
-    of all the rewards after t, no discount); the official code's is an option (`--reward
-    official`, with its teacher-forcing step; Adam where it uses Adagrad at 0.6, clip 2);
-  * with the default credit on text that ends, a text's return grows with its length (every
-    word's reward is positive and ending forfeits the rest): on COCO G learns to run to the
-    length limit (docs/results.md). TextGAN-PyTorch has the same pull, its padding scored
-    near 0 by a D that has learnt it. `--reward official` has no return to grow;
+    `--d-real-weight 1` is the paper's. G's step is the official code's (Adam where it uses
+    Adagrad at 0.6, clip 2); whether the paper's text has its teacher-forcing update could
+    not be checked. TextGAN-PyTorch's credit (the figure's sentence-level reward times
+    word-level rewards; the report: a return of all the rewards after t, no discount) is
+    `--reward paper`. It is not the default because on text that ends its return grows with
+    the text's length (every word's reward is positive, and ending forfeits the rest): on
+    COCO it taught G to run to the length limit, NLL-test 4.62 to 6.99 (docs/results.md).
+    TextGAN-PyTorch has the same pull, its padding scored near 0 by a D that has learnt it;
   * G's samples are drawn from G, free-running at temperature 1, as REINFORCE needs: the
     official code rewards a greedy continuation of one sampled token, TextGAN-PyTorch the
     argmax at each position given a real prefix, neither of which is G's distribution;
@@ -98,7 +99,7 @@ class DPGANConfig(RolloutGANConfig):
     d_lr: float = 0.01  # D's Adam learning rate
     d_grad_clip: float = 5.0  # D's gradient-norm clip (0: none)
     d_real_weight: float = 1e-4  # D's loss: NLL of G's text - this x NLL of real text (the official code's 1e-4; 0: the code in effect; 1: TextGAN-PyTorch's, unbounded)
-    reward: str = "paper"  # paper (sentence reward x word-level return: TextGAN-PyTorch) | word (each word's reward, clipped at 12: the official code's credit) | official (the official code's whole G step: that credit x 1e-4, then a teacher-forcing step on real text weighted by D)
+    reward: str = "official"  # official (the official code's G step: each word's reward x 1e-4, then a teacher-forcing step on real text weighted by D) | paper (sentence reward x word-level return: TextGAN-PyTorch) | word (the official code's credit alone)
     discount: float = 1.0  # the word-level return's discount (TextGAN-PyTorch: 1)
     # schedule (TextGAN-PyTorch's run_dpgan.py: 5 D rounds of 3 epochs; per epoch 1 G step, 4 D rounds of 2 epochs)
     d_pretrain_rounds: int = 5
