@@ -53,8 +53,13 @@ Where this recipe departs, and why (also in docs/recipes.md):
     it earn nothing, where TextGAN-PyTorch averages over all 20 positions, padding included;
   * D's rounds are SeqGAN's (`d_samples` real and as many fresh G sequences, shuffled
     together, every process scoring the whole batch), where TextGAN-PyTorch pairs batch i of
-    the training file with batch i of G's samples; the official code's review pipeline
-    (an encoder, sentences of reviews, text clean-up) has no counterpart here.
+    the training file with batch i of G's samples and the official code trains D after every
+    1,000 G steps on all the samples written so far; the official code's review pipeline
+    (an encoder, sentences of reviews, its clean-up of G's text, which drops short and
+    near-repeated sentences) has no counterpart here;
+  * Adam, not the official Adagrad: Adam normalises each step, so the first update of the
+    official step moves G by a full step of the learning rate at first and then mostly
+    carries on the teacher-forcing updates' momentum, where Adagrad's barely moves G.
 
     from seqadv import DPGANConfig, DPGANTrainer
     results = DPGANTrainer(DPGANConfig(corpus="poems", preset="tiny", out="runs/x")).train()
