@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from seqadv.core.errors import DataError
-from seqadv.data.corpus import embedded_path, load_recipe, locate, read_lines, sha256_of
+from seqadv.data.corpus import embedded_path, load_recipe, locate, read_lines, sha256_of, held_out_recipe
 from seqadv.data.dataset import batches, load_corpus
 
 
@@ -32,6 +32,39 @@ def test_coco_has_end_and_padding():
     assert data.text(data.train[0]).split()[0] and "<eos>" not in data.text(data.train[0])
 
 
+def test_coco_texygen_is_the_published_protocol():
+    """All 10,000 training captions train; all 10,000 of Texygen's test captions are BLEU's
+    references, tokenised as Texygen does; NLL-test keeps the ones whose tokens training has."""
+    from nltk.tokenize import word_tokenize
+
+    data = load_corpus("coco-texygen")
+    recipe = load_recipe("coco-texygen")
+    train_lines = read_lines(locate(recipe))
+    test_lines = read_lines(locate(held_out_recipe(recipe)))
+    assert len(train_lines) == len(data.train) == 10000 and len(test_lines) == 10000
+    expected = [word_tokenize(line.lower(), preserve_line=True) for line in test_lines]
+    assert data.references() == expected
+    assert data.references()[0][-1] != "." and "wheel" in data.text(data.train[0]).split()  # punctuation split off
+    known = set(data.vocab.itos)
+    scored = [t for t in expected if all(w in known for w in t)]
+    assert 0 < len(scored) < 10000 and len(data.test) == len(scored) == data.info["test_scored"]
+    assert [data.tokens(s) for s in data.test] == scored
+    assert not (data.test == data.vocab.unk).any()
+    # the 8,000/2,000 split of the same file is unchanged, its BLEU references its own test split
+    coco = load_corpus("coco")
+    assert len(coco.train) == 8000 and coco.references() == [coco.tokens(s) for s in coco.test]
+
+
+def test_coco_texygen_test_file_is_checked(no_data, tmp_path):
+    recipe = held_out_recipe(load_recipe("coco-texygen"))
+    bad = tmp_path / "bad" / recipe.file
+    bad.parent.mkdir(parents=True)
+    bad.write_text("not the captions\n")
+    with pytest.raises(DataError, match="test_coco.txt: sha256") as err:
+        load_corpus("coco-texygen", data_dir=str(tmp_path / "bad"))
+    assert "\n" not in str(err.value)
+
+
 def test_missing_file_gives_one_line_with_where_and_url(no_data):
     recipe = load_recipe("oracle")  # the paper's oracle is not shipped inside the package
     with pytest.raises(DataError) as err:
@@ -41,7 +74,7 @@ def test_missing_file_gives_one_line_with_where_and_url(no_data):
     assert recipe.file in message and recipe.url in message and str(no_data / "data") in message
 
 
-@pytest.mark.parametrize("name", ["poems", "coco"])
+@pytest.mark.parametrize("name", ["poems", "coco", "coco-texygen"])
 def test_poems_and_coco_ship_inside_the_package(no_data, name):
     """With no data directory, no cache and no network the shipped copies are found and checked."""
     recipe = load_recipe(name)

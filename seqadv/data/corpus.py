@@ -82,6 +82,17 @@ def _offline() -> bool:
     return any(os.environ.get(v, "") not in ("", "0") for v in ("SEQADV_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
 
 
+def held_out_recipe(recipe: Recipe) -> Optional[Recipe]:
+    """The recipe of a corpus's own test file (`test_file`, `test_url`, `test_sha256`,
+    `test_embedded`: `coco-texygen`), found and checked as the training file is; None for a
+    corpus split by `split_lines`."""
+    if "test_file" not in recipe.extra:
+        return None
+    x = recipe.extra
+    return Recipe(name=f"{recipe.name} (test)", description=recipe.description, file=x["test_file"], url=x["test_url"],
+                  sha256=x["test_sha256"], extra={"embedded": x["test_embedded"]} if "test_embedded" in x else {})
+
+
 def embedded_path(recipe: Recipe) -> Optional[Path]:
     """The copy shipped inside the package (poems, COCO), if the recipe has one."""
     if not recipe.extra.get("embedded"):

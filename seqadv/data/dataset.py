@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from seqadv.core.errors import DataError
-from seqadv.data.corpus import Recipe, load_recipe, locate, package_splits, read_lines, split_lines
+from seqadv.data.corpus import Recipe, load_recipe, locate, package_splits, read_lines, split_lines, held_out_recipe
 from seqadv.data.oracle import oracle_corpus
 from seqadv.data.tokenizer import HFTokenizer, Vocab, make_tokenizer
 
@@ -33,6 +33,9 @@ class SequenceData:
     tokenizer: Optional[object] = None
     oracle: Optional[torch.nn.Module] = None  # the oracle corpus's data-generating LSTM
     info: dict = field(default_factory=dict)
+    # BLEU's references where they are not `test` (coco-texygen: every test line, as tokenised,
+    # where `test` keeps those a model can be scored on); None: `test` itself
+    reference_tokens: Optional[list] = None
 
     @property
     def length(self) -> int:
@@ -46,6 +49,12 @@ class SequenceData:
         if self.eos_token is not None and self.eos_token in ids:
             ids = ids[: ids.index(self.eos_token)]
         return ids
+
+    def references(self) -> list:
+        """BLEU's references: each test line's tokens."""
+        if self.reference_tokens is not None:
+            return self.reference_tokens
+        return [self.tokens(s) for s in self.test]
 
     def text(self, ids: Sequence[int] | Tensor) -> str:
         tokens = self.tokens(ids)
@@ -128,6 +137,9 @@ def _corpus_lines(corpus: str, data_dir: Optional[str]) -> tuple[Recipe, Optiona
     if path is None:
         splits = package_splits(recipe)
         return recipe, path, splits["train"], splits["test"]
+    test = held_out_recipe(recipe) if not _is_path(corpus) else None
+    if test is not None:  # the corpus's own test file: every line of the training file trains
+        return recipe, path, read_lines(path), read_lines(locate(test, data_dir))
     lines = read_lines(path)
     train_lines, test_lines = split_lines(lines, recipe.test_fraction, recipe.split_seed)
     if not train_lines:
@@ -135,6 +147,13 @@ def _corpus_lines(corpus: str, data_dir: Optional[str]) -> tuple[Recipe, Optiona
                         f"{recipe.test_fraction:.0%} test split takes them all (give at least one batch of "
                         f"training lines besides it, 64 by default)")
     return recipe, path, train_lines, test_lines
+
+
+def split_description(recipe: Recipe) -> str:
+    test = held_out_recipe(recipe)
+    if test is not None:
+        return f"every line of {recipe.file} to train, {test.file} to test"
+    return f"seeded permutation (seed {recipe.split_seed}), {recipe.test_fraction:.0%} held out for test"
 
 
 def _encoded_corpus(recipe: Recipe, path: Optional[Path], train_lines: list[str], test_lines: list[str],
@@ -147,8 +166,19 @@ def _encoded_corpus(recipe: Recipe, path: Optional[Path], train_lines: list[str]
     test_tokens = [tok.tokenize(line) for line in test_lines]
     vocab = Vocab.build(train_tokens, max_size=vocab_size if kind != "sentencepiece" else None)
     length = max_length or recipe.max_length or min(64, max(len(t) for t in train_tokens))
+    references = None
+    scored = recipe.extra.get("scored_test")
+    if scored == "known-words":
+        # every test line is a BLEU reference; NLL-test and the reverse-LM score take only those
+        # whose words the training lines hold: a model would otherwise be scored on an <unk> that
+        # no training line has, whose probability training never set
+        references = test_tokens
+        test_tokens = [t for t in test_tokens if all(w in vocab.stoi for w in t)]
+    elif scored is not None:
+        raise DataError(f"corpus {recipe.name}: scored_test must be \"known-words\", got {scored!r}")
     train, cut_train = encode_lines(train_tokens, vocab, length, recipe.eos)
     test, cut_test = encode_lines(test_tokens, vocab, length, recipe.eos)
+    info_scored = {} if references is None else {"test_references": len(references), "test_scored": len(test_tokens)}
     return SequenceData(
         name=recipe.name,
         train=train,
@@ -165,8 +195,10 @@ def _encoded_corpus(recipe: Recipe, path: Optional[Path], train_lines: list[str]
             "max_length": length,
             "truncated_train_lines": cut_train,
             "truncated_test_lines": cut_test,
-            "split": f"seeded permutation (seed {recipe.split_seed}), {recipe.test_fraction:.0%} held out for test",
+            "split": split_description(recipe),
+            **info_scored,
         },
+        reference_tokens=references,
     )
 
 
@@ -195,7 +227,7 @@ def _hf_corpus(recipe: Recipe, path: Optional[Path], train_lines: list[str], tes
               # unknown tokens in the test split are scored as the tokenizer encodes them, and counted here
               "test_lines_with_unknown_tokens": 0 if vocab.unk is None else sum(vocab.unk in ids for ids in test_ids),
               "max_length": length, "truncated_train_lines": cut_train, "truncated_test_lines": cut_test,
-              "split": f"seeded permutation (seed {recipe.split_seed}), {recipe.test_fraction:.0%} held out for test"},
+              "split": split_description(recipe)},
     )
 
 

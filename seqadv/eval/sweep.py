@@ -292,7 +292,7 @@ def _measure(paths: list[Path], settings: SweepSettings, device: torch.device, s
     data = corpus_of(meta, settings.data_dir)
     if data.oracle is not None:
         data.oracle.to(device)
-    bleu = None if data.oracle is not None else BLEU([data.tokens(s) for s in data.test], max_n=settings.max_n)
+    bleu = None if data.oracle is not None else BLEU(data.references(), max_n=settings.max_n)
     train_tokens = {tuple(data.tokens(s)) for s in data.train}
     say(f"corpus {data.name}: {len(data.test)} test sequences as references; {settings.samples} samples per model "
         f"and temperature (seed {settings.seed})"

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from seqadv.core.errors import DataError
 from seqadv.core.registry import model_name
 from seqadv.data.dataset import BatchStream, SequenceData, batches, load_corpus
+from seqadv.data.tokenizer import TOKENIZERS
 from seqadv.data.word_vectors import start_embedding_
 from seqadv.eval.metrics import BLEU, nll, self_bleu
 from seqadv.eval.report import lower_is_better
@@ -80,9 +81,9 @@ class TextGANConfig(TrainerConfig):
     ScratchGAN-style recipe): the data, the generator and its MLE pretraining, the batch,
     the evaluation. Each recipe adds its adversary and its presets."""
 
-    corpus: str = "poems"  # poems | coco | oracle | path/to/file.txt
+    corpus: str = "poems"  # poems | coco | coco-texygen | oracle | ptb | path/to/file.txt
     oracle: str = "random"  # oracle corpus: random (seeded N(0,1)) | paper (the paper's oracle file)
-    tokenizer: Optional[str] = None  # char | word | sentencepiece (default: the recipe's, word for files)
+    tokenizer: Optional[str] = None  # char | word | texygen (nltk, as Texygen) | sentencepiece (default: the recipe's, word for files)
     vocab_size: Optional[int] = None  # the largest vocabulary (sentencepiece: its size)
     max_length: Optional[int] = None  # tokens per sequence (longer lines are cut and counted)
     max_train: Optional[int] = None  # keep only this many training sequences
@@ -108,7 +109,7 @@ class TextGANConfig(TrainerConfig):
 
     GENERATORS: ClassVar[tuple] = ("lstm", "transformer", "scratchgan")  # or hf:DIR
     CHOICES: ClassVar[dict] = {**TrainerConfig.CHOICES, "oracle": ["random", "paper"],
-                               "tokenizer": ["char", "word", "sentencepiece"]}
+                               "tokenizer": list(TOKENIZERS)}
 
     def validate(self) -> None:
         check_ranges(self, positive=["batch_size", "g_embedding_dim", "g_hidden_dim", "eval_samples",
@@ -194,7 +195,7 @@ class TextGANTrainer(GANTrainer):
         self.say(describe_corpus(data, c, group, self.device))
         self.bleu = None
         if group.is_main and data.oracle is None:
-            self.bleu = BLEU([data.tokens(s) for s in data.test], max_n=c.bleu_max_n)
+            self.bleu = BLEU(data.references(), max_n=c.bleu_max_n)
 
         tokens = dict(vocab_size=data.vocab_size, start_token=data.start_token, eos_token=data.eos_token,
                       pad_token=data.pad_token)
