@@ -191,6 +191,14 @@ def corpus_of(meta: dict, data_dir: Optional[str]) -> SequenceData:
 
 # --- one point of a curve ------------------------------------------------------------------------
 
+def scored_samples(g: Generator, data: SequenceData, temperature: float, settings: SweepSettings) -> torch.Tensor:
+    """The samples a point's metrics score, (settings.samples, data.length) token ids: drawn
+    from `settings.seed`, so the same model gives the same samples again (those a
+    comparison commits as text are these)."""
+    rng = torch.Generator(device=g.device).manual_seed(settings.seed)
+    return g.sample(settings.samples, data.length, temperature=temperature, generator=rng)
+
+
 def evaluate_at(g: Generator, data: SequenceData, temperature: float, settings: SweepSettings, bleu: Optional[BLEU],
                 train_tokens: set, real_lm: Optional[list[Generator]] = None) -> dict:
     """Every metric of one model at one temperature, on `settings.samples` samples from
@@ -201,8 +209,7 @@ def evaluate_at(g: Generator, data: SequenceData, temperature: float, settings: 
     Returns: {"temperature": float, metric: float or int, ...}, the metrics in the order
     eval.json and eval.csv keep them.
     """
-    rng = torch.Generator(device=g.device).manual_seed(settings.seed)
-    samples = g.sample(settings.samples, data.length, temperature=temperature, generator=rng)
+    samples = scored_samples(g, data, temperature, settings)
     m: dict = {"temperature": temperature}
     m["nll_test"] = nll(g, data.test.to(g.device), eos_token=data.eos_token, pad_token=data.pad_token,
                         temperature=temperature)

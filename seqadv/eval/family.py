@@ -1,0 +1,357 @@
+"""The whole family on the published COCO protocol (`coco-texygen`), each recipe beside
+temperature-tuned MLE over seeds, with the published figures beside
+(scripts/compare_recipes.py --corpus coco-texygen is the command line).
+
+    from seqadv.eval.family import report, run_seed
+    run_seed(88, Path("runs/compare"), Path("results/compare/coco-texygen"))   # what is missing
+    summary = report(Path("results/compare/coco-texygen"))
+
+One (variant, seed) at a time, so that a run of days can stop anywhere and go on from the
+committed files on a fresh machine: each variant of `FAMILY` is trained at the `cpu` preset in
+<runs>/coco-texygen/seed-<s>/<variant> (resumed from its checkpoint if stopped), its models
+(the pretrained G where the run wrote one, its equal-budget MLE, the GAN) are swept over
+temperature on both planes, and <results>/<variant>/seed-<s>.json keeps the sweep, the run's
+results and wall time, and the commands, with each model's samples at T = 1 (the ones the
+sweep scored) as <results>/<variant>/samples/seed-<s>-<model>.txt.gz. A variant whose JSON
+is there is done. `report` reads those files only.
+
+MLE is measured three ways, since each answers another question: `mle_best` (MLE to its best
+validation NLL: the strongest plain baseline), each GAN's own MLE of equal budget (continued
+from the same pretrained G), and the pretrained G the GAN started from.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from seqadv.core.device import resolve_device
+from seqadv.core.registry import recipe
+from seqadv.eval.compare import SWEEP_ARGS, seed_advantages
+from seqadv.eval.published import NOT_FOUND, OURS, PUBLISHED
+from seqadv.eval.report import LM_AXES, plot_sweep, sweep_axes
+from seqadv.eval.seeds import aggregate_sweeps, mean_std, script_of, sweep_statistic, train_or_resume
+from seqadv.eval.sweep import corpus_of, load_generators, model_names, run_sweep, scored_samples, settings_from_args
+from seqadv.runtime.checkpoint import write_text_atomic
+from seqadv.runtime.cli import parse_config
+
+Say = Callable[[str], object]
+CORPUS = "coco-texygen"
+
+
+@dataclass(frozen=True)
+class Variant:
+    recipe: str
+    options: tuple[str, ...] = ()
+    # another variant whose pretrained G (same recipe family, preset and seed: the same G) this
+    # one starts from instead of pretraining again; used only where that run is on this machine
+    init_from: Optional[str] = None
+
+
+# in the order they run: SeqGAN first, since four others start from its pretrained G
+FAMILY: dict[str, Variant] = {
+    "mle_best": Variant("mle"),
+    "seqgan": Variant("seqgan"),
+    # the options the poems and COCO comparison found best for SeqGAN, named (docs/results.md)
+    "seqgan_loo_cold": Variant("seqgan", ("--pg-baseline", "loo", "--sample-temperature", "0.8"), "seqgan"),
+    "scratchgan": Variant("scratchgan"),
+    "maligan": Variant("maligan", (), "seqgan"),
+    "rankgan": Variant("rankgan", (), "seqgan"),
+    "leakgan": Variant("leakgan"),
+    "dpgan": Variant("dpgan", (), "seqgan"),
+    "relgan": Variant("relgan"),
+    "cot": Variant("cot"),
+}
+REFERENCE = "mle_best"
+X_BLEU, Y_BLEU = sweep_axes(False)[:2]  # self_bleu4, bleu4
+X_LM, Y_LM = LM_AXES[:2]
+
+
+def run_dir(runs: Path, seed: int, name: str) -> Path:
+    return runs / CORPUS / f"seed-{seed}" / name
+
+
+def train_arguments(runs: Path, seed: int, name: str, train_options: tuple[str, ...] = ()) -> list[str]:
+    """The variant's command-line options (`train_options` after them: tests give a tiny preset);
+    --init-from only where the source run's pretrained G is on this machine (otherwise the variant
+    pretrains the same G itself)."""
+    v = FAMILY[name]
+    arguments = ["--corpus", CORPUS, "--seed", str(seed), "--out", str(run_dir(runs, seed, name)), *v.options,
+                 *train_options]
+    if v.init_from and (run_dir(runs, seed, v.init_from) / "checkpoint.pt").is_file():
+        arguments += ["--init-from", str(run_dir(runs, seed, v.init_from))]
+    return arguments
+
+
+def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = print, train_options: tuple[str, ...] = (),
+                sweep_args: tuple[str, ...] = tuple(SWEEP_ARGS)) -> Path:
+    """Train (or resume) one variant of one seed, sweep its models (evaluate.py's `sweep_args`),
+    write its JSON and samples. Returns the JSON's path; nothing is done if it exists."""
+    target = results / name / f"seed-{seed}.json"
+    if target.is_file():
+        return target
+    v = FAMILY[name]
+    out = run_dir(runs, seed, name)
+    if v.init_from and not (out / "checkpoint.pt").is_file():
+        source = run_dir(runs, seed, v.init_from)
+        if not (source / "checkpoint.pt").is_file() and not (results / v.init_from / f"seed-{seed}.json").is_file():
+            run_variant(v.init_from, seed, runs, results, say, train_options, sweep_args)  # its G first
+    arguments = train_arguments(runs, seed, name, train_options)
+    command = f"python scripts/{script_of(v.recipe)} {' '.join(arguments)}"
+    if not (out / "results.json").is_file() and not (out / "checkpoint.pt").is_file():
+        say(f"{name}, seed {seed}: {command}")
+    train_or_resume(v.recipe, out, lambda: parse_config(recipe(v.recipe).config, arguments, script_of(v.recipe)),
+                    f"{name}, seed {seed}")
+    trained = json.loads((out / "results.json").read_text())
+    models = ([out / "pretrained.pt"] if (out / "pretrained.pt").is_file() else []) + \
+             [out / f for f in recipe(v.recipe).sweep_files]
+    eval_dir = out / "eval"
+    sweep_argv = [*map(str, models), "--out", str(eval_dir), "--seed", str(seed), *sweep_args]
+    if not (eval_dir / "eval.json").is_file():
+        run_sweep(settings_from_args(sweep_argv), say)
+    swept = json.loads((eval_dir / "eval.json").read_text())
+    samples = write_samples(models, settings_from_args(sweep_argv), results / name / "samples", seed)
+    record = {"corpus": CORPUS, "seed": seed, "variant": name, "recipe": v.recipe, "command": command,
+              "evaluate": f"python scripts/evaluate.py {' '.join(sweep_argv)}",
+              "train": {k: trained[k] for k in ("models", "generator_updates", "timings") if k in trained},
+              "sweep": {f"{name}/{model}": curve for model, curve in swept["models"].items()},
+              "samples": {f"{name}/{model}": str(path) for model, path in samples.items()}}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(target, json.dumps(record, indent=2))
+    say(f"wrote {target}")
+    return target
+
+
+def write_samples(models: list[Path], settings, out: Path, seed: int) -> dict[str, Path]:
+    """Each model's samples at T = 1, the very ones the sweep scored (`scored_samples`), one
+    text a line, gzip-compressed (a fixed mtime: the same samples give the same bytes)."""
+    device = resolve_device(settings.device)
+    meta, generators = load_generators(models, device)
+    data = corpus_of(meta, settings.data_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for model, g in zip(model_names(models), generators):
+        rows = scored_samples(g, data, 1.0, settings).cpu()
+        text = "".join(data.text(row) + "\n" for row in rows)
+        path = out / f"seed-{seed}-{model}.txt.gz"
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f:
+            f.write(text.encode("utf-8"))
+        tmp.replace(path)
+        written[model] = path
+    return written
+
+
+def run_seed(seed: int, runs: Path, results: Path, variants: Optional[list[str]] = None, say: Say = print,
+             train_options: tuple[str, ...] = (), sweep_args: tuple[str, ...] = tuple(SWEEP_ARGS)) -> None:
+    """Every variant of one seed that has no JSON yet, in `FAMILY`'s order."""
+    for name in variants or list(FAMILY):
+        if name not in FAMILY:
+            raise ValueError(f"unknown variant {name!r}: choose from {', '.join(FAMILY)}")
+        run_variant(name, seed, runs, results, say, train_options, sweep_args)
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+def load_records(results: Path) -> dict[str, dict[int, dict]]:
+    """{variant: {seed: its JSON}} of every variant's committed seeds."""
+    records: dict[str, dict[int, dict]] = {}
+    for name in FAMILY:
+        for path in sorted((results / name).glob("seed-*.json")):
+            record = json.loads(path.read_text())
+            records.setdefault(name, {})[record["seed"]] = record
+    return records
+
+
+def gan_model(name: str) -> str:
+    """The adversarial generator's model name in the variant's sweep: `seqgan/seqgan`,
+    `seqgan_loo_cold/seqgan`, ..."""
+    return f"{name}/{recipe(FAMILY[name].recipe).sweep_files[-1].removesuffix('.pt')}"
+
+
+def start_model(name: str, record: dict, records: dict) -> Optional[tuple[str, dict]]:
+    """The pretrained G a variant started from: its own pretrained.pt, or the source variant's
+    (--init-from) of the same seed. (model name, that variant's sweep) or None."""
+    own = f"{name}/pretrained"
+    if own in record["sweep"]:
+        return own, record["sweep"]
+    source = FAMILY[name].init_from
+    if source and "--init-from" in record["command"] and record["seed"] in records.get(source, {}):
+        other = records[source][record["seed"]]
+        if f"{source}/pretrained" in other["sweep"]:
+            return f"{source}/pretrained", other["sweep"]
+    return None
+
+
+def references_of(name: str, seed: int, records: dict) -> dict[str, tuple[str, list]]:
+    """The MLE curves a GAN of one seed is measured against: {role: (model, curve)} for `best`
+    (mle_best), `equal` (its own equal-budget MLE) and `start` (the pretrained G it began from),
+    those that exist."""
+    record = records[name][seed]
+    found = {}
+    if seed in records.get(REFERENCE, {}):
+        found["best"] = (f"{REFERENCE}/mle_best", records[REFERENCE][seed]["sweep"][f"{REFERENCE}/mle_best"])
+    if f"{name}/mle" in record["sweep"]:
+        found["equal"] = (f"{name}/mle", record["sweep"][f"{name}/mle"])
+    start = start_model(name, record, records)
+    if start is not None:
+        found["start"] = (start[0], start[1][start[0]])
+    return found
+
+
+ROLES = {"best": "MLE at its best validation NLL", "equal": "its own MLE of equal budget",
+         "start": "the pretrained G it started from"}
+
+
+def advantage(name: str, role: str, records: dict, x_key: str, y_key: str) -> Optional[dict]:
+    """The GAN's advantage at T = 1 over one MLE curve at matched diversity, over the seeds that
+    have both (`compare.seed_advantages`, whose "at_t1" this returns with "seeds_total")."""
+    sweeps = {}
+    for seed in records[name]:
+        refs = references_of(name, seed, records)
+        if role in refs:
+            sweeps[seed] = {"gan": records[name][seed]["sweep"][gan_model(name)], "mle": refs[role][1]}
+    if not sweeps:
+        return None
+    table = seed_advantages(sweeps, ["gan"], ["mle"], x_key, y_key)["gan"]["mle"]
+    return {**(table["at_t1"] or {}), "outside": table["outside"], "seeds_total": len(sweeps)}
+
+
+def verdict(adv: Optional[dict]) -> str:
+    """Above, on or below the MLE curve: the mean advantage against twice its standard error over
+    seeds (its std / sqrt(seeds)); one seed states no noise, so no verdict; "ambiguous" where a
+    seed's MLE curve passes the GAN's diversity more than once and the crossings disagree."""
+    if adv is None or "seeds" not in adv:
+        if adv is not None and adv["outside"]:
+            return f"outside the MLE curve in {len(adv['outside'])}/{adv['seeds_total']} seeds"
+        return "-"
+    k = len(adv["seeds"])
+    if adv["ambiguous_seeds"] and (adv["low"] < 0 < adv["high"]):
+        return "ambiguous"
+    mean = (adv["low"] + adv["high"]) / 2
+    if k < 2:
+        return "1 seed: no noise stated"
+    se = adv["std"] / math.sqrt(k)
+    if mean - 2 * se > 0:
+        return f"above, by {mean / se:.1f} s.e."
+    if mean + 2 * se < 0:
+        return f"below, by {-mean / se:.1f} s.e."
+    return "on (within 2 s.e.)"
+
+
+def cell(adv: Optional[dict]) -> str:
+    if adv is None or "seeds" not in adv:
+        return "-"
+    mean = (adv["low"] + adv["high"]) / 2
+    text = f"{adv['low']:+.3f}..{adv['high']:+.3f}" if adv["ambiguous_seeds"] else f"{mean:+.3f}"
+    k = len(adv["seeds"])
+    return text + (f" ± {adv['std']:.3f}" if k > 1 else "") + f" ({k}/{adv['seeds_total']})"
+
+
+def t1_values(name: str, records: dict, model: Optional[str] = None) -> dict:
+    """Mean, std and values over seeds of every metric at T = 1 of a variant's model (its GAN by default)."""
+    model = model or gan_model(name)
+    points = [next(p for p in r["sweep"][model] if p["temperature"] == 1.0) for r in records[name].values()]
+    keys = [k for k in points[0] if k != "temperature" and all(k in p for p in points)]
+    return {k: mean_std([p[k] for p in points]) for k in keys}
+
+
+def report(results: Path, say: Say = print) -> dict:
+    """Every committed (variant, seed): the family at T = 1 beside the published figures, each GAN
+    against the three MLE curves at matched diversity on both planes with a verdict, the wall
+    times; writes <results>/summary.json and the figure <results>/../coco-texygen.png."""
+    records = load_records(results)
+    if not records:
+        raise ValueError(f"{results}: no <variant>/seed-*.json yet (run --seed first)")
+    gans = [n for n in FAMILY if n != REFERENCE and n in records]
+    say(f"{CORPUS}: the published COCO protocol (all 10,000 training captions; Texygen's 10,000 test captions as "
+        f"BLEU's references); 2,000 samples a model and temperature")
+    say("seeds per variant: " + ", ".join(f"{n} {sorted(records[n])}" for n in records))
+
+    say("\nat T = 1, mean ± std over seeds (NLL-test on the 6,815 test captions in the vocabulary)")
+    shown = ("nll_test", "bleu2", "bleu3", "bleu4", "bleu5", "self_bleu2", "self_bleu3", "self_bleu4", "self_bleu5",
+             "copied", "lm_score", "reverse_lm_score")
+    say(f"{'model':<26}" + "".join(f"{k.replace('self_bleu', 'sbleu'):>16}" for k in shown))
+    rows = {}
+    for name in records:
+        for model in [gan_model(name)] if name != REFERENCE else [f"{REFERENCE}/mle_best"]:
+            values = t1_values(name, records, model)
+            rows[model] = values
+            say(f"{model:<26}" + "".join(f"{values[k]['mean']:>9.3f} ±{values[k]['std']:.3f}" if k in values
+                                         else f"{'-':>16}" for k in shown))
+
+    table = {}
+    for plane, (x_key, y_key) in (("bleu", (X_BLEU, Y_BLEU)), ("lm", (X_LM, Y_LM))):
+        say(f"\n{y_key} of each GAN at T = 1 minus the MLE curve's at the GAN's {x_key}, mean ± std over seeds "
+            f"(seeds with both / seeds); a..b: crossings disagree; verdict: the mean against twice its standard "
+            f"error over seeds")
+        say(f"{'':<18}" + "".join(f"{'vs ' + ROLES[r]:>44}" for r in ROLES))
+        for name in gans:
+            advs = {role: advantage(name, role, records, x_key, y_key) for role in ROLES}
+            table.setdefault(name, {})[plane] = {role: {"advantage": a, "verdict": verdict(a)} for role, a in advs.items()}
+            say(f"{name:<18}" + "".join(f"{cell(a) + '  ' + verdict(a):>44}" for a in advs.values()))
+
+    say("\nwall time of a seed on this machine (one thread, beside at most one other job), mean over seeds;"
+        " runs started --init-from another variant's pretrained G do not count that pretraining")
+    walls = {}
+    for name in records:
+        times = [r["train"]["timings"]["total_s"] for r in records[name].values() if "timings" in r["train"]]
+        if times:
+            walls[name] = mean_std(times)
+            say(f"  {name:<18}{walls[name]['mean']:>8.0f} s ({len(times)} seed(s))")
+
+    published_lines(records, say)
+    figure = results.parent / f"{CORPUS}.png"
+    draw(records, gans, figure)
+    say(f"wrote {figure}")
+    summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "matched_diversity": table,
+               "wall_time_s": walls, "published": PUBLISHED,
+               "not_found": NOT_FOUND}
+    write_text_atomic(results / "summary.json", json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def published_lines(records: dict, say: Say) -> None:
+    """Each published COCO figure beside ours at T = 1 (BLEU-2..5, Self-BLEU-2..5), with its
+    source and how its protocol differs."""
+    say("\npublished COCO figures beside ours at T = 1 (BLEU-2..5 | Self-BLEU-2..5)")
+    say(f"- {OURS}")
+    for entry in PUBLISHED:
+        say(f"- {entry['source']}: {entry['protocol']}")
+        for name, figures in entry["rows"].items():
+            ours = ""
+            name = name.removesuffix("_1000")  # RelGAN's two published settings, one recipe here
+            model = f"{REFERENCE}/mle_best" if name == REFERENCE else (gan_model(name) if name in FAMILY else None)
+            if model and name in records:
+                v = t1_values(name, records, model)
+                ours = "  ours " + "/".join(f"{v[f'bleu{n}']['mean']:.3f}" for n in range(2, 6) if f"bleu{n}" in v)
+                ours += " | " + "/".join(f"{v[f'self_bleu{n}']['mean']:.3f}" for n in range(2, 6)
+                                         if f"self_bleu{n}" in v)
+            bleu = "/".join(f"{x:.3f}" for x in figures.get("bleu", [])) or "-"
+            self_bleu = "/".join(f"{x:.3f}" for x in figures.get("self_bleu", [])) or "-"
+            say(f"    {figures.get('label', name):<22} published {bleu} | {self_bleu}{ours}")
+    for name, why in NOT_FOUND.items():
+        say(f"- {name}: no published COCO figure beside it: {why}")
+
+
+def draw(records: dict, gans: list[str], path: Path) -> None:
+    """Both planes: MLE at its best validation NLL as a curve over temperature (mean over its
+    seeds, std as bars), each GAN's point at T = 1 (mean over its seeds)."""
+    curves, errors = {}, {}
+    if REFERENCE in records:
+        agg = aggregate_sweeps([r["sweep"] for r in records[REFERENCE].values()])
+        curves.update(sweep_statistic(agg, "mean"))
+        errors.update(sweep_statistic(agg, "std"))
+    for name in gans:
+        agg = aggregate_sweeps([{gan_model(name): r["sweep"][gan_model(name)]} for r in records[name].values()])
+        means, stds = sweep_statistic(agg, "mean"), sweep_statistic(agg, "std")
+        one = [i for i, p in enumerate(means[gan_model(name)]) if p["temperature"] == 1.0]
+        curves[name] = [means[gan_model(name)][i] for i in one]
+        errors[name] = [stds[gan_model(name)][i] for i in one]  # (a std's "temperature" reads 0)
+    x_label, y_label = sweep_axes(False)[2:]
+    plot_sweep(curves, X_BLEU, Y_BLEU, x_label, y_label,
+               f"{CORPUS}: the family at T = 1 against MLE's temperature curve (mean ± std over seeds)", path, errors)
+

@@ -1,0 +1,56 @@
+"""Published COCO figures of the family, each with its source and how its protocol differs from
+`coco-texygen`'s (seqadv.eval.family prints them beside ours). Only figures read in their
+source are here; a row's `label` is the source's own name for the model; BLEU-2..5 and
+Self-BLEU-2..5 in that order."""
+from __future__ import annotations
+
+OURS = ("ours: every model trained here at the `cpu` preset on all 10,000 training captions; 2,000 samples "
+        "at T = 1 scored against all 10,000 test captions (nltk's sentence BLEU, smoothing method1, as Texygen); "
+        "Self-BLEU over the same 2,000; the training captions' vocabulary (4,659 tokens); mean over seeds")
+
+PUBLISHED: list[dict] = [
+    {
+        "source": "Texygen README 'BLEU on image COCO caption test dataset' and 'Mode Collapse (Self-BLEU)' "
+                  "(geek-ai/Texygen@08c67a1; the same tables in the paper, Zhu et al., SIGIR 2018)",
+        "protocol": "Texygen's own training (80 MLE epochs, 100 adversarial); references test_coco.txt, but its "
+                    "Bleu metric with the default is_fast=True keeps only the first 500 test captions "
+                    "(utils/metrics/Bleu.py) and Self-BLEU scores the first 500 samples against the other 499; "
+                    "how many samples were scored is not stated; vocabulary of the training and test files "
+                    "together; one run; no MLE temperature curve",
+        "rows": {
+            "seqgan": {"label": "SeqGAN", "bleu": [0.745, 0.498, 0.294, 0.180],
+                       "self_bleu": [0.950, 0.840, 0.670, 0.489]},
+            "maligan": {"label": "MaliGAN", "bleu": [0.673, 0.432, 0.257, 0.159],
+                        "self_bleu": [0.918, 0.781, 0.606, 0.437]},
+            "rankgan": {"label": "RankGAN", "bleu": [0.743, 0.467, 0.264, 0.156],
+                        "self_bleu": [0.959, 0.882, 0.762, 0.618]},
+            "leakgan": {"label": "LeakGAN", "bleu": [0.746, 0.528, 0.355, 0.230],
+                        "self_bleu": [0.966, 0.913, 0.848, 0.780]},
+            "mle_best": {"label": "MLE", "bleu": [0.731, 0.497, 0.305, 0.189],
+                         "self_bleu": [0.916, 0.769, 0.583, 0.408]},
+        },
+    },
+    {
+        "source": "RelGAN paper, Table 2, COCO Image Captions (Nie et al., ICLR 2019; read in the double-blind "
+                  "submission's text), beta_max 100 and 1000, mean ± std over 6 seeds",
+        "protocol": "the paper's own training (its MLE, SeqGAN, RankGAN and LeakGAN rows are Texygen's, copied); "
+                    "references all 10,000 test captions, but its code scores only the first 200 of the 10,000 "
+                    "sentences it generates (weilinie/RelGAN utils/metrics/Bleu.py, sample_size 200; 100 after "
+                    "Sep 2020); vocabulary of 4,682 words from both files; no Self-BLEU; no MLE temperature curve",
+        "rows": {
+            "relgan": {"label": "RelGAN (100)", "bleu": [0.849, 0.687, 0.502, 0.331],
+                       "bleu_std": [0.030, 0.047, 0.048, 0.044]},
+            "relgan_1000": {"label": "RelGAN (1000)", "bleu": [0.814, 0.634, 0.455, 0.303],
+                            "bleu_std": [0.012, 0.020, 0.023, 0.020]},
+        },
+    },
+]
+
+# what was looked for and not found, said beside the table rather than left out silently
+NOT_FOUND = {
+    "leakgan": "the LeakGAN paper's own COCO table could not be read here; its code (CR-Gjx/LeakGAN, Image "
+               "COCO/eval_bleu.py) scores 2,000 samples against 5,000 test captions without smoothing",
+    "dpgan": "DPGAN's paper has no COCO figures (reviews and dialogue)",
+    "cot": "CoT's paper figures could not be read here",
+    "scratchgan": "ScratchGAN's paper reports EMNLP 2017 News, not COCO",
+}

@@ -1,0 +1,115 @@
+"""The family benchmark on the published COCO protocol (`seqadv.eval.family`, compare_recipes.py
+--corpus coco-texygen): one JSON per (recipe, seed), the samples it scored, the report."""
+import gzip
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seqadv.core.registry import recipe
+from seqadv.data.dataset import load_corpus
+from seqadv.eval import family
+from seqadv.eval.metrics import BLEU
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_recipes.py"
+TINY = ("--preset", "tiny", "--max-train", "128", "--max-test", "100")
+SWEEP = ("--temperatures", "0.8,1.0,1.2", "--samples", "40", "--no-lm-score")
+
+
+def test_every_variant_is_a_registered_text_recipe():
+    for name, variant in family.FAMILY.items():
+        entry = recipe(variant.recipe)
+        assert entry.kind == "text" and entry.trainer.recipe == variant.recipe
+        assert variant.init_from is None or family.FAMILY[variant.init_from].recipe == "seqgan"
+    assert list(family.FAMILY).index("seqgan") < min(list(family.FAMILY).index(n) for n, v in family.FAMILY.items()
+                                                   if v.init_from)
+
+
+def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    said = []
+    family.run_seed(88, runs, results, ["seqgan", "maligan"], say=said.append, train_options=TINY, sweep_args=SWEEP)
+    seqgan = json.loads((results / "seqgan" / "seed-88.json").read_text())
+    maligan = json.loads((results / "maligan" / "seed-88.json").read_text())
+    # MaliGAN starts from SeqGAN's pretrained G of the seed, and says so in its command
+    assert f"--init-from {runs / 'coco-texygen' / 'seed-88' / 'seqgan'}" in maligan["command"]
+    assert "--init-from" not in seqgan["command"] and "--preset tiny" in seqgan["command"]
+    assert set(seqgan["sweep"]) == {"seqgan/pretrained", "seqgan/mle", "seqgan/seqgan"}
+    assert family.gan_model("maligan") == "maligan/maligan" and "maligan/mle" in maligan["sweep"]
+    torch.testing.assert_close(maligan["sweep"]["maligan/pretrained"], seqgan["sweep"]["seqgan/pretrained"])
+    # the committed samples are the ones the sweep scored at T = 1: the same BLEU-4 from the file
+    data = load_corpus("coco-texygen", max_train=128, max_test=100)
+    bleu = BLEU(data.references(), max_n=4)
+    for model in ("seqgan/seqgan", "seqgan/mle"):
+        with gzip.open(seqgan["samples"][model], "rt") as f:
+            lines = f.read().splitlines()
+        at_one = next(p for p in seqgan["sweep"][model] if p["temperature"] == 1.0)
+        assert len(lines) == 40
+        assert bleu.score([line.split() for line in lines], 4) == pytest.approx(at_one["bleu4"], abs=1e-12)
+    # done is done: a second call trains and writes nothing
+    stamp = (results / "seqgan" / "seed-88.json").stat().st_mtime_ns
+    again = []
+    family.run_seed(88, runs, results, ["seqgan", "maligan"], say=again.append, train_options=TINY, sweep_args=SWEEP)
+    assert again == [] and (results / "seqgan" / "seed-88.json").stat().st_mtime_ns == stamp
+
+
+def curve(points):
+    return [{"temperature": t, "bleu4": b, "self_bleu4": s, "nll_test": 4.0, "copied": 0.0,
+             **{f"bleu{n}": b for n in (2, 3, 5)}, **{f"self_bleu{n}": s for n in (2, 3, 5)}} for t, b, s in points]
+
+
+def write(results, variant, seed, sweep, command="python scripts/x.py"):
+    (results / variant).mkdir(parents=True, exist_ok=True)
+    record = {"seed": seed, "variant": variant, "command": command, "sweep": sweep,
+              "train": {"timings": {"total_s": 100.0 + seed}}}
+    (results / variant / f"seed-{seed}.json").write_text(json.dumps(record))
+
+
+def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
+    results = tmp_path / "coco-texygen"
+    # MLE-best's curve: BLEU-4 0.30 at Self-BLEU-4 0.40 down to 0.10 at 0.10, straight
+    mle = [(0.8, 0.30, 0.40), (1.0, 0.20, 0.25), (1.2, 0.10, 0.10)]
+    gaps = {88: 0.05, 89: 0.03, 90: 0.04}  # SeqGAN at T = 1 lies this far below MLE-best's curve
+    for seed, gap in gaps.items():
+        write(results, "mle_best", seed, {"mle_best/mle_best": curve(mle)})
+        # SeqGAN at T=1: Self-BLEU-4 0.325, where MLE-best's curve has BLEU-4 0.25
+        write(results, "seqgan", seed, {
+            "seqgan/pretrained": curve([(0.8, 0.21, 0.40), (1.0, 0.15, 0.30), (1.2, 0.10, 0.10)]),
+            "seqgan/mle": curve([(0.8, 0.30, 0.40), (1.0, 0.22, 0.30), (1.2, 0.10, 0.10)]),
+            "seqgan/seqgan": curve([(0.8, 0.26, 0.45), (1.0, 0.25 - gap, 0.325), (1.2, 0.15, 0.20)])})
+    write(results, "cot", 88, {"cot/mle": curve(mle), "cot/cot": curve([(1.0, 0.22, 0.25)])})
+    done = subprocess.run([sys.executable, str(SCRIPT), "--corpus", "coco-texygen", "--report", "--results",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((results / "summary.json").read_text())
+    seqgan = summary["matched_diversity"]["seqgan"]["bleu"]
+    best = seqgan["best"]["advantage"]
+    torch.testing.assert_close([best["seeds"][s]["advantages"][0] for s in ("88", "89", "90")], [-0.05, -0.03, -0.04])
+    torch.testing.assert_close([best["low"], best["std"]], [-0.04, 0.01])
+    # mean -0.04 against a standard error of 0.01 / sqrt(3): below the curve, by 6.9 of them
+    assert seqgan["best"]["verdict"] == f"below, by {0.04 / (0.01 / math.sqrt(3)):.1f} s.e."
+    # its own equal-budget MLE: 0.30 + (0.325 - 0.40) / (0.30 - 0.40) * (0.22 - 0.30) = 0.24 at Self-BLEU-4 0.325
+    torch.testing.assert_close(seqgan["equal"]["advantage"]["low"], 0.25 - 0.04 - 0.24)
+    # the pretrained G passes 0.325 at 0.15 + 0.25 * 0.06 = 0.165: SeqGAN is above it by 0.045 ± 0.01
+    torch.testing.assert_close(seqgan["start"]["advantage"]["low"], 0.045)
+    assert seqgan["start"]["verdict"] == f"above, by {0.045 / (0.01 / math.sqrt(3)):.1f} s.e."
+    cot = summary["matched_diversity"]["cot"]["bleu"]
+    assert cot["equal"]["verdict"] == "1 seed: no noise stated" and cot["start"]["advantage"] is None
+    # Texygen's published SeqGAN beside ours at T = 1 (each BLEU-n here 0.25 - gap, mean 0.21; Self-BLEU 0.325)
+    assert ("SeqGAN                 published 0.745/0.498/0.294/0.180 | 0.950/0.840/0.670/0.489  ours "
+            "0.210/0.210/0.210/0.210 | 0.325/0.325/0.325/0.325") in done.stdout
+    assert (tmp_path / "coco-texygen.png").is_file()
+    torch.testing.assert_close(summary["wall_time_s"]["mle_best"]["mean"], 189.0)
+
+
+def test_a_family_report_without_runs_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--corpus", "coco-texygen", "--report", "--results",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "no <variant>/seed-*.json yet" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, str(SCRIPT), "--corpus", "poems", "--variant", "seqgan", "--report"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--variant is for --corpus coco-texygen" in done.stderr
