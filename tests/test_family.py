@@ -13,7 +13,7 @@ import torch
 from seqadv.core.registry import recipe
 from seqadv.data.dataset import load_corpus
 from seqadv.eval import family
-from seqadv.eval.metrics import BLEU
+from seqadv.eval.metrics import BLEU, self_bleu
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_recipes.py"
 TINY = ("--preset", "tiny", "--max-train", "128", "--max-test", "100")
@@ -50,6 +50,16 @@ def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
         at_one = next(p for p in seqgan["sweep"][model] if p["temperature"] == 1.0)
         assert len(lines) == 40
         assert bleu.score([line.split() for line in lines], 4) == pytest.approx(at_one["bleu4"], abs=1e-12)
+    # the report counts those samples again as Texygen's table counted its own: every sample against the
+    # first 500 test captions, Self-BLEU among the first 500 samples
+    summary = family.report(results, say=lambda line: None)
+    with gzip.open(results / "seqgan" / "samples" / "seed-88-seqgan.txt.gz", "rt") as f:
+        samples = [line.split() for line in f.read().splitlines()]
+    first_500 = BLEU(load_corpus("coco-texygen").references()[:500], max_n=5)
+    texygen = next(v for k, v in summary["published"].items() if k.startswith("Texygen"))["seqgan"]
+    torch.testing.assert_close(texygen["ours_on_their_protocol"]["bleu"], [first_500.score(samples, n) for n in (2, 3, 4, 5)])
+    torch.testing.assert_close(texygen["ours_on_their_protocol"]["self_bleu"], [self_bleu(samples, n) for n in (2, 3, 4, 5)])
+    assert texygen["published"]["bleu"] == [0.745, 0.498, 0.294, 0.180]
     # done is done: a second call trains and writes nothing
     stamp = (results / "seqgan" / "seed-88.json").stat().st_mtime_ns
     again = []
@@ -100,8 +110,8 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     cot = summary["matched_diversity"]["cot"]["bleu"]
     assert cot["equal"]["verdict"] == "1 seed: no noise stated" and cot["start"]["advantage"] is None
     # Texygen's published SeqGAN beside ours at T = 1 (each BLEU-n here 0.25 - gap, mean 0.21; Self-BLEU 0.325)
-    assert ("SeqGAN                 published 0.745/0.498/0.294/0.180 | 0.950/0.840/0.670/0.489  ours "
-            "0.210/0.210/0.210/0.210 | 0.325/0.325/0.325/0.325") in done.stdout
+    assert ("SeqGAN           published 0.745/0.498/0.294/0.180 | 0.950/0.840/0.670/0.489   ours "
+            "0.210/0.210/0.210/0.210 | 0.325/0.325/0.325/0.325\n") in done.stdout  # no samples: not counted their way
     assert (tmp_path / "coco-texygen.png").is_file()
     torch.testing.assert_close(summary["wall_time_s"]["mle_best"]["mean"], 189.0)
 

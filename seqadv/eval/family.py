@@ -24,13 +24,16 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from seqadv.core.device import resolve_device
 from seqadv.core.registry import recipe
+from seqadv.data.dataset import load_corpus
 from seqadv.eval.compare import SWEEP_ARGS, seed_advantages
+from seqadv.eval.metrics import BLEU, self_bleu
 from seqadv.eval.published import NOT_FOUND, OURS, PUBLISHED
 from seqadv.eval.report import LM_AXES, plot_sweep, sweep_axes
 from seqadv.eval.seeds import aggregate_sweeps, mean_std, script_of, sweep_statistic, train_or_resume
@@ -303,38 +306,91 @@ def report(results: Path, say: Say = print) -> dict:
             walls[name] = mean_std(times)
             say(f"  {name:<18}{walls[name]['mean']:>8.0f} s ({len(times)} seed(s))")
 
-    published_lines(records, say)
+    published = published_lines(results, records, say)
     figure = results.parent / f"{CORPUS}.png"
     draw(records, gans, figure)
     say(f"wrote {figure}")
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "matched_diversity": table,
-               "wall_time_s": walls, "published": PUBLISHED,
+               "wall_time_s": walls, "published": published,
                "not_found": NOT_FOUND}
     write_text_atomic(results / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
 
 
-def published_lines(records: dict, say: Say) -> None:
-    """Each published COCO figure beside ours at T = 1 (BLEU-2..5, Self-BLEU-2..5), with its
-    source and how its protocol differs."""
+def samples_of(results: Path, model: str, seed: int) -> Optional[list[list[str]]]:
+    """A model's committed samples at T = 1 (`write_samples`), each split on spaces into the tokens
+    that were scored; None where the file is missing."""
+    variant, stem = model.split("/")
+    path = results / variant / "samples" / f"seed-{seed}-{stem}.txt.gz"
+    if not path.is_file():
+        return None
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [line.split() for line in f.read().splitlines()]
+
+
+# BLEU-2..5 and Self-BLEU-2..5 of our samples as each published table counted them
+PROTOCOLS = {
+    # Texygen's Bleu and SelfBleu with their default is_fast=True: every sample against the first 500
+    # test captions; Self-BLEU among the first 500 samples, each against the other 499
+    "texygen": lambda samples, references: (
+        [BLEU(references[:500], max_n=5).score(samples, n) for n in range(2, 6)],
+        [self_bleu(samples[:500], n) for n in range(2, 6)]),
+    # RelGAN's code: the first 200 samples against all 10,000 test captions; no Self-BLEU
+    "relgan": lambda samples, references: ([BLEU(references, max_n=5).score(samples[:200], n) for n in range(2, 6)],
+                                           []),
+}
+
+
+def on_their_protocol(results: Path, records: dict, protocol: str, name: str, model: str,
+                      references: list) -> Optional[dict]:
+    """Our samples at T = 1 scored as a published table scored its own (`PROTOCOLS`), mean over
+    the seeds whose samples are committed: {"bleu": [...], "self_bleu": [...], "seeds": k}."""
+    scores = [PROTOCOLS[protocol](samples, references) for seed in records[name]
+              if (samples := samples_of(results, model, seed)) is not None]
+    if not scores:
+        return None
+    return {"bleu": [statistics.fmean(s[0][i] for s in scores) for i in range(len(scores[0][0]))],
+            "self_bleu": [statistics.fmean(s[1][i] for s in scores) for i in range(len(scores[0][1]))],
+            "seeds": len(scores)}
+
+
+def published_lines(results: Path, records: dict, say: Say) -> dict:
+    """Each published COCO figure beside ours at T = 1 (BLEU-2..5 | Self-BLEU-2..5): as we count
+    (mean over seeds), and our committed samples counted as that table counted its own. Returns
+    {source: {row: {"published", "ours", "ours_on_their_protocol"}}}."""
     say("\npublished COCO figures beside ours at T = 1 (BLEU-2..5 | Self-BLEU-2..5)")
     say(f"- {OURS}")
+    references = None
+    out = {}
     for entry in PUBLISHED:
         say(f"- {entry['source']}: {entry['protocol']}")
-        for name, figures in entry["rows"].items():
-            ours = ""
-            name = name.removesuffix("_1000")  # RelGAN's two published settings, one recipe here
-            model = f"{REFERENCE}/mle_best" if name == REFERENCE else (gan_model(name) if name in FAMILY else None)
-            if model and name in records:
+        rows = out[entry["source"]] = {}
+        for row, figures in entry["rows"].items():
+            name = row.removesuffix("_1000")  # RelGAN's two published settings, one recipe here
+            line = {"published": figures, "ours": None, "ours_on_their_protocol": None}
+            text = f"    {figures['label']:<16} published " + joined(figures.get("bleu")) + " | " + \
+                joined(figures.get("self_bleu"))
+            if name in records:
+                model = f"{REFERENCE}/mle_best" if name == REFERENCE else gan_model(name)
                 v = t1_values(name, records, model)
-                ours = "  ours " + "/".join(f"{v[f'bleu{n}']['mean']:.3f}" for n in range(2, 6) if f"bleu{n}" in v)
-                ours += " | " + "/".join(f"{v[f'self_bleu{n}']['mean']:.3f}" for n in range(2, 6)
-                                         if f"self_bleu{n}" in v)
-            bleu = "/".join(f"{x:.3f}" for x in figures.get("bleu", [])) or "-"
-            self_bleu = "/".join(f"{x:.3f}" for x in figures.get("self_bleu", [])) or "-"
-            say(f"    {figures.get('label', name):<22} published {bleu} | {self_bleu}{ours}")
+                line["ours"] = {"bleu": [v[f"bleu{n}"]["mean"] for n in range(2, 6) if f"bleu{n}" in v],
+                                "self_bleu": [v[f"self_bleu{n}"]["mean"] for n in range(2, 6) if f"self_bleu{n}" in v]}
+                text += f"   ours {joined(line['ours']['bleu'])} | {joined(line['ours']['self_bleu'])}"
+                if references is None:
+                    references = load_corpus(CORPUS).references()
+                theirs = on_their_protocol(results, records, entry["protocol_key"], name, model, references)
+                line["ours_on_their_protocol"] = theirs
+                if theirs is not None:
+                    text += f"   ours as they count {joined(theirs['bleu'])} | {joined(theirs['self_bleu'])}"
+            rows[row] = line
+            say(text)
     for name, why in NOT_FOUND.items():
         say(f"- {name}: no published COCO figure beside it: {why}")
+    return out
+
+
+def joined(values: Optional[list]) -> str:
+    return "/".join(f"{x:.3f}" for x in values) if values else "-"
 
 
 def draw(records: dict, gans: list[str], path: Path) -> None:

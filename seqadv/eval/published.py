@@ -12,6 +12,7 @@ PUBLISHED: list[dict] = [
     {
         "source": "Texygen README 'BLEU on image COCO caption test dataset' and 'Mode Collapse (Self-BLEU)' "
                   "(geek-ai/Texygen@08c67a1; the same tables in the paper, Zhu et al., SIGIR 2018)",
+        "protocol_key": "texygen",
         "protocol": "Texygen's own training (80 MLE epochs, 100 adversarial); references test_coco.txt, but its "
                     "Bleu metric with the default is_fast=True keeps only the first 500 test captions "
                     "(utils/metrics/Bleu.py) and Self-BLEU scores the first 500 samples against the other 499; "
@@ -33,6 +34,7 @@ PUBLISHED: list[dict] = [
     {
         "source": "RelGAN paper, Table 2, COCO Image Captions (Nie et al., ICLR 2019; read in the double-blind "
                   "submission's text), beta_max 100 and 1000, mean ± std over 6 seeds",
+        "protocol_key": "relgan",
         "protocol": "the paper's own training (its MLE, SeqGAN, RankGAN and LeakGAN rows are Texygen's, copied); "
                     "references all 10,000 test captions, but its code scores only the first 200 of the 10,000 "
                     "sentences it generates (weilinie/RelGAN utils/metrics/Bleu.py, sample_size 200; 100 after "
