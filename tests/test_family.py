@@ -13,7 +13,7 @@ import torch
 from seqadv.core.registry import recipe
 from seqadv.data.dataset import load_corpus
 from seqadv.eval import family
-from seqadv.eval.metrics import BLEU, self_bleu
+from seqadv.eval.metrics import BLEU
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_recipes.py"
 TINY = ("--preset", "tiny", "--max-train", "128", "--max-test", "100")
@@ -32,7 +32,8 @@ def test_every_variant_is_a_registered_text_recipe():
 def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
     runs, results = tmp_path / "runs", tmp_path / "results"
     said = []
-    family.run_seed(88, runs, results, ["seqgan", "maligan"], say=said.append, train_options=TINY, sweep_args=SWEEP)
+    family.run_seed(88, runs, results, ["seqgan", "maligan"], say=said.append, train_options=TINY, sweep_args=SWEEP,
+                    texygen_samples=300)
     seqgan = json.loads((results / "seqgan" / "seed-88.json").read_text())
     maligan = json.loads((results / "maligan" / "seed-88.json").read_text())
     # MaliGAN starts from SeqGAN's pretrained G of the seed, and says so in its command
@@ -50,20 +51,31 @@ def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
         at_one = next(p for p in seqgan["sweep"][model] if p["temperature"] == 1.0)
         assert len(lines) == 40
         assert bleu.score([line.split() for line in lines], 4) == pytest.approx(at_one["bleu4"], abs=1e-12)
-    # the report counts those samples again as Texygen's table counted its own: every sample against the
-    # first 500 test captions, Self-BLEU among the first 500 samples
+    # Texygen's count of each model, on samples of its own (10,000 by default): the same G gives the same counts
+    counts = seqgan["texygen_protocol"]
+    assert set(counts) == set(seqgan["sweep"]) and counts["seqgan/seqgan"]["samples"] == 300
+    assert maligan["texygen_protocol"]["maligan/pretrained"] == counts["seqgan/pretrained"]
+    # the report counts the committed samples as RelGAN's code counted its own: the first 200 against every
+    # test caption (here all 40)
     summary = family.report(results, say=lambda line: None)
     with gzip.open(results / "seqgan" / "samples" / "seed-88-seqgan.txt.gz", "rt") as f:
         samples = [line.split() for line in f.read().splitlines()]
-    first_500 = BLEU(load_corpus("coco-texygen").references()[:500], max_n=5)
+    every = BLEU(load_corpus("coco-texygen").references(), max_n=5)
+    relgan_way = next(v for k, v in summary["published"].items() if k.startswith("RelGAN"))
+    assert relgan_way["relgan"]["ours"] is None  # no RelGAN run here
     texygen = next(v for k, v in summary["published"].items() if k.startswith("Texygen"))["seqgan"]
-    torch.testing.assert_close(texygen["ours_on_their_protocol"]["bleu"], [first_500.score(samples, n) for n in (2, 3, 4, 5)])
-    torch.testing.assert_close(texygen["ours_on_their_protocol"]["self_bleu"], [self_bleu(samples, n) for n in (2, 3, 4, 5)])
+    torch.testing.assert_close(texygen["ours_on_their_protocol"]["bleu"], counts["seqgan/seqgan"]["bleu"])
     assert texygen["published"]["bleu"] == [0.745, 0.498, 0.294, 0.180]
+    assert relgan_way["relgan"]["ours_on_their_protocol"] is None
+    references = load_corpus("coco-texygen").references()
+    their_way = family.on_their_protocol(results, family.load_records(results), "relgan", "seqgan", "seqgan/seqgan",
+                                         references)
+    torch.testing.assert_close(their_way["bleu"], [every.score(samples[:200], n) for n in (2, 3, 4, 5)])
     # done is done: a second call trains and writes nothing
     stamp = (results / "seqgan" / "seed-88.json").stat().st_mtime_ns
     again = []
-    family.run_seed(88, runs, results, ["seqgan", "maligan"], say=again.append, train_options=TINY, sweep_args=SWEEP)
+    family.run_seed(88, runs, results, ["seqgan", "maligan"], say=again.append, train_options=TINY, sweep_args=SWEEP,
+                    texygen_samples=300)
     assert again == [] and (results / "seqgan" / "seed-88.json").stat().st_mtime_ns == stamp
 
 
@@ -123,3 +135,17 @@ def test_a_family_report_without_runs_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), "--corpus", "poems", "--variant", "seqgan", "--report"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--variant is for --corpus coco-texygen" in done.stderr
+
+
+def test_texygen_counted_its_training_set_row_as_we_count_it():
+    """Texygen's COCO table has a 'training set' row (docs/evaluation.md): the 10,000 training
+    captions, BLEU against the test captions .740/.520/.337/.218, Self-BLEU .892/.747/.573/.415.
+    Counted as `texygen_counts` counts (every caption against all 10,000 test captions; Self-BLEU
+    among all 10,000) they give that row; its Bleu class's default (the first 500 references)
+    would not."""
+    data = load_corpus("coco-texygen")
+    captions = [data.tokens(row) for row in data.train]
+    counts = family.texygen_counts(captions, data.references())
+    torch.testing.assert_close(counts["bleu"], [0.740, 0.520, 0.337, 0.218], atol=0.002, rtol=0)
+    torch.testing.assert_close(counts["self_bleu"], [0.892, 0.747, 0.573, 0.415], atol=0.002, rtol=0)
+    assert BLEU(data.references()[:500], max_n=2).score(captions, 2) < 0.6

@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import random
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,18 +91,24 @@ def train_arguments(runs: Path, seed: int, name: str, train_options: tuple[str, 
 
 
 def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = print, train_options: tuple[str, ...] = (),
-                sweep_args: tuple[str, ...] = tuple(SWEEP_ARGS)) -> Path:
+                sweep_args: tuple[str, ...] = tuple(SWEEP_ARGS), texygen_samples: int = 10000) -> Path:
     """Train (or resume) one variant of one seed, sweep its models (evaluate.py's `sweep_args`),
     write its JSON and samples. Returns the JSON's path; nothing is done if it exists."""
     target = results / name / f"seed-{seed}.json"
     if target.is_file():
+        record = json.loads(target.read_text())
+        if "texygen_protocol" not in record and (run_dir(runs, seed, name) / "results.json").is_file():
+            # a JSON written before Texygen's count was kept: add it from the run's models
+            record["texygen_protocol"] = texygen_protocol(model_files(run_dir(runs, seed, name), name), seed,
+                                                          texygen_samples)
+            write_text_atomic(target, json.dumps(record, indent=2))
         return target
     v = FAMILY[name]
     out = run_dir(runs, seed, name)
     if v.init_from and not (out / "checkpoint.pt").is_file():
         source = run_dir(runs, seed, v.init_from)
         if not (source / "checkpoint.pt").is_file() and not (results / v.init_from / f"seed-{seed}.json").is_file():
-            run_variant(v.init_from, seed, runs, results, say, train_options, sweep_args)  # its G first
+            run_variant(v.init_from, seed, runs, results, say, train_options, sweep_args, texygen_samples)
     arguments = train_arguments(runs, seed, name, train_options)
     command = f"python scripts/{script_of(v.recipe)} {' '.join(arguments)}"
     if not (out / "results.json").is_file() and not (out / "checkpoint.pt").is_file():
@@ -109,8 +116,7 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
     train_or_resume(v.recipe, out, lambda: parse_config(recipe(v.recipe).config, arguments, script_of(v.recipe)),
                     f"{name}, seed {seed}")
     trained = json.loads((out / "results.json").read_text())
-    models = ([out / "pretrained.pt"] if (out / "pretrained.pt").is_file() else []) + \
-             [out / f for f in recipe(v.recipe).sweep_files]
+    models = model_files(out, name)
     eval_dir = out / "eval"
     sweep_argv = [*map(str, models), "--out", str(eval_dir), "--seed", str(seed), *sweep_args]
     if not (eval_dir / "eval.json").is_file():
@@ -121,11 +127,31 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
               "evaluate": f"python scripts/evaluate.py {' '.join(sweep_argv)}",
               "train": {k: trained[k] for k in ("models", "generator_updates", "timings") if k in trained},
               "sweep": {f"{name}/{model}": curve for model, curve in swept["models"].items()},
-              "samples": {f"{name}/{model}": str(path) for model, path in samples.items()}}
+              "samples": {f"{name}/{model}": str(path) for model, path in samples.items()},
+              "texygen_protocol": texygen_protocol(models, seed, texygen_samples)}
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, json.dumps(record, indent=2))
     say(f"wrote {target}")
     return target
+
+
+def model_files(out: Path, name: str) -> list[Path]:
+    """A variant's swept models: its pretrained G where the run wrote one, its equal-budget MLE, the GAN."""
+    return ([out / "pretrained.pt"] if (out / "pretrained.pt").is_file() else []) + \
+        [out / f for f in recipe(FAMILY[name].recipe).sweep_files]
+
+
+def texygen_protocol(models: list[Path], seed: int, samples: int = 10000) -> dict:
+    """Each model at T = 1 counted as Texygen's COCO table was (`texygen_counts`), on `samples`
+    samples drawn from `seed` + 1 (not the sweep's 2,000): {"<variant>/<model>": counts}."""
+    settings = settings_from_args([*map(str, models), "--samples", str(samples), "--seed", str(seed + 1)])
+    meta, generators = load_generators(models, resolve_device(settings.device))
+    data = corpus_of(meta, settings.data_dir)
+    references = data.references()
+    variant = models[0].parent.name
+    return {f"{variant}/{model}": texygen_counts([data.tokens(r) for r in scored_samples(g, data, 1.0, settings).cpu()],
+                                                 references)
+            for model, g in zip(model_names(models), generators)}
 
 
 def write_samples(models: list[Path], settings, out: Path, seed: int) -> dict[str, Path]:
@@ -149,12 +175,13 @@ def write_samples(models: list[Path], settings, out: Path, seed: int) -> dict[st
 
 
 def run_seed(seed: int, runs: Path, results: Path, variants: Optional[list[str]] = None, say: Say = print,
-             train_options: tuple[str, ...] = (), sweep_args: tuple[str, ...] = tuple(SWEEP_ARGS)) -> None:
+             train_options: tuple[str, ...] = (), sweep_args: tuple[str, ...] = tuple(SWEEP_ARGS),
+             texygen_samples: int = 10000) -> None:
     """Every variant of one seed that has no JSON yet, in `FAMILY`'s order."""
     for name in variants or list(FAMILY):
         if name not in FAMILY:
             raise ValueError(f"unknown variant {name!r}: choose from {', '.join(FAMILY)}")
-        run_variant(name, seed, runs, results, say, train_options, sweep_args)
+        run_variant(name, seed, runs, results, say, train_options, sweep_args, texygen_samples)
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -285,6 +312,9 @@ def report(results: Path, say: Say = print) -> dict:
             rows[model] = values
             say(f"{model:<26}" + "".join(f"{values[k]['mean']:>9.3f} ±{values[k]['std']:.3f}" if k in values
                                          else f"{'-':>16}" for k in shown))
+    real = real_text_scores()
+    say(f"{'training captions':<26}" + "".join(f"{real[k]:>16.3f}" if k in real else f"{'-':>16}" for k in shown)
+        + "   (2,000 of them, drawn with seed 2017, scored as a model's samples: what real text gets)")
 
     table = {}
     for plane, (x_key, y_key) in (("bleu", (X_BLEU, Y_BLEU)), ("lm", (X_LM, Y_LM))):
@@ -306,15 +336,41 @@ def report(results: Path, say: Say = print) -> dict:
             walls[name] = mean_std(times)
             say(f"  {name:<18}{walls[name]['mean']:>8.0f} s ({len(times)} seed(s))")
 
-    published = published_lines(results, records, say)
+    published = published_lines(results, records, real, say)
     figure = results.parent / f"{CORPUS}.png"
     draw(records, gans, figure)
     say(f"wrote {figure}")
-    summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "matched_diversity": table,
+    summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
                "wall_time_s": walls, "published": published,
                "not_found": NOT_FOUND}
     write_text_atomic(results / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def texygen_counts(samples: list, references: list) -> dict:
+    """BLEU-2..5 of every sample against every test caption and Self-BLEU-2..5 of every sample
+    against all the others: how Texygen's COCO table was counted, over 10,000 texts. (Its Bleu
+    class defaults to the first 500 references, is_fast=True; its table was not made that way:
+    its "training set" row, .740/.520/.337/.218 and Self-BLEU .892/.747/.573/.415, is what the
+    10,000 training captions score counted as here, `real_text_scores`.)"""
+    bleu = BLEU(references, max_n=5)
+    return {"bleu": [bleu.score(samples, n) for n in range(2, 6)],
+            "self_bleu": [self_bleu(samples, n) for n in range(2, 6)], "samples": len(samples)}
+
+
+def real_text_scores(count: int = 2000, seed: int = 2017) -> dict:
+    """`count` training captions (a seeded draw) scored as a model's samples are (BLEU-2..5
+    against the test captions, Self-BLEU-2..5 among themselves), and all 10,000 counted as
+    Texygen counted (`texygen_counts`): what real text gets on this protocol."""
+    data = load_corpus(CORPUS)
+    every = [data.tokens(row) for row in data.train]
+    samples = [every[i] for i in random.Random(seed).sample(range(len(every)), count)]
+    references = data.references()
+    bleu = BLEU(references, max_n=5)
+    scores = {f"bleu{n}": bleu.score(samples, n) for n in range(2, 6)}
+    scores.update({f"self_bleu{n}": self_bleu(samples, n) for n in range(2, 6)})
+    scores["texygen"] = texygen_counts(every, references)
+    return scores
 
 
 def samples_of(results: Path, model: str, seed: int) -> Optional[list[list[str]]]:
@@ -328,25 +384,19 @@ def samples_of(results: Path, model: str, seed: int) -> Optional[list[list[str]]
         return [line.split() for line in f.read().splitlines()]
 
 
-# BLEU-2..5 and Self-BLEU-2..5 of our samples as each published table counted them
-PROTOCOLS = {
-    # Texygen's Bleu and SelfBleu with their default is_fast=True: every sample against the first 500
-    # test captions; Self-BLEU among the first 500 samples, each against the other 499
-    "texygen": lambda samples, references: (
-        [BLEU(references[:500], max_n=5).score(samples, n) for n in range(2, 6)],
-        [self_bleu(samples[:500], n) for n in range(2, 6)]),
-    # RelGAN's code: the first 200 samples against all 10,000 test captions; no Self-BLEU
-    "relgan": lambda samples, references: ([BLEU(references, max_n=5).score(samples[:200], n) for n in range(2, 6)],
-                                           []),
-}
-
-
 def on_their_protocol(results: Path, records: dict, protocol: str, name: str, model: str,
                       references: list) -> Optional[dict]:
-    """Our samples at T = 1 scored as a published table scored its own (`PROTOCOLS`), mean over
-    the seeds whose samples are committed: {"bleu": [...], "self_bleu": [...], "seeds": k}."""
-    scores = [PROTOCOLS[protocol](samples, references) for seed in records[name]
-              if (samples := samples_of(results, model, seed)) is not None]
+    """Ours at T = 1 counted as a published table counted its own, mean over seeds:
+    "texygen": `texygen_counts` of 10,000 samples (each JSON's "texygen_protocol");
+    "relgan": the first 200 committed samples against all test captions, as RelGAN's code
+    (sample_size 200), no Self-BLEU. {"bleu": [...], "self_bleu": [...], "seeds": k}."""
+    if protocol == "texygen":
+        scores = [(r["texygen_protocol"][model]["bleu"], r["texygen_protocol"][model]["self_bleu"])
+                  for r in records[name].values() if model in r.get("texygen_protocol", {})]
+    else:
+        bleu = BLEU(references, max_n=5)
+        scores = [([bleu.score(samples[:200], n) for n in range(2, 6)], []) for seed in records[name]
+                  if (samples := samples_of(results, model, seed)) is not None]
     if not scores:
         return None
     return {"bleu": [statistics.fmean(s[0][i] for s in scores) for i in range(len(scores[0][0]))],
@@ -354,7 +404,7 @@ def on_their_protocol(results: Path, records: dict, protocol: str, name: str, mo
             "seeds": len(scores)}
 
 
-def published_lines(results: Path, records: dict, say: Say) -> dict:
+def published_lines(results: Path, records: dict, real: dict, say: Say) -> dict:
     """Each published COCO figure beside ours at T = 1 (BLEU-2..5 | Self-BLEU-2..5): as we count
     (mean over seeds), and our committed samples counted as that table counted its own. Returns
     {source: {row: {"published", "ours", "ours_on_their_protocol"}}}."""
@@ -370,7 +420,10 @@ def published_lines(results: Path, records: dict, say: Say) -> dict:
             line = {"published": figures, "ours": None, "ours_on_their_protocol": None}
             text = f"    {figures['label']:<16} published " + joined(figures.get("bleu")) + " | " + \
                 joined(figures.get("self_bleu"))
-            if name in records:
+            if name == "training_set":  # the training captions themselves, counted as Texygen counted
+                line["ours_on_their_protocol"] = real["texygen"]
+                text += f"   ours as they count {joined(real['texygen']['bleu'])} | {joined(real['texygen']['self_bleu'])}"
+            elif name in records:
                 model = f"{REFERENCE}/mle_best" if name == REFERENCE else gan_model(name)
                 v = t1_values(name, records, model)
                 line["ours"] = {"bleu": [v[f"bleu{n}"]["mean"] for n in range(2, 6) if f"bleu{n}" in v],
