@@ -301,7 +301,7 @@ def _measure(paths: list[Path], settings: SweepSettings, device: torch.device, s
         data.oracle.to(device)
     bleu = None if data.oracle is not None else BLEU(data.references(), max_n=settings.max_n)
     train_tokens = {tuple(data.tokens(s)) for s in data.train}
-    say(f"corpus {data.name}: {len(data.test)} test sequences as references; {settings.samples} samples per model "
+    say(f"corpus {data.name}: {len(data.references())} test sequences as references; {settings.samples} samples per model "
         f"and temperature (seed {settings.seed})"
         + (f"; Self-BLEU on a seeded subsample of {settings.self_bleu_samples}"
            if settings.samples > settings.self_bleu_samples else ""))
