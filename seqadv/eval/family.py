@@ -304,7 +304,8 @@ def report(results: Path, say: Say = print) -> dict:
     say("\nat T = 1, mean ± std over seeds (NLL-test on the 6,815 test captions in the vocabulary)")
     shown = ("nll_test", "bleu2", "bleu3", "bleu4", "bleu5", "self_bleu2", "self_bleu3", "self_bleu4", "self_bleu5",
              "copied", "lm_score", "reverse_lm_score")
-    say(f"{'model':<26}" + "".join(f"{k.replace('self_bleu', 'sbleu'):>16}" for k in shown))
+    say(f"{'model':<26}" + "".join(f"{k.replace('self_bleu', 'sbleu').replace('reverse_lm_score', 'rev_lm'):>16}"
+                                   for k in shown))
     rows = {}
     for name in records:
         for model in [gan_model(name)] if name != REFERENCE else [f"{REFERENCE}/mle_best"]:
