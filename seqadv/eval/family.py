@@ -33,8 +33,8 @@ from typing import Callable, Optional
 from seqadv.core.device import resolve_device
 from seqadv.core.registry import recipe
 from seqadv.data.dataset import load_corpus
-from seqadv.eval.compare import SWEEP_ARGS, seed_advantages
-from seqadv.eval.metrics import BLEU, self_bleu
+from seqadv.eval.compare import SWEEP_ARGS, lm_noise_of, seed_advantages
+from seqadv.eval.metrics import BLEU, LM_STEPS, self_bleu
 from seqadv.eval.published import NOT_FOUND, OURS, PUBLISHED
 from seqadv.eval.report import LM_AXES, plot_sweep, sweep_axes
 from seqadv.eval.seeds import aggregate_sweeps, mean_std, script_of, sweep_statistic, train_or_resume
@@ -328,6 +328,15 @@ def report(results: Path, say: Say = print) -> dict:
             table.setdefault(name, {})[plane] = {role: {"advantage": a, "verdict": verdict(a)} for role, a in advs.items()}
             say(f"{name:<18}" + "".join(f"{cell(a) + '  ' + verdict(a):>44}" for a in advs.values()))
 
+    noise = lm_noise_of(results, CORPUS, LM_STEPS)
+    if noise is None:
+        say(f"the LM plane's measurement noise of one point: not measured on {CORPUS} (python scripts/lm_noise.py "
+            f"<mle_best.pt> --steps {LM_STEPS} --repeats 4 --temperatures 1.0 --out "
+            f"{results.parent / 'lm_noise' / (CORPUS + '.json')}); the seeds' spread above includes it")
+    else:
+        say(f"the LM plane's measurement noise of one point: LM {noise['quality']:.4f}, reverse-LM "
+            f"{noise['diversity']:.4f} ({noise['source']}); the seeds' spread above includes it")
+
     say("\nwall time of a seed on this machine (one thread, beside at most one other job), mean over seeds;"
         " runs started --init-from another variant's pretrained G do not count that pretraining")
     walls = {}
@@ -342,7 +351,7 @@ def report(results: Path, say: Say = print) -> dict:
     draw(records, gans, figure)
     say(f"wrote {figure}")
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
-               "wall_time_s": walls, "published": published,
+               "lm_noise": noise, "wall_time_s": walls, "published": published,
                "not_found": NOT_FOUND}
     write_text_atomic(results / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
