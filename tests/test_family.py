@@ -40,8 +40,10 @@ def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
     assert f"--init-from {runs / 'coco-texygen' / 'seed-88' / 'seqgan'}" in maligan["command"]
     assert "--init-from" not in seqgan["command"] and "--preset tiny" in seqgan["command"]
     assert set(seqgan["sweep"]) == {"seqgan/pretrained", "seqgan/mle", "seqgan/seqgan"}
-    assert family.gan_model("maligan") == "maligan/maligan" and "maligan/mle" in maligan["sweep"]
-    torch.testing.assert_close(maligan["sweep"]["maligan/pretrained"], seqgan["sweep"]["seqgan/pretrained"])
+    # its pretrained G is SeqGAN's, swept once, there
+    assert set(maligan["sweep"]) == {"maligan/mle", "maligan/maligan"} and family.gan_model("maligan") == "maligan/maligan"
+    records = family.load_records(results)
+    assert family.references_of("maligan", 88, records)["start"][0] == "seqgan/pretrained"
     # the committed samples are the ones the sweep scored at T = 1: the same BLEU-4 from the file
     data = load_corpus("coco-texygen", max_train=128, max_test=100)
     bleu = BLEU(data.references(), max_n=4)
@@ -51,10 +53,10 @@ def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
         at_one = next(p for p in seqgan["sweep"][model] if p["temperature"] == 1.0)
         assert len(lines) == 40
         assert bleu.score([line.split() for line in lines], 4) == pytest.approx(at_one["bleu4"], abs=1e-12)
-    # Texygen's count of each model, on samples of its own (10,000 by default): the same G gives the same counts
+    # Texygen's count of each model, on samples of its own (10,000 by default)
     counts = seqgan["texygen_protocol"]
     assert set(counts) == set(seqgan["sweep"]) and counts["seqgan/seqgan"]["samples"] == 300
-    assert maligan["texygen_protocol"]["maligan/pretrained"] == counts["seqgan/pretrained"]
+    assert set(maligan["texygen_protocol"]) == {"maligan/mle", "maligan/maligan"}
     # the report counts the committed samples as RelGAN's code counted its own: the first 200 against every
     # test caption (here all 40)
     summary = family.report(results, say=lambda line: None)

@@ -99,8 +99,8 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
         record = json.loads(target.read_text())
         if "texygen_protocol" not in record and (run_dir(runs, seed, name) / "results.json").is_file():
             # a JSON written before Texygen's count was kept: add it from the run's models
-            record["texygen_protocol"] = texygen_protocol(model_files(run_dir(runs, seed, name), name), seed,
-                                                          texygen_samples)
+            models = model_files(run_dir(runs, seed, name), name, "--init-from" in record["command"])
+            record["texygen_protocol"] = texygen_protocol(models, seed, texygen_samples)
             write_text_atomic(target, json.dumps(record, indent=2))
         return target
     v = FAMILY[name]
@@ -116,7 +116,7 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
     train_or_resume(v.recipe, out, lambda: parse_config(recipe(v.recipe).config, arguments, script_of(v.recipe)),
                     f"{name}, seed {seed}")
     trained = json.loads((out / "results.json").read_text())
-    models = model_files(out, name)
+    models = model_files(out, name, "--init-from" in arguments)
     eval_dir = out / "eval"
     sweep_argv = [*map(str, models), "--out", str(eval_dir), "--seed", str(seed), *sweep_args]
     if not (eval_dir / "eval.json").is_file():
@@ -135,9 +135,11 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
     return target
 
 
-def model_files(out: Path, name: str) -> list[Path]:
-    """A variant's swept models: its pretrained G where the run wrote one, its equal-budget MLE, the GAN."""
-    return ([out / "pretrained.pt"] if (out / "pretrained.pt").is_file() else []) + \
+def model_files(out: Path, name: str, started_from_another: bool = False) -> list[Path]:
+    """A variant's swept models: its pretrained G where the run wrote one (not where it came
+    --init-from another run, whose sweep has it already), its equal-budget MLE, the GAN."""
+    pretrained = out / "pretrained.pt"
+    return ([pretrained] if pretrained.is_file() and not started_from_another else []) + \
         [out / f for f in recipe(FAMILY[name].recipe).sweep_files]
 
 
