@@ -350,7 +350,7 @@ def report(results: Path, say: Say = print) -> dict:
 
     published = published_lines(results, records, real, say)
     figure = results.parent / f"{CORPUS}.png"
-    draw(records, gans, figure)
+    draw(records, gans, figure, real)
     say(f"wrote {figure}")
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
                "lm_noise": noise, "wall_time_s": walls, "published": published,
@@ -458,9 +458,10 @@ def joined(values: Optional[list]) -> str:
     return "/".join(f"{x:.3f}" for x in values) if values else "-"
 
 
-def draw(records: dict, gans: list[str], path: Path) -> None:
+def draw(records: dict, gans: list[str], path: Path, real: dict) -> None:
     """Both planes: MLE at its best validation NLL as a curve over temperature (mean over its
-    seeds, std as bars), each GAN's point at T = 1 (mean over its seeds)."""
+    seeds, std as bars), each GAN's point at T = 1 (mean over its seeds), and the training
+    captions scored as samples (BLEU plane)."""
     curves, errors = {}, {}
     if REFERENCE in records:
         agg = aggregate_sweeps([r["sweep"] for r in records[REFERENCE].values()])
@@ -472,6 +473,9 @@ def draw(records: dict, gans: list[str], path: Path) -> None:
         one = [i for i, p in enumerate(means[gan_model(name)]) if p["temperature"] == 1.0]
         curves[name] = [means[gan_model(name)][i] for i in one]
         errors[name] = [stds[gan_model(name)][i] for i in one]  # (a std's "temperature" reads 0)
+    # last, so that every model keeps its colour in both panels
+    curves["training captions"] = [{"temperature": 1.0, X_BLEU: real[X_BLEU], Y_BLEU: real[Y_BLEU]}]
+    errors["training captions"] = [{"temperature": 0.0, X_BLEU: 0.0, Y_BLEU: 0.0}]
     x_label, y_label = sweep_axes(False)[2:]
     plot_sweep(curves, X_BLEU, Y_BLEU, x_label, y_label,
                f"{CORPUS}: the family at T = 1 against MLE's temperature curve (mean ± std over seeds)", path, errors)
