@@ -116,7 +116,11 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
     train_or_resume(v.recipe, out, lambda: parse_config(recipe(v.recipe).config, arguments, script_of(v.recipe)),
                     f"{name}, seed {seed}")
     trained = json.loads((out / "results.json").read_text())
-    models = model_files(out, name, "--init-from" in arguments)
+    if trained["config"].get("init_from") is None and "--init-from" in arguments:
+        # the run began without the source's G (it was not here then) and was resumed since: say so
+        arguments = arguments[:arguments.index("--init-from")]
+        command = f"python scripts/{script_of(v.recipe)} {' '.join(arguments)}"
+    models = model_files(out, name, trained["config"].get("init_from") is not None)
     eval_dir = out / "eval"
     sweep_argv = [*map(str, models), "--out", str(eval_dir), "--seed", str(seed), *sweep_args]
     if not (eval_dir / "eval.json").is_file():
