@@ -309,7 +309,7 @@ def report(results: Path, say: Say = print) -> dict:
 
     say("\nat T = 1, mean ± std over seeds (NLL-test on the 6,815 test captions in the vocabulary)")
     shown = ("nll_test", "bleu2", "bleu3", "bleu4", "bleu5", "self_bleu2", "self_bleu3", "self_bleu4", "self_bleu5",
-             "copied", "lm_score", "reverse_lm_score")
+             "copied", "lm_score", "reverse_lm_score")  # copied: of the 2,000 samples, how many are training captions
     say(f"{'model':<26}" + "".join(f"{k.replace('self_bleu', 'sbleu').replace('reverse_lm_score', 'rev_lm'):>16}"
                                    for k in shown))
     rows = {}
@@ -326,8 +326,8 @@ def report(results: Path, say: Say = print) -> dict:
     table = {}
     for plane, (x_key, y_key) in (("bleu", (X_BLEU, Y_BLEU)), ("lm", (X_LM, Y_LM))):
         say(f"\n{y_key} of each GAN at T = 1 minus the MLE curve's at the GAN's {x_key}, mean ± std over seeds "
-            f"(seeds with both / seeds); a..b: crossings disagree; verdict: the mean against twice its standard "
-            f"error over seeds")
+            f"(seeds with both / seeds; positive: the GAN is better); a..b: crossings disagree; verdict: the mean "
+            f"against twice its standard error over seeds")
         say(f"{'':<18}" + "".join(f"{'vs ' + ROLES[r]:>44}" for r in ROLES))
         for name in gans:
             advs = {role: advantage(name, role, records, x_key, y_key) for role in ROLES}
