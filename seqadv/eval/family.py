@@ -21,6 +21,7 @@ from the same pretrained G), and the pretrained G the GAN started from.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import math
@@ -374,6 +375,7 @@ def texygen_counts(samples: list, references: list) -> dict:
             "self_bleu": [self_bleu(samples, n) for n in range(2, 6)], "samples": len(samples)}
 
 
+@functools.lru_cache(maxsize=2)
 def real_text_scores(count: int = 2000, seed: int = 2017) -> dict:
     """`count` training captions (a seeded draw) scored as a model's samples are (BLEU-2..5
     against the test captions, Self-BLEU-2..5 among themselves), and all 10,000 counted as
