@@ -263,7 +263,9 @@ def verdict(adv: Optional[dict]) -> str:
     seed's MLE curve passes the GAN's diversity more than once and the crossings disagree."""
     if adv is None or "seeds" not in adv:
         if adv is not None and adv["outside"]:
-            return f"outside the MLE curve in {len(adv['outside'])}/{adv['seeds_total']} seeds"
+            beaten = sum(1 for temperatures in adv["outside"].values() if temperatures)
+            return (f"outside the MLE curve in {len(adv['outside'])}/{adv['seeds_total']} seeds, "
+                    f"beaten on both axes by a point of it in {beaten}")
         return "-"
     k = len(adv["seeds"])
     if adv["ambiguous_seeds"] and (adv["low"] < 0 < adv["high"]):
