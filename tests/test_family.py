@@ -32,10 +32,19 @@ def test_every_variant_is_a_registered_text_recipe():
 def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
     runs, results = tmp_path / "runs", tmp_path / "results"
     said = []
-    family.run_seed(88, runs, results, ["seqgan", "maligan"], say=said.append, train_options=TINY, sweep_args=SWEEP,
-                    texygen_samples=300)
+    family.run_seed(88, runs, results, ["mle_best", "seqgan", "maligan"], say=said.append, train_options=TINY,
+                    sweep_args=SWEEP, texygen_samples=120)
     seqgan = json.loads((results / "seqgan" / "seed-88.json").read_text())
     maligan = json.loads((results / "maligan" / "seed-88.json").read_text())
+    # MLE-best's curve counted Texygen's way, for the published points to be read against
+    mle_best = json.loads((results / "mle_best" / "seed-88.json").read_text())
+    curve = mle_best["texygen_curve"]
+    assert [p["temperature"] for p in curve] == list(family.TEXYGEN_CURVE_TEMPERATURES)
+    at_one = next(p for p in curve if p["temperature"] == 1.0)  # the same samples as its T = 1 count
+    counted = mle_best["texygen_protocol"]["mle_best/mle_best"]
+    assert [at_one[f"bleu{n}"] for n in (2, 3, 4, 5)] == counted["bleu"]
+    assert [at_one[f"self_bleu{n}"] for n in (2, 3, 4, 5)] == counted["self_bleu"]
+    assert curve[0] != curve[-1]
     # MaliGAN starts from SeqGAN's pretrained G of the seed, and says so in its command
     assert f"--init-from {runs / 'coco-texygen' / 'seed-88' / 'seqgan'}" in maligan["command"]
     assert "--init-from" not in seqgan["command"] and "--preset tiny" in seqgan["command"]
@@ -55,7 +64,7 @@ def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
         assert bleu.score([line.split() for line in lines], 4) == pytest.approx(at_one["bleu4"], abs=1e-12)
     # Texygen's count of each model, on samples of its own (10,000 by default)
     counts = seqgan["texygen_protocol"]
-    assert set(counts) == set(seqgan["sweep"]) and counts["seqgan/seqgan"]["samples"] == 300
+    assert set(counts) == set(seqgan["sweep"]) and counts["seqgan/seqgan"]["samples"] == 120
     assert set(maligan["texygen_protocol"]) == {"maligan/mle", "maligan/maligan"}
     # the report counts the committed samples as RelGAN's code counted its own: the first 200 against every
     # test caption (here all 40)
@@ -77,7 +86,7 @@ def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
     stamp = (results / "seqgan" / "seed-88.json").stat().st_mtime_ns
     again = []
     family.run_seed(88, runs, results, ["seqgan", "maligan"], say=again.append, train_options=TINY, sweep_args=SWEEP,
-                    texygen_samples=300)
+                    texygen_samples=120)
     assert again == [] and (results / "seqgan" / "seed-88.json").stat().st_mtime_ns == stamp
 
 
@@ -86,10 +95,10 @@ def curve(points):
              **{f"bleu{n}": b for n in (2, 3, 5)}, **{f"self_bleu{n}": s for n in (2, 3, 5)}} for t, b, s in points]
 
 
-def write(results, variant, seed, sweep, command="python scripts/x.py"):
+def write(results, variant, seed, sweep, command="python scripts/x.py", **more):
     (results / variant).mkdir(parents=True, exist_ok=True)
     record = {"seed": seed, "variant": variant, "command": command, "sweep": sweep,
-              "train": {"timings": {"total_s": 100.0 + seed}}}
+              "train": {"timings": {"total_s": 100.0 + seed}}, **more}
     (results / variant / f"seed-{seed}.json").write_text(json.dumps(record))
 
 
@@ -99,7 +108,10 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     mle = [(0.8, 0.30, 0.40), (1.0, 0.20, 0.25), (1.2, 0.10, 0.10)]
     gaps = {88: 0.05, 89: 0.03, 90: 0.04}  # SeqGAN at T = 1 lies this far below MLE-best's curve
     for seed, gap in gaps.items():
-        write(results, "mle_best", seed, {"mle_best/mle_best": curve(mle)})
+        # and counted Texygen's way: BLEU-n 0.30 at Self-BLEU-n 0.80 (T = 0.8), 0.25 at 0.60 (T = 1), every n
+        write(results, "mle_best", seed, {"mle_best/mle_best": curve(mle)},
+              texygen_curve=[{k: v for k, v in p.items() if k != "nll_test"} for p in curve([(0.8, 0.30, 0.80),
+                                                                                             (1.0, 0.25, 0.60)])])
         # SeqGAN at T=1: Self-BLEU-4 0.325, where MLE-best's curve has BLEU-4 0.25
         write(results, "seqgan", seed, {
             "seqgan/pretrained": curve([(0.8, 0.21, 0.40), (1.0, 0.15, 0.30), (1.2, 0.10, 0.10)]),
@@ -127,6 +139,11 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     assert ("SeqGAN           published 0.745/0.498/0.294/0.180 | 0.950/0.840/0.670/0.489   ours "
             "0.210/0.210/0.210/0.210 | 0.325/0.325/0.325/0.325\n") in stdout  # no samples: not counted their way
     assert (tmp_path / "coco-texygen.png").is_file()
+    # Texygen's SeqGAN, BLEU-4 0.294 at Self-BLEU-4 0.670, against that curve: 0.25 + 0.07 / 0.20 * 0.05 = 0.2675
+    # there; its Self-BLEU-2 0.950 lies outside the curve
+    gaps = summary["published"]["against our MLE counted their way"]["seqgan"]
+    assert gaps[0] is None
+    torch.testing.assert_close(gaps[2], 0.294 - 0.2675)
     torch.testing.assert_close(summary["wall_time_s"]["mle_best"]["mean"], 189.0)
 
 

@@ -37,7 +37,7 @@ from seqadv.data.dataset import load_corpus
 from seqadv.eval.compare import SWEEP_ARGS, lm_noise_of, seed_advantages
 from seqadv.eval.metrics import BLEU, LM_STEPS, self_bleu
 from seqadv.eval.published import NOT_FOUND, OURS, PUBLISHED
-from seqadv.eval.report import LM_AXES, plot_sweep, sweep_axes
+from seqadv.eval.report import LM_AXES, advantages_at, plot_sweep, sweep_axes
 from seqadv.eval.seeds import aggregate_sweeps, mean_std, script_of, sweep_statistic, train_or_resume
 from seqadv.eval.sweep import corpus_of, load_generators, model_names, run_sweep, scored_samples, settings_from_args
 from seqadv.runtime.checkpoint import write_text_atomic
@@ -103,6 +103,9 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
             models = model_files(run_dir(runs, seed, name), name, "--init-from" in record["command"])
             record["texygen_protocol"] = texygen_protocol(models, seed, texygen_samples)
             write_text_atomic(target, json.dumps(record, indent=2))
+        if name == REFERENCE and "texygen_curve" not in record and (run_dir(runs, seed, name) / "results.json").is_file():
+            record["texygen_curve"] = texygen_curve(model_files(run_dir(runs, seed, name), name), seed, texygen_samples)
+            write_text_atomic(target, json.dumps(record, indent=2))
         return target
     v = FAMILY[name]
     out = run_dir(runs, seed, name)
@@ -134,6 +137,8 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
               "sweep": {f"{name}/{model}": curve for model, curve in swept["models"].items()},
               "samples": {f"{name}/{model}": str(path) for model, path in samples.items()},
               "texygen_protocol": texygen_protocol(models, seed, texygen_samples)}
+    if name == REFERENCE:
+        record["texygen_curve"] = texygen_curve(models, seed, texygen_samples)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, json.dumps(record, indent=2))
     say(f"wrote {target}")
@@ -148,17 +153,32 @@ def model_files(out: Path, name: str, started_from_another: bool = False) -> lis
         [out / f for f in recipe(FAMILY[name].recipe).sweep_files]
 
 
-def texygen_protocol(models: list[Path], seed: int, samples: int = 10000) -> dict:
-    """Each model at T = 1 counted as Texygen's COCO table was (`texygen_counts`), on `samples`
-    samples drawn from `seed` + 1 (not the sweep's 2,000): {"<variant>/<model>": counts}."""
+def texygen_protocol(models: list[Path], seed: int, samples: int = 10000, temperature: float = 1.0) -> dict:
+    """Each model at `temperature` counted as Texygen's COCO table was (`texygen_counts`), on
+    `samples` samples drawn from `seed` + 1 (not the sweep's 2,000): {"<variant>/<model>": counts}."""
     settings = settings_from_args([*map(str, models), "--samples", str(samples), "--seed", str(seed + 1)])
     meta, generators = load_generators(models, resolve_device(settings.device))
     data = corpus_of(meta, settings.data_dir)
     references = data.references()
     variant = models[0].parent.name
-    return {f"{variant}/{model}": texygen_counts([data.tokens(r) for r in scored_samples(g, data, 1.0, settings).cpu()],
-                                                 references)
+    return {f"{variant}/{model}": texygen_counts([data.tokens(r) for r in
+                                                  scored_samples(g, data, temperature, settings).cpu()], references)
             for model, g in zip(model_names(models), generators)}
+
+
+# MLE-best's temperature curve counted Texygen's way: a published point can then be read against it
+TEXYGEN_CURVE_TEMPERATURES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
+
+
+def texygen_curve(models: list[Path], seed: int, samples: int = 10000) -> list[dict]:
+    """MLE-best's curve over `TEXYGEN_CURVE_TEMPERATURES`, each point counted as Texygen counted
+    (10,000 samples): [{"temperature", "bleu2".."bleu5", "self_bleu2".."self_bleu5"}]."""
+    curve = []
+    for t in TEXYGEN_CURVE_TEMPERATURES:
+        counts = next(iter(texygen_protocol(models, seed, samples, t).values()))
+        curve.append({"temperature": t, **{f"bleu{n}": counts["bleu"][n - 2] for n in range(2, 6)},
+                      **{f"self_bleu{n}": counts["self_bleu"][n - 2] for n in range(2, 6)}})
+    return curve
 
 
 def write_samples(models: list[Path], settings, out: Path, seed: int) -> dict[str, Path]:
@@ -459,7 +479,39 @@ def published_lines(results: Path, records: dict, real: dict, say: Say) -> dict:
             say(text)
     for name, why in NOT_FOUND.items():
         say(f"- {name}: no published COCO figure beside it: {why}")
+    out["against our MLE counted their way"] = published_against_mle(records, say)
     return out
+
+
+def published_against_mle(records: dict, say: Say) -> dict:
+    """Each published Texygen point (BLEU-n at Self-BLEU-n) against our MLE-best's temperature
+    curve counted the same way (`texygen_curve`, mean over seeds): the published BLEU-n minus our
+    curve's at the published Self-BLEU-n, for n = 2..5 (positive: the published model is better
+    than our MLE with its temperature tuned to the same diversity)."""
+    curves = [r["texygen_curve"] for r in records.get(REFERENCE, {}).values() if "texygen_curve" in r]
+    if not curves:
+        return {}
+    mean = sweep_statistic(aggregate_sweeps([{"mle": c} for c in curves]), "mean")["mle"]
+    temperatures = ", ".join(f"{p['temperature']:g}" for p in mean)
+    say(f"\neach published Texygen point against our MLE-best's temperature curve counted their way "
+        f"(T = {temperatures}, 10,000 samples each, mean over {len(curves)} "
+        f"seed(s)): published BLEU-n minus our curve's at the published Self-BLEU-n, n = 2..5 "
+        f"(positive: the published model is better; -: outside our curve)")
+    found = {}
+    for entry in PUBLISHED:
+        if entry.get("protocol_key") != "texygen":
+            continue
+        for row, figures in entry["rows"].items():
+            if "self_bleu" not in figures:
+                continue
+            gaps = []
+            for n in range(2, 6):
+                point = {f"bleu{n}": figures["bleu"][n - 2], f"self_bleu{n}": figures["self_bleu"][n - 2]}
+                at = advantages_at(point, mean, f"self_bleu{n}", f"bleu{n}")
+                gaps.append(at[0][0] if len(at) == 1 else None)
+            found[row] = gaps
+            say(f"    {figures['label']:<16} " + "  ".join("-" if g is None else f"{g:+.3f}" for g in gaps))
+    return found
 
 
 def joined(values: Optional[list]) -> str:
