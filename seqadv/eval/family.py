@@ -284,8 +284,7 @@ def verdict(adv: Optional[dict]) -> str:
     if adv is None or "seeds" not in adv:
         if adv is not None and adv["outside"]:
             beaten = sum(1 for temperatures in adv["outside"].values() if temperatures)
-            return (f"outside the MLE curve in {len(adv['outside'])}/{adv['seeds_total']} seeds, "
-                    f"beaten on both axes by a point of it in {beaten}")
+            return f"outside in {len(adv['outside'])}/{adv['seeds_total']}, dominated in {beaten}"
         return "-"
     k = len(adv["seeds"])
     if adv["ambiguous_seeds"] and (adv["low"] < 0 < adv["high"]):
@@ -350,7 +349,8 @@ def report(results: Path, say: Say = print) -> dict:
     for plane, (x_key, y_key) in (("bleu", (X_BLEU, Y_BLEU)), ("lm", (X_LM, Y_LM))):
         say(f"\n{y_key} of each GAN at T = 1 minus the MLE curve's at the GAN's {x_key}, mean ± std over seeds "
             f"(seeds with both / seeds; positive: the GAN is better); a..b: crossings disagree; verdict: the mean "
-            f"against twice its standard error over seeds")
+            f"against twice its standard error over seeds; outside in k/n: the GAN's {x_key} lies outside the "
+            f"curve in k of n seeds, dominated in m: a point of the curve is better on both axes in m of them")
         say(f"{'':<18}" + "".join(f"{'vs ' + ROLES[r]:>44}" for r in ROLES))
         for name in gans:
             advs = {role: advantage(name, role, records, x_key, y_key) for role in ROLES}
