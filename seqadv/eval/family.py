@@ -39,7 +39,8 @@ from seqadv.eval.metrics import BLEU, LM_STEPS, self_bleu
 from seqadv.eval.published import NOT_FOUND, OURS, PUBLISHED
 from seqadv.eval.report import LM_AXES, advantages_at, plot_sweep, sweep_axes
 from seqadv.eval.seeds import aggregate_sweeps, mean_std, script_of, sweep_statistic, train_or_resume
-from seqadv.eval.sweep import corpus_of, load_generators, model_names, run_sweep, scored_samples, settings_from_args
+from seqadv.eval.sweep import (SweepSettings, corpus_of, load_generators, model_names, run_sweep, scored_samples,
+                               settings_from_args)
 from seqadv.runtime.checkpoint import write_text_atomic
 from seqadv.runtime.cli import parse_config
 
@@ -98,13 +99,14 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
     target = results / name / f"seed-{seed}.json"
     if target.is_file():
         record = json.loads(target.read_text())
-        if "texygen_protocol" not in record and (run_dir(runs, seed, name) / "results.json").is_file():
-            # a JSON written before Texygen's count was kept: add it from the run's models
-            models = model_files(run_dir(runs, seed, name), name, "--init-from" in record["command"])
-            record["texygen_protocol"] = texygen_protocol(models, seed, texygen_samples)
-            write_text_atomic(target, json.dumps(record, indent=2))
-        if name == REFERENCE and "texygen_curve" not in record and (run_dir(runs, seed, name) / "results.json").is_file():
-            record["texygen_curve"] = texygen_curve(model_files(run_dir(runs, seed, name), name), seed, texygen_samples)
+        missing = "texygen_protocol" not in record or (name == REFERENCE and "texygen_curve" not in record)
+        if missing and (run_dir(runs, seed, name) / "results.json").is_file():
+            # a JSON written before Texygen's counts were kept: add them from the run's models
+            loaded = load_models(model_files(run_dir(runs, seed, name), name, "--init-from" in record["command"]))
+            if "texygen_protocol" not in record:
+                record["texygen_protocol"] = texygen_protocol(loaded, name, seed, texygen_samples)
+            if name == REFERENCE and "texygen_curve" not in record:
+                record["texygen_curve"] = texygen_curve(loaded, seed, texygen_samples)
             write_text_atomic(target, json.dumps(record, indent=2))
         return target
     v = FAMILY[name]
@@ -130,15 +132,16 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
     if not (eval_dir / "eval.json").is_file():
         run_sweep(settings_from_args(sweep_argv), say)
     swept = json.loads((eval_dir / "eval.json").read_text())
-    samples = write_samples(models, settings_from_args(sweep_argv), results / name / "samples", seed)
+    loaded = load_models(models)
+    samples = write_samples(loaded, settings_from_args(sweep_argv), results / name / "samples", seed)
     record = {"corpus": CORPUS, "seed": seed, "variant": name, "recipe": v.recipe, "command": command,
               "evaluate": f"python scripts/evaluate.py {' '.join(sweep_argv)}",
               "train": {k: trained[k] for k in ("models", "generator_updates", "timings") if k in trained},
               "sweep": {f"{name}/{model}": curve for model, curve in swept["models"].items()},
               "samples": {f"{name}/{model}": str(path) for model, path in samples.items()},
-              "texygen_protocol": texygen_protocol(models, seed, texygen_samples)}
+              "texygen_protocol": texygen_protocol(loaded, name, seed, texygen_samples)}
     if name == REFERENCE:
-        record["texygen_curve"] = texygen_curve(models, seed, texygen_samples)
+        record["texygen_curve"] = texygen_curve(loaded, seed, texygen_samples)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, json.dumps(record, indent=2))
     say(f"wrote {target}")
@@ -153,43 +156,49 @@ def model_files(out: Path, name: str, started_from_another: bool = False) -> lis
         [out / f for f in recipe(FAMILY[name].recipe).sweep_files]
 
 
-def texygen_protocol(models: list[Path], seed: int, samples: int = 10000, temperature: float = 1.0) -> dict:
-    """Each model at `temperature` counted as Texygen's COCO table was (`texygen_counts`), on
-    `samples` samples drawn from `seed` + 1 (not the sweep's 2,000): {"<variant>/<model>": counts}."""
-    settings = settings_from_args([*map(str, models), "--samples", str(samples), "--seed", str(seed + 1)])
-    meta, generators = load_generators(models, resolve_device(settings.device))
-    data = corpus_of(meta, settings.data_dir)
+def load_models(models: list[Path]) -> tuple[list[tuple[str, object]], object]:
+    """The models' generators, by their sweep names, and their corpus: loaded once for the
+    samples and Texygen's counts (evaluate.py's default device and data directory)."""
+    meta, generators = load_generators(models, resolve_device(SweepSettings.device))
+    return list(zip(model_names(models), generators)), corpus_of(meta, None)
+
+
+def texygen_protocol(loaded: tuple, variant: str, seed: int, samples: int = 10000, temperature: float = 1.0) -> dict:
+    """Each model (`load_models`) at `temperature` counted as Texygen's COCO table was
+    (`texygen_counts`), on `samples` samples drawn from `seed` + 1 (not the sweep's 2,000):
+    {"<variant>/<model>": counts}."""
+    generators, data = loaded
+    settings = SweepSettings(samples=samples, seed=seed + 1)
     references = data.references()
-    variant = models[0].parent.name
     return {f"{variant}/{model}": texygen_counts([data.tokens(r) for r in
                                                   scored_samples(g, data, temperature, settings).cpu()], references)
-            for model, g in zip(model_names(models), generators)}
+            for model, g in generators}
 
 
 # MLE-best's temperature curve counted Texygen's way: a published point can then be read against it
 TEXYGEN_CURVE_TEMPERATURES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 
 
-def texygen_curve(models: list[Path], seed: int, samples: int = 10000) -> list[dict]:
-    """MLE-best's curve over `TEXYGEN_CURVE_TEMPERATURES`, each point counted as Texygen counted
-    (10,000 samples): [{"temperature", "bleu2".."bleu5", "self_bleu2".."self_bleu5"}]."""
+def texygen_curve(loaded: tuple, seed: int, samples: int = 10000) -> list[dict]:
+    """MLE-best's curve (`load_models` of its one model) over `TEXYGEN_CURVE_TEMPERATURES`, each
+    point counted as Texygen counted (10,000 samples): [{"temperature", "bleu2".."bleu5",
+    "self_bleu2".."self_bleu5"}]."""
     curve = []
     for t in TEXYGEN_CURVE_TEMPERATURES:
-        counts = next(iter(texygen_protocol(models, seed, samples, t).values()))
+        counts = next(iter(texygen_protocol(loaded, REFERENCE, seed, samples, t).values()))
         curve.append({"temperature": t, **{f"bleu{n}": counts["bleu"][n - 2] for n in range(2, 6)},
                       **{f"self_bleu{n}": counts["self_bleu"][n - 2] for n in range(2, 6)}})
     return curve
 
 
-def write_samples(models: list[Path], settings, out: Path, seed: int) -> dict[str, Path]:
-    """Each model's samples at T = 1, the very ones the sweep scored (`scored_samples`), one
-    text a line, gzip-compressed (a fixed mtime: the same samples give the same bytes)."""
-    device = resolve_device(settings.device)
-    meta, generators = load_generators(models, device)
-    data = corpus_of(meta, settings.data_dir)
+def write_samples(loaded: tuple, settings, out: Path, seed: int) -> dict[str, Path]:
+    """Each model's (`load_models`) samples at T = 1, the very ones the sweep scored
+    (`scored_samples`), one text a line, gzip-compressed (a fixed mtime: the same samples give
+    the same bytes)."""
+    generators, data = loaded
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    for model, g in zip(model_names(models), generators):
+    for model, g in generators:
         rows = scored_samples(g, data, 1.0, settings).cpu()
         text = "".join(data.text(row) + "\n" for row in rows)
         path = out / f"seed-{seed}-{model}.txt.gz"
@@ -397,12 +406,19 @@ def texygen_counts(samples: list, references: list) -> dict:
             "self_bleu": [self_bleu(samples, n) for n in range(2, 6)], "samples": len(samples)}
 
 
+@functools.lru_cache(maxsize=1)
+def family_corpus():
+    """The coco-texygen corpus, loaded once for the report (the training captions' row and the
+    references that published protocols count against)."""
+    return load_corpus(CORPUS)
+
+
 @functools.lru_cache(maxsize=2)
 def real_text_scores(count: int = 2000, seed: int = 2017) -> dict:
     """`count` training captions (a seeded draw) scored as a model's samples are (BLEU-2..5
     against the test captions, Self-BLEU-2..5 among themselves), and all 10,000 counted as
     Texygen counted (`texygen_counts`): what real text gets on this protocol."""
-    data = load_corpus(CORPUS)
+    data = family_corpus()
     every = [data.tokens(row) for row in data.train]
     samples = [every[i] for i in random.Random(seed).sample(range(len(every)), count)]
     references = data.references()
@@ -470,7 +486,7 @@ def published_lines(results: Path, records: dict, real: dict, say: Say) -> dict:
                                 "self_bleu": [v[f"self_bleu{n}"]["mean"] for n in range(2, 6) if f"self_bleu{n}" in v]}
                 text += f"   ours {joined(line['ours']['bleu'])} | {joined(line['ours']['self_bleu'])}"
                 if references is None:
-                    references = load_corpus(CORPUS).references()
+                    references = family_corpus().references()
                 theirs = on_their_protocol(results, records, entry["protocol_key"], name, model, references)
                 line["ours_on_their_protocol"] = theirs
                 if theirs is not None:

@@ -299,9 +299,10 @@ def _measure(paths: list[Path], settings: SweepSettings, device: torch.device, s
     data = corpus_of(meta, settings.data_dir)
     if data.oracle is not None:
         data.oracle.to(device)
-    bleu = None if data.oracle is not None else BLEU(data.references(), max_n=settings.max_n)
+    references = None if data.oracle is not None else data.references()
+    bleu = None if references is None else BLEU(references, max_n=settings.max_n)
     train_tokens = {tuple(data.tokens(s)) for s in data.train}
-    say(f"corpus {data.name}: {len(data.references())} test sequences as references; {settings.samples} samples per model "
+    say(f"corpus {data.name}: {len(data.test) if references is None else len(references)} test sequences as references; {settings.samples} samples per model "
         f"and temperature (seed {settings.seed})"
         + (f"; Self-BLEU on a seeded subsample of {settings.self_bleu_samples}"
            if settings.samples > settings.self_bleu_samples else ""))
