@@ -10,7 +10,13 @@ REPO = Path(__file__).resolve().parents[1]
 if "SEQADV_DATA_DIR" not in os.environ and (REPO.parent / "shared").is_dir():
     os.environ["SEQADV_DATA_DIR"] = str(REPO.parent / "shared")
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2`: a test process per core, each one thread, and so the scripts it runs (two
+    # processes each spinning two OpenMP threads on two cores slow each other many times over)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 @pytest.fixture

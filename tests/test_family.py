@@ -128,8 +128,14 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
             "seqgan/mle": curve([(0.8, 0.30, 0.40), (1.0, 0.22, 0.30), (1.2, 0.10, 0.10)]),
             "seqgan/seqgan": curve([(0.8, 0.26, 0.45), (1.0, 0.25 - gap, 0.325), (1.2, 0.15, 0.20)])})
     write(results, "cot", 88, {"cot/mle": curve(mle), "cot/cot": curve([(1.0, 0.22, 0.25)])})
+    # the oracle benchmark's table is printed beside: one SeqGAN seed, 0.2 below its MLE in NLL-oracle
+    oracle = tmp_path / "oracle"
+    (oracle / "seqgan").mkdir(parents=True)
+    (oracle / "seqgan" / "seed-88.json").write_text(json.dumps({"models": {
+        "pretrained": {"nll_oracle": 9.0, "nll_test": 7.8}, "mle": {"nll_oracle": 8.9, "nll_test": 7.7},
+        "seqgan": {"nll_oracle": 8.7, "nll_test": 7.9}}}))
     lines = []
-    family.report(results, say=lines.append)  # compare_recipes.py --corpus coco-texygen --report
+    family.report(results, say=lines.append, oracle=oracle)  # compare_recipes.py --corpus coco-texygen --report
     stdout = "".join(line + "\n" for line in lines)
     summary = json.loads((results / "summary.json").read_text())
     seqgan = summary["matched_diversity"]["seqgan"]["bleu"]
@@ -155,6 +161,9 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     assert gaps[0] is None
     torch.testing.assert_close(gaps[2], 0.294 - 0.2675)
     torch.testing.assert_close(summary["wall_time_s"]["mle_best"]["mean"], 189.0)
+    row = summary["oracle_table"][2].split()
+    assert row[:7] == ["SeqGAN", "1", "9.000", "8.900", "8.700", "-0.200", "0.200"] and row[7] == "8.736"
+    assert summary["oracle_table"][2] in stdout.split("the family on the SeqGAN paper's oracle")[1]
 
 
 def test_a_family_report_without_runs_is_one_line(tmp_path):

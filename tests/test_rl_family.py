@@ -228,12 +228,8 @@ def test_the_rankers_rounds_make_it_rank_real_text_above_generated(toy, tmp_path
 
 
 def test_the_oracle_table_is_mean_and_std_over_seeds_with_the_paired_difference(tmp_path):
-    import importlib.util
-    from pathlib import Path
+    from seqadv.eval import oracle_family
 
-    spec = importlib.util.spec_from_file_location("oracle_table", Path(__file__).parents[1] / "scripts" / "oracle_table.py")
-    oracle_table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(oracle_table)
     for seed, (pre, mle, gan) in zip((88, 89), [(9.0, 8.9, 8.7), (9.2, 9.1, 8.7)]):
         result = {"recipe": "rankgan", "models": {"pretrained": {"nll_oracle": pre},
                                                   "mle": {"nll_oracle": mle, "nll_test": 7.0},
@@ -242,31 +238,31 @@ def test_the_oracle_table_is_mean_and_std_over_seeds_with_the_paired_difference(
                              "init_from": f"runs/oracle/seqgan/seed-{seed}"}}
         (tmp_path / "rankgan").mkdir(exist_ok=True)
         (tmp_path / "rankgan" / f"seed-{seed}.json").write_text(json.dumps(result))
-    header, row = oracle_table.table(tmp_path)
+    header, row = oracle_family.table(tmp_path)
     # pretrained 9.1 ± 0.141, MLE 9.0 ± 0.141, RankGAN 8.7 ± 0, RankGAN - MLE: -0.2, -0.4 -> -0.3 ± 0.141;
     # NLL-test, RankGAN - MLE: 0, 1 -> 0.5 ± 0.707
     assert row.split()[:17] == ["RankGAN", "2", "9.100", "±", "0.141", "9.000", "±", "0.141", "8.700", "±", "0.000",
                                 "-0.300", "±", "0.141", "0.500", "±", "0.707"]
     assert "8.247" in row
-    assert oracle_table.command(result) == ("python scripts/train_rankgan.py --corpus oracle --oracle paper --seed 89 "
+    assert oracle_family.command(result) == ("python scripts/train_rankgan.py --corpus oracle --oracle paper --seed 89 "
                                             "--out runs/oracle/rankgan/seed-89 --init-from runs/oracle/seqgan/seed-89")
     # what is left: every other (recipe, seed), each as the command that --collect would record, and the paper seed
-    todo = oracle_table.todo(tmp_path)
+    todo = oracle_family.todo(tmp_path)
     seed_90 = {**result, "config": {k: str(v).replace("89", "90") if k != "seed" else 90 for k, v in result["config"].items()}}
-    assert [line for line in todo if "rankgan" in line] == [oracle_table.command(seed_90)]
-    assert len(todo) == len(oracle_table.ORDER) * 3 - 2 + 1 and todo[0].startswith("python scripts/train_seqgan.py")
+    assert [line for line in todo if "rankgan" in line] == [oracle_family.command(seed_90)]
+    assert len(todo) == len(oracle_family.ORDER) * 3 - 2 + 1 and todo[0].startswith("python scripts/train_seqgan.py")
     # RelGAN's seeds run from scratch with its paper's oracle beta_max, and --collect records it
     relgan = {"recipe": "relgan", "config": {"oracle": "paper", "seed": 88, "preset": "cpu", "beta_max": 1.0,
                                              "out": "runs/oracle/relgan/seed-88", "init_from": None}}
-    assert oracle_table.command(relgan) in todo and oracle_table.command(relgan).endswith(" --beta-max 1")
+    assert oracle_family.command(relgan) in todo and oracle_family.command(relgan).endswith(" --beta-max 1")
     assert todo[-1].endswith("--preset paper --seed 88 --out runs/oracle/seqgan-paper/seed-88")
     # a recipe whose pretrained G is not SeqGAN's of the seed is named under the table; a shared one is not
-    assert oracle_table.unpaired(tmp_path) == []
+    assert oracle_family.unpaired(tmp_path) == []
     for seed, pre in ((88, 9.0), (89, 9.25)):
         seqgan = {"recipe": "seqgan", "models": {"pretrained": {"nll_oracle": pre}}}
         (tmp_path / "seqgan").mkdir(exist_ok=True)
         (tmp_path / "seqgan" / f"seed-{seed}.json").write_text(json.dumps(seqgan))
-    assert oracle_table.unpaired(tmp_path) == ["RankGAN: seed 89 started from a pretrained G other than SeqGAN's "
+    assert oracle_family.unpaired(tmp_path) == ["RankGAN: seed 89 started from a pretrained G other than SeqGAN's "
                                                "of the seed (their pretrained NLLs differ)"]
 
 

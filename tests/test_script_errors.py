@@ -6,6 +6,7 @@ error is found before the first step), and a few run the script as a user does.
 """
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +244,13 @@ def test_as_a_user_runs_it(tmp_path, name, argv, fragment):
 def test_debug_shows_the_traceback(capsys):
     with pytest.raises(ValueError):
         script("history").main(["nowhere/run", "--debug"])
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_script_quietly():
+    """`oracle_table.py | head -1`: the pipe closes under the script; no traceback, exit 141 as a shell tool."""
+    read, write = os.pipe()
+    os.close(read)  # closed before the script writes: its first print meets a closed pipe
+    done = subprocess.run([sys.executable, str(SCRIPTS / "oracle_table.py")], stdout=write, stderr=subprocess.PIPE,
+                          text=True, timeout=120)
+    os.close(write)
+    assert done.returncode == 141 and done.stderr == "", done.stderr[-3000:]

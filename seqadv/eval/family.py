@@ -36,6 +36,7 @@ from seqadv.core.registry import recipe
 from seqadv.data.dataset import load_corpus
 from seqadv.eval.compare import SWEEP_ARGS, lm_noise_of, seed_advantages
 from seqadv.eval.metrics import BLEU, LM_STEPS, self_bleu
+from seqadv.eval import oracle_family
 from seqadv.eval.published import NOT_FOUND, OURS, PUBLISHED
 from seqadv.eval.report import LM_AXES, advantages_at, plot_sweep, sweep_axes
 from seqadv.eval.seeds import aggregate_sweeps, mean_std, script_of, sweep_statistic, train_or_resume
@@ -326,10 +327,12 @@ def t1_values(name: str, records: dict, model: Optional[str] = None) -> dict:
     return {k: mean_std([p[k] for p in points]) for k in keys}
 
 
-def report(results: Path, say: Say = print) -> dict:
+def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> dict:
     """Every committed (variant, seed): the family at T = 1 beside the published figures, each GAN
     against the three MLE curves at matched diversity on both planes with a verdict, the wall
-    times; writes <results>/summary.json and the figure <results>/../coco-texygen.png."""
+    times, and the family's table on the SeqGAN oracle (`oracle`, by default
+    <results>/../../oracle); writes <results>/summary.json and the figure
+    <results>/../coco-texygen.png."""
     records = load_records(results)
     if not records:
         raise ValueError(f"{results}: no <variant>/seed-*.json yet (run --seed first)")
@@ -385,14 +388,28 @@ def report(results: Path, say: Say = print) -> dict:
             say(f"  {name:<18}{walls[name]['mean']:>8.0f} s ({len(times)} seed(s))")
 
     published = published_lines(results, records, real, say)
+    oracle_rows = oracle_lines(results.parent.parent / "oracle" if oracle is None else oracle, say)
     figure = results.parent / f"{CORPUS}.png"
     draw(records, gans, figure, real)
     say(f"wrote {figure}")
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
                "lm_noise": noise, "wall_time_s": walls, "published": published,
-               "not_found": NOT_FOUND}
+               "not_found": NOT_FOUND, "oracle_table": oracle_rows}
     write_text_atomic(results / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def oracle_lines(root: Path, say: Say) -> list[str]:
+    """The family on the SeqGAN paper's oracle (the previous benchmark), printed beside this one."""
+    lines = oracle_family.table(root) if root.is_dir() else []
+    say(f"\nthe family on the SeqGAN paper's oracle beside it (python scripts/oracle_table.py, from {root}):")
+    if len(lines) < 2:
+        say("  no committed oracle seeds")
+        return []
+    lines = [oracle_family.HEADER] + lines + oracle_family.unpaired(root)
+    for line in lines:
+        say(line)
+    return lines
 
 
 def texygen_counts(samples: list, references: list) -> dict:

@@ -171,8 +171,9 @@ def one_line(text: str) -> str:
 def guarded(prog: str, body: Callable[[], object], argv: Optional[list[str]] = None) -> int:
     """Run a script's body; bad input (DataError, CheckpointError, ValueError, an OSError
     on a file: one that cannot be read or written) is one line on stderr and exit code 2,
-    a NaN/inf exit code 3, a stop at a checkpoint or Ctrl-C 130. `--debug` shows the
-    traceback instead. Under torchrun rank 0 alone says it."""
+    a NaN/inf exit code 3, a stop at a checkpoint or Ctrl-C 130, a reader that closed the
+    pipe (`| head`) 141, silently, as a shell tool. `--debug` shows the traceback instead.
+    Under torchrun rank 0 alone says it."""
     from seqadv.core.errors import DataError, Interrupted, NumericalError
     from seqadv.runtime.checkpoint import CheckpointError
 
@@ -181,6 +182,12 @@ def guarded(prog: str, body: Callable[[], object], argv: Optional[list[str]] = N
     say = lambda line: quiet or print(f"{prog}: {one_line(line)}", file=sys.stderr)  # noqa: E731
     try:
         body()
+    except BrokenPipeError:
+        if debug:
+            raise
+        # Python flushes stdout again at exit, into the closed pipe: point it at nothing first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (DataError, CheckpointError, ValueError, NumericalError) as exc:
         if debug:
             raise
