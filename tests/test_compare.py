@@ -53,10 +53,13 @@ def test_the_report_averages_the_seeds_and_says_who_wins_at_matched_diversity(tm
     assert list(along) == ["1.0", "1.2"]
     torch.testing.assert_close([along[t][k] for t in along for k in ("low", "high")], [-0.11] * 4)
     assert "-0.1100 ± 0.0141" in done.stdout and "-0.1100 -0.1100 (2)" in done.stdout
-    # the LM plane on the cooling branch (T <= 1): the GAN at T=1 (reverse-LM 6.0, LM 4.6) against MLE's 4.0
+    # the LM plane: the GAN at T=1 (reverse-LM 6.0, LM 4.6) against MLE's 4.0
     lm = summary["advantage_at_matched_diversity"]["lm_score"]["gan"]["mle"]
     torch.testing.assert_close([lm["at_t1"]["low"], lm["along_curve"]["1.0"]["low"]], [-0.6, -0.6])
-    assert list(lm["along_curve"]) == ["1.0"] and advantage["outside"] == {} and lm["outside"] == {}
+    # both curves' T=1.2 cover more than their T=1 (no fold), so the GAN's T=1.2 (reverse-LM 5.8, LM 5.1)
+    # counts along its curve, against MLE's 4.0 + 0.2 / 0.5 * 0.5 = 4.2 there
+    assert list(lm["along_curve"]) == ["1.0", "1.2"] and advantage["outside"] == {} and lm["outside"] == {}
+    torch.testing.assert_close(lm["along_curve"]["1.2"]["low"], -0.9)
     assert "lm_score" in done.stdout and (results / "poems.png").is_file()
     # the same report from Python: the same lines, and the summary it writes
     lines = []

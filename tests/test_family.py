@@ -83,6 +83,8 @@ def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
     their_way = family.on_their_protocol(results, family.load_records(results), "relgan", "seqgan", "seqgan/seqgan",
                                          references)
     torch.testing.assert_close(their_way["bleu"], [every.score(samples[:200], n) for n in (2, 3, 4, 5)])
+    # the T = 1 table's length is the committed samples' mean number of tokens
+    assert summary["at_t1"]["seqgan/seqgan"]["length"]["mean"] == pytest.approx(sum(map(len, samples)) / len(samples))
     # done is done: a second call trains and writes nothing
     stamp = (results / "seqgan" / "seed-88.json").stat().st_mtime_ns
     again = []
@@ -142,13 +144,22 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     best = seqgan["best"]["advantage"]
     torch.testing.assert_close([best["seeds"][s]["advantages"][0] for s in ("88", "89", "90")], [-0.05, -0.03, -0.04])
     torch.testing.assert_close([best["low"], best["std"]], [-0.04, 0.01])
-    # mean -0.04 against a standard error of 0.01 / sqrt(3): below the curve, by 6.9 of them
-    assert seqgan["best"]["verdict"] == f"below, by {0.04 / (0.01 / math.sqrt(3)):.1f} s.e."
+    # mean -0.04 against a standard error of 0.01 / sqrt(3): below the curve, by 6.9 of them, past
+    # Student's t at 95% for 3 seeds (4.30)
+    assert seqgan["best"]["verdict"] == f"below, by {0.04 / (0.01 / math.sqrt(3)):.1f} s.e. (95%: 4.30)"
     # its own equal-budget MLE: 0.30 + (0.325 - 0.40) / (0.30 - 0.40) * (0.22 - 0.30) = 0.24 at Self-BLEU-4 0.325
     torch.testing.assert_close(seqgan["equal"]["advantage"]["low"], 0.25 - 0.04 - 0.24)
     # the pretrained G passes 0.325 at 0.15 + 0.25 * 0.06 = 0.165: SeqGAN is above it by 0.045 ± 0.01
     torch.testing.assert_close(seqgan["start"]["advantage"]["low"], 0.045)
-    assert seqgan["start"]["verdict"] == f"above, by {0.045 / (0.01 / math.sqrt(3)):.1f} s.e."
+    assert seqgan["start"]["verdict"] == f"above, by {0.045 / (0.01 / math.sqrt(3)):.1f} s.e. (95%: 4.30)"
+    # a mean 3.5 standard errors above 0 over 3 seeds is on the curve: Student's t, not 2 s.e.
+    three = {"seeds": {"88": {}, "89": {}, "90": {}}, "ambiguous_seeds": 0, "outside": {}, "std": 0.01}
+    assert family.verdict({**three, "low": 0.02, "high": 0.02}) == "on, within 3.5 s.e. (95%: 4.30)"
+    assert family.verdict({**three, "low": 0.02, "high": 0.02, "std": 0.0}) == "above, by inf s.e. (95%: 4.30)"
+    # one seed states no verdict; in the LM plane it states what measurement noise alone gives
+    one = {"seeds": {"88": {}}, "ambiguous_seeds": [], "outside": {}, "std": 0.0, "low": 0.3, "high": 0.3}
+    assert family.verdict(one) == "1 seed: no noise stated"
+    assert family.verdict({**one, "noise": 0.349}) == "1 seed, noise ±0.349"
     cot = summary["matched_diversity"]["cot"]["bleu"]
     assert cot["equal"]["verdict"] == "1 seed: no noise stated" and cot["start"]["advantage"] is None
     # Texygen's published SeqGAN beside ours at T = 1 (each BLEU-n here 0.25 - gap, mean 0.21; Self-BLEU 0.325)

@@ -104,11 +104,12 @@ def test_matched_diversity_in_the_lm_plane_prefers_the_lower_lm_score_on_the_coo
 def test_advantages_along_a_curve_use_the_cooling_branch_of_both_curves_and_only_points_inside_the_reference():
     # b's curve on T <= 1 runs from (reverse 2.0, LM 5.0) to (4.0, 4.0). a's points: T=0.8 at reverse 5.0 lies
     # outside it; T=0.9 at 3.5 against 4.25 (a's 3.5: 0.75 better); T=1 at 3.0 against 4.5 (a's 4.0: 0.5
-    # better); T=1.3 is past the fold and left out even though its reverse-LM score lies inside b's
+    # better); T=1.3 is past the fold (worse on both axes than a's T=1) and left out even though its
+    # reverse-LM score lies inside b's
     curves = {"a": [{"temperature": 0.8, "lm_score": 3.0, "reverse_lm_score": 5.0},
                     {"temperature": 0.9, "lm_score": 3.5, "reverse_lm_score": 3.5},
                     {"temperature": 1.0, "lm_score": 4.0, "reverse_lm_score": 3.0},
-                    {"temperature": 1.3, "lm_score": 9.0, "reverse_lm_score": 2.5}],
+                    {"temperature": 1.3, "lm_score": 9.0, "reverse_lm_score": 3.2}],
               "b": [{"temperature": 0.8, "lm_score": 4.0, "reverse_lm_score": 4.0},
                     {"temperature": 1.0, "lm_score": 5.0, "reverse_lm_score": 2.0},
                     {"temperature": 1.3, "lm_score": 9.0, "reverse_lm_score": 3.5}]}
@@ -118,6 +119,24 @@ def test_advantages_along_a_curve_use_the_cooling_branch_of_both_curves_and_only
     # the other way round: b at T=1 (reverse 2.0) lies outside a's branch (3.0 to 5.0); b at 0.8 (4.0) against
     # a's 3.5 - 0.5 / 3 there (between its T=0.9 and T=0.8 points): b is 2/3 worse
     torch.testing.assert_close(curve_advantages(curves["b"], curves["a"], "reverse_lm_score", "lm_score"), {0.8: [-2 / 3]})
+
+
+def test_a_curve_that_does_not_fold_keeps_its_hot_branch_and_stops_at_the_fold():
+    # MLE's T=1.2 covers more than its T=1 (reverse 4.2 against 4.3) at a worse LM score: part of the
+    # trade-off, as on coco-texygen. A GAN at reverse 4.28 lies between them: MLE's curve there is
+    # 3.6 + 0.2 * (4.0 - 3.6) = 3.68, the GAN's 3.46 is 0.22 better. On the cooling branch alone it
+    # would lie outside the curve. T=1.4 is worse on both axes than T=1: the fold, left out with what
+    # follows it (between T=1.4 and 1.6 the curve would pass 4.28 again).
+    mle = [{"temperature": 0.8, "lm_score": 3.0, "reverse_lm_score": 4.8},
+           {"temperature": 1.0, "lm_score": 3.6, "reverse_lm_score": 4.3},
+           {"temperature": 1.2, "lm_score": 4.0, "reverse_lm_score": 4.2},
+           {"temperature": 1.4, "lm_score": 5.0, "reverse_lm_score": 4.4},
+           {"temperature": 1.6, "lm_score": 6.0, "reverse_lm_score": 4.1}]
+    gan = {"temperature": 1.0, "lm_score": 3.46, "reverse_lm_score": 4.28}
+    found = advantages_at(gan, mle, "reverse_lm_score", "lm_score")
+    assert len(found) == 1
+    torch.testing.assert_close(found[0][0], 3.68 - 3.46)
+    assert advantages_at(gan, mle[:2] + mle[3:], "reverse_lm_score", "lm_score") == []  # T=1.4 onwards: folded
 
 
 def test_a_point_outside_a_curve_is_dominated_only_by_points_no_worse_on_both_axes():

@@ -273,9 +273,11 @@ ROLES = {"best": "MLE at its best validation NLL", "equal": "its own MLE of equa
          "start": "the pretrained G it started from"}
 
 
-def advantage(name: str, role: str, records: dict, x_key: str, y_key: str) -> Optional[dict]:
+def advantage(name: str, role: str, records: dict, x_key: str, y_key: str,
+              noise: Optional[dict] = None) -> Optional[dict]:
     """The GAN's advantage at T = 1 over one MLE curve at matched diversity, over the seeds that
-    have both (`compare.seed_advantages`, whose "at_t1" this returns with "seeds_total")."""
+    have both (`compare.seed_advantages`, whose "at_t1" this returns with "seeds_total"; with
+    `noise`, one point's measurement noise, also the std that noise alone gives the mean)."""
     sweeps = {}
     for seed in records[name]:
         refs = references_of(name, seed, records)
@@ -283,14 +285,20 @@ def advantage(name: str, role: str, records: dict, x_key: str, y_key: str) -> Op
             sweeps[seed] = {"gan": records[name][seed]["sweep"][gan_model(name)], "mle": refs[role][1]}
     if not sweeps:
         return None
-    table = seed_advantages(sweeps, ["gan"], ["mle"], x_key, y_key)["gan"]["mle"]
+    table = seed_advantages(sweeps, ["gan"], ["mle"], x_key, y_key, noise)["gan"]["mle"]
     return {**(table["at_t1"] or {}), "outside": table["outside"], "seeds_total": len(sweeps)}
 
 
+# two-sided 95% quantiles of Student's t by degrees of freedom (seeds - 1): with 3 seeds a mean
+# must lie 4.30 standard errors from 0, not 2, to be told from it
+T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
 def verdict(adv: Optional[dict]) -> str:
-    """Above, on or below the MLE curve: the mean advantage against twice its standard error over
-    seeds (its std / sqrt(seeds)); one seed states no noise, so no verdict; "ambiguous" where a
-    seed's MLE curve passes the GAN's diversity more than once and the crossings disagree."""
+    """Above, on or below the MLE curve: the mean advantage over the seeds whose diversity lies
+    inside the curve, in standard errors (its std / sqrt(seeds)), against Student's t at 95%
+    for that many seeds; one seed states no noise, so no verdict; "ambiguous" where a seed's
+    MLE curve passes the GAN's diversity more than once and the crossings disagree in sign."""
     if adv is None or "seeds" not in adv:
         if adv is not None and adv["outside"]:
             beaten = sum(1 for temperatures in adv["outside"].values() if temperatures)
@@ -301,13 +309,15 @@ def verdict(adv: Optional[dict]) -> str:
         return "ambiguous"
     mean = (adv["low"] + adv["high"]) / 2
     if k < 2:
+        if math.isfinite(adv.get("noise", math.inf)):  # the LM plane: one point's noise, through the curve's slope
+            return f"1 seed, noise ±{adv['noise']:.3f}"
         return "1 seed: no noise stated"
     se = adv["std"] / math.sqrt(k)
-    if mean - 2 * se > 0:
-        return f"above, by {mean / se:.1f} s.e."
-    if mean + 2 * se < 0:
-        return f"below, by {-mean / se:.1f} s.e."
-    return "on (within 2 s.e.)"
+    t = math.copysign(math.inf, mean) if se == 0 else mean / se
+    needed = T_95.get(k - 1, 1.96)
+    if abs(t) > needed:
+        return f"{'above' if t > 0 else 'below'}, by {abs(t):.1f} s.e. (95%: {needed:.2f})"
+    return f"on, within {abs(t):.1f} s.e. (95%: {needed:.2f})"
 
 
 def cell(adv: Optional[dict]) -> str:
@@ -339,17 +349,25 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
     gans = [n for n in FAMILY if n != REFERENCE and n in records]
     say(f"{CORPUS}: the published COCO protocol (all 10,000 training captions; Texygen's 10,000 test captions as "
         f"BLEU's references); 2,000 samples a model and temperature")
-    say("seeds per variant: " + ", ".join(f"{n} {sorted(records[n])}" for n in records))
+    say("seeds per variant: " + ", ".join(f"{n} {sorted(records[n])}" for n in records)
+        + "".join(f"; not run yet: {', '.join(missing)}" for missing in [[n for n in FAMILY if n not in records]]
+                  if missing))
 
     say("\nat T = 1, mean ± std over seeds (NLL-test on the 6,815 test captions in the vocabulary)")
     shown = ("nll_test", "bleu2", "bleu3", "bleu4", "bleu5", "self_bleu2", "self_bleu3", "self_bleu4", "self_bleu5",
-             "copied", "lm_score", "reverse_lm_score")  # copied: of the 2,000 samples, how many are training captions
+             "copied", "lm_score", "reverse_lm_score", "length")
+    # copied: of the 2,000 samples, how many are training captions; length: their mean number of tokens
+    # (from the committed samples; BLEU's brevity penalty and Self-BLEU both move with it)
     say(f"{'model':<26}" + "".join(f"{k.replace('self_bleu', 'sbleu').replace('reverse_lm_score', 'rev_lm'):>16}"
                                    for k in shown))
     rows = {}
     for name in records:
         for model in [gan_model(name)] if name != REFERENCE else [f"{REFERENCE}/mle_best"]:
             values = t1_values(name, records, model)
+            lengths = [statistics.fmean(map(len, texts)) for seed in records[name]
+                       if (texts := samples_of(results, model, seed))]
+            if lengths:
+                values["length"] = mean_std(lengths)
             rows[model] = values
             say(f"{model:<26}" + "".join(f"{values[k]['mean']:>9.3f} ±{values[k]['std']:.3f}" if k in values
                                          else f"{'-':>16}" for k in shown))
@@ -357,19 +375,23 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
     say(f"{'training captions':<26}" + "".join(f"{real[k]:>16.3f}" if k in real else f"{'-':>16}" for k in shown)
         + "   (2,000 of them, drawn with seed 2017, scored as a model's samples: what real text gets)")
 
+    noise = lm_noise_of(results, CORPUS, LM_STEPS)
     table = {}
     for plane, (x_key, y_key) in (("bleu", (X_BLEU, Y_BLEU)), ("lm", (X_LM, Y_LM))):
         say(f"\n{y_key} of each GAN at T = 1 minus the MLE curve's at the GAN's {x_key}, mean ± std over seeds "
             f"(seeds with both / seeds; positive: the GAN is better); a..b: crossings disagree; verdict: the mean "
-            f"against twice its standard error over seeds; outside in k/n: the GAN's {x_key} lies outside the "
-            f"curve in k of n seeds, dominated in m: a point of the curve is better on both axes in m of them")
+            f"in standard errors over the seeds inside the curve, against Student's t at 95%; outside in k/n: "
+            f"the GAN's {x_key} lies outside the curve in k of n seeds, dominated in m: a point of the curve is "
+            f"better on both axes in m of them" + ("; noise: the std that one point's measurement noise alone gives "
+                                                   "the advantage, through the MLE curve's slope" if plane == "lm"
+                                                   else ""))
         say(f"{'':<18}" + "".join(f"{'vs ' + ROLES[r]:>44}" for r in ROLES))
         for name in gans:
-            advs = {role: advantage(name, role, records, x_key, y_key) for role in ROLES}
+            advs = {role: advantage(name, role, records, x_key, y_key, noise if plane == "lm" else None)
+                    for role in ROLES}
             table.setdefault(name, {})[plane] = {role: {"advantage": a, "verdict": verdict(a)} for role, a in advs.items()}
             say(f"{name:<18}" + "".join(f"{cell(a) + '  ' + verdict(a):>44}" for a in advs.values()))
 
-    noise = lm_noise_of(results, CORPUS, LM_STEPS)
     if noise is None:
         say(f"the LM plane's measurement noise of one point: not measured on {CORPUS} (python scripts/lm_noise.py "
             f"<mle_best.pt> --steps {LM_STEPS} --repeats 4 --temperatures 1.0 --out "
@@ -377,6 +399,13 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
     else:
         say(f"the LM plane's measurement noise of one point: LM {noise['quality']:.4f}, reverse-LM "
             f"{noise['diversity']:.4f} ({noise['source']}); the seeds' spread above includes it")
+        chosen = json.loads(Path(noise["source"]).read_text()).get("chosen")
+        if chosen:
+            say(f"  each point here is scored by one language model (the sweep's default); the budget chosen "
+                f"for one comparison, '{chosen['budget']}', would give LM {chosen['lm_score']:.4f}, reverse-LM "
+                f"{chosen['reverse_lm_score']:.4f} at {chosen['cost']:g} times the LM plane's cost (about "
+                f"{(chosen['cost'] - 1) * chosen['seconds_per_point'] / chosen['cost'] * 10 / 60:.0f} more "
+                f"minutes for the 10 reverse-LM points of a GAN's variant and seed): not spent, since the verdicts rest on the seeds' spread")
 
     say("\nwall time of a seed on this machine (one thread, beside at most one other job), mean over seeds;"
         " runs started --init-from another variant's pretrained G do not count that pretraining")
@@ -441,6 +470,7 @@ def real_text_scores(count: int = 2000, seed: int = 2017) -> dict:
     references = data.references()
     bleu = BLEU(references, max_n=5)
     scores = {f"bleu{n}": bleu.score(samples, n) for n in range(2, 6)}
+    scores["length"] = statistics.fmean(map(len, samples))
     scores.update({f"self_bleu{n}": self_bleu(samples, n) for n in range(2, 6)})
     scores["texygen"] = texygen_counts(every, references)
     return scores
@@ -529,7 +559,8 @@ def published_against_mle(records: dict, say: Say) -> dict:
     say(f"\neach published Texygen point against our MLE-best's temperature curve counted their way "
         f"(T = {temperatures}, 10,000 samples each, mean over {len(curves)} "
         f"seed(s)): published BLEU-n minus our curve's at the published Self-BLEU-n, n = 2..5 "
-        f"(positive: the published model is better; -: outside our curve)")
+        f"(positive: the published model is better; -: outside our curve; a..b: our curve passes that "
+        f"Self-BLEU-n more than once, the range over its crossings)")
     found = {}
     for entry in PUBLISHED:
         if entry.get("protocol_key") != "texygen":
@@ -540,10 +571,11 @@ def published_against_mle(records: dict, say: Say) -> dict:
             gaps = []
             for n in range(2, 6):
                 point = {f"bleu{n}": figures["bleu"][n - 2], f"self_bleu{n}": figures["self_bleu"][n - 2]}
-                at = advantages_at(point, mean, f"self_bleu{n}", f"bleu{n}")
-                gaps.append(at[0][0] if len(at) == 1 else None)
+                at = [a for a, _ in advantages_at(point, mean, f"self_bleu{n}", f"bleu{n}")]
+                gaps.append(None if not at else at[0] if len(at) == 1 else [min(at), max(at)])
             found[row] = gaps
-            say(f"    {figures['label']:<16} " + "  ".join("-" if g is None else f"{g:+.3f}" for g in gaps))
+            say(f"    {figures['label']:<16} " + "  ".join(
+                "-" if g is None else f"{g[0]:+.3f}..{g[1]:+.3f}" if isinstance(g, list) else f"{g:+.3f}" for g in gaps))
     return found
 
 

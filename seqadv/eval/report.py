@@ -54,22 +54,39 @@ def _points(curve: list[dict], x_key: str, y_key: str) -> list[int]:
     return [i for i, m in enumerate(curve) if x_key in m and y_key in m]
 
 
-# In the LM plane the reverse-LM score is not monotonic in temperature: too cold covers
-# little of the data, and so does too hot (the curve folds back near T = 1). Cooling trades
-# coverage for quality on the branch T <= 1 only; past the fold a hotter point is worse on
-# both axes than T = 1 (every MLE curve in results/compare: T = 1.2 against T = 1), so a
-# crossing there would compare a point with one that the curve's own T = 1 dominates. Matched-diversity comparisons (crossings) therefore use that branch;
-# dominance, which needs no curve, and the plot use every point.
+# In the LM plane the reverse-LM score need not be monotonic in temperature: too cold covers
+# little of the data, and too hot can too (the curve folds back past some temperature near 1).
+# Cooling trades coverage for quality on the branch T <= 1. A hotter point belongs to the
+# trade-off while it covers more than T = 1 or scores better; from the first hotter point that
+# is worse on both axes than the curve's own T = 1 (the fold: poems' and coco's MLE curves at
+# T = 1.2), a crossing would compare a point with one that T = 1 dominates, so matched-diversity
+# comparisons (crossings) stop there. Where the curve does not fold (coco-texygen's MLE-best:
+# T = 1.2 covers more than T = 1), the hot points stay. Dominance, which needs no curve, and
+# the plot use every point.
 LM_BRANCH_MAX_TEMPERATURE = 1.0
 
 
 def _branch(curve: list[dict], x_key: str, y_key: str) -> list[int]:
     """The indices of the points a matched-diversity comparison uses: those with both
-    metrics and, in the LM plane, temperatures up to `LM_BRANCH_MAX_TEMPERATURE`."""
+    metrics and, in the LM plane, the temperatures up to `LM_BRANCH_MAX_TEMPERATURE` and the
+    hotter ones before the fold (the first that is worse on both axes than T = 1)."""
     kept = _points(curve, x_key, y_key)
-    if x_key == LM_AXES[0]:
-        kept = [i for i in kept if curve[i]["temperature"] <= LM_BRANCH_MAX_TEMPERATURE]
-    return kept
+    if x_key != LM_AXES[0]:
+        return kept
+    one = next((curve[i] for i in kept if curve[i]["temperature"] == LM_BRANCH_MAX_TEMPERATURE), None)
+    branch = [i for i in kept if curve[i]["temperature"] <= LM_BRANCH_MAX_TEMPERATURE]
+    if one is None:  # no point at T = 1 to tell a fold by: the cooling branch alone
+        return branch
+
+    def worse(key: str, a: float, b: float) -> bool:  # a no better than b
+        return a >= b if lower_is_better(key) else a <= b
+
+    for i in sorted((i for i in kept if curve[i]["temperature"] > LM_BRANCH_MAX_TEMPERATURE),
+                    key=lambda i: curve[i]["temperature"]):
+        if worse(x_key, curve[i][x_key], one[x_key]) and worse(y_key, curve[i][y_key], one[y_key]):
+            break
+        branch.append(i)
+    return branch
 
 
 @dataclass(frozen=True)
