@@ -61,8 +61,12 @@ PUBLISHED: list[dict] = [
 
 # what was looked for and not found, said beside the table rather than left out silently
 NOT_FOUND = {
-    "leakgan": "the LeakGAN paper's own COCO table could not be read here; its code (CR-Gjx/LeakGAN, Image "
-               "COCO/eval_bleu.py) scores 2,000 samples against 5,000 test captions without smoothing",
+    "leakgan": "the LeakGAN paper (Guo et al., AAAI 2018) measures COCO on a split of its own, 80,000 training "
+               "and 5,000 test captions drawn from COCO, not Texygen's files (as its text is quoted at "
+               "ri.k117.org); its BLEU-2 there is 0.950 (as listed at sotaverified.org), and the rest of its "
+               "table could not be read here; its code (CR-Gjx/LeakGAN, Image COCO/eval_bleu.py) scores 2,000 "
+               "samples against the 5,000 test captions without smoothing. Not comparable with this protocol: "
+               "eight times the training data",
     "dpgan": "DPGAN's paper has no COCO figures (reviews and dialogue)",
     "cot": "CoT's paper figures could not be read here",
     "scratchgan": "ScratchGAN's paper reports EMNLP 2017 News, not COCO",
