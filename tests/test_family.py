@@ -166,6 +166,7 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     assert ("SeqGAN           published 0.745/0.498/0.294/0.180 | 0.950/0.840/0.670/0.489   ours "
             "0.210/0.210/0.210/0.210 | 0.325/0.325/0.325/0.325\n") in stdout  # no samples: not counted their way
     assert (tmp_path / "coco-texygen.png").is_file()
+    assert (tmp_path / "coco-texygen-texygen-counts.png").is_file()  # ours and the published points, counted alike
     # Texygen's SeqGAN, BLEU-4 0.294 at Self-BLEU-4 0.670, against that curve: 0.25 + 0.07 / 0.20 * 0.05 = 0.2675
     # there; its Self-BLEU-2 0.950 lies outside the curve
     gaps = summary["published"]["against our MLE counted their way"]["seqgan"]

@@ -421,6 +421,9 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
     figure = results.parent / f"{CORPUS}.png"
     draw(records, gans, figure, real)
     say(f"wrote {figure}")
+    counted = results.parent / f"{CORPUS}-texygen-counts.png"
+    if draw_counted_their_way(records, gans, counted, real):
+        say(f"wrote {counted}")
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
                "lm_noise": noise, "wall_time_s": walls, "published": published,
                "not_found": NOT_FOUND, "oracle_table": oracle_rows}
@@ -577,6 +580,61 @@ def published_against_mle(records: dict, say: Say) -> dict:
             say(f"    {figures['label']:<16} " + "  ".join(
                 "-" if g is None else f"{g[0]:+.3f}..{g[1]:+.3f}" if isinstance(g, list) else f"{g:+.3f}" for g in gaps))
     return found
+
+
+def draw_counted_their_way(records: dict, gans: list[str], path: Path, real: dict) -> bool:
+    """BLEU-4 against Self-BLEU-4 as Texygen's table counted (10,000 texts each): MLE-best's
+    temperature curve (`texygen_curve`, mean over seeds), each GAN at T = 1 (its
+    `texygen_protocol`, mean over seeds) as a filled marker, Texygen's published point of the
+    same recipe as an open one of the same colour, and the training captions, so the published
+    table and our runs share one plane. False (nothing drawn) without MLE-best's counted curve."""
+    runs = [r["texygen_curve"] for r in records.get(REFERENCE, {}).values() if "texygen_curve" in r]
+    if not runs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    n = 4
+    x, y = f"self_bleu{n}", f"bleu{n}"
+    published = {row: figures for entry in PUBLISHED if entry.get("protocol_key") == "texygen"
+                 for row, figures in entry["rows"].items() if "self_bleu" in figures}
+    fig, ax = plt.subplots(figsize=(9.6, 5.6))
+    curve = sweep_statistic(aggregate_sweeps([{"mle": c} for c in runs]), "mean")["mle"]
+    ax.plot([p[x] for p in curve], [p[y] for p in curve], "-o", color="black", markersize=3,
+            label=f"MLE-best, T = {curve[0]['temperature']:g}..{curve[-1]['temperature']:g} (ours)")
+    for p in curve:
+        ax.annotate(f"{p['temperature']:g}", (p[x], p[y]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    colours = plt.get_cmap("tab10").colors
+    for i, name in enumerate([REFERENCE] + gans):
+        colour = colours[i % len(colours)]
+        model = f"{REFERENCE}/mle_best" if name == REFERENCE else gan_model(name)
+        counts = [r["texygen_protocol"][model] for r in records.get(name, {}).values()
+                  if model in r.get("texygen_protocol", {})]
+        if counts and name != REFERENCE:
+            ax.plot(statistics.fmean(c["self_bleu"][n - 2] for c in counts),
+                    statistics.fmean(c["bleu"][n - 2] for c in counts), "*", markersize=13, color=colour,
+                    label=f"{name} at T = 1 (ours)")
+        if name in published:
+            figures = published[name]
+            ax.plot(figures["self_bleu"][n - 2], figures["bleu"][n - 2], "s", markersize=9, markerfacecolor="none",
+                    markeredgewidth=2, color=colour, label=f"{figures['label']} (Texygen's table)")
+    texygen = real["texygen"]
+    ax.plot(texygen["self_bleu"][n - 2], texygen["bleu"][n - 2], "x", color="black", markersize=10,
+            markeredgewidth=2, label="training captions (ours; Texygen's row on it)")
+    ax.set_xlabel(f"Self-BLEU-{n} (lower: more diverse)")
+    ax.set_ylabel(f"BLEU-{n}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title(f"{CORPUS}, counted as Texygen's table counted (10,000 texts): ours beside the published "
+                 f"points", fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return True
 
 
 def joined(values: Optional[list]) -> str:
