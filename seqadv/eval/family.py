@@ -411,10 +411,15 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
         " runs started --init-from another variant's pretrained G do not count that pretraining")
     walls = {}
     for name in records:
-        times = [r["train"]["timings"]["total_s"] for r in records[name].values() if "timings" in r["train"]]
-        if times:
-            walls[name] = mean_std(times)
-            say(f"  {name:<18}{walls[name]['mean']:>8.0f} s ({len(times)} seed(s))")
+        per_seed = {seed: r["train"]["timings"]["total_s"] for seed, r in sorted(records[name].items())
+                    if "timings" in r["train"]}
+        if per_seed:
+            walls[name] = {**mean_std(list(per_seed.values())), "seeds": per_seed}
+            started = [seed for seed, r in records[name].items() if "--init-from" in r["command"]]
+            say(f"  {name:<18}{walls[name]['mean']:>8.0f} s   seed "
+                + ", ".join(f"{seed}: {t:.0f} s" for seed, t in per_seed.items())
+                + (f"   (seed {', '.join(map(str, sorted(started)))} started from {FAMILY[name].init_from}'s "
+                   f"pretrained G)" if started else ""))
 
     published = published_lines(results, records, real, say)
     oracle_rows = oracle_lines(results.parent.parent / "oracle" if oracle is None else oracle, say)
