@@ -160,6 +160,12 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     one = {"seeds": {"88": {}}, "ambiguous_seeds": [], "outside": {}, "std": 0.0, "low": 0.3, "high": 0.3}
     assert family.verdict(one) == "1 seed: no noise stated"
     assert family.verdict({**one, "noise": 0.349}) == "1 seed, noise ±0.349"
+    # two seeds inside the curve and one outside: the verdict is over the two (t at 1 degree of freedom), and says
+    # so; crossings of both signs in a seed: ambiguous
+    two = {"seeds": {"88": {}, "89": {}}, "ambiguous_seeds": [], "outside": {"90": [1.0]}, "std": 0.001,
+           "low": -0.02, "high": -0.02}
+    assert family.verdict(two) == "below, by 28.3 s.e. (95%: 12.71); outside in 1"
+    assert family.verdict({**two, "ambiguous_seeds": ["88"], "high": 0.01}) == "ambiguous; outside in 1"
     cot = summary["matched_diversity"]["cot"]["bleu"]
     assert cot["equal"]["verdict"] == "1 seed: no noise stated" and cot["start"]["advantage"] is None
     # Texygen's published SeqGAN beside ours at T = 1 (each BLEU-n here 0.25 - gap, mean 0.21; Self-BLEU 0.325)

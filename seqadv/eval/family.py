@@ -305,19 +305,21 @@ def verdict(adv: Optional[dict]) -> str:
             return f"outside in {len(adv['outside'])}/{adv['seeds_total']}, dominated in {beaten}"
         return "-"
     k = len(adv["seeds"])
+    # seeds whose GAN lies outside the curve have no advantage to average: said, not dropped silently
+    outside = f"; outside in {len(adv['outside'])}" if adv.get("outside") else ""
     if adv["ambiguous_seeds"] and (adv["low"] < 0 < adv["high"]):
-        return "ambiguous"
+        return "ambiguous" + outside
     mean = (adv["low"] + adv["high"]) / 2
     if k < 2:
         if math.isfinite(adv.get("noise", math.inf)):  # the LM plane: one point's noise, through the curve's slope
-            return f"1 seed, noise ±{adv['noise']:.3f}"
-        return "1 seed: no noise stated"
+            return f"1 seed, noise ±{adv['noise']:.3f}" + outside
+        return "1 seed: no noise stated" + outside
     se = adv["std"] / math.sqrt(k)
     t = math.copysign(math.inf, mean) if se == 0 else mean / se
     needed = T_95.get(k - 1, 1.96)
     if abs(t) > needed:
-        return f"{'above' if t > 0 else 'below'}, by {abs(t):.1f} s.e. (95%: {needed:.2f})"
-    return f"on, within {abs(t):.1f} s.e. (95%: {needed:.2f})"
+        return f"{'above' if t > 0 else 'below'}, by {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
+    return f"on, within {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
 
 
 def cell(adv: Optional[dict]) -> str:
