@@ -152,6 +152,10 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     # the pretrained G passes 0.325 at 0.15 + 0.25 * 0.06 = 0.165: SeqGAN is above it by 0.045 ± 0.01
     torch.testing.assert_close(seqgan["start"]["advantage"]["low"], 0.045)
     assert seqgan["start"]["verdict"] == f"above, by {0.045 / (0.01 / math.sqrt(3)):.1f} s.e. (95%: 4.30)"
+    # the README's table: a row per GAN, its advantage and verdict against each curve on both planes
+    row = next(line for line in lines if line.startswith("| seqgan |")).split(" | ")
+    assert row[1] == f"-0.040 ± 0.010 (3/3): below, by {0.04 / (0.01 / math.sqrt(3)):.1f} s.e. (95%: 4.30)"
+    assert len(row) == 7 and family.verdict_table(summary["matched_diversity"])[2] == "| seqgan | " + " | ".join(row[1:])
     # a mean 3.5 standard errors above 0 over 3 seeds is on the curve: Student's t, not 2 s.e.
     three = {"seeds": {"88": {}, "89": {}, "90": {}}, "ambiguous_seeds": 0, "outside": {}, "std": 0.01}
     assert family.verdict({**three, "low": 0.02, "high": 0.02}) == "on, within 3.5 s.e. (95%: 4.30)"

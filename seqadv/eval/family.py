@@ -322,6 +322,23 @@ def verdict(adv: Optional[dict]) -> str:
     return f"on, within {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
 
 
+def verdict_table(table: dict) -> list[str]:
+    """A markdown table, a row per GAN: its advantage and verdict against each MLE curve, on the
+    BLEU plane and the LM plane (`report`'s "matched_diversity")."""
+    short = {"best": "MLE-best", "equal": "own MLE", "start": "pretrained G"}
+    lines = ["| recipe | " + " | ".join(f"vs {short[r]}, {plane}" for r in ROLES for plane in ("BLEU-4", "LM"))
+             + " |", "|---" * (1 + 2 * len(ROLES)) + "|"]
+    for name, planes in table.items():
+        cells = []
+        for role in ROLES:
+            for plane in ("bleu", "lm"):
+                entry = planes[plane][role]
+                shown = cell(entry["advantage"])
+                cells.append(entry["verdict"] if shown == "-" else f"{shown}: {entry['verdict']}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def cell(adv: Optional[dict]) -> str:
     if adv is None or "seeds" not in adv:
         return "-"
@@ -431,6 +448,10 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
     counted = results.parent / f"{CORPUS}-texygen-counts.png"
     if draw_counted_their_way(records, gans, counted, real):
         say(f"wrote {counted}")
+    say("\nthe verdicts, a line per recipe (markdown, as the README shows them): each GAN at T = 1 against "
+        "each MLE curve at its own diversity, BLEU-4 | LM score")
+    for line in verdict_table(table):
+        say(line)
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
                "lm_noise": noise, "wall_time_s": walls, "published": published,
                "not_found": NOT_FOUND, "oracle_table": oracle_rows}
