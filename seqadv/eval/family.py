@@ -404,12 +404,16 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
             f"better on both axes in m of them" + ("; noise: the std that one point's measurement noise alone gives "
                                                    "the advantage, through the MLE curve's slope" if plane == "lm"
                                                    else ""))
-        say(f"{'':<18}" + "".join(f"{'vs ' + ROLES[r]:>44}" for r in ROLES))
+        cells = {}
         for name in gans:
             advs = {role: advantage(name, role, records, x_key, y_key, noise if plane == "lm" else None)
                     for role in ROLES}
             table.setdefault(name, {})[plane] = {role: {"advantage": a, "verdict": verdict(a)} for role, a in advs.items()}
-            say(f"{name:<18}" + "".join(f"{cell(a) + '  ' + verdict(a):>44}" for a in advs.values()))
+            cells[name] = [cell(a) + "  " + verdict(a) for a in advs.values()]
+        width = 4 + max([len("vs " + r) for r in ROLES.values()] + [len(c) for row in cells.values() for c in row])
+        say(f"{'':<18}" + "".join(f"{'vs ' + ROLES[r]:>{width}}" for r in ROLES))
+        for name, row in cells.items():
+            say(f"{name:<18}" + "".join(f"{c:>{width}}" for c in row))
 
     if noise is None:
         say(f"the LM plane's measurement noise of one point: not measured on {CORPUS} (python scripts/lm_noise.py "
