@@ -35,10 +35,10 @@ from seqadv.core.device import resolve_device
 from seqadv.core.registry import recipe
 from seqadv.data.dataset import load_corpus
 from seqadv.eval.compare import SWEEP_ARGS, lm_noise_of, seed_advantages
-from seqadv.eval.metrics import BLEU, LM_STEPS, self_bleu
 from seqadv.eval import oracle_family
+from seqadv.eval.metrics import BLEU, LM_STEPS, self_bleu
 from seqadv.eval.published import NOT_FOUND, OURS, PUBLISHED
-from seqadv.eval.report import LM_AXES, advantages_at, plot_sweep, sweep_axes
+from seqadv.eval.report import LM_AXES, advantages_at, plot_sweep, save_figure, sweep_axes
 from seqadv.eval.seeds import aggregate_sweeps, mean_std, script_of, sweep_statistic, train_or_resume
 from seqadv.eval.sweep import (SweepSettings, corpus_of, load_generators, model_names, run_sweep, scored_samples,
                                settings_from_args)
@@ -529,17 +529,33 @@ def on_their_protocol(results: Path, records: dict, protocol: str, name: str, mo
     "relgan": the first 200 committed samples against all test captions, as RelGAN's code
     (sample_size 200), no Self-BLEU. {"bleu": [...], "self_bleu": [...], "seeds": k}."""
     if protocol == "texygen":
-        scores = [(r["texygen_protocol"][model]["bleu"], r["texygen_protocol"][model]["self_bleu"])
-                  for r in records[name].values() if model in r.get("texygen_protocol", {})]
-    else:
-        bleu = BLEU(references, max_n=5)
-        scores = [([bleu.score(samples[:200], n) for n in range(2, 6)], []) for seed in records[name]
-                  if (samples := samples_of(results, model, seed)) is not None]
+        return counted_texygen_way(records, name, model)
+    bleu = BLEU(references, max_n=5)
+    scores = [[bleu.score(samples[:200], n) for n in range(2, 6)] for seed in records[name]
+              if (samples := samples_of(results, model, seed)) is not None]
     if not scores:
         return None
-    return {"bleu": [statistics.fmean(s[0][i] for s in scores) for i in range(len(scores[0][0]))],
-            "self_bleu": [statistics.fmean(s[1][i] for s in scores) for i in range(len(scores[0][1]))],
-            "seeds": len(scores)}
+    return {"bleu": [statistics.fmean(s[i] for s in scores) for i in range(4)], "self_bleu": [], "seeds": len(scores)}
+
+
+def counted_texygen_way(records: dict, name: str, model: str) -> Optional[dict]:
+    """A model at T = 1 as Texygen's table counted (each JSON's "texygen_protocol", 10,000
+    samples), mean over seeds: {"bleu": [...], "self_bleu": [...], "seeds": k}; None without it."""
+    counts = [r["texygen_protocol"][model] for r in records.get(name, {}).values()
+              if model in r.get("texygen_protocol", {})]
+    if not counts:
+        return None
+    return {key: [statistics.fmean(c[key][i] for c in counts) for i in range(len(counts[0][key]))]
+            for key in ("bleu", "self_bleu")} | {"seeds": len(counts)}
+
+
+def texygen_mle_curve(records: dict) -> tuple[list[dict], int]:
+    """MLE-best's temperature curve counted as Texygen counted (`texygen_curve`), mean over the
+    seeds that have it, and how many; ([], 0) without any."""
+    curves = [r["texygen_curve"] for r in records.get(REFERENCE, {}).values() if "texygen_curve" in r]
+    if not curves:
+        return [], 0
+    return sweep_statistic(aggregate_sweeps([{"mle": c} for c in curves]), "mean")["mle"], len(curves)
 
 
 def published_lines(results: Path, records: dict, real: dict, say: Say) -> dict:
@@ -586,13 +602,12 @@ def published_against_mle(records: dict, say: Say) -> dict:
     curve counted the same way (`texygen_curve`, mean over seeds): the published BLEU-n minus our
     curve's at the published Self-BLEU-n, for n = 2..5 (positive: the published model is better
     than our MLE with its temperature tuned to the same diversity)."""
-    curves = [r["texygen_curve"] for r in records.get(REFERENCE, {}).values() if "texygen_curve" in r]
-    if not curves:
+    mean, seeds = texygen_mle_curve(records)
+    if not seeds:
         return {}
-    mean = sweep_statistic(aggregate_sweeps([{"mle": c} for c in curves]), "mean")["mle"]
     temperatures = ", ".join(f"{p['temperature']:g}" for p in mean)
     say(f"\neach published Texygen point against our MLE-best's temperature curve counted their way "
-        f"(T = {temperatures}, 10,000 samples each, mean over {len(curves)} "
+        f"(T = {temperatures}, 10,000 samples each, mean over {seeds} "
         f"seed(s)): published BLEU-n minus our curve's at the published Self-BLEU-n, n = 2..5 "
         f"(positive: the published model is better; -: outside our curve; a..b: our curve passes that "
         f"Self-BLEU-n more than once, the range over its crossings)")
@@ -620,8 +635,8 @@ def draw_counted_their_way(records: dict, gans: list[str], path: Path, real: dic
     `texygen_protocol`, mean over seeds) as a filled marker, Texygen's published point of the
     same recipe as an open one of the same colour, and the training captions, so the published
     table and our runs share one plane. False (nothing drawn) without MLE-best's counted curve."""
-    runs = [r["texygen_curve"] for r in records.get(REFERENCE, {}).values() if "texygen_curve" in r]
-    if not runs:
+    curve, seeds = texygen_mle_curve(records)
+    if not seeds:
         return False
     import matplotlib
 
@@ -633,7 +648,6 @@ def draw_counted_their_way(records: dict, gans: list[str], path: Path, real: dic
     published = {row: figures for entry in PUBLISHED if entry.get("protocol_key") == "texygen"
                  for row, figures in entry["rows"].items() if "self_bleu" in figures}
     fig, ax = plt.subplots(figsize=(9.6, 5.6))
-    curve = sweep_statistic(aggregate_sweeps([{"mle": c} for c in runs]), "mean")["mle"]
     ax.plot([p[x] for p in curve], [p[y] for p in curve], "-o", color="black", markersize=3,
             label=f"MLE-best, T = {curve[0]['temperature']:g}..{curve[-1]['temperature']:g} (ours)")
     for p in curve:
@@ -641,12 +655,9 @@ def draw_counted_their_way(records: dict, gans: list[str], path: Path, real: dic
     colours = plt.get_cmap("tab10").colors
     for i, name in enumerate([REFERENCE] + gans):
         colour = colours[i % len(colours)]
-        model = f"{REFERENCE}/mle_best" if name == REFERENCE else gan_model(name)
-        counts = [r["texygen_protocol"][model] for r in records.get(name, {}).values()
-                  if model in r.get("texygen_protocol", {})]
-        if counts and name != REFERENCE:
-            ax.plot(statistics.fmean(c["self_bleu"][n - 2] for c in counts),
-                    statistics.fmean(c["bleu"][n - 2] for c in counts), "*", markersize=13, color=colour,
+        counted = None if name == REFERENCE else counted_texygen_way(records, name, gan_model(name))
+        if counted is not None:  # MLE-best is its curve above
+            ax.plot(counted["self_bleu"][n - 2], counted["bleu"][n - 2], "*", markersize=13, color=colour,
                     label=f"{name} at T = 1 (ours)")
         if name in published:
             figures = published[name]
@@ -662,10 +673,7 @@ def draw_counted_their_way(records: dict, gans: list[str], path: Path, real: dic
     ax.set_title(f"{CORPUS}, counted as Texygen's table counted (10,000 texts): ours beside the published "
                  f"points", fontsize=10)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
     return True
 
 

@@ -245,6 +245,13 @@ def plot_sweep(curves: dict, x_key: str, y_key: str, x_label: str, y_label: str,
     else:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure as a PNG, atomically (a temporary file, then a rename), and close it."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=120)

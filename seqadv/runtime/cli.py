@@ -175,8 +175,10 @@ def guarded(prog: str, body: Callable[[], object], argv: Optional[list[str]] = N
     the window shut in which a peer that already exited closes its sockets under this
     process's gloo threads (SIGABRT, "terminate called without an active exception": once
     in a CI run of the tests two at a time)."""
+    from seqadv.runtime.distributed import launched_by_torchrun
+
     code = _guarded(prog, body, argv)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ:
+    if launched_by_torchrun() and int(os.environ["WORLD_SIZE"]) > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
