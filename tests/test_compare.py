@@ -135,3 +135,23 @@ def test_dominance_beyond_noise_needs_both_margins_above_twice_a_differences_noi
     # BLEU (higher is better) on the quality axis
     assert beats_beyond_noise({"bleu4": 0.3, "self_bleu4": 0.1}, {"bleu4": 0.2, "self_bleu4": 0.2}, "self_bleu4",
                               "bleu4", noise)
+
+
+def test_a_crowded_sweep_plot_keeps_every_model_in_one_legend_outside_and_the_colours_asked(monkeypatch, tmp_path):
+    from seqadv.eval import report as report_module
+
+    drawn = {}
+    monkeypatch.setattr(report_module, "save_figure", lambda fig, path: drawn.update(fig=fig))
+    both = {"self_bleu4": 0.4, "bleu4": 0.3, "reverse_lm_score": 4.3, "lm_score": 3.6}
+    curves = {f"gan{i}": [{"temperature": 1.0, **both}] for i in range(7)}
+    curves["mle"] = [{"temperature": t, **both} for t in (0.8, 1.0, 1.2)]
+    curves["training captions"] = [{"temperature": 1.0, "self_bleu4": 0.42, "bleu4": 0.33}]  # no LM point
+    report_module.plot_sweep(curves, "self_bleu4", "bleu4", "x", "y", "t", tmp_path / "f.png",
+                             colors={"training captions": "black"})
+    bleu_panel, lm_panel = drawn["fig"].axes
+    assert bleu_panel.get_legend() is None  # nine curves: one legend, beside the last panel
+    assert [t.get_text() for t in lm_panel.get_legend().get_texts()] == list(curves)
+    (captions,) = [line for line in bleu_panel.get_lines() if line.get_label() == "training captions"]
+    assert captions.get_color() == "black"
+    # a lone point is not labelled with its temperature (its star says T = 1); a curve's two ends are
+    assert [t.get_text() for t in bleu_panel.texts] == ["T=0.8", "T=1.2"]

@@ -701,5 +701,6 @@ def draw(records: dict, gans: list[str], path: Path, real: dict) -> None:
     errors["training captions"] = [{"temperature": 0.0, X_BLEU: 0.0, Y_BLEU: 0.0}]
     x_label, y_label = sweep_axes(False)[2:]
     plot_sweep(curves, X_BLEU, Y_BLEU, x_label, y_label,
-               f"{CORPUS}: the family at T = 1 against MLE's temperature curve (mean ± std over seeds)", path, errors)
+               f"{CORPUS}: the family at T = 1 against MLE's temperature curve (mean ± std over seeds)", path, errors,
+               colors={"training captions": "black"})
 

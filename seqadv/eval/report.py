@@ -220,11 +220,13 @@ def matched_diversity(curves: dict, x_key: str, y_key: str, prefix: str = "", sw
 
 
 def plot_sweep(curves: dict, x_key: str, y_key: str, x_label: str, y_label: str, title: str, path: Path,
-               errors: Optional[dict] = None) -> None:
+               errors: Optional[dict] = None, colors: Optional[dict] = None) -> None:
     """One line per model through its temperatures, a star at temperature 1. `errors`,
-    shaped like `curves`, adds error bars (e.g. the std over seeds). When the curves have
-    LM and reverse-LM scores, a second panel beside the first draws them (the points that
-    have both). Written atomically."""
+    shaped like `curves`, adds error bars (e.g. the std over seeds); `colors` fixes a model's
+    colour by name (the others take the colour cycle's next). When the curves have LM and
+    reverse-LM scores, a second panel beside the first draws them (the points that have
+    both). More curves than `_LEGEND_INSIDE` get one legend, outside the last panel, so that
+    it hides no point. Written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -233,13 +235,21 @@ def plot_sweep(curves: dict, x_key: str, y_key: str, x_label: str, y_label: str,
     planes = [(x_key, y_key, x_label, y_label)]
     if (x_key, y_key) != LM_AXES[:2] and has_lm_scores(curves):
         planes.append(LM_AXES)
-    fig, axes = plt.subplots(1, len(planes), figsize=(6.4 * len(planes), 4.8), squeeze=False)
+    outside = len(curves) > _LEGEND_INSIDE
+    fig, axes = plt.subplots(1, len(planes), figsize=(6.4 * len(planes) + 2.0 * outside, 4.8), squeeze=False)
     for ax, (x, y, xl, yl) in zip(axes[0], planes):
-        _draw_plane(ax, curves, x, y, errors)
+        _draw_plane(ax, curves, x, y, errors, colors or {})
         ax.set_xlabel(xl)
         ax.set_ylabel(yl)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if not outside:
+            ax.legend()
+    if outside:  # every panel's models, once each (a model may have points in one panel only)
+        handles = {}
+        for ax in axes[0]:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, handle)
+        axes[0][-1].legend(handles.values(), handles.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if len(planes) == 1:
         axes[0][0].set_title(title, fontsize=10)
     else:
@@ -259,22 +269,28 @@ def save_figure(fig, path: Path) -> None:
     tmp.replace(path)
 
 
-def _draw_plane(ax, curves: dict, x_key: str, y_key: str, errors: Optional[dict]) -> None:
+_LEGEND_INSIDE = 6  # more curves than this and a legend inside a panel covers points
+
+
+def _draw_plane(ax, curves: dict, x_key: str, y_key: str, errors: Optional[dict], colors: dict) -> None:
     for name, full in curves.items():
         kept = _points(full, x_key, y_key)
         if not kept:
             continue
         curve = [full[i] for i in kept]
         xs, ys = [m[x_key] for m in curve], [m[y_key] for m in curve]
+        style = {"color": colors[name]} if name in colors else {}
         if errors is not None:
             err = [errors[name][i] for i in kept]
             line = ax.errorbar(xs, ys, xerr=[m[x_key] for m in err], yerr=[m[y_key] for m in err],
-                               marker="o", markersize=3, capsize=2, label=name).lines[0]
+                               marker="o", markersize=3, capsize=2, label=name, **style).lines[0]
         else:
-            (line,) = ax.plot(xs, ys, marker="o", markersize=3, label=name)
+            (line,) = ax.plot(xs, ys, marker="o", markersize=3, label=name, **style)
         for m in curve:
             if m["temperature"] == 1.0:
                 ax.plot(m[x_key], m[y_key], marker="*", markersize=14, color=line.get_color())
+        if len(curve) == 1:
+            continue  # a lone point: its star, and the title, say it is at T = 1
         for m in (curve[0], curve[-1]):
             ax.annotate(f"T={m['temperature']:g}", (m[x_key], m[y_key]), fontsize=7,
                         textcoords="offset points", xytext=(4, 4))
