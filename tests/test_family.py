@@ -91,15 +91,16 @@ def test_a_variant_runs_once_and_commits_the_samples_it_scored(tmp_path):
     family.run_seed(88, runs, results, ["seqgan", "maligan"], say=again.append, train_options=TINY, sweep_args=SWEEP,
                     texygen_samples=120)
     assert again == [] and (results / "seqgan" / "seed-88.json").stat().st_mtime_ns == stamp
-    # on a fresh machine (SeqGAN's JSON committed, its run gone) RankGAN pretrains the same G itself
-    # rather than retraining SeqGAN
+    # on a fresh machine (SeqGAN's JSON committed, its run gone) RankGAN and DPGAN (whose recipes differ
+    # from SeqGAN's in the adversarial phase only) pretrain the same G themselves rather than retraining SeqGAN
     shutil.rmtree(runs / "coco-texygen" / "seed-88" / "seqgan")
-    family.run_seed(88, runs, results, ["rankgan"], say=again.append, train_options=TINY, sweep_args=SWEEP,
+    family.run_seed(88, runs, results, ["rankgan", "dpgan"], say=again.append, train_options=TINY, sweep_args=SWEEP,
                     texygen_samples=120)
-    rankgan = json.loads((results / "rankgan" / "seed-88.json").read_text())
-    assert "--init-from" not in rankgan["command"] and not (runs / "coco-texygen" / "seed-88" / "seqgan").exists()
-    assert "rankgan/pretrained" in rankgan["sweep"]
-    torch.testing.assert_close(rankgan["sweep"]["rankgan/pretrained"], seqgan["sweep"]["seqgan/pretrained"])
+    assert not (runs / "coco-texygen" / "seed-88" / "seqgan").exists()
+    for name in ("rankgan", "dpgan"):
+        record = json.loads((results / name / "seed-88.json").read_text())
+        assert "--init-from" not in record["command"] and f"{name}/pretrained" in record["sweep"]
+        torch.testing.assert_close(record["sweep"][f"{name}/pretrained"], seqgan["sweep"]["seqgan/pretrained"])
 
 
 def curve(points):
