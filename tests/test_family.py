@@ -153,10 +153,11 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     # the pretrained G passes 0.325 at 0.15 + 0.25 * 0.06 = 0.165: SeqGAN is above it by 0.045 ± 0.01
     torch.testing.assert_close(seqgan["start"]["advantage"]["low"], 0.045)
     assert seqgan["start"]["verdict"] == f"above, by {0.045 / (0.01 / math.sqrt(3)):.1f} s.e. (95%: 4.30)"
-    # the README's table: a row per GAN, its advantage and verdict against each curve on both planes
+    # the README's table: two rows per GAN (BLEU plane, LM plane), its verdict and advantage against each curve
     row = next(line for line in lines if line.startswith("| seqgan |")).split(" | ")
-    assert row[1] == f"-0.040 ± 0.010 (3/3): below, by {0.04 / (0.01 / math.sqrt(3)):.1f} s.e. (95%: 4.30)"
-    assert len(row) == 7 and family.verdict_table(summary["matched_diversity"])[2] == "| seqgan | " + " | ".join(row[1:])
+    assert row[1:3] == ["BLEU-4", f"**below** -0.040 ± 0.010 ({0.04 / (0.01 / math.sqrt(3)):.1f} s.e., 3 seeds)"]
+    assert row[4] == f"**above** +0.045 ± 0.010 ({0.045 / (0.01 / math.sqrt(3)):.1f} s.e., 3 seeds) |"
+    assert len(row) == 5 and family.verdict_table(summary["matched_diversity"])[2] == "| seqgan | " + " | ".join(row[1:])
     # a mean 3.5 standard errors above 0 over 3 seeds is on the curve: Student's t, not 2 s.e.
     three = {"seeds": {"88": {}, "89": {}, "90": {}}, "ambiguous_seeds": 0, "outside": {}, "std": 0.01}
     assert family.verdict({**three, "low": 0.02, "high": 0.02}) == "on, within 3.5 s.e. (95%: 4.30)"
@@ -171,6 +172,12 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
            "low": -0.02, "high": -0.02}
     assert family.verdict(two) == "below, by 28.3 s.e. (95%: 12.71); outside in 1"
     assert family.verdict({**two, "ambiguous_seeds": ["88"], "high": 0.01}) == "ambiguous; outside in 1"
+    # the README's cells say the same, verdict first
+    assert family.brief({**three, "low": 0.02, "high": 0.02}) == "on +0.020 ± 0.010 (3.5 s.e., 3 seeds)"
+    assert family.brief(two) == "**below** -0.020 ± 0.001 (28.3 s.e., 2 seeds; outside in 1)"
+    assert family.brief({**two, "ambiguous_seeds": ["88"], "high": 0.01}) == "ambiguous -0.020..+0.010 (2 seeds; outside in 1)"
+    assert family.brief({**one, "noise": 0.349}) == "+0.300 (1 seed, noise ±0.349)"
+    assert family.brief(None) == "-"
     cot = summary["matched_diversity"]["cot"]["bleu"]
     assert cot["equal"]["verdict"] == "1 seed: no noise stated" and cot["start"]["advantage"] is None
     # Texygen's published SeqGAN beside ours at T = 1 (each BLEU-n here 0.25 - gap, mean 0.21; Self-BLEU 0.325)

@@ -35,7 +35,7 @@ def main() -> int:
              "\n\n![ours and Texygen's published points, counted as Texygen's table counted]"
              "(../results/compare/coco-texygen-texygen-counts.png)\n")
     replace_between(REPO / "docs" / "results.md", "<!-- family-report -->", "<!-- /family-report -->", block)
-    table = [line for line in done.stdout.split("the verdicts, a line per recipe")[1].splitlines()[1:]
+    table = [line for line in done.stdout.split("\nthe verdicts (markdown")[1].splitlines()[1:]
              if line.startswith("|")]
     replace_between(REPO / "README.md", "<!-- family-verdicts -->", "<!-- /family-verdicts -->", "\n".join(table) + "\n")
     print(done.stdout)

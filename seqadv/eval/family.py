@@ -299,44 +299,77 @@ def verdict(adv: Optional[dict]) -> str:
     inside the curve, in standard errors (its std / sqrt(seeds)), against Student's t at 95%
     for that many seeds; one seed states no noise, so no verdict; "ambiguous" where a seed's
     MLE curve passes the GAN's diversity more than once and the crossings disagree in sign."""
-    if adv is None or "seeds" not in adv:
-        if adv is not None and adv["outside"]:
-            beaten = sum(1 for temperatures in adv["outside"].values() if temperatures)
-            return f"outside in {len(adv['outside'])}/{adv['seeds_total']}, dominated in {beaten}"
-        return "-"
-    k = len(adv["seeds"])
+    judged = judge(adv)
+    if judged["word"] in ("-", "outside"):
+        return judged["text"]
     # seeds whose GAN lies outside the curve have no advantage to average: said, not dropped silently
     outside = f"; outside in {len(adv['outside'])}" if adv.get("outside") else ""
-    if adv["ambiguous_seeds"] and (adv["low"] < 0 < adv["high"]):
+    if judged["word"] == "ambiguous":
         return "ambiguous" + outside
-    mean = (adv["low"] + adv["high"]) / 2
-    if k < 2:
+    if judged["word"] == "1 seed":
         if math.isfinite(adv.get("noise", math.inf)):  # the LM plane: one point's noise, through the curve's slope
             return f"1 seed, noise ±{adv['noise']:.3f}" + outside
         return "1 seed: no noise stated" + outside
+    t, needed = judged["t"], judged["needed"]
+    if judged["word"] == "on":
+        return f"on, within {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
+    return f"{judged['word']}, by {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
+
+
+def judge(adv: Optional[dict]) -> dict:
+    """`verdict`'s decision as data: "word" (above, on, below, ambiguous, 1 seed, outside or -),
+    the mean in standard errors "t" and the bar "needed" (Student's t at 95% for the seeds
+    inside the curve), "text" for the cases that have no advantage."""
+    if adv is None or "seeds" not in adv:
+        if adv is not None and adv["outside"]:
+            beaten = sum(1 for temperatures in adv["outside"].values() if temperatures)
+            return {"word": "outside", "text": f"outside in {len(adv['outside'])}/{adv['seeds_total']}, "
+                                               f"dominated in {beaten}"}
+        return {"word": "-", "text": "-"}
+    k = len(adv["seeds"])
+    if adv["ambiguous_seeds"] and (adv["low"] < 0 < adv["high"]):
+        return {"word": "ambiguous"}
+    if k < 2:
+        return {"word": "1 seed"}
+    mean = (adv["low"] + adv["high"]) / 2
     se = adv["std"] / math.sqrt(k)
     t = math.copysign(math.inf, mean) if se == 0 else mean / se
     needed = T_95.get(k - 1, 1.96)
-    if abs(t) > needed:
-        return f"{'above' if t > 0 else 'below'}, by {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
-    return f"on, within {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
+    return {"word": ("above" if t > 0 else "below") if abs(t) > needed else "on", "t": t, "needed": needed}
+
+
+PLANES = {"bleu": "BLEU-4", "lm": "LM score"}
 
 
 def verdict_table(table: dict) -> list[str]:
-    """A markdown table, a row per GAN: its advantage and verdict against each MLE curve, on the
-    BLEU plane and the LM plane (`report`'s "matched_diversity")."""
-    short = {"best": "MLE-best", "equal": "own MLE", "start": "pretrained G"}
-    lines = ["| recipe | " + " | ".join(f"vs {short[r]}, {plane}" for r in ROLES for plane in ("BLEU-4", "LM"))
-             + " |", "|---" * (1 + 2 * len(ROLES)) + "|"]
+    """A markdown table for the README, two rows per GAN (its BLEU plane, its LM plane), a
+    column per MLE curve: the verdict first, then the advantage (`report`'s "matched_diversity")."""
+    lines = ["| recipe | plane | " + " | ".join(f"vs {ROLES[r]}" for r in ROLES) + " |",
+             "|---" * (2 + len(ROLES)) + "|"]
     for name, planes in table.items():
-        cells = []
-        for role in ROLES:
-            for plane in ("bleu", "lm"):
-                entry = planes[plane][role]
-                shown = cell(entry["advantage"])
-                cells.append(entry["verdict"] if shown == "-" else f"{shown}: {entry['verdict']}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        for i, plane in enumerate(PLANES):
+            cells = [brief(planes[plane][role]["advantage"]) for role in ROLES]
+            lines.append(f"| {name if i == 0 else ''} | {PLANES[plane]} | " + " | ".join(cells) + " |")
     return lines
+
+
+def brief(adv: Optional[dict]) -> str:
+    """One verdict cell of the README: "**below** -0.673 ± 0.047 (20.2 s.e., 3 seeds)"; the bar a
+    verdict needs is the table's caption's (Student's t at 95% for that many seeds)."""
+    judged = judge(adv)
+    word = judged["word"]
+    if word in ("-", "outside"):
+        return judged["text"]
+    outside = f"; outside in {len(adv['outside'])}" if adv.get("outside") else ""
+    k = len(adv["seeds"])
+    if word == "ambiguous":
+        return f"ambiguous {adv['low']:+.3f}..{adv['high']:+.3f} ({k} seeds{outside})"
+    if word == "1 seed":
+        noise = f", noise ±{adv['noise']:.3f}" if math.isfinite(adv.get("noise", math.inf)) else ""
+        return f"{adv['low']:+.3f} (1 seed{noise}{outside})"
+    mean = (adv["low"] + adv["high"]) / 2
+    shown = f"**{word}**" if word != "on" else word
+    return f"{shown} {mean:+.3f} ± {adv['std']:.3f} ({abs(judged['t']):.1f} s.e., {k} seeds{outside})"
 
 
 def cell(adv: Optional[dict]) -> str:
@@ -452,8 +485,14 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
     counted = results.parent / f"{CORPUS}-texygen-counts.png"
     if draw_counted_their_way(records, gans, counted, real):
         say(f"wrote {counted}")
-    say("\nthe verdicts, a line per recipe (markdown, as the README shows them): each GAN at T = 1 against "
-        "each MLE curve at its own diversity, BLEU-4 | LM score")
+    say("\nthe verdicts (markdown, as the README shows them): each GAN at T = 1 against each MLE curve at its "
+        "own diversity, BLEU-4 at its Self-BLEU-4 and LM score at its reverse-LM score; the advantage, positive "
+        "where the GAN is better, mean ± std over the seeds inside the curve; above or below where the mean lies "
+        "past Student's t at 95% in standard errors (std / sqrt(seeds)): "
+        + ", ".join(f"{T_95[k - 1]:.2f} with {k} seeds" for k in (3, 2)) + "; else on; one seed gives no verdict "
+        "(on the LM plane it states the std that one point's measurement noise gives the advantage); outside in "
+        "k/n, dominated in m: the GAN's diversity lies outside the curve in k of n seeds, and a point of the curve "
+        "is better on both axes in m of them")
     for line in verdict_table(table):
         say(line)
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
