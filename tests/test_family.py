@@ -4,6 +4,7 @@ import gzip
 import json
 import math
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -159,25 +160,45 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     assert row[4] == f"**above** +0.045 ± 0.010 ({0.045 / (0.01 / math.sqrt(3)):.1f} s.e., 3 seeds) |"
     assert len(row) == 5 and family.verdict_table(summary["matched_diversity"])[2] == "| seqgan | " + " | ".join(row[1:])
     # a mean 3.5 standard errors above 0 over 3 seeds is on the curve: Student's t, not 2 s.e.
-    three = {"seeds": {"88": {}, "89": {}, "90": {}}, "ambiguous_seeds": 0, "outside": {}, "std": 0.01}
-    assert family.verdict({**three, "low": 0.02, "high": 0.02}) == "on, within 3.5 s.e. (95%: 4.30)"
-    assert family.verdict({**three, "low": 0.02, "high": 0.02, "std": 0.0}) == "above, by inf s.e. (95%: 4.30)"
+    def adv(per_seed, outside=None):  # an advantage as seed_advantages gives it: {seed: advantages at crossings}
+        lows, highs = [min(a) for a in per_seed.values()], [max(a) for a in per_seed.values()]
+        mids = [(lo + hi) / 2 for lo, hi in zip(lows, highs)]
+        return {"seeds": {s: {"advantages": a} for s, a in per_seed.items()}, "low": statistics.fmean(lows),
+                "high": statistics.fmean(highs), "std": statistics.stdev(mids) if len(mids) > 1 else 0.0,
+                "ambiguous_seeds": [s for s, a in per_seed.items() if len(a) > 1], "outside": outside or {}}
+
+    three = adv({"88": [0.01], "89": [0.02], "90": [0.03]})
+    assert family.verdict(three) == "on, within 3.5 s.e. (95%: 4.30)"
+    # no spread over seeds: the same nonzero advantage in each is past any bar; exactly 0 (a GAN that is its
+    # own start) is on the curve, not above it
+    assert family.verdict(adv({"88": [0.02], "89": [0.02], "90": [0.02]})) == "above, by inf s.e. (95%: 4.30)"
+    assert family.verdict(adv({"88": [0.0], "89": [0.0], "90": [0.0]})) == "on, within 0.0 s.e. (95%: 4.30)"
     # one seed states no verdict; in the LM plane it states what measurement noise alone gives
-    one = {"seeds": {"88": {}}, "ambiguous_seeds": [], "outside": {}, "std": 0.0, "low": 0.3, "high": 0.3}
+    one = adv({"88": [0.3]})
     assert family.verdict(one) == "1 seed: no noise stated"
     assert family.verdict({**one, "noise": 0.349}) == "1 seed, noise ±0.349"
-    # two seeds inside the curve and one outside: the verdict is over the two (t at 1 degree of freedom), and says
-    # so; crossings of both signs in a seed: ambiguous
-    two = {"seeds": {"88": {}, "89": {}}, "ambiguous_seeds": [], "outside": {"90": [1.0]}, "std": 0.001,
-           "low": -0.02, "high": -0.02}
-    assert family.verdict(two) == "below, by 28.3 s.e. (95%: 12.71); outside in 1"
-    assert family.verdict({**two, "ambiguous_seeds": ["88"], "high": 0.01}) == "ambiguous; outside in 1"
-    # the README's cells say the same, verdict first
-    assert family.brief({**three, "low": 0.02, "high": 0.02}) == "on +0.020 ± 0.010 (3.5 s.e., 3 seeds)"
-    assert family.brief(two) == "**below** -0.020 ± 0.001 (28.3 s.e., 2 seeds; outside in 1)"
-    assert family.brief({**two, "ambiguous_seeds": ["88"], "high": 0.01}) == "ambiguous -0.020..+0.010 (2 seeds; outside in 1)"
+    assert family.verdict(adv({"88": [-0.1, 0.2]})) == "ambiguous"  # one seed whose crossings disagree in sign
+    # two seeds inside the curve and one outside, beaten on both axes by the curve's T = 1 point: the verdict is
+    # over the two (t at 1 degree of freedom), and says so
+    two = adv({"88": [-0.019], "89": [-0.021]}, outside={"90": [1.0]})
+    assert family.verdict(two) == "below, by 20.0 s.e. (95%: 12.71); outside in 1, dominated in 1"
+    # a curve passing a seed's diversity twice: the test with every seed's lowest crossing and with every
+    # seed's highest; they disagree here (below with the lowest, on with the highest): ambiguous, although no
+    # seed's crossings disagree in sign ...
+    twice = adv({"88": [-0.019, -0.001], "89": [-0.021]})
+    assert family.verdict(twice) == "ambiguous"
+    # ... and where both tests agree, that verdict, whatever the signs within a seed
+    agree = adv({"88": [-0.10, 0.10], "89": [-0.50], "90": [-0.52]})
+    assert family.verdict(agree).startswith("on, within")
+    assert family.verdict(adv({"88": [0.01, 0.012], "89": [0.011], "90": [0.0105]})).startswith("above, by")
+    # the README's cells say the same, verdict first; a range where a curve passes twice, not its midpoint
+    assert family.brief(three) == "on +0.020 ± 0.010 (3.5 s.e., 3 seeds)"
+    assert family.brief(two) == "**below** -0.020 ± 0.001 (20.0 s.e., 2 seeds; outside in 1, dominated in 1)"
+    assert family.brief(twice) == "ambiguous -0.020..-0.011 (2 seeds)"
     assert family.brief({**one, "noise": 0.349}) == "+0.300 (1 seed, noise ±0.349)"
     assert family.brief(None) == "-"
+    # Student's t beyond the table: the Cornish-Fisher expansion (t at 10 and 30 degrees of freedom: 2.228, 2.042)
+    assert [round(family.t_95(d), 3) for d in (2, 10, 30)] == [4.303, 2.228, 2.042]
     cot = summary["matched_diversity"]["cot"]["bleu"]
     assert cot["equal"]["verdict"] == "1 seed: no noise stated" and cot["start"]["advantage"] is None
     # Texygen's published SeqGAN beside ours at T = 1 (each BLEU-n here 0.25 - gap, mean 0.21; Self-BLEU 0.325)

@@ -294,48 +294,76 @@ def advantage(name: str, role: str, records: dict, x_key: str, y_key: str,
 T_95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
+def t_95(dof: int) -> float:
+    """Student's t two-sided 95% quantile: the table up to 9 degrees of freedom, beyond it the
+    Cornish-Fisher expansion about the normal's 1.95996 (within 0.001 from 10 on)."""
+    if dof in T_95:
+        return T_95[dof]
+    z, v = 1.959964, float(dof)
+    return (z + (z ** 3 + z) / (4 * v) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * v ** 2)
+            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * v ** 3))
+
+
 def verdict(adv: Optional[dict]) -> str:
-    """Above, on or below the MLE curve: the mean advantage over the seeds whose diversity lies
-    inside the curve, in standard errors (its std / sqrt(seeds)), against Student's t at 95%
-    for that many seeds; one seed states no noise, so no verdict; "ambiguous" where a seed's
-    MLE curve passes the GAN's diversity more than once and the crossings disagree in sign."""
+    """Above, on or below the MLE curve (`judge`), in words with the numbers behind it."""
     judged = judge(adv)
-    if judged["word"] in ("-", "outside"):
+    word = judged["word"]
+    if word in ("-", "outside"):
         return judged["text"]
-    # seeds whose GAN lies outside the curve have no advantage to average: said, not dropped silently
-    outside = f"; outside in {len(adv['outside'])}" if adv.get("outside") else ""
-    if judged["word"] == "ambiguous":
+    outside = outside_note(adv)
+    if word == "ambiguous":
         return "ambiguous" + outside
-    if judged["word"] == "1 seed":
+    if word == "1 seed":
         if math.isfinite(adv.get("noise", math.inf)):  # the LM plane: one point's noise, through the curve's slope
             return f"1 seed, noise ±{adv['noise']:.3f}" + outside
         return "1 seed: no noise stated" + outside
     t, needed = judged["t"], judged["needed"]
-    if judged["word"] == "on":
+    if word == "on":
         return f"on, within {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
-    return f"{judged['word']}, by {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
+    return f"{word}, by {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
+
+
+def outside_note(adv: dict) -> str:
+    """Seeds whose GAN lies outside the curve have no advantage to average: said, not dropped
+    silently, with how many of them a point of the curve beats on both axes."""
+    if not adv.get("outside"):
+        return ""
+    beaten = sum(1 for temperatures in adv["outside"].values() if temperatures)
+    return f"; outside in {len(adv['outside'])}, dominated in {beaten}"
 
 
 def judge(adv: Optional[dict]) -> dict:
-    """`verdict`'s decision as data: "word" (above, on, below, ambiguous, 1 seed, outside or -),
-    the mean in standard errors "t" and the bar "needed" (Student's t at 95% for the seeds
-    inside the curve), "text" for the cases that have no advantage."""
+    """The verdict as data. Over the seeds whose GAN lies inside the MLE curve, the mean
+    advantage in standard errors (the std over those seeds / sqrt(seeds)) against Student's t
+    at 95% for that many seeds: "above" or "below" past it, "on" within it (not told apart from
+    the curve with these seeds). A seed whose curve passes the GAN's diversity more than once
+    has an advantage at each crossing: the test is made with every seed's lowest and again with
+    every seed's highest, and where the two disagree the verdict is "ambiguous". One seed gives
+    no verdict ("1 seed"; "ambiguous" if its crossings disagree in sign); no seed inside gives
+    "outside" (with how many a point of the curve beats on both axes) or "-" (no curve).
+    {"word", "t" and "needed" (where tested; the end nearer 0 where two agree), "text" (outside, -)}"""
     if adv is None or "seeds" not in adv:
         if adv is not None and adv["outside"]:
             beaten = sum(1 for temperatures in adv["outside"].values() if temperatures)
             return {"word": "outside", "text": f"outside in {len(adv['outside'])}/{adv['seeds_total']}, "
                                                f"dominated in {beaten}"}
         return {"word": "-", "text": "-"}
-    k = len(adv["seeds"])
-    if adv["ambiguous_seeds"] and (adv["low"] < 0 < adv["high"]):
-        return {"word": "ambiguous"}
+    seeds = list(adv["seeds"].values())
+    k = len(seeds)
     if k < 2:
-        return {"word": "1 seed"}
-    mean = (adv["low"] + adv["high"]) / 2
-    se = adv["std"] / math.sqrt(k)
-    t = math.copysign(math.inf, mean) if se == 0 else mean / se
-    needed = T_95.get(k - 1, 1.96)
-    return {"word": ("above" if t > 0 else "below") if abs(t) > needed else "on", "t": t, "needed": needed}
+        found = seeds[0]["advantages"]
+        return {"word": "ambiguous" if min(found) < 0 < max(found) else "1 seed"}
+    needed = t_95(k - 1)
+    ends = []
+    for pick in (min, max):
+        values = [pick(v["advantages"]) for v in seeds]
+        mean, se = statistics.fmean(values), statistics.stdev(values) / math.sqrt(k)
+        # no spread: identical advantages in every seed; exactly 0 (the GAN is its own start) is on the curve
+        t = 0.0 if mean == 0 else math.copysign(math.inf, mean) if se == 0 else mean / se
+        ends.append({"word": ("above" if t > 0 else "below") if abs(t) > needed else "on", "t": t, "needed": needed})
+    if ends[0]["word"] != ends[1]["word"]:
+        return {"word": "ambiguous", "needed": needed}
+    return min(ends, key=lambda e: abs(e["t"]))
 
 
 PLANES = {"bleu": "BLEU-4", "lm": "LM score"}
@@ -360,16 +388,17 @@ def brief(adv: Optional[dict]) -> str:
     word = judged["word"]
     if word in ("-", "outside"):
         return judged["text"]
-    outside = f"; outside in {len(adv['outside'])}" if adv.get("outside") else ""
+    outside = outside_note(adv)
     k = len(adv["seeds"])
+    # where a curve passes the GAN's diversity more than once, the range over its crossings, not a midpoint
+    value = (f"{adv['low']:+.3f}..{adv['high']:+.3f}" if adv["low"] != adv["high"] else f"{adv['low']:+.3f}")
     if word == "ambiguous":
-        return f"ambiguous {adv['low']:+.3f}..{adv['high']:+.3f} ({k} seeds{outside})"
+        return f"ambiguous {value} ({k} seed{'s' if k > 1 else ''}{outside})"
     if word == "1 seed":
         noise = f", noise ±{adv['noise']:.3f}" if math.isfinite(adv.get("noise", math.inf)) else ""
-        return f"{adv['low']:+.3f} (1 seed{noise}{outside})"
-    mean = (adv["low"] + adv["high"]) / 2
+        return f"{value} (1 seed{noise}{outside})"
     shown = f"**{word}**" if word != "on" else word
-    return f"{shown} {mean:+.3f} ± {adv['std']:.3f} ({abs(judged['t']):.1f} s.e., {k} seeds{outside})"
+    return f"{shown} {value} ± {adv['std']:.3f} ({abs(judged['t']):.1f} s.e., {k} seeds{outside})"
 
 
 def cell(adv: Optional[dict]) -> str:
@@ -431,8 +460,10 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
     table = {}
     for plane, (x_key, y_key) in (("bleu", (X_BLEU, Y_BLEU)), ("lm", (X_LM, Y_LM))):
         say(f"\n{y_key} of each GAN at T = 1 minus the MLE curve's at the GAN's {x_key}, mean ± std over seeds "
-            f"(seeds with both / seeds; positive: the GAN is better); a..b: crossings disagree; verdict: the mean "
-            f"in standard errors over the seeds inside the curve, against Student's t at 95%; outside in k/n: "
+            f"(seeds with both / seeds; positive: the GAN is better); a..b: a curve passes the GAN's diversity more "
+            f"than once, the means of each seed's lowest and highest advantage; verdict: the mean in standard errors "
+            f"over the seeds inside the curve, against Student's t at 95% (where a curve passes more than once, "
+            f"tested with the lowest and with the highest: ambiguous where the two disagree); outside in k/n: "
             f"the GAN's {x_key} lies outside the curve in k of n seeds, dominated in m: a point of the curve is "
             f"better on both axes in m of them" + ("; noise: the std that one point's measurement noise alone gives "
                                                    "the advantage, through the MLE curve's slope" if plane == "lm"
@@ -489,7 +520,8 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
         "own diversity, BLEU-4 at its Self-BLEU-4 and LM score at its reverse-LM score; the advantage, positive "
         "where the GAN is better, mean ± std over the seeds inside the curve; above or below where the mean lies "
         "past Student's t at 95% in standard errors (std / sqrt(seeds)): "
-        + ", ".join(f"{T_95[k - 1]:.2f} with {k} seeds" for k in (3, 2)) + "; else on; one seed gives no verdict "
+        + ", ".join(f"{t_95(k - 1):.2f} with {k} seeds" for k in (3, 2)) + "; else on (not told apart from the "
+        "curve with these seeds; each cell is its own test, not corrected for the table's many); one seed gives no verdict "
         "(on the LM plane it states the std that one point's measurement noise gives the advantage); outside in "
         "k/n, dominated in m: the GAN's diversity lies outside the curve in k of n seeds, and a point of the curve "
         "is better on both axes in m of them")
