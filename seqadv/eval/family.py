@@ -494,16 +494,17 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
                 f"{(chosen['cost'] - 1) * chosen['seconds_per_point'] / chosen['cost'] * 10 / 60:.0f} more "
                 f"minutes for the 10 reverse-LM points of a GAN's variant and seed): not spent, since the verdicts rest on the seeds' spread")
 
-    say("\nwall time of a seed on this machine (one thread, beside at most one other job), mean over seeds;"
-        " runs started --init-from another variant's pretrained G do not count that pretraining")
+    say("\nwall time of a seed's training on this machine (one thread, beside another job), the least over seeds "
+        "(the cost: pauses and a third job only add to a run's time, and docs/results.md names each), then each "
+        "seed's; runs started --init-from another variant's pretrained G do not count that pretraining")
     walls = {}
     for name in records:
         per_seed = {seed: r["train"]["timings"]["total_s"] for seed, r in sorted(records[name].items())
                     if "timings" in r["train"]}
         if per_seed:
-            walls[name] = {**mean_std(list(per_seed.values())), "seeds": per_seed}
+            walls[name] = {**mean_std(list(per_seed.values())), "least": min(per_seed.values()), "seeds": per_seed}
             started = [seed for seed, r in records[name].items() if "--init-from" in r["command"]]
-            say(f"  {name:<18}{walls[name]['mean']:>8.0f} s   seed "
+            say(f"  {name:<18}{walls[name]['least']:>8.0f} s   seed "
                 + ", ".join(f"{seed}: {t:.0f} s" for seed, t in per_seed.items())
                 + (f"   (seed {', '.join(map(str, sorted(started)))} started from {FAMILY[name].init_from}'s "
                    f"pretrained G)" if started else ""))
