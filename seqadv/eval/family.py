@@ -323,13 +323,18 @@ def verdict(adv: Optional[dict]) -> str:
     return f"{word}, by {abs(t):.1f} s.e. (95%: {needed:.2f})" + outside
 
 
+def outside_counts(adv: dict) -> tuple[int, int]:
+    """How many seeds' GAN lies outside the curve, and of those how many a point of the curve
+    beats on both axes."""
+    outside = adv.get("outside") or {}
+    return len(outside), sum(1 for temperatures in outside.values() if temperatures)
+
+
 def outside_note(adv: dict) -> str:
     """Seeds whose GAN lies outside the curve have no advantage to average: said, not dropped
-    silently, with how many of them a point of the curve beats on both axes."""
-    if not adv.get("outside"):
-        return ""
-    beaten = sum(1 for temperatures in adv["outside"].values() if temperatures)
-    return f"; outside in {len(adv['outside'])}, dominated in {beaten}"
+    silently, with how many of them are dominated."""
+    outside, beaten = outside_counts(adv)
+    return f"; outside in {outside}, dominated in {beaten}" if outside else ""
 
 
 def judge(adv: Optional[dict]) -> dict:
@@ -344,9 +349,8 @@ def judge(adv: Optional[dict]) -> dict:
     {"word", "t" and "needed" (where tested; the end nearer 0 where two agree), "text" (outside, -)}"""
     if adv is None or "seeds" not in adv:
         if adv is not None and adv["outside"]:
-            beaten = sum(1 for temperatures in adv["outside"].values() if temperatures)
-            return {"word": "outside", "text": f"outside in {len(adv['outside'])}/{adv['seeds_total']}, "
-                                               f"dominated in {beaten}"}
+            outside, beaten = outside_counts(adv)
+            return {"word": "outside", "text": f"outside in {outside}/{adv['seeds_total']}, dominated in {beaten}"}
         return {"word": "-", "text": "-"}
     seeds = list(adv["seeds"].values())
     k = len(seeds)
@@ -472,8 +476,9 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
         for name in gans:
             advs = {role: advantage(name, role, records, x_key, y_key, noise if plane == "lm" else None)
                     for role in ROLES}
-            table.setdefault(name, {})[plane] = {role: {"advantage": a, "verdict": verdict(a)} for role, a in advs.items()}
-            cells[name] = [cell(a) + "  " + verdict(a) for a in advs.values()]
+            entries = {role: {"advantage": a, "verdict": verdict(a)} for role, a in advs.items()}
+            table.setdefault(name, {})[plane] = entries
+            cells[name] = [cell(e["advantage"]) + "  " + e["verdict"] for e in entries.values()]
         width = 4 + max([len("vs " + r) for r in ROLES.values()] + [len(c) for row in cells.values() for c in row])
         say(f"{'':<18}" + "".join(f"{'vs ' + ROLES[r]:>{width}}" for r in ROLES))
         for name, row in cells.items():
