@@ -156,9 +156,12 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     assert seqgan["start"]["verdict"] == f"above, by {0.045 / (0.01 / math.sqrt(3)):.1f} s.e. (95%: 4.30)"
     # the README's table: two rows per GAN (BLEU plane, LM plane), its verdict and advantage against each curve
     row = next(line for line in lines if line.startswith("| seqgan |")).split(" | ")
-    assert row[1:3] == ["BLEU-4", f"**below** -0.040 ± 0.010 ({0.04 / (0.01 / math.sqrt(3)):.1f} s.e., 3 seeds)"]
-    assert row[4] == f"**above** +0.045 ± 0.010 ({0.045 / (0.01 / math.sqrt(3)):.1f} s.e., 3 seeds) |"
-    assert len(row) == 5 and family.verdict_table(summary["matched_diversity"])[2] == "| seqgan | " + " | ".join(row[1:])
+    # in short: below MLE-best and its own MLE, though above the pretrained G it started from
+    assert row[1:4] == ["BLEU-4", "**below** MLE-best, equal-budget MLE",
+                        f"**below** -0.040 ± 0.010 ({0.04 / (0.01 / math.sqrt(3)):.1f} s.e., 3 seeds)"]
+    assert row[5] == f"**above** +0.045 ± 0.010 ({0.045 / (0.01 / math.sqrt(3)):.1f} s.e., 3 seeds) |"
+    assert summary["in_short"]["seqgan"]["bleu"] == row[2]
+    assert len(row) == 6 and family.verdict_table(summary["matched_diversity"])[2] == "| seqgan | " + " | ".join(row[1:])
     # a mean 3.5 standard errors above 0 over 3 seeds is on the curve: Student's t, not 2 s.e.
     def adv(per_seed, outside=None):  # an advantage as seed_advantages gives it: {seed: advantages at crossings}
         lows, highs = [min(a) for a in per_seed.values()], [max(a) for a in per_seed.values()]
@@ -197,6 +200,16 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     assert family.brief(twice) == "ambiguous -0.020..-0.011 (2 seeds)"
     assert family.brief({**one, "noise": 0.349}) == "+0.300 (1 seed, noise ±0.349)"
     assert family.brief(None) == "-"
+    # a plane's verdict in short: better than MLE only where above every curve; below where any curve is
+    # below it or dominates it in every seed; on where none is below and one is on; else no verdict
+    above = adv({"88": [0.02], "89": [0.021], "90": [0.019]})
+    dominated = {"outside": {"88": [1.0], "89": [0.9]}, "seeds_total": 2}
+    assert family.plain({"best": three, "equal": above, "start": None}) == "on MLE-best"
+    assert family.plain({"best": above, "equal": dominated, "start": three}) == "**below** equal-budget MLE (dominated)"
+    assert family.plain({"best": above, "equal": above, "start": above}) == "**above** all three"
+    assert family.plain({"best": above, "equal": above, "start": None}) == "**above** MLE-best, equal-budget MLE"
+    assert family.plain({"best": above, "equal": one, "start": above}) == "no verdict"
+    assert family.plain({"best": {"outside": {"88": []}, "seeds_total": 1}, "equal": None, "start": None}) == "no verdict"
     # Student's t beyond the table: the Cornish-Fisher expansion (t at 10 and 30 degrees of freedom: 2.228, 2.042)
     assert [round(family.t_95(d), 3) for d in (2, 10, 30)] == [4.303, 2.228, 2.042]
     cot = summary["matched_diversity"]["cot"]["bleu"]

@@ -371,17 +371,48 @@ def judge(adv: Optional[dict]) -> dict:
 
 
 PLANES = {"bleu": "BLEU-4", "lm": "LM score"}
+CURVES = {"best": "MLE-best", "equal": "equal-budget MLE", "start": "pretrained G"}
+
+
+def plain(advantages: dict[str, Optional[dict]]) -> str:
+    """One plane's verdict in short, over the MLE curves (role -> advantage): a GAN is better than
+    MLE only where it beats every MLE a researcher could have tuned, so "below" where any curve
+    says below (a curve that dominates it in every seed counts: a point of it is better on both
+    axes), else "on" where any says on, else "above" where every curve says above; "no verdict"
+    where the rest have none (one seed, ambiguous, outside without being dominated). The curves
+    that decide are named ("all three" where they all do)."""
+    said: dict[str, list[str]] = {}
+    for role, adv in advantages.items():
+        judged = judge(adv)
+        word = judged["word"]
+        if word == "outside":
+            outside, beaten = outside_counts(adv)
+            word = "dominated" if beaten == adv["seeds_total"] else "none"
+        if word != "-":
+            said.setdefault({"dominated": "below", "above": "above", "below": "below", "on": "on"}.get(word, "none"),
+                            []).append(CURVES[role] + (" (dominated)" if word == "dominated" else ""))
+    def named(curves: list[str]) -> str:
+        return "all three" if len(curves) == len(CURVES) else ", ".join(curves)
+    if "below" in said:
+        return "**below** " + named(said["below"])
+    if "on" in said:
+        return "on " + named(said["on"])
+    if "above" in said and "none" not in said:
+        return "**above** " + named(said["above"])
+    return "no verdict"
 
 
 def verdict_table(table: dict) -> list[str]:
-    """A markdown table for the README, two rows per GAN (its BLEU plane, its LM plane), a
-    column per MLE curve: the verdict first, then the advantage (`report`'s "matched_diversity")."""
-    lines = ["| recipe | plane | " + " | ".join(f"vs {ROLES[r]}" for r in ROLES) + " |",
-             "|---" * (2 + len(ROLES)) + "|"]
+    """A markdown table for the README, two rows per GAN (its BLEU plane, its LM plane): the
+    plane's verdict in short (`plain`), then a column per MLE curve, the verdict first, then the
+    advantage (`report`'s "matched_diversity")."""
+    lines = ["| recipe | plane | in short | " + " | ".join(f"vs {ROLES[r]}" for r in ROLES) + " |",
+             "|---" * (3 + len(ROLES)) + "|"]
     for name, planes in table.items():
         for i, plane in enumerate(PLANES):
+            short = plain({role: planes[plane][role]["advantage"] for role in ROLES})
             cells = [brief(planes[plane][role]["advantage"]) for role in ROLES]
-            lines.append(f"| {name if i == 0 else ''} | {PLANES[plane]} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name if i == 0 else ''} | {PLANES[plane]} | {short} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -530,10 +561,14 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
         "curve with these seeds; each cell is its own test, not corrected for the table's many); one seed gives no verdict "
         "(on the LM plane it states the std that one point's measurement noise gives the advantage); outside in "
         "k/n, dominated in m: the GAN's diversity lies outside the curve in k of n seeds, and a point of the curve "
-        "is better on both axes in m of them")
+        "is better on both axes in m of them; in short, over the three curves: below where any says below (or "
+        "dominates it in every seed), else on where any says on, else above where all say above, else no verdict; "
+        "the curves that decide are named (all three where they all do)")
     for line in verdict_table(table):
         say(line)
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
+               "in_short": {name: {plane: plain({role: planes[plane][role]["advantage"] for role in ROLES})
+                                   for plane in PLANES} for name, planes in table.items()},
                "lm_noise": noise, "wall_time_s": walls, "published": published,
                "not_found": NOT_FOUND, "oracle_table": oracle_rows}
     write_text_atomic(results / "summary.json", json.dumps(summary, indent=2, default=str))
