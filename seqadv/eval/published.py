@@ -65,9 +65,12 @@ NOT_FOUND = {
                "and 5,000 test captions drawn from COCO, not Texygen's files (as its text is quoted at "
                "ri.k117.org); its BLEU-2 there is 0.950 (as listed at sotaverified.org), and the rest of its "
                "table could not be read here; its code (CR-Gjx/LeakGAN, Image COCO/eval_bleu.py) scores 2,000 "
-               "samples against the 5,000 test captions without smoothing. Not comparable with this protocol: "
-               "eight times the training data",
+               "samples against the 5,000 test captions without smoothing (with nltk before 3.3 no smoothing "
+               "scored a text with no matching n-gram too high; users re-running that code after nltk changed "
+               "got BLEU-2..5 0.902/0.784/0.621/0.421, and its author put the drop down to nltk's update, "
+               "CR-Gjx/LeakGAN issue 30). Not comparable with this protocol: eight times the training data",
     "dpgan": "DPGAN's paper has no COCO figures (reviews and dialogue)",
-    "cot": "CoT's paper figures could not be read here",
+    "cot": "CoT's paper figures could not be read here (only its abstract and introduction), and its "
+           "authors' code (desire2020/Cooperative-Training) reproduces only the synthetic oracle experiment",
     "scratchgan": "ScratchGAN's paper reports EMNLP 2017 News, not COCO",
 }
