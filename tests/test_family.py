@@ -156,8 +156,8 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     assert seqgan["start"]["verdict"] == f"above, by {0.045 / (0.01 / math.sqrt(3)):.1f} s.e. (95%: 4.30)"
     # the README's table: two rows per GAN (BLEU plane, LM plane), its verdict and advantage against each curve
     row = next(line for line in lines if line.startswith("| seqgan |")).split(" | ")
-    # in short: below MLE-best and its own MLE, though above the pretrained G it started from
-    assert row[1:4] == ["BLEU-4", "**below** MLE-best, equal-budget MLE",
+    # in short: below MLE-best and its own MLE, above the pretrained G it started from: mixed, each named
+    assert row[1:4] == ["BLEU-4", "mixed: **below** MLE-best, equal-budget MLE; **above** pretrained G",
                         f"**below** -0.040 ± 0.010 ({0.04 / (0.01 / math.sqrt(3)):.1f} s.e., 3 seeds)"]
     assert row[5] == f"**above** +0.045 ± 0.010 ({0.045 / (0.01 / math.sqrt(3)):.1f} s.e., 3 seeds) |"
     assert summary["in_short"]["seqgan"]["bleu"] == row[2]
@@ -205,10 +205,21 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     above = adv({"88": [0.02], "89": [0.021], "90": [0.019]})
     dominated = {"outside": {"88": [1.0], "89": [0.9]}, "seeds_total": 2}
     assert family.plain({"best": three, "equal": above, "start": None}) == "on MLE-best"
-    assert family.plain({"best": above, "equal": dominated, "start": three}) == "**below** equal-budget MLE (dominated)"
+    assert family.plain({"best": three, "equal": dominated, "start": None}) == "**below** equal-budget MLE (dominated)"
     assert family.plain({"best": above, "equal": above, "start": above}) == "**above** all three"
     assert family.plain({"best": above, "equal": above, "start": None}) == "**above** MLE-best, equal-budget MLE"
     assert family.plain({"best": above, "equal": one, "start": above}) == "no verdict"
+    # below one curve and above another is said as such, not folded into either
+    below = adv({"88": [-0.02], "89": [-0.021], "90": [-0.019]})
+    assert family.plain({"best": above, "equal": None, "start": below}) == (
+        "mixed: **below** pretrained G; **above** MLE-best")
+    # one seed, dominated, is one seed: no verdict, as inside the curve
+    assert family.plain({"best": {"outside": {"88": [1.0]}, "seeds_total": 1}, "equal": None, "start": None}) == (
+        "no verdict")
+    # above over the seeds inside, but a point of the curve beats the third seed on both axes: ambiguous
+    above_but_beaten = {**adv({"88": [0.02], "89": [0.021]}), "outside": {"90": [1.0]}}
+    assert family.judge(above_but_beaten)["word"] == "ambiguous"
+    assert family.verdict(above_but_beaten) == "ambiguous; outside in 1, dominated in 1"
     assert family.plain({"best": {"outside": {"88": []}, "seeds_total": 1}, "equal": None, "start": None}) == "no verdict"
     # Student's t beyond the table: the Cornish-Fisher expansion (t at 10 and 30 degrees of freedom: 2.228, 2.042)
     assert [round(family.t_95(d), 3) for d in (2, 10, 30)] == [4.303, 2.228, 2.042]

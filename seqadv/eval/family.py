@@ -343,7 +343,9 @@ def judge(adv: Optional[dict]) -> dict:
     at 95% for that many seeds: "above" or "below" past it, "on" within it (not told apart from
     the curve with these seeds). A seed whose curve passes the GAN's diversity more than once
     has an advantage at each crossing: the test is made with every seed's lowest and again with
-    every seed's highest, and where the two disagree the verdict is "ambiguous". One seed gives
+    every seed's highest, and where the two disagree the verdict is "ambiguous"; "above" from the
+    seeds inside, with a seed outside that a point of the curve beats on both axes, is "ambiguous"
+    too (those seeds say the opposite). One seed gives
     no verdict ("1 seed"; "ambiguous" if its crossings disagree in sign); no seed inside gives
     "outside" (with how many a point of the curve beats on both axes) or "-" (no curve).
     {"word", "t" and "needed" (where tested; the end nearer 0 where two agree), "text" (outside, -)}"""
@@ -367,6 +369,8 @@ def judge(adv: Optional[dict]) -> dict:
         ends.append({"word": ("above" if t > 0 else "below") if abs(t) > needed else "on", "t": t, "needed": needed})
     if ends[0]["word"] != ends[1]["word"]:
         return {"word": "ambiguous", "needed": needed}
+    if ends[0]["word"] == "above" and outside_counts(adv)[1]:
+        return {"word": "ambiguous", "needed": needed}  # a seed that a point of the curve beats on both axes
     return min(ends, key=lambda e: abs(e["t"]))
 
 
@@ -377,22 +381,26 @@ CURVES = {"best": "MLE-best", "equal": "equal-budget MLE", "start": "pretrained 
 def plain(advantages: dict[str, Optional[dict]]) -> str:
     """One plane's verdict in short, over the MLE curves (role -> advantage): a GAN is better than
     MLE only where it beats every MLE a researcher could have tuned, so "below" where any curve
-    says below (a curve that dominates it in every seed counts: a point of it is better on both
-    axes), else "on" where any says on, else "above" where every curve says above; "no verdict"
-    where the rest have none (one seed, ambiguous, outside without being dominated). The curves
-    that decide are named ("all three" where they all do)."""
+    says below (a curve that dominates it in every seed, two or more, counts: a point of it is
+    better on both axes), "mixed" where some curves say below and others above, else "on" where
+    any says on, else "above" where every curve says above; "no verdict" where the rest have none
+    (one seed, ambiguous, outside without being dominated). The curves that decide are named ("all
+    three" where they all do)."""
     said: dict[str, list[str]] = {}
     for role, adv in advantages.items():
-        judged = judge(adv)
-        word = judged["word"]
+        word = judge(adv)["word"]
+        if word == "-":
+            continue
         if word == "outside":
             outside, beaten = outside_counts(adv)
-            word = "dominated" if beaten == adv["seeds_total"] else "none"
-        if word != "-":
-            said.setdefault({"dominated": "below", "above": "above", "below": "below", "on": "on"}.get(word, "none"),
-                            []).append(CURVES[role] + (" (dominated)" if word == "dominated" else ""))
+            word = "dominated" if beaten == adv["seeds_total"] >= 2 else "none"
+        said.setdefault({"dominated": "below", "above": "above", "below": "below", "on": "on"}.get(word, "none"),
+                        []).append(CURVES[role] + (" (dominated)" if word == "dominated" else ""))
+
     def named(curves: list[str]) -> str:
         return "all three" if len(curves) == len(CURVES) else ", ".join(curves)
+    if "below" in said and "above" in said:
+        return f"mixed: **below** {named(said['below'])}; **above** {named(said['above'])}"
     if "below" in said:
         return "**below** " + named(said["below"])
     if "on" in said:
@@ -561,9 +569,10 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
         "curve with these seeds; each cell is its own test, not corrected for the table's many); one seed gives no verdict "
         "(on the LM plane it states the std that one point's measurement noise gives the advantage); outside in "
         "k/n, dominated in m: the GAN's diversity lies outside the curve in k of n seeds, and a point of the curve "
-        "is better on both axes in m of them; in short, over the three curves: below where any says below (or "
-        "dominates it in every seed), else on where any says on, else above where all say above, else no verdict; "
-        "the curves that decide are named (all three where they all do)")
+        "is better on both axes in m of them (an above with a dominated seed is ambiguous); in short, over the three "
+        "curves: below where any says below (or dominates it in every seed, two or more), mixed where some say "
+        "below and others above, else on where any says on, else above where all say above, else no verdict; the "
+        "curves that decide are named (all three where they all do)")
     for line in verdict_table(table):
         say(line)
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
