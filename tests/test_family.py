@@ -142,6 +142,12 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     family.report(results, say=lines.append, oracle=oracle)  # compare_recipes.py --corpus coco-texygen --report
     stdout = "".join(line + "\n" for line in lines)
     summary = json.loads((results / "summary.json").read_text())
+    # the MLE baselines at T = 1 beside the GANs: each variant's equal-budget MLE and its own pretrained G, over
+    # the seeds that have them (CoT's one seed has its MLE only)
+    torch.testing.assert_close([summary["at_t1"][m]["bleu4"]["mean"] for m in ("seqgan/mle", "seqgan/pretrained")],
+                               [0.22, 0.15])
+    assert "cot/mle" in summary["at_t1"] and "cot/pretrained" not in summary["at_t1"]
+    assert stdout.split("the MLE baselines")[1].splitlines()[1].startswith("seqgan/mle ")
     seqgan = summary["matched_diversity"]["seqgan"]["bleu"]
     best = seqgan["best"]["advantage"]
     torch.testing.assert_close([best["seeds"][s]["advantages"][0] for s in ("88", "89", "90")], [-0.05, -0.03, -0.04])

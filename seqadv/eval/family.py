@@ -485,19 +485,33 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
     say(f"{'model':<26}" + "".join(f"{k.replace('self_bleu', 'sbleu').replace('reverse_lm_score', 'rev_lm'):>16}"
                                    for k in shown))
     rows = {}
+
+    def row(name: str, model: str, note: str = "") -> None:
+        # over the seeds whose sweep has this model (a variant pretrains its own G only on some machines)
+        having = {name: {s: r for s, r in records[name].items() if model in r["sweep"]}}
+        values = t1_values(name, having, model)
+        lengths = [statistics.fmean(map(len, texts)) for seed in having[name]
+                   if (texts := samples_of(results, model, seed))]
+        if lengths:
+            values["length"] = mean_std(lengths)
+        rows[model] = values
+        say(f"{model:<26}" + "".join(f"{values[k]['mean']:>9.3f} ±{values[k]['std']:.3f}" if k in values
+                                     else f"{'-':>16}" for k in shown) + note)
+
     for name in records:
-        for model in [gan_model(name)] if name != REFERENCE else [f"{REFERENCE}/mle_best"]:
-            values = t1_values(name, records, model)
-            lengths = [statistics.fmean(map(len, texts)) for seed in records[name]
-                       if (texts := samples_of(results, model, seed))]
-            if lengths:
-                values["length"] = mean_std(lengths)
-            rows[model] = values
-            say(f"{model:<26}" + "".join(f"{values[k]['mean']:>9.3f} ±{values[k]['std']:.3f}" if k in values
-                                         else f"{'-':>16}" for k in shown))
+        row(name, gan_model(name) if name != REFERENCE else f"{REFERENCE}/mle_best")
     real = real_text_scores()
     say(f"{'training captions':<26}" + "".join(f"{real[k]:>16.3f}" if k in real else f"{'-':>16}" for k in shown)
         + "   (2,000 of them, drawn with seed 2017, scored as a model's samples: what real text gets)")
+    say("the MLE baselines the GANs are also measured against, at T = 1: each variant's own MLE of equal budget "
+        "(<variant>/mle) and the pretrained G it trained itself (<variant>/pretrained; the variants started "
+        "--init-from SeqGAN's use seqgan/pretrained)")
+    for name in gans:
+        for model in (f"{name}/mle", f"{name}/pretrained"):
+            seeds = [s for s, r in records[name].items() if model in r["sweep"]]
+            if seeds:
+                row(name, model, f"   (seed {', '.join(map(str, sorted(seeds)))})"
+                    if len(seeds) < len(records[name]) else "")
 
     noise = lm_noise_of(results, CORPUS, LM_STEPS)
     table = {}
