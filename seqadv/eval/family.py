@@ -367,10 +367,9 @@ def judge(adv: Optional[dict]) -> dict:
         # no spread: identical advantages in every seed; exactly 0 (the GAN is its own start) is on the curve
         t = 0.0 if mean == 0 else math.copysign(math.inf, mean) if se == 0 else mean / se
         ends.append({"word": ("above" if t > 0 else "below") if abs(t) > needed else "on", "t": t, "needed": needed})
-    if ends[0]["word"] != ends[1]["word"]:
+    # the two ends disagree, or an "above" has a seed that a point of the curve beats on both axes
+    if ends[0]["word"] != ends[1]["word"] or (ends[0]["word"] == "above" and outside_counts(adv)[1]):
         return {"word": "ambiguous", "needed": needed}
-    if ends[0]["word"] == "above" and outside_counts(adv)[1]:
-        return {"word": "ambiguous", "needed": needed}  # a seed that a point of the curve beats on both axes
     return min(ends, key=lambda e: abs(e["t"]))
 
 
@@ -394,8 +393,8 @@ def plain(advantages: dict[str, Optional[dict]]) -> str:
         if word == "outside":
             outside, beaten = outside_counts(adv)
             word = "dominated" if beaten == adv["seeds_total"] >= 2 else "none"
-        said.setdefault({"dominated": "below", "above": "above", "below": "below", "on": "on"}.get(word, "none"),
-                        []).append(CURVES[role] + (" (dominated)" if word == "dominated" else ""))
+        group = "below" if word == "dominated" else word if word in ("above", "below", "on") else "none"
+        said.setdefault(group, []).append(CURVES[role] + (" (dominated)" if word == "dominated" else ""))
 
     def named(curves: list[str]) -> str:
         return "all three" if len(curves) == len(CURVES) else ", ".join(curves)
@@ -410,17 +409,24 @@ def plain(advantages: dict[str, Optional[dict]]) -> str:
     return "no verdict"
 
 
-def verdict_table(table: dict) -> list[str]:
+def in_short(table: dict) -> dict[str, dict[str, str]]:
+    """`plain` of every GAN and plane of `report`'s "matched_diversity"."""
+    return {name: {plane: plain({role: planes[plane][role]["advantage"] for role in ROLES}) for plane in PLANES}
+            for name, planes in table.items()}
+
+
+def verdict_table(table: dict, short: Optional[dict] = None) -> list[str]:
     """A markdown table for the README, two rows per GAN (its BLEU plane, its LM plane): the
     plane's verdict in short (`plain`), then a column per MLE curve, the verdict first, then the
     advantage (`report`'s "matched_diversity")."""
     lines = ["| recipe | plane | in short | " + " | ".join(f"vs {ROLES[r]}" for r in ROLES) + " |",
              "|---" * (3 + len(ROLES)) + "|"]
+    short = short or in_short(table)
     for name, planes in table.items():
         for i, plane in enumerate(PLANES):
-            short = plain({role: planes[plane][role]["advantage"] for role in ROLES})
             cells = [brief(planes[plane][role]["advantage"]) for role in ROLES]
-            lines.append(f"| {name if i == 0 else ''} | {PLANES[plane]} | {short} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name if i == 0 else ''} | {PLANES[plane]} | {short[name][plane]} | " + " | ".join(cells)
+                         + " |")
     return lines
 
 
@@ -486,9 +492,14 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
                                    for k in shown))
     rows = {}
 
-    def row(name: str, model: str, note: str = "") -> None:
-        # over the seeds whose sweep has this model (a variant pretrains its own G only on some machines)
+    def row(name: str, model: str) -> None:
+        # over the seeds whose sweep has this model (a variant pretrains its own G only on some machines), named
+        # where they are not all the variant's
         having = {name: {s: r for s, r in records[name].items() if model in r["sweep"]}}
+        if not having[name]:
+            return
+        note = (f"   (seed {', '.join(map(str, sorted(having[name])))})"
+                if len(having[name]) < len(records[name]) else "")
         values = t1_values(name, having, model)
         lengths = [statistics.fmean(map(len, texts)) for seed in having[name]
                    if (texts := samples_of(results, model, seed))]
@@ -508,10 +519,7 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
         "--init-from SeqGAN's use seqgan/pretrained)")
     for name in gans:
         for model in (f"{name}/mle", f"{name}/pretrained"):
-            seeds = [s for s, r in records[name].items() if model in r["sweep"]]
-            if seeds:
-                row(name, model, f"   (seed {', '.join(map(str, sorted(seeds)))})"
-                    if len(seeds) < len(records[name]) else "")
+            row(name, model)
 
     noise = lm_noise_of(results, CORPUS, LM_STEPS)
     table = {}
@@ -587,11 +595,11 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
         "curves: below where any says below (or dominates it in every seed, two or more), mixed where some say "
         "below and others above, else on where any says on, else above where all say above, else no verdict; the "
         "curves that decide are named (all three where they all do)")
-    for line in verdict_table(table):
+    short = in_short(table)
+    for line in verdict_table(table, short):
         say(line)
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
-               "in_short": {name: {plane: plain({role: planes[plane][role]["advantage"] for role in ROLES})
-                                   for plane in PLANES} for name, planes in table.items()},
+               "in_short": short,
                "lm_noise": noise, "wall_time_s": walls, "published": published,
                "not_found": NOT_FOUND, "oracle_table": oracle_rows}
     write_text_atomic(results / "summary.json", json.dumps(summary, indent=2, default=str))
