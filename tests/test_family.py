@@ -236,6 +236,8 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
             "0.210/0.210/0.210/0.210 | 0.325/0.325/0.325/0.325\n") in stdout  # no samples: not counted their way
     assert (tmp_path / "coco-texygen.png").is_file()
     assert (tmp_path / "coco-texygen-texygen-counts.png").is_file()  # ours and the published points, counted alike
+    for plane in ("bleu", "lm"):  # a panel per GAN with the three curves of its verdict
+        assert (tmp_path / f"coco-texygen-{plane}-against-curves.png").is_file()
     # Texygen's SeqGAN, BLEU-4 0.294 at Self-BLEU-4 0.670, against that curve: 0.25 + 0.07 / 0.20 * 0.05 = 0.2675
     # there; its Self-BLEU-2 0.950 lies outside the curve
     gaps = summary["published"]["against our MLE counted their way"]["seqgan"]
@@ -248,6 +250,29 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     row = summary["oracle_table"][2].split()
     assert row[:7] == ["SeqGAN", "1", "9.000", "8.900", "8.700", "-0.200", "0.200"] and row[7] == "8.736"
     assert summary["oracle_table"][2] in stdout.split("the family on the SeqGAN paper's oracle")[1]
+
+
+def test_each_gans_curves_are_its_own_seeds_curves(tmp_path):
+    # the figure's curves: per role, the mean over the GAN's seeds of that seed's own curve; a variant
+    # started --init-from SeqGAN is judged against SeqGAN's pretrained G of the same seed
+    results = tmp_path / "coco-texygen"
+    for seed, shift in ((88, 0.0), (89, 0.02)):
+        write(results, "mle_best", seed, {"mle_best/mle_best": curve([(1.0, 0.20 + shift, 0.25)])})
+        write(results, "seqgan", seed, {"seqgan/pretrained": curve([(1.0, 0.10 + shift, 0.30)]),
+                                        "seqgan/mle": curve([(1.0, 0.5, 0.5)]),
+                                        "seqgan/seqgan": curve([(1.0, 0.5, 0.5)])})
+    write(results, "maligan", 89, {"maligan/mle": curve([(1.0, 0.40, 0.35)]), "maligan/maligan": curve([(1.0, 0.3, 0.3)])},
+          command="python scripts/train_maligan.py --init-from runs/x/seqgan")
+    write(results, "mle_best", 90, {"mle_best/mle_best": curve([(1.0, 0.90, 0.9)])})  # no maligan seed 90
+    records = family.load_records(results)
+    mean, std, seeds = family.role_curve("seqgan", "best", records)
+    assert seeds == [88, 89]
+    torch.testing.assert_close([mean[0]["bleu4"], std[0]["bleu4"]], [0.21, math.sqrt(2) * 0.01])
+    mean, std, seeds = family.role_curve("maligan", "start", records)
+    assert seeds == [89]
+    torch.testing.assert_close([mean[0]["bleu4"], mean[0]["self_bleu4"], std[0]["bleu4"]], [0.12, 0.30, 0.0])
+    assert family.role_curve("maligan", "best", records)[2] == [89]  # MLE-best's seed 90 is not maligan's
+    assert family.role_curve("cot", "best", {"cot": {88: {"sweep": {}, "command": "x", "seed": 88}}}) == ([], [], [])
 
 
 def test_a_family_report_without_runs_is_one_line(tmp_path):

@@ -29,11 +29,15 @@ def main() -> int:
         return done.returncode
     lines = [line for line in done.stdout.splitlines() if not line.startswith("wrote ")]
     block = ("`python scripts/compare_recipes.py --corpus coco-texygen --report` printed (it also wrote\n"
-             "`results/compare/coco-texygen/summary.json` and the two figures below):\n\n```\n" + "\n".join(lines)
+             "`results/compare/coco-texygen/summary.json` and the four figures below):\n\n```\n" + "\n".join(lines)
              + "\n```\n\n"
              "![the family at T = 1 against MLE's temperature curve, both planes](../results/compare/coco-texygen.png)"
              "\n\n![ours and Texygen's published points, counted as Texygen's table counted]"
-             "(../results/compare/coco-texygen-texygen-counts.png)\n")
+             "(../results/compare/coco-texygen-texygen-counts.png)\n"
+             "\nEach verdict's evidence, a panel per GAN with the three MLE curves it is measured against "
+             "(each seed's point at T = 1 a cross; the panel's title its verdict in short):\n\n"
+             "![each GAN against its three MLE curves, the BLEU plane](../results/compare/coco-texygen-bleu-against-curves.png)"
+             "\n\n![each GAN against its three MLE curves, the LM plane](../results/compare/coco-texygen-lm-against-curves.png)\n")
     replace_between(REPO / "docs" / "results.md", "<!-- family-report -->", "<!-- /family-report -->", block)
     table = [line for line in done.stdout.split("\nthe verdicts (markdown")[1].splitlines()[1:]
              if line.startswith("|")]

@@ -598,6 +598,10 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
     short = in_short(table)
     for line in verdict_table(table, short):
         say(line)
+    for plane in ("bleu", "lm"):
+        path = results.parent / f"{CORPUS}-{plane}-against-curves.png"
+        draw_against_curves(records, gans, short, plane, path)
+        say(f"wrote {path} (each GAN against the three MLE curves of its verdict)")
     summary = {"seeds": {n: sorted(r) for n, r in records.items()}, "at_t1": rows, "training_captions": real, "matched_diversity": table,
                "in_short": short,
                "lm_noise": noise, "wall_time_s": walls, "published": published,
@@ -847,3 +851,77 @@ def draw(records: dict, gans: list[str], path: Path, real: dict) -> None:
                f"{CORPUS}: the family at T = 1 against MLE's temperature curve (mean ± std over seeds)", path, errors,
                colors={"training captions": "black"})
 
+
+
+def role_curve(name: str, role: str, records: dict) -> tuple[list[dict], list[dict], list[int]]:
+    """One MLE curve a GAN is judged against (`ROLES`), over the GAN's seeds that have it: the mean
+    and the std per temperature of each metric (the curves of `sweep_statistic`), and those seeds.
+    Each seed's curve is that seed's own (a GAN of seed 89 is judged against MLE of seed 89)."""
+    per_seed = {seed: references_of(name, seed, records)[role][1] for seed in sorted(records[name])
+                if role in references_of(name, seed, records)}
+    if not per_seed:
+        return [], [], []
+    agg = aggregate_sweeps([{"curve": curve} for curve in per_seed.values()])
+    return sweep_statistic(agg, "mean")["curve"], sweep_statistic(agg, "std")["curve"], list(per_seed)
+
+
+ROLE_STYLES = {"best": ("tab:blue", "-"), "equal": ("tab:orange", "--"), "start": ("tab:green", ":")}
+SHORT_ROLES = {"best": "MLE-best", "equal": "equal-budget MLE", "start": "pretrained G"}
+
+
+def draw_against_curves(records: dict, gans: list[str], short: dict, plane: str, path: Path) -> None:
+    """One plane, one panel per GAN: the three MLE curves its verdict is measured against (mean
+    over the GAN's seeds that have each, a dot per temperature, T = 1 ringed), each seed's GAN
+    point at T = 1 as a small cross, their mean ± std as a star, and the verdict in short as the
+    panel's title, so each verdict's evidence is one panel. `short`: `in_short`'s
+    {name: {plane: text}}; `plane`: "bleu" or "lm"."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    x_key, y_key = (X_BLEU, Y_BLEU) if plane == "bleu" else (X_LM, Y_LM)
+    x_label, y_label = (sweep_axes(False)[2:] if plane == "bleu" else LM_AXES[2:])
+    columns = 3
+    rows = max(1, math.ceil(len(gans) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.9 * rows), squeeze=False)
+    for ax in axes.flat[len(gans):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, gans):
+        for role in ROLES:
+            mean, std, seeds = role_curve(name, role, records)
+            kept = [i for i, p in enumerate(mean) if x_key in p and y_key in p]
+            if not kept:
+                continue
+            colour, style = ROLE_STYLES[role]
+            ax.errorbar([mean[i][x_key] for i in kept], [mean[i][y_key] for i in kept],
+                        xerr=[std[i][x_key] for i in kept], yerr=[std[i][y_key] for i in kept], color=colour,
+                        linestyle=style, marker="o", markersize=2.5, capsize=1.5, linewidth=1.2,
+                        label=f"{SHORT_ROLES[role]} (seeds {', '.join(map(str, seeds))})")
+            for i in kept:
+                if mean[i]["temperature"] == 1.0:
+                    ax.plot(mean[i][x_key], mean[i][y_key], "o", markersize=7, markerfacecolor="none", color=colour)
+            ends = (kept[0], kept[-1])
+            for i in ends if role == "best" else ():
+                ax.annotate(f"T={mean[i]['temperature']:g}", (mean[i][x_key], mean[i][y_key]), fontsize=6,
+                            textcoords="offset points", xytext=(3, 3))
+        points = [p for r in records[name].values() for p in r["sweep"][gan_model(name)]
+                  if p["temperature"] == 1.0 and x_key in p and y_key in p]
+        if points:
+            xs, ys = [p[x_key] for p in points], [p[y_key] for p in points]
+            ax.plot(xs, ys, "x", color="black", markersize=5, label=f"{name} at T = 1, each seed")
+            mx, my = mean_std(xs), mean_std(ys)
+            ax.errorbar([mx["mean"]], [my["mean"]], xerr=[mx["std"]], yerr=[my["std"]],
+                        marker="*", markersize=13, color="tab:red", capsize=2, linestyle="none",
+                        label=f"{name}, mean ± std")
+        ax.set_title(f"{name}: {short.get(name, {}).get(plane, '-').replace('**', '')}", fontsize=8)
+        ax.set_xlabel(x_label, fontsize=7)
+        ax.set_ylabel(y_label, fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:  # a plane without scores (older sweeps) has nothing drawn
+            ax.legend(fontsize=5.5, loc="best")
+    fig.suptitle(f"{CORPUS}, the {'BLEU' if plane == 'bleu' else 'LM'} plane: each GAN against the three MLE curves "
+                 f"its verdict uses (mean ± std over seeds)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
