@@ -155,6 +155,10 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
     # mean -0.04 against a standard error of 0.01 / sqrt(3): below the curve, by 6.9 of them, past
     # Student's t at 95% for 3 seeds (4.30)
     assert seqgan["best"]["verdict"] == f"below, by {0.04 / (0.01 / math.sqrt(3)):.1f} s.e. (95%: 4.30)"
+    # and each seed's, behind the cell, printed
+    assert "  seqgan          vs MLE-best: 88 -0.050, 89 -0.030, 90 -0.040   vs equal-budget MLE: " in stdout
+    assert family.seed_by_seed({"seeds": {"89": {"advantages": [-0.02, 0.01]}}, "outside": {"88": [0.8], "90": []}}) == (
+        "88 dominated, 89 -0.020..+0.010, 90 outside")
     # its own equal-budget MLE: 0.30 + (0.325 - 0.40) / (0.30 - 0.40) * (0.22 - 0.30) = 0.24 at Self-BLEU-4 0.325
     torch.testing.assert_close(seqgan["equal"]["advantage"]["low"], 0.25 - 0.04 - 0.24)
     # the pretrained G passes 0.325 at 0.15 + 0.25 * 0.06 = 0.165: SeqGAN is above it by 0.045 ± 0.01

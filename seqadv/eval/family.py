@@ -459,6 +459,21 @@ def cell(adv: Optional[dict]) -> str:
     return text + (f" ± {adv['std']:.3f}" if k > 1 else "") + f" ({k}/{adv['seeds_total']})"
 
 
+def seed_by_seed(adv: Optional[dict]) -> str:
+    """Each seed's advantage behind a cell, by seed: "88 -0.002, 89 -0.014"; a curve passing a
+    seed's diversity more than once gives that seed's lowest..highest; a seed outside the curve
+    says so, and "dominated" where a point of the curve beats it on both axes."""
+    if adv is None:
+        return "-"
+    found = {}
+    for seed, entry in adv.get("seeds", {}).items():
+        values = entry["advantages"]
+        found[int(seed)] = (f"{min(values):+.3f}..{max(values):+.3f}" if len(values) > 1 else f"{values[0]:+.3f}")
+    for seed, beaten in adv.get("outside", {}).items():
+        found[int(seed)] = "dominated" if beaten else "outside"
+    return ", ".join(f"{seed} {text}" for seed, text in sorted(found.items())) or "-"
+
+
 def t1_values(name: str, records: dict, model: Optional[str] = None) -> dict:
     """Mean, std and values over seeds of every metric at T = 1 of a variant's model (its GAN by default)."""
     model = model or gan_model(name)
@@ -544,6 +559,11 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
         say(f"{'':<18}" + "".join(f"{'vs ' + ROLES[r]:>{width}}" for r in ROLES))
         for name, row in cells.items():
             say(f"{name:<18}" + "".join(f"{c:>{width}}" for c in row))
+        say(f"  each seed's advantage behind those cells ({y_key}; dominated: outside the curve, and a point of "
+            f"it better on both axes):")
+        for name in gans:
+            say(f"  {name:<16}" + "   ".join(f"vs {SHORT_ROLES[role]}: {seed_by_seed(entry['advantage'])}"
+                                           for role, entry in table[name][plane].items()))
 
     if noise is None:
         say(f"the LM plane's measurement noise of one point: not measured on {CORPUS} (python scripts/lm_noise.py "
