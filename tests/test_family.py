@@ -257,26 +257,47 @@ def test_the_report_measures_each_gan_against_three_mle_curves(tmp_path):
 
 
 def test_each_gans_curves_are_its_own_seeds_curves(tmp_path):
-    # the figure's curves: per role, the mean over the GAN's seeds of that seed's own curve; a variant
-    # started --init-from SeqGAN is judged against SeqGAN's pretrained G of the same seed
+    # the figure's curves: per role, the mean over the verdict's seeds of that seed's own curve,
+    # temperature by temperature; a variant started --init-from SeqGAN is judged against SeqGAN's
+    # pretrained G of the same seed
     results = tmp_path / "coco-texygen"
     for seed, shift in ((88, 0.0), (89, 0.02)):
-        write(results, "mle_best", seed, {"mle_best/mle_best": curve([(1.0, 0.20 + shift, 0.25)])})
-        write(results, "seqgan", seed, {"seqgan/pretrained": curve([(1.0, 0.10 + shift, 0.30)]),
-                                        "seqgan/mle": curve([(1.0, 0.5, 0.5)]),
-                                        "seqgan/seqgan": curve([(1.0, 0.5, 0.5)])})
-    write(results, "maligan", 89, {"maligan/mle": curve([(1.0, 0.40, 0.35)]), "maligan/maligan": curve([(1.0, 0.3, 0.3)])},
+        write(results, "mle_best", seed, {"mle_best/mle_best": curve([(0.8, 0.30 + shift, 0.40),
+                                                                      (1.0, 0.20 + shift, 0.25)])})
+        write(results, "seqgan", seed, {"seqgan/pretrained": curve([(0.8, 0.2, 0.4), (1.0, 0.10 + shift, 0.30)]),
+                                        "seqgan/mle": curve([(0.8, 0.5, 0.5), (1.0, 0.5, 0.5)]),
+                                        "seqgan/seqgan": curve([(0.8, 0.5, 0.5), (1.0, 0.5, 0.5)])})
+    write(results, "maligan", 89, {"maligan/mle": curve([(0.8, 0.5, 0.5), (1.0, 0.40, 0.35)]),
+                                   "maligan/maligan": curve([(0.8, 0.5, 0.5), (1.0, 0.3, 0.3)])},
           command="python scripts/train_maligan.py --init-from runs/x/seqgan")
-    write(results, "mle_best", 90, {"mle_best/mle_best": curve([(1.0, 0.90, 0.9)])})  # no maligan seed 90
+    write(results, "mle_best", 90, {"mle_best/mle_best": curve([(0.8, 0.9, 0.9), (1.0, 0.90, 0.9)])})
     records = family.load_records(results)
-    mean, std, seeds = family.role_curve("seqgan", "best", records)
-    assert seeds == [88, 89]
-    torch.testing.assert_close([mean[0]["bleu4"], std[0]["bleu4"]], [0.21, math.sqrt(2) * 0.01])
-    mean, std, seeds = family.role_curve("maligan", "start", records)
-    assert seeds == [89]
-    torch.testing.assert_close([mean[0]["bleu4"], mean[0]["self_bleu4"], std[0]["bleu4"]], [0.12, 0.30, 0.0])
-    assert family.role_curve("maligan", "best", records)[2] == [89]  # MLE-best's seed 90 is not maligan's
-    assert family.role_curve("cot", "best", {"cot": {88: {"sweep": {}, "command": "x", "seed": 88}}}) == ([], [], [])
+    keys = ("self_bleu4", "bleu4")
+    best = family.role_curve("seqgan", "best", records, *keys)
+    assert best["seeds"] == [88, 89] == list(family.role_sweeps("seqgan", "best", records))
+    torch.testing.assert_close([p["bleu4"] for p in best["mean"]], [0.31, 0.21])
+    torch.testing.assert_close(best["std"][1]["bleu4"], math.sqrt(2) * 0.01)
+    start = family.role_curve("maligan", "start", records, *keys)
+    assert start["seeds"] == [89]  # SeqGAN's pretrained G of seed 89, not 88, and not a mean of both
+    torch.testing.assert_close([start["mean"][1]["bleu4"], start["mean"][1]["self_bleu4"]], [0.12, 0.30])
+    assert family.role_curve("maligan", "best", records, *keys)["seeds"] == [89]  # MLE-best's 90 is not maligan's
+    # the LM plane: a seed whose curve folds at T = 1.2 (worse on both axes than its T = 1) takes that point
+    # off the drawn curve, as off its comparisons
+    def lm(points):
+        return [{"temperature": t, "lm_score": q, "reverse_lm_score": d} for t, q, d in points]
+    fold = {"mle_best": {88: {"seed": 88, "command": "x", "sweep": {"mle_best/mle_best": lm(
+                [(0.8, 3.0, 4.6), (1.0, 3.5, 4.3), (1.2, 4.0, 4.4)])}},
+                         89: {"seed": 89, "command": "x", "sweep": {"mle_best/mle_best": lm(
+                [(0.8, 3.0, 4.6), (1.0, 3.5, 4.3), (1.2, 4.0, 4.2)])}}},
+            "seqgan": {seed: {"seed": seed, "command": "x", "sweep": {"seqgan/seqgan": lm([(0.8, 3, 5), (1.0, 3.2, 4.5),
+                                                                                          (1.2, 3.5, 4.4)])}}
+                       for seed in (88, 89)}}
+    drawn = family.role_curve("seqgan", "best", fold, "reverse_lm_score", "lm_score")
+    assert drawn["branch"] == {0.8, 1.0}  # seed 88 folds at 1.2; seed 89 does not
+    fold["mle_best"][89]["sweep"]["mle_best/mle_best"][2]["temperature"] = 1.3
+    with pytest.raises(ValueError, match="different temperatures"):
+        family.role_curve("seqgan", "best", fold, "reverse_lm_score", "lm_score")
+    assert family.role_curve("cot", "best", {"cot": {88: {"sweep": {}, "command": "x", "seed": 88}}}, *keys) is None
 
 
 def test_a_family_report_without_runs_is_one_line(tmp_path):

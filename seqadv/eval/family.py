@@ -38,7 +38,8 @@ from seqadv.eval.compare import SWEEP_ARGS, lm_noise_of, seed_advantages
 from seqadv.eval import oracle_family
 from seqadv.eval.metrics import BLEU, LM_STEPS, self_bleu
 from seqadv.eval.published import NOT_FOUND, OURS, PUBLISHED
-from seqadv.eval.report import LM_AXES, advantages_at, plot_sweep, save_figure, sweep_axes
+from seqadv.eval.report import (LM_AXES, advantages_at, at_temperature_one, comparison_branch, plot_sweep, save_figure,
+                                sweep_axes)
 from seqadv.eval.seeds import aggregate_sweeps, mean_std, script_of, sweep_statistic, train_or_resume
 from seqadv.eval.sweep import (SweepSettings, corpus_of, load_generators, model_names, run_sweep, scored_samples,
                                settings_from_args)
@@ -273,16 +274,24 @@ ROLES = {"best": "MLE at its best validation NLL", "equal": "its own MLE of equa
          "start": "the pretrained G it started from"}
 
 
+def role_sweeps(name: str, role: str, records: dict) -> dict[int, dict]:
+    """The pairs a verdict against one MLE curve (`ROLES`) is made of: {seed: {"gan": the GAN's
+    sweep, "mle": that seed's curve for the role}} over the GAN's seeds that have the role. A GAN
+    of seed 89 is judged against MLE of seed 89, never a mean over seeds."""
+    sweeps = {}
+    for seed in sorted(records[name]):
+        refs = references_of(name, seed, records)
+        if role in refs:
+            sweeps[seed] = {"gan": records[name][seed]["sweep"][gan_model(name)], "mle": refs[role][1]}
+    return sweeps
+
+
 def advantage(name: str, role: str, records: dict, x_key: str, y_key: str,
               noise: Optional[dict] = None) -> Optional[dict]:
     """The GAN's advantage at T = 1 over one MLE curve at matched diversity, over the seeds that
     have both (`compare.seed_advantages`, whose "at_t1" this returns with "seeds_total"; with
     `noise`, one point's measurement noise, also the std that noise alone gives the mean)."""
-    sweeps = {}
-    for seed in records[name]:
-        refs = references_of(name, seed, records)
-        if role in refs:
-            sweeps[seed] = {"gan": records[name][seed]["sweep"][gan_model(name)], "mle": refs[role][1]}
+    sweeps = role_sweeps(name, role, records)
     if not sweeps:
         return None
     table = seed_advantages(sweeps, ["gan"], ["mle"], x_key, y_key, noise)["gan"]["mle"]
@@ -562,7 +571,7 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
         say(f"  each seed's advantage behind those cells ({y_key}; dominated: outside the curve, and a point of "
             f"it better on both axes):")
         for name in gans:
-            say(f"  {name:<16}" + "   ".join(f"vs {SHORT_ROLES[role]}: {seed_by_seed(entry['advantage'])}"
+            say(f"  {name:<16}" + "   ".join(f"vs {CURVES[role]}: {seed_by_seed(entry['advantage'])}"
                                            for role, entry in table[name][plane].items()))
 
     if noise is None:
@@ -873,28 +882,38 @@ def draw(records: dict, gans: list[str], path: Path, real: dict) -> None:
 
 
 
-def role_curve(name: str, role: str, records: dict) -> tuple[list[dict], list[dict], list[int]]:
-    """One MLE curve a GAN is judged against (`ROLES`), over the GAN's seeds that have it: the mean
-    and the std per temperature of each metric (the curves of `sweep_statistic`), and those seeds.
-    Each seed's curve is that seed's own (a GAN of seed 89 is judged against MLE of seed 89)."""
-    per_seed = {seed: references_of(name, seed, records)[role][1] for seed in sorted(records[name])
-                if role in references_of(name, seed, records)}
-    if not per_seed:
-        return [], [], []
-    agg = aggregate_sweeps([{"curve": curve} for curve in per_seed.values()])
-    return sweep_statistic(agg, "mean")["curve"], sweep_statistic(agg, "std")["curve"], list(per_seed)
+def role_curve(name: str, role: str, records: dict, x_key: str, y_key: str) -> Optional[dict]:
+    """One MLE curve of a GAN's verdict in one plane, for drawing: over the seeds the verdict uses
+    (`role_sweeps`, those whose GAN has a point at T = 1 in the plane, as `seed_advantages`
+    counts them), the mean and std per temperature of each metric ("mean", "std": curves as
+    `sweep_statistic` gives them), the "seeds", and the temperatures on every seed's comparison
+    branch ("branch": `report.comparison_branch`, so that a point past one seed's fold is not drawn as part
+    of the curve). None where no seed has it."""
+    pairs = {seed: pair["mle"] for seed, pair in role_sweeps(name, role, records).items()
+             if at_temperature_one(pair["gan"], x_key, y_key) is not None}
+    if not pairs:
+        return None
+    grids = {tuple(p["temperature"] for p in curve) for curve in pairs.values()}
+    if len(grids) > 1:  # aggregate_sweeps pairs points by position
+        raise ValueError(f"{name}'s {role} curves were swept at different temperatures: {sorted(grids)}")
+    agg = aggregate_sweeps([{"curve": curve} for curve in pairs.values()])
+    branch = set.intersection(*({curve[i]["temperature"] for i in comparison_branch(curve, x_key, y_key)}
+                                for curve in pairs.values()))
+    return {"mean": sweep_statistic(agg, "mean")["curve"], "std": sweep_statistic(agg, "std")["curve"],
+            "seeds": list(pairs), "branch": branch}
 
 
 ROLE_STYLES = {"best": ("tab:blue", "-"), "equal": ("tab:orange", "--"), "start": ("tab:green", ":")}
-SHORT_ROLES = {"best": "MLE-best", "equal": "equal-budget MLE", "start": "pretrained G"}
 
 
 def draw_against_curves(records: dict, gans: list[str], short: dict, plane: str, path: Path) -> None:
     """One plane, one panel per GAN: the three MLE curves its verdict is measured against (mean
-    over the GAN's seeds that have each, a dot per temperature, T = 1 ringed), each seed's GAN
-    point at T = 1 as a small cross, their mean ± std as a star, and the verdict in short as the
-    panel's title, so each verdict's evidence is one panel. `short`: `in_short`'s
-    {name: {plane: text}}; `plane`: "bleu" or "lm"."""
+    over the verdict's seeds, a dot per temperature, T = 1 ringed; a point past any seed's fold
+    hollow and not joined, since no comparison uses it), each seed's GAN point at T = 1 as a
+    small cross, their mean ± std as a star, and the verdict in short with its seeds and bar as
+    the panel's title, so each verdict's evidence is one panel. The verdict is a paired test of
+    each seed against its own seed's curves: the bars (spread over seeds) show the noise, not
+    the test. `short`: `in_short`'s {name: {plane: text}}; `plane`: "bleu" or "lm"."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -909,24 +928,29 @@ def draw_against_curves(records: dict, gans: list[str], short: dict, plane: str,
         ax.axis("off")
     for ax, name in zip(axes.flat, gans):
         for role in ROLES:
-            mean, std, seeds = role_curve(name, role, records)
-            kept = [i for i, p in enumerate(mean) if x_key in p and y_key in p]
-            if not kept:
+            curve = role_curve(name, role, records, x_key, y_key)
+            if curve is None:
                 continue
+            mean, std = curve["mean"], curve["std"]
+            kept = [i for i, p in enumerate(mean) if x_key in p and y_key in p and p["temperature"] in curve["branch"]]
+            past = [i for i, p in enumerate(mean) if x_key in p and y_key in p and i not in kept]
             colour, style = ROLE_STYLES[role]
             ax.errorbar([mean[i][x_key] for i in kept], [mean[i][y_key] for i in kept],
                         xerr=[std[i][x_key] for i in kept], yerr=[std[i][y_key] for i in kept], color=colour,
                         linestyle=style, marker="o", markersize=2.5, capsize=1.5, linewidth=1.2,
-                        label=f"{SHORT_ROLES[role]} (seeds {', '.join(map(str, seeds))})")
+                        label=f"{CURVES[role]} (seeds {', '.join(map(str, curve['seeds']))})")
+            for i in past:
+                ax.plot(mean[i][x_key], mean[i][y_key], "o", markersize=4, markerfacecolor="none", color=colour)
+                ax.annotate(f"T={mean[i]['temperature']:g}, past the fold", (mean[i][x_key], mean[i][y_key]),
+                            fontsize=5, color=colour, textcoords="offset points", xytext=(3, -6))
             for i in kept:
                 if mean[i]["temperature"] == 1.0:
                     ax.plot(mean[i][x_key], mean[i][y_key], "o", markersize=7, markerfacecolor="none", color=colour)
-            ends = (kept[0], kept[-1])
-            for i in ends if role == "best" else ():
+            for i in (kept[0], kept[-1]) if role == "best" and kept else ():
                 ax.annotate(f"T={mean[i]['temperature']:g}", (mean[i][x_key], mean[i][y_key]), fontsize=6,
                             textcoords="offset points", xytext=(3, 3))
-        points = [p for r in records[name].values() for p in r["sweep"][gan_model(name)]
-                  if p["temperature"] == 1.0 and x_key in p and y_key in p]
+        points = [p for r in records[name].values()
+                  if (p := at_temperature_one(r["sweep"][gan_model(name)], x_key, y_key)) is not None]
         if points:
             xs, ys = [p[x_key] for p in points], [p[y_key] for p in points]
             ax.plot(xs, ys, "x", color="black", markersize=5, label=f"{name} at T = 1, each seed")
@@ -934,7 +958,9 @@ def draw_against_curves(records: dict, gans: list[str], short: dict, plane: str,
             ax.errorbar([mx["mean"]], [my["mean"]], xerr=[mx["std"]], yerr=[my["std"]],
                         marker="*", markersize=13, color="tab:red", capsize=2, linestyle="none",
                         label=f"{name}, mean ± std")
-        ax.set_title(f"{name}: {short.get(name, {}).get(plane, '-').replace('**', '')}", fontsize=8)
+        k = len(points)
+        bar = f"{k} seeds, bar {t_95(k - 1):.2f} s.e." if k > 1 else f"{k} seed: no verdict"
+        ax.set_title(f"{name}: {short.get(name, {}).get(plane, '-').replace('**', '')} ({bar})", fontsize=8)
         ax.set_xlabel(x_label, fontsize=7)
         ax.set_ylabel(y_label, fontsize=7)
         ax.tick_params(labelsize=7)

@@ -66,7 +66,7 @@ def _points(curve: list[dict], x_key: str, y_key: str) -> list[int]:
 LM_BRANCH_MAX_TEMPERATURE = 1.0
 
 
-def _branch(curve: list[dict], x_key: str, y_key: str) -> list[int]:
+def comparison_branch(curve: list[dict], x_key: str, y_key: str) -> list[int]:
     """The indices of the points a matched-diversity comparison uses: those with both
     metrics and, in the LM plane, the temperatures up to `LM_BRANCH_MAX_TEMPERATURE` and the
     hotter ones before the fold (the first that is worse on both axes than T = 1)."""
@@ -103,7 +103,7 @@ class Crossing:
 
 def crossings(curve: list[dict], x_key: str, y_key: str, x: float) -> list[Crossing]:
     """Every place where the curve's diversity is x, along the sweep: each pair of neighbouring
-    temperatures (on `_branch`) whose diversities bracket x gives one, interpolated linearly
+    temperatures (on `comparison_branch`) whose diversities bracket x gives one, interpolated linearly
     between them; a sweep point at exactly x is counted once. Empty: x lies outside the curve.
 
     The curve is followed in temperature order, not sorted by diversity: a curve that is not
@@ -113,7 +113,8 @@ def crossings(curve: list[dict], x_key: str, y_key: str, x: float) -> list[Cross
 
     Shape: curve is a list of {"temperature": float, x_key: float, y_key: float, ...}.
     """
-    points = sorted((curve[i]["temperature"], curve[i][x_key], curve[i][y_key]) for i in _branch(curve, x_key, y_key))
+    points = sorted((curve[i]["temperature"], curve[i][x_key], curve[i][y_key])
+                    for i in comparison_branch(curve, x_key, y_key))
     found: list[Crossing] = []
 
     def add(c: Crossing) -> None:
@@ -159,11 +160,11 @@ def advantage_noise(crossing: Crossing, quality_noise: float, diversity_noise: f
 
 
 def curve_advantages(curve: list[dict], reference: list[dict], x_key: str, y_key: str) -> dict[float, list[float]]:
-    """{temperature: [advantage at each crossing]} for each point of a curve (on its `_branch`)
+    """{temperature: [advantage at each crossing]} for each point of a curve (on its `comparison_branch`)
     whose diversity lies inside the reference's: where along the sweep one curve is above the
     other."""
     table = {}
-    for i in _branch(curve, x_key, y_key):
+    for i in comparison_branch(curve, x_key, y_key):
         found = advantages_at(curve[i], reference, x_key, y_key)
         if found:
             table[curve[i]["temperature"]] = [a for a, _ in found]
