@@ -960,7 +960,7 @@ def draw_against_curves(records: dict, gans: list[str], short: dict, plane: str,
                         label=f"{name}, mean ± std")
         k = len(points)
         bar = f"{k} seeds, bar {t_95(k - 1):.2f} s.e." if k > 1 else f"{k} seed: no verdict"
-        ax.set_title(f"{name}: {short.get(name, {}).get(plane, '-').replace('**', '')} ({bar})", fontsize=8)
+        ax.set_title(f"{name}: {short.get(name, {}).get(plane, '-').replace('**', '')}\n({bar})", fontsize=8)
         ax.set_xlabel(x_label, fontsize=7)
         ax.set_ylabel(y_label, fontsize=7)
         ax.tick_params(labelsize=7)
