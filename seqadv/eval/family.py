@@ -881,7 +881,6 @@ def draw(records: dict, gans: list[str], path: Path, real: dict) -> None:
                colors={"training captions": "black"})
 
 
-
 def role_curve(name: str, role: str, records: dict, x_key: str, y_key: str) -> Optional[dict]:
     """One MLE curve of a GAN's verdict in one plane, for drawing: over the seeds the verdict uses
     (`role_sweeps`, those whose GAN has a point at T = 1 in the plane, as `seed_advantages`
