@@ -383,6 +383,7 @@ def judge(adv: Optional[dict]) -> dict:
 
 
 PLANES = {"bleu": "BLEU-4", "lm": "LM score"}
+PLANE_AXES = {"bleu": (X_BLEU, Y_BLEU), "lm": (X_LM, Y_LM)}  # plane -> (diversity key, quality key)
 CURVES = {"best": "MLE-best", "equal": "equal-budget MLE", "start": "pretrained G"}
 
 
@@ -547,7 +548,7 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
 
     noise = lm_noise_of(results, CORPUS, LM_STEPS)
     table = {}
-    for plane, (x_key, y_key) in (("bleu", (X_BLEU, Y_BLEU)), ("lm", (X_LM, Y_LM))):
+    for plane, (x_key, y_key) in PLANE_AXES.items():
         say(f"\n{y_key} of each GAN at T = 1 minus the MLE curve's at the GAN's {x_key}, mean ± std over seeds "
             f"(seeds with both / seeds; positive: the GAN is better); a..b: a curve passes the GAN's diversity more "
             f"than once, the means of each seed's lowest and highest advantage; verdict: the mean in standard errors "
@@ -918,7 +919,7 @@ def draw_against_curves(records: dict, gans: list[str], short: dict, plane: str,
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    x_key, y_key = (X_BLEU, Y_BLEU) if plane == "bleu" else (X_LM, Y_LM)
+    x_key, y_key = PLANE_AXES[plane]
     x_label, y_label = (sweep_axes(False)[2:] if plane == "bleu" else LM_AXES[2:])
     columns = 3
     rows = max(1, math.ceil(len(gans) / columns))
