@@ -383,7 +383,7 @@ def judge(adv: Optional[dict]) -> dict:
 
 
 PLANES = {"bleu": "BLEU-4", "lm": "LM score"}
-PLANE_AXES = {"bleu": (X_BLEU, Y_BLEU), "lm": (X_LM, Y_LM)}  # plane -> (diversity key, quality key)
+PLANE_AXES = {"bleu": sweep_axes(False), "lm": LM_AXES}  # plane -> (diversity key, quality key, their labels)
 CURVES = {"best": "MLE-best", "equal": "equal-budget MLE", "start": "pretrained G"}
 
 
@@ -548,7 +548,7 @@ def report(results: Path, say: Say = print, oracle: Optional[Path] = None) -> di
 
     noise = lm_noise_of(results, CORPUS, LM_STEPS)
     table = {}
-    for plane, (x_key, y_key) in PLANE_AXES.items():
+    for plane, (x_key, y_key, *_) in PLANE_AXES.items():
         say(f"\n{y_key} of each GAN at T = 1 minus the MLE curve's at the GAN's {x_key}, mean ± std over seeds "
             f"(seeds with both / seeds; positive: the GAN is better); a..b: a curve passes the GAN's diversity more "
             f"than once, the means of each seed's lowest and highest advantage; verdict: the mean in standard errors "
@@ -876,7 +876,7 @@ def draw(records: dict, gans: list[str], path: Path, real: dict) -> None:
     # last, so that every model keeps its colour in both panels
     curves["training captions"] = [{"temperature": 1.0, X_BLEU: real[X_BLEU], Y_BLEU: real[Y_BLEU]}]
     errors["training captions"] = [{"temperature": 0.0, X_BLEU: 0.0, Y_BLEU: 0.0}]
-    x_label, y_label = sweep_axes(False)[2:]
+    x_label, y_label = PLANE_AXES["bleu"][2:]
     plot_sweep(curves, X_BLEU, Y_BLEU, x_label, y_label,
                f"{CORPUS}: the family at T = 1 against MLE's temperature curve (mean ± std over seeds)", path, errors,
                colors={"training captions": "black"})
@@ -919,8 +919,7 @@ def draw_against_curves(records: dict, gans: list[str], short: dict, plane: str,
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    x_key, y_key = PLANE_AXES[plane]
-    x_label, y_label = (sweep_axes(False)[2:] if plane == "bleu" else LM_AXES[2:])
+    x_key, y_key, x_label, y_label = PLANE_AXES[plane]
     columns = 3
     rows = max(1, math.ceil(len(gans) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.9 * rows), squeeze=False)
