@@ -1,5 +1,6 @@
 """The training script end to end, as a user runs it."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,13 +14,15 @@ from seqadv.runtime.checkpoint import load_checkpoint
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_seqgan.py"
 
 
-def run_script(*args, timeout=120):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
+def run_script(*args, timeout=120, env=None):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def test_tiny_run_on_the_poem_corpus(tmp_path):
     start = time.time()
-    result = run_script("--corpus", "poems", "--preset", "tiny", "--out", str(tmp_path), "--seed", "3")
+    result = run_script("--corpus", "poems", "--preset", "tiny", "--out", str(tmp_path), "--seed", "3",
+                        env={"OMP_NUM_THREADS": "1"})
     elapsed = time.time() - start
     assert result.returncode == 0, result.stderr[-2000:]
     assert elapsed < 60
@@ -28,6 +31,9 @@ def test_tiny_run_on_the_poem_corpus(tmp_path):
         metrics = results["models"][model]
         assert 0.0 < metrics["bleu2"] <= 1.0 and 0.0 < metrics["self_bleu2"] <= 1.0 and metrics["nll_test"] > 0
     assert results["generator_updates"]["mle_baseline"] == results["generator_updates"]["seqgan"] == 3
+    # what the figures depend on beyond code, config and seed: the run's thread count and CPU
+    machine = results["machine"]
+    assert machine["threads"] == 1 and machine["torch"] == torch.__version__ and machine["cpu"]
     assert "SeqGAN" in result.stdout and "bleu2" in result.stdout  # the printed table
     for name in ("pretrained.pt", "mle.pt", "seqgan.pt", "checkpoint.pt"):
         assert "generator" in load_checkpoint(tmp_path / name)

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from seqadv.core.device import machine
 from seqadv.core.errors import DataError, Interrupted
 from seqadv.core.registry import RecipeEntry, register_recipe, same_model
 from seqadv.rl.update import clip_and_step
@@ -419,7 +420,7 @@ class Trainer:
         self.writer.close()
         results = {"recipe": self.recipe, **results, "history": self.history, "timings": self.timings,
                    "processes": self.group.world_size, "device": str(self.device),
-                   "config": dataclasses.asdict(self.config)}
+                   "machine": machine(self.device), "config": dataclasses.asdict(self.config)}
         write_text_atomic(self.out / "results.json", json.dumps(results, indent=2))
         self.print_table(results)
         return results
