@@ -138,7 +138,7 @@ def run_variant(name: str, seed: int, runs: Path, results: Path, say: Say = prin
     samples = write_samples(loaded, settings_from_args(sweep_argv), results / name / "samples", seed)
     record = {"corpus": CORPUS, "seed": seed, "variant": name, "recipe": v.recipe, "command": command,
               "evaluate": f"python scripts/evaluate.py {' '.join(sweep_argv)}",
-              "train": {k: trained[k] for k in ("models", "generator_updates", "timings") if k in trained},
+              "train": {k: trained[k] for k in ("models", "generator_updates", "timings", "machine") if k in trained},
               "sweep": {f"{name}/{model}": curve for model, curve in swept["models"].items()},
               "samples": {f"{name}/{model}": str(path) for model, path in samples.items()},
               "texygen_protocol": texygen_protocol(loaded, name, seed, texygen_samples)}
